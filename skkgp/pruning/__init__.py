@@ -1,0 +1,38 @@
+"""Pruning of EEG networks: LFP, NSFP, UMWP and SFP behind one function.
+
+:func:`prune` prunes a module in place with one of :data:`METHODS` and returns a
+:class:`PruningReport` (params and MACs before and after, non-zero counts, kept
+channels). Structural methods (``lfp``, ``nsfp``, ``sfp``) remove filters physically
+with torch-pruning, ``umwp`` masks weights with :mod:`torch.nn.utils.prune`. The
+training-time parts are skorch callbacks: :class:`NetworkSlimming` (NSFP's sparsity
+term) and :class:`SoftFilterPruning` (SFP's per-epoch zeroing).
+
+Each method lives in its own module (:mod:`~skkgp.pruning.lfp`,
+:mod:`~skkgp.pruning.nsfp`, :mod:`~skkgp.pruning.umwp`, :mod:`~skkgp.pruning.sfp`);
+:mod:`~skkgp.pruning.units` finds what can be pruned together,
+:mod:`~skkgp.pruning.counting` counts params and MACs.
+"""
+
+from skkgp.pruning.api import METHODS, applicable_methods, check_method, prune
+from skkgp.pruning.callbacks import NetworkSlimming, SoftFilterPruning
+from skkgp.pruning.counting import (
+    count_macs,
+    count_nonzero_macs,
+    count_nonzero_params,
+    count_params,
+)
+from skkgp.pruning.report import PruningReport
+
+__all__ = [
+    "METHODS",
+    "NetworkSlimming",
+    "PruningReport",
+    "SoftFilterPruning",
+    "applicable_methods",
+    "check_method",
+    "count_macs",
+    "count_nonzero_macs",
+    "count_nonzero_params",
+    "count_params",
+    "prune",
+]

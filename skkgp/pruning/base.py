@@ -1,0 +1,124 @@
+"""The interface every pruning method implements, and the checks shared by all."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+__all__ = [
+    "PruningMethod",
+    "check_example_inputs",
+    "check_ratio",
+    "check_round_to",
+    "kept_count",
+]
+
+
+class PruningMethod(ABC):
+    """One pruning method: what it needs and how it prunes a module in place.
+
+    Subclasses set ``name`` (the string users pass to :func:`skkgp.pruning.prune`),
+    ``structural`` (physically smaller network, or masks) and
+    ``default_global`` (rank channels or weights across layers, or per layer).
+    """
+
+    name: ClassVar[str]
+    structural: ClassVar[bool]
+    default_global: ClassVar[bool]
+
+    def reason_not_applicable(self, module: nn.Module) -> str | None:
+        """Why the method cannot prune ``module``, or None when it can."""
+        return None
+
+    @abstractmethod
+    def apply(
+        self,
+        module: nn.Module,
+        ratio: float,
+        example_inputs,
+        *,
+        ignored_layers: Sequence[nn.Module],
+        global_pruning: bool,
+        round_to: int | None,
+    ) -> dict[str, tuple[int, int]]:
+        """Prune ``module`` in place.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+        ratio : float in (0, 1)
+        example_inputs : Tensor or sequence of Tensor
+        ignored_layers : sequence of torch.nn.Module
+            Layers whose output channels (or weights) stay untouched.
+        global_pruning : bool
+        round_to : int or None
+
+        Returns
+        -------
+        kept_channels : dict of str to (int, int)
+            Root layer -> (channels kept, channels before).
+        """
+
+
+def check_ratio(ratio) -> float:
+    """Validate a pruning ratio: a real number strictly between 0 and 1."""
+    if (
+        isinstance(ratio, bool)
+        or not isinstance(ratio, Real)
+        or not math.isfinite(float(ratio))
+        or not 0.0 < float(ratio) < 1.0
+    ):
+        raise ValueError(
+            f"ratio must be a float strictly between 0 and 1 (the fraction of filters or "
+            f"weights to remove), got {ratio!r}."
+        )
+    return float(ratio)
+
+
+def check_round_to(round_to) -> int | None:
+    """Validate ``round_to``: None or a positive integer."""
+    if round_to is None:
+        return None
+    if isinstance(round_to, bool) or not isinstance(round_to, Integral) or round_to < 1:
+        raise ValueError(f"round_to must be None or a positive integer, got {round_to!r}.")
+    return int(round_to)
+
+
+def kept_count(n_channels: int, ratio: float, round_to: int | None = None) -> int:
+    """Channels a layer keeps when the fraction ``ratio`` of its ``n_channels`` goes.
+
+    ``floor(n_channels * (1 - ratio))`` (torch-pruning's convention: at ratio 0.1 a
+    CCNN keeps 57/115/230/57 of its 64/128/256/64 filters, as in the paper), at least
+    one, rounded up to a multiple of ``round_to`` when given, at most ``n_channels``.
+    """
+    # The epsilon keeps 10 * (1 - 0.7) = 2.9999999999999996 at 3.
+    kept = max(1, math.floor(n_channels * (1.0 - ratio) + 1e-9))
+    if round_to:
+        kept = round_to * math.ceil(kept / round_to)
+    return min(n_channels, kept)
+
+
+def _as_tuple(example_inputs) -> tuple:
+    return tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+
+
+def check_example_inputs(example_inputs):
+    """Validate ``example_inputs``: a tensor (or a sequence of them) with a sample axis."""
+    inputs = _as_tuple(example_inputs)
+    if not inputs or not all(isinstance(x, torch.Tensor) for x in inputs):
+        raise TypeError(
+            "example_inputs must be a torch.Tensor (or a tuple of them) holding a few "
+            f"input samples, got {type(example_inputs).__name__}."
+        )
+    if any(x.dim() == 0 or x.shape[0] < 1 for x in inputs):
+        raise ValueError(
+            "example_inputs must have a leading sample axis with at least one sample, got "
+            f"shapes {[tuple(x.shape) for x in inputs]}."
+        )
+    return example_inputs

@@ -1,0 +1,111 @@
+"""PruningReport: what a pruning step removed, counted the paper's way."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["PruningReport"]
+
+
+def _reduction(before: int, after: int) -> float:
+    return 0.0 if before == 0 else 100.0 * (before - after) / before
+
+
+@dataclass
+class PruningReport:
+    """Parameters and MACs of a network before and after pruning.
+
+    MACs are the multiply-accumulates of the conv and linear layers for one input
+    sample (FLOPs = 2 x MACs), see :mod:`skkgp.pruning.counting`.
+
+    Parameters
+    ----------
+    method : str
+        Pruning method (one of :data:`skkgp.pruning.METHODS`).
+    ratio : float
+        Pruning ratio asked for.
+    params_before, params_after : int
+        Parameters of the network (every stored entry; masked weights included).
+    macs_before, macs_after : int
+        Dense MACs per sample.
+    nonzero_params_after : int
+        Non-zero parameter entries after pruning, masks applied.
+    nonzero_macs_after : int
+        MACs with each layer scaled by the non-zero share of its weight (what a
+        sparse kernel would need; equal to ``macs_after`` for structural methods
+        unless weights happen to be zero).
+    kept_channels : dict of str to (int, int)
+        Root layer of each prunable unit -> (channels kept, channels before). For the
+        masked ``umwp``, a channel counts as kept while one of its weights is non-zero.
+    structural : bool, default=True
+        Whether the network was made physically smaller (``lfp``, ``nsfp``, ``sfp``)
+        rather than masked (``umwp``).
+
+    Attributes
+    ----------
+    params_reduction, macs_reduction : float
+        Reductions in percent: of the dense counts for structural methods, of the
+        non-zero counts for masked ones (the paper's convention).
+    flops_before, flops_after : int
+        ``2 * macs_before`` and twice the MACs the reductions are computed from.
+    """
+
+    method: str
+    ratio: float
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    nonzero_params_after: int
+    nonzero_macs_after: int
+    kept_channels: dict[str, tuple[int, int]] = field(default_factory=dict)
+    structural: bool = True
+    params_reduction: float = field(init=False)
+    macs_reduction: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.params_reduction = _reduction(self.params_before, self._params_left)
+        self.macs_reduction = _reduction(self.macs_before, self._macs_left)
+
+    @property
+    def _params_left(self) -> int:
+        return self.params_after if self.structural else self.nonzero_params_after
+
+    @property
+    def _macs_left(self) -> int:
+        return self.macs_after if self.structural else self.nonzero_macs_after
+
+    @property
+    def flops_before(self) -> int:
+        return 2 * self.macs_before
+
+    @property
+    def flops_after(self) -> int:
+        return 2 * self._macs_left
+
+    def to_dict(self) -> dict:
+        """Every field as plain Python values (JSON-ready; ``kept_channels`` as lists)."""
+        data = asdict(self)
+        data["kept_channels"] = {k: list(v) for k, v in self.kept_channels.items()}
+        data["flops_before"] = self.flops_before
+        data["flops_after"] = self.flops_after
+        return data
+
+    def __str__(self) -> str:
+        kind = "structural" if self.structural else "masked"
+        lines = [
+            f"PruningReport: {self.method} ({kind}) at ratio {self.ratio:g}",
+            f"  params  {self.params_before:>13,} -> {self._params_left:>13,}"
+            f"  (-{self.params_reduction:.1f} %; {self.params_after:,} stored,"
+            f" {self.nonzero_params_after:,} non-zero)",
+            f"  MACs    {self.macs_before:>13,} -> {self._macs_left:>13,}"
+            f"  (-{self.macs_reduction:.1f} %; {self.macs_after:,} dense,"
+            f" {self.nonzero_macs_after:,} non-zero)",
+            f"  FLOPs   {self.flops_before:>13.3e} -> {self.flops_after:>13.3e}",
+        ]
+        if self.kept_channels:
+            lines.append("  kept channels:")
+            width = max(len(name) for name in self.kept_channels)
+            for name, (kept, total) in self.kept_channels.items():
+                lines.append(f"    {name:<{width}}  {kept:>5} / {total}")
+        return "\n".join(lines)

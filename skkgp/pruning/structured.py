@@ -1,0 +1,144 @@
+"""Structural pruning shared by LFP, NSFP and SFP: rank the channels of every unit,
+choose the lowest, remove them with torch-pruning.
+
+The ``ratio`` of a structural method is the fraction of filters (output channels)
+removed from each prunable unit (see :mod:`skkgp.pruning.units`); with
+``global_pruning`` the same fraction of all prunable channels goes, ranked across
+units, each unit keeping at least one channel.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from skkgp.pruning.base import PruningMethod, kept_count
+from skkgp.pruning.units import ChannelUnit, UnitGraph
+
+__all__ = ["StructuredPruning", "select_channels", "filter_norms"]
+
+
+def filter_norms(module: nn.Module, unit: ChannelUnit, p: float) -> torch.Tensor:
+    """p-norm of each unit channel's filters (all its root convs' filters together).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    unit : ChannelUnit
+    p : float
+        1 for the L1 norm (LFP), 2 for the L2 norm (SFP).
+
+    Returns
+    -------
+    norms : Tensor, shape (unit.n_channels,)
+    """
+    modules = dict(module.named_modules())
+    total = torch.zeros(unit.n_channels, dtype=torch.float64)
+    for piece in unit.filters:
+        weight = modules[piece.layer].weight.detach()
+        rows = weight[list(piece.index)].flatten(1).abs().pow(p).sum(1).double().cpu()
+        total.index_add_(0, torch.as_tensor(piece.root_index), rows)
+    return total.pow(1.0 / p)
+
+
+def select_channels(
+    scores: dict[str, torch.Tensor],
+    ratio: float,
+    *,
+    global_pruning: bool,
+    round_to: int | None = None,
+) -> dict[str, list[int]]:
+    """Channels to remove from each unit: the lowest scores.
+
+    Parameters
+    ----------
+    scores : dict of str to Tensor, shape (n_channels,)
+        Importance of each channel of each unit (higher = keep).
+    ratio : float in (0, 1)
+    global_pruning : bool
+        Rank all channels together (a unit may lose more or less than ``ratio`` of its
+        channels, never all) or each unit on its own.
+    round_to : int or None
+        Round the channels each unit keeps up to a multiple of this.
+
+    Returns
+    -------
+    removed : dict of str to list of int
+    """
+    order = {name: torch.argsort(s, stable=True).tolist() for name, s in scores.items()}
+    if not global_pruning:
+        return {
+            name: sorted(order[name][: len(s) - kept_count(len(s), ratio, round_to)])
+            for name, s in scores.items()
+        }
+    total = sum(len(s) for s in scores.values())
+    target = total - max(len(scores), math.floor(total * (1.0 - ratio) + 1e-9))
+    candidates = sorted(
+        ((float(s[i]), name, i) for name, s in scores.items() for i in range(len(s))),
+        key=lambda item: item[0],
+    )
+    removed: dict[str, list[int]] = {name: [] for name in scores}
+    n_removed = 0
+    for _, name, index in candidates:
+        if n_removed >= target:
+            break
+        if len(removed[name]) + 1 >= len(scores[name]):
+            continue  # every unit keeps one channel
+        removed[name].append(index)
+        n_removed += 1
+    if round_to:
+        for name, chosen in removed.items():
+            n = len(scores[name])
+            kept = min(n, round_to * math.ceil((n - len(chosen)) / round_to))
+            # Drop the highest-scored removals until the kept count is a multiple.
+            removed[name] = chosen[: n - kept]
+    return {name: sorted(chosen) for name, chosen in removed.items()}
+
+
+class StructuredPruning(PruningMethod):
+    """Rank each unit's channels with :meth:`scores`, remove the lowest physically."""
+
+    structural = True
+    default_global = False
+    #: Divide each unit's scores by their mean before a global ranking (scores of
+    #: different layers, such as filter norms, are not comparable otherwise).
+    normalize_global: bool = True
+
+    @abstractmethod
+    def scores(self, module: nn.Module, unit: ChannelUnit) -> torch.Tensor | None:
+        """Importance of each channel of ``unit`` (None: the method skips the unit)."""
+
+    def apply(
+        self,
+        module: nn.Module,
+        ratio: float,
+        example_inputs,
+        *,
+        ignored_layers: Sequence[nn.Module],
+        global_pruning: bool,
+        round_to: int | None,
+    ) -> dict[str, tuple[int, int]]:
+        graph = UnitGraph(module, example_inputs, ignored_layers)
+        units = {unit.name: unit for unit in graph.units}
+        scores = {}
+        for unit in graph.units:
+            unit_scores = self.scores(module, unit)
+            if unit_scores is None:
+                continue
+            unit_scores = unit_scores.double()
+            if global_pruning and self.normalize_global:
+                unit_scores = unit_scores / unit_scores.mean().clamp_min(1e-12)
+            scores[unit.name] = unit_scores
+        removed = select_channels(
+            scores, ratio, global_pruning=global_pruning, round_to=round_to
+        )
+        for name, channels in removed.items():
+            graph.remove(units[name], channels)
+        return {
+            name: (units[name].n_channels - len(removed.get(name, ())), units[name].n_channels)
+            for name in units
+        }

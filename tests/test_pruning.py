@@ -1,0 +1,230 @@
+"""Tests of skkgp.pruning: counts, parity with the paper, the prune() contract."""
+
+import math
+
+import pytest
+import torch
+import torch_pruning as tp
+
+from skkgp.models import CCNN, FBCCNN, EEGNet, TSCeption
+from skkgp.pruning import (
+    METHODS,
+    PruningReport,
+    applicable_methods,
+    check_method,
+    count_macs,
+    count_nonzero_macs,
+    count_nonzero_params,
+    count_params,
+    prune,
+)
+
+GRID = torch.randn(2, 4, 9, 9, generator=torch.Generator().manual_seed(0))
+
+
+def _ccnn_counts(widths, bands=4, cells=81, classes=2):
+    """CCNN params and MACs by hand: 4x4 convs on a 9x9 grid, then 1024 -> classes."""
+    chans = (bands, *widths)
+    params = sum(chans[i] * chans[i + 1] * 16 + chans[i + 1] for i in range(4))
+    macs = sum(cells * chans[i + 1] * chans[i] * 16 for i in range(4))
+    params += cells * widths[-1] * 1024 + 1024 + 1024 * classes + classes
+    macs += cells * widths[-1] * 1024 + 1024 * classes
+    return params, macs
+
+
+def test_ccnn_counts_match_hand_computation():
+    net = CCNN()
+    assert _ccnn_counts((64, 128, 256, 64)) == (6_233_602, 79_960_064)
+    assert count_params(net) == 6_233_602
+    assert count_macs(net, GRID) == 79_960_064
+    per_layer = count_macs(net, GRID, per_layer=True)
+    assert per_layer["conv3.1"] == 81 * 256 * 128 * 16
+    assert per_layer["lin1.0"] == 81 * 64 * 1024
+    # torch-pruning's counter also charges bias adds and ReLU/SELU elements.
+    tp_macs, tp_params = tp.utils.count_ops_and_params(net, GRID[:1])
+    assert (int(tp_macs), int(tp_params)) == (80_044_034, 6_233_602)
+
+
+def test_fbccnn_counts_match_hand_computation():
+    widths = (4, 12, 32, 64, 128, 256, 128, 32)
+    conv_params = sum(widths[i] * widths[i + 1] * 9 + 3 * widths[i + 1] for i in range(7))
+    conv_macs = sum(81 * widths[i] * widths[i + 1] * 9 for i in range(7))
+    lin_params = (2592 * 512 + 512) + (512 * 128 + 128) + (128 * 2 + 2)
+    lin_macs = 2592 * 512 + 512 * 128 + 128 * 2
+    net = FBCCNN()
+    assert count_params(net) == conv_params + lin_params == 2_118_230
+    assert count_macs(net, GRID) == conv_macs + lin_macs
+    assert math.isclose(count_macs(net, GRID), 6.0e7, rel_tol=0.01)
+
+
+def test_raw_model_counts_match_hand_computation():
+    x = torch.randn(2, 32, 128)
+    eegnet = EEGNet(chunk_size=128, num_electrodes=32)
+    # temporal (1, 64) padded: T1 = 129; pool 4 -> 32; separable (1, 16): 33; pool 8 -> 4.
+    expected = (
+        129 * 32 * 8 * 64  # temporal_conv, 8 filters x (1, 64)
+        + 129 * 16 * 32  # spatial_conv: 16 filters, 1 input each, 32 taps
+        + 33 * 16 * 16  # separable_depthwise
+        + 33 * 16 * 16  # separable_pointwise
+        + 2 * 16 * 4  # lin
+    )
+    assert count_macs(eegnet, x) == expected
+    # BN layers hold 2 parameters per channel.
+    assert count_params(eegnet) == 8 * 64 + 16 * 32 + 16 * 16 + 16 * 16 + 128 + 2 * (8 + 16 + 16)
+    tsc = TSCeption(num_electrodes=32, chunk_size=128)
+    per_layer = count_macs(tsc, x, per_layer=True)
+    assert per_layer["temporal.Tception1.0"] == 32 * (128 - 64 + 1) * 15 * 64
+    assert per_layer["fc.3"] == 32 * 2
+
+
+def test_lfp_parity_with_paper_table1():
+    """Table 1, LFP row: CCNN keeping 57/115/230/57 filters has 5.47 M params and
+    1.30e8 FLOPs."""
+    net = CCNN()
+    report = prune(net, "lfp", 0.1, GRID)
+    assert report.kept_channels == {
+        "conv1.1": (57, 64), "conv2.1": (115, 128), "conv3.1": (230, 256), "conv4.1": (57, 64)
+    }
+    params, macs = _ccnn_counts((57, 115, 230, 57))
+    assert (report.params_after, report.macs_after) == (params, macs) == (5_472_829, 64_790_384)
+    assert round(report.params_after / 1e6, 2) == 5.47
+    assert round(report.flops_after / 1e8, 2) == 1.30
+    assert round(report.flops_before / 1e8, 2) == 1.60
+    assert [net.conv1[1].out_channels, net.conv4[1].out_channels] == [57, 57]
+    assert net.lin1[0].in_features == 81 * 57
+
+
+def test_report_fields_and_text():
+    report = prune(CCNN(), "lfp", 0.5, GRID)
+    assert isinstance(report, PruningReport)
+    assert report.method == "lfp" and report.ratio == 0.5 and report.structural
+    assert report.params_reduction == pytest.approx(
+        100 * (report.params_before - report.params_after) / report.params_before
+    )
+    assert report.macs_reduction == pytest.approx(
+        100 * (report.macs_before - report.macs_after) / report.macs_before
+    )
+    data = report.to_dict()
+    for key in ("params_before", "params_after", "macs_before", "macs_after",
+                "nonzero_params_after", "nonzero_macs_after", "params_reduction",
+                "macs_reduction", "kept_channels", "method", "ratio"):
+        assert key in data
+    assert data["kept_channels"]["conv2.1"] == [64, 128]
+    text = str(report)
+    assert "lfp" in text and "conv3.1" in text and "128 / 256" in text
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0, -0.1, 1.5, float("nan"), "0.5", True])
+def test_ratio_out_of_range(ratio):
+    with pytest.raises(ValueError, match="ratio must be a float strictly between 0 and 1"):
+        prune(EEGNet(chunk_size=64, num_electrodes=4), "lfp", ratio, torch.randn(2, 4, 64))
+
+
+def test_unknown_method_lists_methods():
+    with pytest.raises(ValueError, match=r"Unknown pruning method 'l2'.*'lfp', 'nsfp'"):
+        check_method("l2", CCNN())
+    assert METHODS == ("lfp", "nsfp", "umwp", "sfp")
+
+
+def test_nsfp_needs_batchnorm():
+    with pytest.raises(ValueError, match="no \\(affine\\) BatchNorm.*'lfp', 'umwp', 'sfp'"):
+        check_method("nsfp", CCNN())
+    with pytest.raises(ValueError, match="BatchNorm"):
+        prune(CCNN(), "nsfp", 0.5, GRID)
+    assert applicable_methods(CCNN()) == ("lfp", "umwp", "sfp")
+    assert applicable_methods(FBCCNN()) == METHODS
+    # Only layer types are read: a module on the meta device can be checked.
+    with torch.device("meta"):
+        meta = FBCCNN()
+    check_method("nsfp", meta)
+
+
+def test_ignored_layers_by_name_and_errors():
+    net = CCNN()
+    report = prune(net, "lfp", 0.5, GRID, ignored_layers=["conv2.1"])
+    assert report.kept_channels["conv1.1"] == (32, 64)
+    assert "conv2.1" not in report.kept_channels
+    assert net.conv2[1].out_channels == 128
+    with pytest.raises(ValueError, match="'nope'"):
+        prune(CCNN(), "lfp", 0.5, GRID, ignored_layers=["nope"])
+    with pytest.raises(ValueError, match="round_to"):
+        prune(CCNN(), "lfp", 0.5, GRID, round_to=0)
+    with pytest.raises(TypeError, match="example_inputs"):
+        prune(CCNN(), "lfp", 0.5, GRID.numpy())
+
+
+def test_round_to_and_global_pruning():
+    net = CCNN()
+    report = prune(net, "lfp", 0.3, GRID, round_to=8)
+    assert report.kept_channels == {
+        "conv1.1": (48, 64), "conv2.1": (96, 128), "conv3.1": (184, 256), "conv4.1": (48, 64)
+    }
+    net = CCNN()
+    report = prune(net, "lfp", 0.5, GRID, global_pruning=True)
+    kept = sum(k for k, _ in report.kept_channels.values())
+    assert kept == (64 + 128 + 256 + 64) // 2
+    assert all(k >= 1 for k, _ in report.kept_channels.values())
+
+
+def test_last_layer_is_never_pruned():
+    for net, x, last in [
+        (CCNN(), GRID, "lin2"),
+        (FBCCNN(), GRID, "lin3"),
+        (TSCeption(num_electrodes=8, chunk_size=64), torch.randn(2, 8, 64), "fc.3"),
+    ]:
+        before = dict(net.named_modules())[last].weight.detach().clone()
+        prune(net, "lfp", 0.9, x)
+        assert torch.equal(dict(net.named_modules())[last].weight, before)
+    net = EEGNet(chunk_size=64, num_electrodes=8)
+    prune(net, "lfp", 0.9, torch.randn(2, 8, 64))
+    assert net.lin.out_features == 2  # its inputs shrink with separable_pointwise
+    net = CCNN()
+    prune(net, "umwp", 0.9, GRID)
+    assert not hasattr(net.lin2, "weight_mask")
+
+
+def test_umwp_masks_stay_zero_through_training():
+    net = FBCCNN(grid_size=(4, 4))
+    x = torch.randn(8, 4, 4, 4)
+    nonzero_before = count_nonzero_params(net)  # BatchNorm shifts start at zero
+    report = prune(net, "umwp", 0.6, x[:2])
+    assert not report.structural and report.params_after == report.params_before
+    masked = [m for m in net.modules() if hasattr(m, "weight_mask")]
+    assert len(masked) == 9  # 7 convs + 2 hidden linears; lin3 is the last layer
+    n_weights = sum(m.weight_mask.numel() for m in masked)
+    n_zero = sum(int((m.weight_mask == 0).sum()) for m in masked)
+    assert n_zero == round(0.6 * n_weights)
+    assert report.nonzero_params_after == count_nonzero_params(net)
+    already_zero = sum(int(((m.weight_orig == 0) & (m.weight_mask == 0)).sum()) for m in masked)
+    assert nonzero_before - report.nonzero_params_after == n_zero - already_zero
+    assert report.nonzero_macs_after == count_nonzero_macs(net, x)
+    assert report.nonzero_macs_after < report.macs_after
+    # Adam with weight decay moves every stored entry, masked or not.
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1, weight_decay=0.1)
+    y = torch.tensor([0, 1] * 4)
+    for _ in range(3):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+    net(x)
+    for m in masked:
+        assert torch.all(m.weight[m.weight_mask == 0] == 0)
+        assert torch.any(m.weight[m.weight_mask == 1] != 0)
+    # Only the unmasked entries (and the trained BatchNorm shifts) can be non-zero.
+    assert count_nonzero_params(net) <= n_weights - n_zero + (report.params_before - n_weights)
+
+
+def test_structural_pruning_refuses_masked_network():
+    net = CCNN(grid_size=(3, 3))
+    x = torch.randn(2, 4, 3, 3)
+    prune(net, "umwp", 0.5, x)
+    with pytest.raises(ValueError, match="torch.nn.utils.prune masks"):
+        prune(net, "lfp", 0.5, x)
+
+
+def test_umwp_layerwise_ratio():
+    net = CCNN(grid_size=(3, 3))
+    prune(net, "umwp", 0.3, torch.randn(2, 4, 3, 3), global_pruning=False)
+    for m in net.modules():
+        if hasattr(m, "weight_mask"):
+            assert int((m.weight_mask == 0).sum()) == round(0.3 * m.weight_mask.numel())

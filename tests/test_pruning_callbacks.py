@@ -1,0 +1,119 @@
+"""Training-time pruning callbacks: NetworkSlimming (NSFP) and SoftFilterPruning (SFP)."""
+
+import numpy as np
+import pytest
+import torch
+from skorch import NeuralNetClassifier
+
+from skkgp.models import CCNN, FBCCNN, EEGNet
+from skkgp.pruning import NetworkSlimming, SoftFilterPruning, prune
+from skkgp.pruning.base import kept_count
+
+
+def _grid_data(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 4, 3, 3)).astype(np.float32)
+    y = (X[:, 0, 1, 1] > 0).astype(np.int64)
+    return X, y
+
+
+def _net(module, callbacks, max_epochs=2, **kwargs):
+    params = dict(
+        criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.SGD, lr=0.01,
+        max_epochs=max_epochs, batch_size=16, train_split=None, verbose=0,
+        callbacks=callbacks,
+    )
+    params.update(kwargs)
+    return NeuralNetClassifier(module, **params)
+
+
+def _gammas(module):
+    return torch.cat([
+        m.weight.detach().clone() for m in module.modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+    ])
+
+
+def test_network_slimming_adds_l1_subgradient():
+    """With lr * penalty large and the loss gradient switched off, each SGD step moves
+    every gamma by exactly -lr * penalty * sign(gamma)."""
+    X, y = _grid_data()
+    torch.manual_seed(0)
+    module = FBCCNN(grid_size=(3, 3))
+    start = _gammas(module)
+    net = _net(module, [NetworkSlimming(penalty=0.5)], max_epochs=1, criterion__reduction="sum")
+    # Scaling the loss to zero leaves only the penalty's gradient.
+    net.set_params(criterion__weight=torch.zeros(2))
+    net.fit(X, y)
+    steps = 2  # 32 samples, batch 16, one epoch
+    expected = start - steps * 0.01 * 0.5 * torch.sign(start)
+    torch.testing.assert_close(_gammas(net.module_), expected)
+
+
+def test_network_slimming_shrinks_gammas_and_feeds_nsfp():
+    X, y = _grid_data()
+    torch.manual_seed(0)
+    plain = _net(FBCCNN(grid_size=(3, 3)), [], max_epochs=3).fit(X, y)
+    torch.manual_seed(0)
+    slim = _net(FBCCNN(grid_size=(3, 3)), [NetworkSlimming(penalty=1e-2)], max_epochs=3).fit(X, y)
+    assert _gammas(slim.module_).abs().sum() < _gammas(plain.module_).abs().sum()
+    report = prune(slim.module_, "nsfp", 0.5, torch.as_tensor(X[:2]))
+    assert report.macs_after < report.macs_before
+    assert slim.module_(torch.as_tensor(X)).shape == (32, 2)
+
+
+def test_network_slimming_refuses_network_without_batchnorm():
+    X, y = _grid_data()
+    net = _net(CCNN(grid_size=(3, 3)), [NetworkSlimming()])
+    with pytest.raises(ValueError, match="NetworkSlimming needs BatchNorm.*CCNN"):
+        net.fit(X, y)
+
+
+def _zero_filters(module, name):
+    weight = dict(module.named_modules())[name].weight.detach()
+    return int((weight.flatten(1).abs().sum(1) == 0).sum())
+
+
+def test_soft_filter_pruning_zeroes_and_hard_prune_is_exact():
+    X, y = _grid_data()
+    torch.manual_seed(0)
+    callback = SoftFilterPruning(0.5)
+    net = _net(FBCCNN(grid_size=(3, 3)), [callback], max_epochs=2, lr=0.05).fit(X, y)
+    module = net.module_
+    # After the last epoch end, half of every layer's filters are zero.
+    for name, n in [("block1.0", 12), ("block5.0", 256)]:
+        assert _zero_filters(module, name) == n - kept_count(n, 0.5)
+        assert len(callback.zeroed_[name]) == n - kept_count(n, 0.5)
+    bn = module.block5[2]
+    zeroed = callback.zeroed_["block5.0"]
+    assert torch.all(bn.bias[zeroed] == 0) and torch.all(bn.running_mean[zeroed] == 0)
+    assert torch.all(bn.weight[zeroed] != 0)  # scales kept: gradients can pass
+    module.eval()
+    x = torch.as_tensor(X)
+    before = module(x)
+    report = prune(module, "sfp", 0.5, x[:2])
+    torch.testing.assert_close(module(x), before, rtol=1e-5, atol=1e-6)
+    assert report.kept_channels["block5.0"] == (128, 256)
+    assert _zero_filters(module, "block5.0") == 0
+    assert np.array_equal(net.predict(X), before.argmax(1).numpy())
+
+
+def test_soft_filter_pruning_on_eegnet_and_validation():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((16, 8, 64)).astype(np.float32)
+    y = np.arange(16) % 2
+    callback = SoftFilterPruning(0.5)
+    net = _net(EEGNet(chunk_size=64, num_electrodes=8), [callback], max_epochs=1).fit(X, y)
+    assert _zero_filters(net.module_, "temporal_conv") == 4
+    zeroed = callback.zeroed_["temporal_conv"]
+    # The BatchNorm shifts after the two spatial filters of each zeroed temporal
+    # filter are zeroed with it: the whole branch outputs zero.
+    assert torch.all(net.module_.spatial_bn.bias.detach().view(8, 2)[zeroed] == 0)
+    assert torch.all(net.module_.temporal_bn.bias.detach()[zeroed] == 0)
+    # Through EEGNet's BatchNorm a gradient reaches the zeroed filters: they regrow.
+    net.set_params(callbacks=[])
+    net.initialize_callbacks()
+    net.partial_fit(X, y)
+    assert _zero_filters(net.module_, "temporal_conv") < 4
+    with pytest.raises(ValueError, match="ratio"):
+        _net(EEGNet(chunk_size=64, num_electrodes=8), [SoftFilterPruning(1.0)]).fit(X, y)
