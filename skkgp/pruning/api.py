@@ -173,7 +173,14 @@ def prune(
     if global_pruning is None:
         global_pruning = pruning_method.default_global
     ignored = resolve_layers(module, ignored_layers)
-    last = find_last_layer(module, example_inputs)
+    try:
+        last = find_last_layer(module, example_inputs)
+    except RuntimeError as error:
+        inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+        raise ValueError(
+            f"example_inputs of shape {[tuple(x.shape) for x in inputs]} do not fit "
+            f"{type(module).__name__}: {str(error).strip().splitlines()[0]}"
+        ) from error
     if last is not None:
         ignored.append(last)
 

@@ -1,0 +1,492 @@
+"""Tests of skkgp.persistence: pickle-free model files for plain and pruned networks.
+
+Every zoo model round-trips plain, structurally pruned (lfp) and masked (umwp); the
+knowledge-guided pruner round-trips with lfp, umwp and nsfp (FBCCNN). A file that was
+changed after saving, that is not a skkgp file, or that carries pickled code fails
+with a ValueError and runs nothing.
+"""
+
+import copy
+import json
+import os
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from skorch.callbacks import EarlyStopping, EpochScoring
+from skorch.dataset import ValidSplit
+from torch import nn
+
+import skkgp
+from skkgp import EEGClassifier, KnowledgeGuidedPruner, persistence
+from skkgp.montage import DEAP_CHANNELS
+from skkgp.pruning import prune
+from skkgp.transforms import ChannelStandardizer
+
+pytestmark = pytest.mark.filterwarnings("ignore::skkgp.pruner.ConstantPredictorWarning")
+
+CH_NAMES = list(DEAP_CHANNELS[:8])  # Fp1 ... T7: includes prefrontal electrodes
+SHAPES = {"ccnn": (4, 9, 9), "fbccnn": (4, 9, 9), "eegnet": (8, 32), "tsception": (8, 32)}
+
+
+def _data(shape, n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, *shape)).astype("float32")
+    y = np.array(["neg", "pos"] * (n // 2))
+    return X, y
+
+
+def _net(module, **kwargs):
+    params = dict(max_epochs=1, batch_size=8, random_state=0)
+    params.update(kwargs)
+    return EEGClassifier(module, **params)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """One tiny fitted EEGClassifier per zoo model."""
+    nets = {}
+    for name, shape in SHAPES.items():
+        X, y = _data(shape)
+        nets[name] = (_net(name).fit(X, y), X)
+    return nets
+
+
+def _pruned(net, X, method):
+    net = copy.deepcopy(net)
+    if method is not None:
+        prune(net.module_, method, 0.5, torch.as_tensor(X[:2]))
+    return net
+
+
+def _assert_same_network(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        torch.testing.assert_close(sa[key], sb[key], rtol=0, atol=0, msg=key)
+    for (name, la), (_, lb) in zip(a.named_modules(), b.named_modules(), strict=True):
+        assert type(la) is type(lb), name
+        for attr in ("in_channels", "out_channels", "groups", "num_features",
+                     "in_features", "out_features"):
+            assert getattr(la, attr, None) == getattr(lb, attr, None), (name, attr)
+
+
+# ----------------------------------------------------------------------------- round trips
+@pytest.mark.parametrize("method", [None, "lfp", "umwp"])
+@pytest.mark.parametrize("model", list(SHAPES))
+def test_zoo_round_trip_plain_and_pruned(fitted, tmp_path, model, method):
+    net, X = fitted[model]
+    net = _pruned(net, X, method)
+    path = tmp_path / "model.skkgp"
+    skkgp.save(net, path)
+    loaded = skkgp.load(path)
+    assert type(loaded) is EEGClassifier
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+    np.testing.assert_array_equal(loaded.classes_, net.classes_)
+    assert loaded.input_shape_ == net.input_shape_
+    assert loaded.get_params()["module"] == model
+    _assert_same_network(loaded.module_, net.module_)
+    assert loaded.history_[-1, "train_loss"] == net.history_[-1, "train_loss"]
+    if method == "umwp":
+        masked = [m for m in loaded.module_.modules() if hasattr(m, "weight_mask")]
+        assert masked, "the umwp masks were not re-applied"
+        assert all(hasattr(m, "weight_orig") for m in masked)
+    if method == "lfp":
+        n_before = sum(p.numel() for p in fitted[model][0].module_.parameters())
+        assert sum(p.numel() for p in loaded.module_.parameters()) < n_before
+
+
+def test_masks_stay_applied_when_training_the_loaded_net(fitted, tmp_path):
+    net, X = fitted["eegnet"]
+    net = _pruned(net, X, "umwp")
+    skkgp.save(net, tmp_path / "m.skkgp")
+    loaded = skkgp.load(tmp_path / "m.skkgp")
+    zeros = {name: m.weight_mask == 0 for name, m in loaded.module_.named_modules()
+             if hasattr(m, "weight_mask")}
+    loaded.partial_fit(X, _data(SHAPES["eegnet"])[1])
+    for name, zero in zeros.items():
+        weight = loaded.module_.get_submodule(name).weight
+        assert torch.all(weight[zero] == 0), name
+
+
+@pytest.fixture(scope="module")
+def pruners():
+    """Fitted KnowledgeGuidedPruners: lfp and umwp on EEGNet, nsfp on FBCCNN."""
+    out = {}
+    Xr, yr = _data(SHAPES["eegnet"])
+    for method in ("lfp", "umwp"):
+        kgp = KnowledgeGuidedPruner(_net("eegnet"), method=method, ch_names=CH_NAMES,
+                                    random_state=0)
+        out[method] = (kgp.fit(Xr, yr), Xr)
+    Xg, yg = _data(SHAPES["fbccnn"])
+    kgp = KnowledgeGuidedPruner(_net("fbccnn"), method="nsfp", random_state=0)
+    out["nsfp"] = (kgp.fit(Xg, yg), Xg)
+    return out
+
+
+@pytest.mark.parametrize("method", ["lfp", "umwp", "nsfp"])
+def test_pruner_round_trip(pruners, tmp_path, method):
+    kgp, X = pruners[method]
+    path = tmp_path / f"{method}.skkgp"
+    skkgp.save(kgp, path)
+    loaded = skkgp.load(path)
+    assert type(loaded) is KnowledgeGuidedPruner
+    np.testing.assert_array_equal(loaded.predict_proba(X), kgp.predict_proba(X))
+    np.testing.assert_array_equal(loaded.origin_estimator_.predict_proba(X),
+                                  kgp.origin_estimator_.predict_proba(X))
+    assert loaded.origin_module_ is loaded.origin_estimator_.module_
+    assert loaded.pruning_report_.to_dict() == kgp.pruning_report_.to_dict()
+    assert loaded.get_params(deep=False).keys() == kgp.get_params(deep=False).keys()
+    assert loaded.method == method and loaded.prune_ratio == kgp.prune_ratio
+    assert loaded.electrodes_ == kgp.electrodes_
+    np.testing.assert_array_equal(loaded.region_mask_, kgp.region_mask_)
+    _assert_same_network(loaded.estimator_.module_, kgp.estimator_.module_)
+    assert loaded.score(X, kgp.predict(X)) == 1.0
+
+
+def test_pipeline_round_trip(tmp_path):
+    X, y = _data(SHAPES["eegnet"])
+    pipe = make_pipeline(
+        ChannelStandardizer(),
+        KnowledgeGuidedPruner(_net("eegnet"), method="umwp", ch_names=CH_NAMES, random_state=0),
+    ).fit(X, y)
+    skkgp.save(pipe, tmp_path / "pipe.skkgp")
+    loaded = skkgp.load(tmp_path / "pipe.skkgp")
+    assert [type(step) for _, step in loaded.steps] == [type(step) for _, step in pipe.steps]
+    np.testing.assert_array_equal(loaded[0].mean_, pipe[0].mean_)
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+
+
+def test_unfitted_estimators_round_trip(tmp_path):
+    kgp = KnowledgeGuidedPruner(_net("eegnet", lr=0.01, module__F1=4), method="umwp",
+                                prune_ratio=0.3, region=["Fp1", "F3"])
+    skkgp.save(kgp, tmp_path / "u.skkgp")
+    loaded = skkgp.load(tmp_path / "u.skkgp")
+    outer = {k: v for k, v in kgp.get_params(deep=False).items() if k != "estimator"}
+    assert {k: v for k, v in loaded.get_params(deep=False).items() if k != "estimator"} == outer
+    assert type(loaded.estimator) is EEGClassifier
+    assert loaded.estimator.get_params(deep=False) == kgp.estimator.get_params(deep=False)
+
+
+def test_skorch_objects_and_optimizer_params_round_trip(tmp_path):
+    X, y = _data(SHAPES["eegnet"], n=20)
+    net = _net("eegnet", max_epochs=2, train_split=ValidSplit(4),
+               callbacks=[("stop", EarlyStopping(monitor="train_loss", patience=3))],
+               optimizer=torch.optim.SGD, optimizer__momentum=0.9).fit(X, y)
+    skkgp.save(net, tmp_path / "m.skkgp")
+    loaded = skkgp.load(tmp_path / "m.skkgp")
+    assert loaded.train_split.cv == 4
+    (name, stop), = loaded.callbacks
+    assert name == "stop" and isinstance(stop, EarlyStopping) and stop.patience == 3
+    assert isinstance(loaded.optimizer_, torch.optim.SGD)
+    assert loaded.optimizer_.param_groups[0]["momentum"] == 0.9
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+    loaded.partial_fit(X, y)  # training goes on (with a fresh optimizer state)
+    assert len(loaded.history_) == 4
+
+
+def test_loaded_estimator_clones_and_refits(fitted, tmp_path):
+    net, X = fitted["eegnet"]
+    skkgp.save(net, tmp_path / "m.skkgp")
+    loaded = skkgp.load(tmp_path / "m.skkgp")
+    fresh = clone(loaded)
+    assert fresh.get_params().keys() == net.get_params().keys()
+    y = _data(SHAPES["eegnet"])[1]
+    np.testing.assert_array_equal(fresh.fit(X, y).predict_proba(X),
+                                  clone(net).fit(X, y).predict_proba(X))
+
+
+# ----------------------------------------------------------------------------- safety
+def test_load_needs_no_pickle(fitted, tmp_path, monkeypatch):
+    net, X = fitted["eegnet"]
+    skkgp.save(net, tmp_path / "m.skkgp")
+    # The raw file holds only tensors, text and numbers: weights_only accepts it.
+    payload = torch.load(tmp_path / "m.skkgp", weights_only=True)
+    assert payload["format"] == "skkgp" and isinstance(payload["meta"], str)
+    json.loads(payload["meta"])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle was used")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    loaded = skkgp.load(tmp_path / "m.skkgp")
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickled_code_never_runs(tmp_path):
+    marker = tmp_path / "owned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "skkgp", "payload": _Payload(marker)}, path)
+    with pytest.raises(ValueError, match="not a safe skkgp model file.*not run"):
+        skkgp.load(path)
+    assert not marker.exists()
+    # The same payload in a plain pickle file.
+    path.write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(ValueError, match="skkgp model file"):
+        skkgp.load(path)
+    assert not marker.exists()
+
+
+def _rewrite(path, change):
+    """Load the raw payload, change it, write it back (checksum left as it was)."""
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+
+
+def _reseal(payload):
+    payload["checksum"] = persistence._checksum(
+        payload["format"], payload["version"], payload["kind"], payload["meta"],
+        payload["tensors"])
+
+
+def _change_weight(payload):
+    key = max(payload["tensors"], key=lambda k: payload["tensors"][k].numel())
+    payload["tensors"][key].view(-1)[0] += 1.0
+
+
+def _change_meta(payload):
+    payload["meta"] = payload["meta"].replace('"max_epochs":1', '"max_epochs":2')
+
+
+def _drop_tensor(payload):
+    payload["tensors"].pop(next(iter(payload["tensors"])))
+
+
+def _foreign_class(payload):
+    # A valid checksum, but the network class is something the allow-list refuses.
+    meta = json.loads(payload["meta"])
+    meta["modules"][0]["class"] = "subprocess:Popen"
+    payload["meta"] = json.dumps(meta)
+    _reseal(payload)
+
+
+def _missing_module_key(payload):
+    meta = json.loads(payload["meta"])
+    del meta["modules"][0]["state_dict"]
+    payload["meta"] = json.dumps(meta)
+    _reseal(payload)
+
+
+def _wrong_shape_resealed(payload):
+    key = max(payload["tensors"], key=lambda k: payload["tensors"][k].numel())
+    payload["tensors"][key] = payload["tensors"][key][:1]
+    _reseal(payload)
+
+
+TAMPERING = [
+    ("changed weight", _change_weight, "checksum"),
+    ("changed metadata", _change_meta, "checksum"),
+    ("dropped tensor", _drop_tensor, "checksum"),
+    ("missing checksum", lambda p: p.pop("checksum"), r"missing keys \['checksum'\]"),
+    ("missing meta", lambda p: p.pop("meta"), r"missing keys \['meta'\]"),
+    ("wrong format", lambda p: p.update(format="other"), "not a skkgp model file"),
+    ("future version", lambda p: p.update(version=99), "version 99"),
+    ("class not allowed", _foreign_class, "subprocess:Popen.*allow-list"),
+    ("missing key", _missing_module_key, "missing key 'state_dict'"),
+    ("resealed wrong shape", _wrong_shape_resealed, "do not fit"),
+]
+
+
+@pytest.mark.parametrize(("what", "change", "match"), TAMPERING, ids=[t[0] for t in TAMPERING])
+def test_tampered_file_fails_clearly(fitted, tmp_path, what, change, match):
+    net, _ = fitted["eegnet"]
+    path = tmp_path / "m.skkgp"
+    skkgp.save(net, path)
+    _rewrite(path, change)
+    with pytest.raises(ValueError, match=match):
+        skkgp.load(path)
+
+
+@pytest.mark.parametrize(
+    ("what", "corrupt"),
+    [
+        ("truncated", lambda b: b[: len(b) // 2]),
+        ("empty", lambda b: b""),
+        ("text", lambda b: b"hello, not a model\n"),
+    ],
+)
+def test_damaged_bytes_fail_clearly(fitted, tmp_path, what, corrupt):
+    net, _ = fitted["eegnet"]
+    path = tmp_path / "m.skkgp"
+    skkgp.save(net, path)
+    path.write_bytes(corrupt(path.read_bytes()))
+    with pytest.raises(ValueError, match="not a readable skkgp model file"):
+        skkgp.load(path)
+
+
+def test_flipped_weight_byte_fails_checksum(fitted, tmp_path):
+    net, _ = fitted["eegnet"]
+    path = tmp_path / "m.skkgp"
+    skkgp.save(net, path)
+    weights = net.module_.lin.weight.detach().numpy().tobytes()
+    data = bytearray(path.read_bytes())
+    where = bytes(data).find(weights)
+    assert where > 0
+    data[where + 5] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="failed its checksum"):
+        skkgp.load(path)
+
+
+def test_any_flipped_byte_is_caught_or_harmless(fitted, tmp_path):
+    # Bytes of zip padding and unused header fields may change without effect; every
+    # other change must be refused. Never a silently different model.
+    net, X = fitted["eegnet"]
+    path = tmp_path / "m.skkgp"
+    skkgp.save(net, path)
+    original = path.read_bytes()
+    expected = net.predict_proba(X)
+    refused = 0
+    for where in np.linspace(0, len(original) - 1, 25).astype(int):
+        data = bytearray(original)
+        data[where] ^= 0xFF
+        path.write_bytes(bytes(data))
+        try:
+            loaded = skkgp.load(path)
+        except ValueError:
+            refused += 1
+            continue
+        np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+    assert refused > 0
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no-such"):
+        skkgp.load(tmp_path / "no-such.skkgp")
+
+
+class TinyNet(nn.Module):
+    """A user's own module class: not on the allow-list."""
+
+    def __init__(self, n_features=12, num_classes=2, hidden=5):
+        super().__init__()
+        self.n_features, self.num_classes, self.hidden = n_features, num_classes, hidden
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(n_features, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_user_class_needs_trusted_classes(tmp_path):
+    X, y = _data((3, 4))
+    net = _net(TinyNet, module__n_features=12).fit(X, y)
+    skkgp.save(net, tmp_path / "t.skkgp")
+    with pytest.raises(ValueError, match="TinyNet.*not on skkgp's allow-list.*trusted_classes"):
+        skkgp.load(tmp_path / "t.skkgp")
+    loaded = skkgp.load(tmp_path / "t.skkgp", trusted_classes=[TinyNet])
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+
+
+def test_unsafe_params_are_refused_and_callbacks_dropped(fitted, tmp_path):
+    net, X = fitted["eegnet"]
+    bad = copy.deepcopy(net).set_params(criterion=lambda: nn.CrossEntropyLoss())
+    with pytest.raises(ValueError, match="Cannot save parameter criterion"):
+        skkgp.save(bad, tmp_path / "bad.skkgp")
+    assert not (tmp_path / "bad.skkgp").exists()
+    assert os.listdir(tmp_path) == []  # no temporary file left behind
+
+    def score(net, X, y):
+        return 0.0
+
+    X, y = _data(SHAPES["eegnet"])
+    with_callback = _net("eegnet", callbacks=[("mine", EpochScoring(score))]).fit(X, y)
+    with pytest.warns(UserWarning, match="drops the callback"):
+        skkgp.save(with_callback, tmp_path / "cb.skkgp")
+    loaded = skkgp.load(tmp_path / "cb.skkgp")
+    assert loaded.get_params()["callbacks"] == []
+    np.testing.assert_array_equal(loaded.predict_proba(X), with_callback.predict_proba(X))
+
+
+def test_never_overwrites_without_consent(fitted, tmp_path):
+    net, _ = fitted["eegnet"]
+    path = tmp_path / "m.skkgp"
+    path.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        skkgp.save(net, path)
+    assert path.read_bytes() == b"precious"
+    skkgp.save(net, path, overwrite=True)
+    assert skkgp.load(path).initialized_
+    assert sorted(os.listdir(tmp_path)) == ["m.skkgp"]
+
+
+def test_device_maps_to_cpu_when_cuda_is_absent(fitted, tmp_path):
+    net, X = fitted["eegnet"]
+    path = tmp_path / "m.skkgp"
+    skkgp.save(net, path)
+
+    def gpu_saved(payload):
+        meta = json.loads(payload["meta"])
+        meta["estimator"]["params"]["device"] = "cuda"
+        payload["meta"] = json.dumps(meta)
+        _reseal(payload)
+
+    _rewrite(path, gpu_saved)
+    if torch.cuda.is_available():
+        loaded = skkgp.load(path)
+        assert loaded.device == "cuda"
+    else:
+        with pytest.warns(UserWarning, match="CUDA is not available"):
+            loaded = skkgp.load(path)
+        assert loaded.device == "cpu"
+    np.testing.assert_allclose(loaded.predict_proba(X), net.predict_proba(X), rtol=1e-5)
+    explicit = skkgp.load(path, device="cpu")
+    assert explicit.device == "cpu"
+    assert all(p.device.type == "cpu" for p in explicit.module_.parameters())
+
+
+def test_save_refuses_non_estimators(tmp_path):
+    with pytest.raises(TypeError, match="skkgp estimators"):
+        skkgp.save(nn.Linear(2, 2), tmp_path / "x.skkgp")
+
+
+# ----------------------------------------------------------------------------- pickle
+@pytest.mark.parametrize("how", ["pickle", "joblib"])
+def test_pickle_and_joblib_keep_working(pruners, fitted, tmp_path, how):
+    for est, X in (pruners["umwp"], fitted["fbccnn"]):
+        if how == "pickle":
+            again = pickle.loads(pickle.dumps(est))
+        else:
+            joblib.dump(est, tmp_path / "m.joblib")
+            again = joblib.load(tmp_path / "m.joblib")
+        np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
+
+
+def test_file_holds_no_code_objects(pruners, tmp_path):
+    kgp, _ = pruners["umwp"]
+    skkgp.save(kgp, tmp_path / "k.skkgp")
+    payload = torch.load(tmp_path / "k.skkgp", weights_only=True)
+    allowed = (str, int, float, bool, type(None), torch.Tensor)
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                assert isinstance(key, str)
+                walk(item)
+        else:
+            assert isinstance(value, allowed), type(value)
+
+    walk(payload)
+    # Masks are stored compactly and the file lists them per layer.
+    meta = json.loads(payload["meta"])
+    assert any(record["masks"] for record in meta["modules"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        skkgp.load(tmp_path / "k.skkgp")
