@@ -1,0 +1,229 @@
+"""The knowledge-guided loss terms of Rao & Zhong (2023): region share, region-wise loss,
+evidence-based sample weights, and the total recovery loss.
+
+For a batch, the evidence ``E_b(e) >= 0`` of sample ``b`` on electrode ``e`` is
+normalised to ``sum_e E_b(e) = 1`` (uniform where it is all zero). With ``m`` the mask
+of the knowledge region, ``alpha = region_weight`` and ``beta = sample_weight``:
+
+- region share ``r_b = sum_e m_e E_b(e)``;
+- region-wise loss ``L_region = mean_b (1 - r_b)``;
+- sample weights ``w_b = sg(r_b) / mean_b sg(r_b)`` (``sg``: stop-gradient; all ones
+  where the mean is 0);
+- total loss ``L = mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region``.
+
+Every function accepts torch tensors (and stays differentiable) or numpy arrays (and
+returns numpy values).
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+import torch
+
+__all__ = [
+    "knowledge_guided_loss",
+    "normalize_evidence",
+    "region_loss",
+    "region_share",
+    "sample_weights",
+]
+
+
+def _as_tensor(evidence) -> tuple[torch.Tensor, bool]:
+    """Evidence as a float tensor, and whether the caller gave numpy (wants numpy back)."""
+    if isinstance(evidence, torch.Tensor):
+        tensor, is_numpy = evidence, False
+    else:
+        try:
+            array = np.asarray(evidence, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"evidence must be a numeric array of shape (n_samples, n_electrodes): {error}"
+            ) from None
+        if not np.isfinite(array).all():
+            raise ValueError("evidence contains NaN or infinite values.")
+        if array.size and np.nanmin(array) < 0:
+            raise ValueError(
+                f"evidence must be non-negative; its smallest value is {np.nanmin(array)}."
+            )
+        tensor, is_numpy = torch.from_numpy(array), True
+    if tensor.dim() != 2:
+        raise ValueError(
+            f"evidence must have shape (n_samples, n_electrodes); got {tuple(tensor.shape)}."
+        )
+    if tensor.shape[0] == 0:
+        raise ValueError(f"evidence has no samples (shape {tuple(tensor.shape)}).")
+    if not tensor.is_floating_point():
+        tensor = tensor.double()
+    return tensor, is_numpy
+
+
+def _as_mask(mask, evidence: torch.Tensor) -> torch.Tensor:
+    if isinstance(mask, torch.Tensor):
+        mask_t = mask
+    else:
+        mask_np = np.asarray(mask)
+        if mask_np.dtype != bool and not np.isin(mask_np, (0, 1)).all():
+            raise ValueError(f"mask must be boolean (or 0/1) over electrodes; got {mask_np!r}.")
+        mask_t = torch.from_numpy(mask_np.astype(bool))
+    if mask_t.shape != (evidence.shape[1],):
+        raise ValueError(
+            f"mask must have one entry per electrode, shape ({evidence.shape[1]},); got "
+            f"{tuple(mask_t.shape)}."
+        )
+    return mask_t.to(device=evidence.device, dtype=evidence.dtype)
+
+
+def _out(value: torch.Tensor, is_numpy: bool):
+    if not is_numpy:
+        return value
+    value = value.detach().numpy()
+    return float(value) if value.ndim == 0 else value
+
+
+def _normalize(evidence: torch.Tensor) -> torch.Tensor:
+    total = evidence.sum(dim=1, keepdim=True)
+    positive = total > 0
+    # The safe denominator keeps the gradient finite where the evidence is all zero.
+    safe_total = torch.where(positive, total, torch.ones_like(total))
+    uniform = torch.full_like(evidence, 1.0 / evidence.shape[1])
+    return torch.where(positive, evidence / safe_total, uniform)
+
+
+def _region_share(evidence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return _normalize(evidence) @ mask
+
+
+def _sample_weights(share: torch.Tensor) -> torch.Tensor:
+    share = share.detach()
+    mean = share.mean()
+    safe_mean = torch.where(mean > 0, mean, torch.ones_like(mean))
+    return torch.where(mean > 0, share / safe_mean, torch.ones_like(share))
+
+
+def normalize_evidence(evidence):
+    """Normalise evidence to sum 1 over electrodes (uniform where it is all zero).
+
+    Parameters
+    ----------
+    evidence : torch.Tensor or array-like, shape (n_samples, n_electrodes)
+        Non-negative evidence.
+
+    Returns
+    -------
+    normalized : torch.Tensor or ndarray, shape (n_samples, n_electrodes)
+    """
+    tensor, is_numpy = _as_tensor(evidence)
+    return _out(_normalize(tensor), is_numpy)
+
+
+def region_share(evidence, mask):
+    """Share ``r_b`` of each sample's normalised evidence that falls on the region.
+
+    Parameters
+    ----------
+    evidence : torch.Tensor or array-like, shape (n_samples, n_electrodes)
+        Non-negative evidence.
+    mask : torch.Tensor or array-like of bool, shape (n_electrodes,)
+        ``True`` for electrodes of the knowledge region.
+
+    Returns
+    -------
+    share : torch.Tensor or ndarray, shape (n_samples,)
+        Values in ``[0, 1]``.
+    """
+    tensor, is_numpy = _as_tensor(evidence)
+    return _out(_region_share(tensor, _as_mask(mask, tensor)), is_numpy)
+
+
+def region_loss(evidence, mask):
+    """Region-wise loss ``L_region = mean_b (1 - r_b)``.
+
+    Parameters
+    ----------
+    evidence : torch.Tensor or array-like, shape (n_samples, n_electrodes)
+        Non-negative evidence.
+    mask : torch.Tensor or array-like of bool, shape (n_electrodes,)
+        ``True`` for electrodes of the knowledge region.
+
+    Returns
+    -------
+    loss : torch.Tensor (scalar) or float
+    """
+    tensor, is_numpy = _as_tensor(evidence)
+    share = _region_share(tensor, _as_mask(mask, tensor))
+    return _out((1 - share).mean(), is_numpy)
+
+
+def sample_weights(evidence, mask):
+    """Evidence-based sample weights ``w_b = sg(r_b) / mean_b sg(r_b)``.
+
+    Parameters
+    ----------
+    evidence : torch.Tensor or array-like, shape (n_samples, n_electrodes)
+        Non-negative evidence.
+    mask : torch.Tensor or array-like of bool, shape (n_electrodes,)
+        ``True`` for electrodes of the knowledge region.
+
+    Returns
+    -------
+    weights : torch.Tensor or ndarray, shape (n_samples,)
+        Mean 1 (all ones where every share is 0); no gradient flows through them.
+    """
+    tensor, is_numpy = _as_tensor(evidence)
+    return _out(_sample_weights(_region_share(tensor, _as_mask(mask, tensor))), is_numpy)
+
+
+def _check_weight(name: str, value) -> float:
+    if (isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value)
+            or value < 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    return float(value)
+
+
+def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_weight):
+    """Total recovery loss ``mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region``.
+
+    Parameters
+    ----------
+    ce_per_sample : torch.Tensor or array-like, shape (n_samples,)
+        Cross-entropy of each sample (``reduction="none"``).
+    evidence : torch.Tensor or array-like, shape (n_samples, n_electrodes)
+        Non-negative evidence from the forward pass that gave ``ce_per_sample``.
+    mask : torch.Tensor or array-like of bool, shape (n_electrodes,)
+        ``True`` for electrodes of the knowledge region.
+    region_weight : float
+        ``alpha >= 0``, weight of the region-wise loss.
+    sample_weight : float
+        ``beta >= 0``, how much the evidence-based sample weights replace uniform ones.
+
+    Returns
+    -------
+    loss : torch.Tensor (scalar) or float
+        With ``region_weight=0`` and ``sample_weight=0`` exactly ``mean_b CE_b``.
+    """
+    alpha = _check_weight("region_weight", region_weight)
+    beta = _check_weight("sample_weight", sample_weight)
+    tensor, is_numpy = _as_tensor(evidence)
+    if isinstance(ce_per_sample, torch.Tensor):
+        ce = ce_per_sample
+    else:
+        ce = torch.as_tensor(np.asarray(ce_per_sample, dtype=np.float64))
+    if ce.shape != (tensor.shape[0],):
+        raise ValueError(
+            f"ce_per_sample must have shape ({tensor.shape[0]},), one value per sample of the "
+            f"evidence; got {tuple(ce.shape)}."
+        )
+    if alpha == 0 and beta == 0:
+        return _out(ce.mean(), is_numpy)
+    share = _region_share(tensor, _as_mask(mask, tensor))
+    if beta == 0:
+        loss = ce.mean()
+    else:
+        weights = (1 - beta) + beta * _sample_weights(share).to(ce.dtype)
+        loss = (weights * ce).mean()
+    if alpha != 0:
+        loss = loss + alpha * (1 - share).mean()
+    return _out(loss, is_numpy)

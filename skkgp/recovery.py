@@ -1,0 +1,310 @@
+"""Knowledge-guided training: an :class:`~skkgp.EEGClassifier` whose training loss adds
+the region-wise loss and the evidence-based sample weights of Rao & Zhong (2023).
+
+Each training step runs one forward pass, keeps the activations of the evidence layer
+from that pass, computes the Grad-CAM evidence of the true class from them (differentiable
+when the region-wise loss is on), and minimises
+``mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region`` (:mod:`skkgp.losses`).
+Validation and prediction use the plain cross-entropy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from numbers import Real
+
+import numpy as np
+import torch
+from skorch.callbacks import PassthroughScoring
+from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
+
+from skkgp.classifier import EEGClassifier
+from skkgp.evidence import (
+    ActivationCapture,
+    GuidedBackprop,
+    check_cells,
+    fast_double_backward,
+    gradcam_from_activations,
+    guided_saliency,
+    resolve_evidence_layer,
+)
+from skkgp.losses import knowledge_guided_loss, region_share
+
+__all__ = ["KnowledgeGuidedClassifier"]
+
+
+class KnowledgeGuidedClassifier(EEGClassifier):
+    """EEG classifier trained with knowledge-guided losses on its Grad-CAM evidence.
+
+    While training, the loss of a batch is
+
+    ``L = mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region``
+
+    with ``alpha = region_weight``, ``beta = sample_weight``, ``L_region = mean_b(1 -
+    r_b)``, ``w_b = sg(r_b) / mean_b sg(r_b)`` and ``r_b`` the share of sample ``b``'s
+    normalised evidence that falls on the electrodes of ``region_mask``. The evidence is
+    the Grad-CAM of the true class on the network's electrode-resolving layer, taken from
+    the activations of the same forward pass that gave the prediction (one forward pass:
+    dropout masks and BatchNorm statistics are those of the prediction), and it is
+    differentiated (``create_graph``) when ``region_weight > 0``. Validation and
+    prediction use the plain cross-entropy.
+
+    With ``region_weight=0`` and ``sample_weight=0`` no evidence is computed and the
+    training is exactly that of :class:`~skkgp.EEGClassifier` (same ``random_state``,
+    same weights).
+
+    Parameters
+    ----------
+    module : str, type or torch.nn.Module, default="ccnn"
+        As in :class:`~skkgp.EEGClassifier`; a module instance (a pruned network, say)
+        is trained as given.
+    region_mask : array-like of bool, shape (n_electrodes,), or None, default=None
+        Electrodes of the knowledge region, in the order of the evidence (the channels of
+        raw inputs; the electrodes of ``cells`` for grid inputs). Required unless both
+        weights are 0. :func:`skkgp.montage.region_mask` makes one from a region name.
+    region_weight : float, default=1.0
+        ``alpha >= 0``, weight of the region-wise loss.
+    sample_weight : float, default=1.0
+        ``beta >= 0``, how much the evidence-based sample weights replace uniform ones.
+    guided : bool, default=False
+        Multiply the Grad-CAM evidence by the guided-backpropagation saliency of the
+        input (a second backward pass through the whole network per batch). The
+        saliency is a weight without gradient.
+    evidence_layer : str or None, default=None
+        Name of the electrode-resolving submodule; ``None`` uses ``module.evidence``
+        (declared by every zoo model).
+    evidence_kind : {"grid", "channels"} or None, default=None
+        How that layer's output maps to electrodes; ``None`` uses ``module.evidence``.
+    cells : array-like of int, shape (n_electrodes, 2), or None, default=None
+        ``(row, col)`` grid cell of each electrode for ``evidence_kind="grid"``;
+        ``None`` takes the 32 DEAP electrodes in DEAP order.
+    **kwargs
+        Any :class:`~skkgp.EEGClassifier` parameter (``max_epochs``, ``lr``,
+        ``random_state``...).
+
+    Attributes
+    ----------
+    region_mask_ : ndarray of bool, shape (n_electrodes,) or None
+        The validated region mask (``None`` when both weights are 0 and no mask is given).
+    evidence_layer_ : str
+        The evidence layer used.
+    evidence_kind_ : str
+        ``"grid"`` or ``"channels"``.
+    cells_ : ndarray of int, shape (n_electrodes, 2), or None
+        Grid cells of the electrodes (grid evidence only).
+    history_ : skorch.History
+        Besides ``train_loss``, ``train_region_share``: the mean share of the training
+        evidence on the region in each epoch (recorded while the knowledge terms are on).
+
+    See Also
+    --------
+    skkgp.KnowledgeGuidedPruner : prunes a fitted network and recovers it with this class.
+    skkgp.evidence.guided_gradcam : the same evidence, for analysis.
+    skkgp.losses : the loss terms.
+
+    References
+    ----------
+    .. [1] Rao, & Zhong (2023). Knowledge-guided network pruning for EEG-based emotion
+       recognition. IEEE BIBM.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skkgp import montage
+    >>> from skkgp.recovery import KnowledgeGuidedClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((32, 4, 9, 9)).astype("float32")
+    >>> y = np.arange(32) % 2
+    >>> mask = montage.region_mask("frontal_left", montage.DEAP_CHANNELS)
+    >>> clf = KnowledgeGuidedClassifier("ccnn", region_mask=mask, max_epochs=1,
+    ...                                 random_state=0).fit(X, y)
+    >>> bool(0.0 <= clf.history_[-1, "train_region_share"] <= 1.0)
+    True
+    """
+
+    def __init__(
+        self,
+        module="ccnn",
+        *,
+        region_mask=None,
+        region_weight=1.0,
+        sample_weight=1.0,
+        guided=False,
+        evidence_layer=None,
+        evidence_kind=None,
+        cells=None,
+        **kwargs,
+    ):
+        super().__init__(module, **kwargs)
+        self.region_mask = region_mask
+        self.region_weight = region_weight
+        self.sample_weight = sample_weight
+        self.guided = guided
+        self.evidence_layer = evidence_layer
+        self.evidence_kind = evidence_kind
+        self.cells = cells
+
+    @property
+    def _default_callbacks(self):
+        callbacks = list(super()._default_callbacks)
+        names = [name for name, _ in callbacks]
+        position = names.index("print_log") if "print_log" in names else len(callbacks)
+        share = PassthroughScoring(name="train_region_share", lower_is_better=False,
+                                   on_train=True)
+        callbacks.insert(position, ("train_region_share", share))
+        return callbacks
+
+    # ------------------------------------------------------------------ validation
+    def _knowledge_on(self) -> bool:
+        return self.region_weight != 0 or self.sample_weight != 0
+
+    def _check_knowledge_params(self) -> None:
+        for name in ("region_weight", "sample_weight"):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, Real)
+                    or not np.isfinite(value) or value < 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+        if not isinstance(self.guided, (bool, np.bool_)):
+            raise ValueError(f"guided must be True or False, got {self.guided!r}.")
+        layer, kind, _ = resolve_evidence_layer(
+            self.module_, self.evidence_layer, self.evidence_kind
+        )
+        self.evidence_layer_, self.evidence_kind_ = layer, kind
+        self.cells_ = None
+        if kind == "grid":
+            self.cells_ = check_cells(self.cells, getattr(self, "grid_size_", None))
+        self.region_mask_ = None
+        if self.region_mask is None:
+            if self._knowledge_on():
+                raise ValueError(
+                    f"region_mask is None but region_weight={self.region_weight!r} and "
+                    f"sample_weight={self.sample_weight!r}: pass a boolean mask over the "
+                    "electrodes (skkgp.montage.region_mask makes one), or set both weights to 0."
+                )
+            return
+        mask = np.asarray(self.region_mask)
+        if mask.ndim != 1 or (mask.dtype != bool and not np.isin(mask, (0, 1)).all()):
+            raise ValueError(
+                f"region_mask must be a 1-D boolean array over electrodes; got {mask!r}."
+            )
+        mask = mask.astype(bool)
+        if not mask.any():
+            raise ValueError("region_mask selects no electrode: the region-wise loss would be "
+                             "constant. Select at least one electrode.")
+        if self.cells_ is not None and len(mask) != len(self.cells_):
+            raise ValueError(
+                f"region_mask has {len(mask)} entries but there are {len(self.cells_)} "
+                "electrodes (rows of cells): give one entry per electrode."
+            )
+        if kind == "channels" and getattr(self, "n_chans_", None) not in (None, len(mask)):
+            raise ValueError(
+                f"region_mask has {len(mask)} entries but X has {self.n_chans_} channels: give "
+                "one entry per channel."
+            )
+        self.region_mask_ = mask
+
+    # ------------------------------------------------------------------ skorch hooks
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Validate the knowledge parameters and place the mask and cells on the device."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self._check_knowledge_params()
+        device = self.device
+        self._knowledge_tensors_ = {
+            "mask": None if self.region_mask_ is None
+            else torch.as_tensor(self.region_mask_, device=device),
+            "cells": None if self.cells_ is None else torch.as_tensor(self.cells_, device=device),
+        }
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Drop the device copies of the mask and cells."""
+        self.__dict__.pop("_knowledge_tensors_", None)
+        super().on_train_end(net, X=X, y=y, **kwargs)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_knowledge_tensors_", None)
+        return state
+
+    def _per_sample_loss(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+        criterion = self.criterion_
+        if not hasattr(criterion, "reduction"):
+            raise TypeError(
+                f"The knowledge-guided loss needs a per-sample criterion; "
+                f"{type(criterion).__name__} has no 'reduction' attribute to set to 'none'."
+            )
+        reduction = criterion.reduction
+        criterion.reduction = "none"
+        try:
+            losses = criterion(y_pred, y_true)
+        finally:
+            criterion.reduction = reduction
+        if losses.dim() != 1:
+            raise ValueError(
+                f"The criterion gave per-sample losses of shape {tuple(losses.shape)}; "
+                "expected (n_samples,)."
+            )
+        return losses
+
+    def train_step_single(self, batch, **fit_params):
+        """One training step: forward, knowledge-guided loss, one backward pass.
+
+        Parameters
+        ----------
+        batch : tuple of torch.Tensor
+            ``(X_batch, y_batch)``, ``y_batch`` holding encoded class indices.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        step : dict
+            ``{"loss": loss, "y_pred": logits}``.
+        """
+        if not self._knowledge_on():
+            # Exactly the plain cross-entropy step: no hook, no evidence.
+            return super().train_step_single(batch, **fit_params)
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        if getattr(self, "_knowledge_tensors_", None) is None:  # a step outside fit
+            self.on_train_begin(self)
+        layer = self.module_.get_submodule(self.evidence_layer_)
+        guided = bool(self.guided)
+        if guided:
+            Xi = to_tensor(Xi, device=self.device).detach().requires_grad_(True)
+        guide = GuidedBackprop(self.module_) if guided else contextlib.nullcontext()
+        differentiate = self.region_weight != 0
+        with contextlib.ExitStack() as stack:
+            if differentiate:
+                stack.enter_context(fast_double_backward(self.module_))
+            with ActivationCapture(layer) as capture, guide:
+                y_pred = self.infer(Xi, **fit_params)
+            loss, evidence, mask = self._knowledge_loss(
+                Xi, yi, y_pred, capture, guide, differentiate
+            )
+            loss.backward()
+        share = region_share(evidence.detach(), mask).mean()
+        self.history.record_batch("train_region_share", share.item())
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _knowledge_loss(self, Xi, yi, y_pred, capture, guide, differentiate):
+        """The loss of one batch from its forward pass, and the evidence it used."""
+        mask, cells = self._knowledge_tensors_["mask"], self._knowledge_tensors_["cells"]
+        y_true = to_tensor(yi, device=self.device)
+        ce = self._per_sample_loss(y_pred, y_true)
+        evidence = gradcam_from_activations(
+            y_pred, capture.get(), y_true, self.evidence_kind_, cells,
+            # The sample weights alone are stop-gradient: no graph needed then.
+            create_graph=differentiate,
+        )
+        if self.guided:
+            evidence = evidence * guided_saliency(
+                y_pred, Xi, y_true, guide, self.evidence_kind_, cells
+            )
+        if evidence.shape[1] != mask.shape[0]:
+            raise ValueError(
+                f"region_mask has {mask.shape[0]} entries but the evidence layer "
+                f"{self.evidence_layer_!r} resolves {evidence.shape[1]} electrodes."
+            )
+        loss = knowledge_guided_loss(ce, evidence, mask, self.region_weight, self.sample_weight)
+        return loss, evidence, mask

@@ -1,0 +1,111 @@
+"""Tests of skkgp.losses on hand-computed values."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from skkgp.losses import (
+    knowledge_guided_loss,
+    normalize_evidence,
+    region_loss,
+    region_share,
+    sample_weights,
+)
+
+# Three samples, three electrodes; the region is electrodes 0 and 2.
+EVIDENCE = np.array([[1.0, 1.0, 2.0], [0.0, 0.0, 0.0], [3.0, 0.0, 1.0]])
+MASK = np.array([True, False, True])
+# Normalised rows: [1/4, 1/4, 1/2], uniform [1/3] * 3 (all zero), [3/4, 0, 1/4].
+SHARES = np.array([3 / 4, 2 / 3, 1.0])
+MEAN_SHARE = (3 / 4 + 2 / 3 + 1) / 3
+CE = np.array([1.0, 2.0, 3.0])
+
+
+def test_normalize_evidence_sums_to_one_and_is_uniform_where_zero():
+    normalized = normalize_evidence(EVIDENCE)
+    np.testing.assert_allclose(normalized[0], [0.25, 0.25, 0.5])
+    np.testing.assert_allclose(normalized[1], [1 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(normalized[2], [0.75, 0.0, 0.25])
+
+
+def test_region_share_and_loss_hand_values():
+    np.testing.assert_allclose(region_share(EVIDENCE, MASK), SHARES)
+    expected = ((1 - 3 / 4) + (1 - 2 / 3) + 0.0) / 3
+    assert region_loss(EVIDENCE, MASK) == pytest.approx(expected, abs=1e-15)
+    assert isinstance(region_loss(EVIDENCE, MASK), float)
+
+
+def test_sample_weights_hand_values_and_mean_one():
+    weights = sample_weights(EVIDENCE, MASK)
+    np.testing.assert_allclose(weights, SHARES / MEAN_SHARE)
+    assert weights.mean() == pytest.approx(1.0)
+
+
+def test_sample_weights_are_ones_when_every_share_is_zero():
+    evidence = np.array([[0.0, 2.0, 0.0], [0.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(sample_weights(evidence, MASK), [1.0, 1.0])
+
+
+def test_knowledge_guided_loss_hand_value():
+    alpha, beta = 0.5, 0.25
+    weights = (1 - beta) + beta * SHARES / MEAN_SHARE
+    expected = np.mean(weights * CE) + alpha * np.mean(1 - SHARES)
+    loss = knowledge_guided_loss(CE, EVIDENCE, MASK, alpha, beta)
+    assert loss == pytest.approx(expected, abs=1e-12)
+    # beta = 1: the weights replace the uniform ones entirely.
+    expected_full = np.mean(SHARES / MEAN_SHARE * CE)
+    assert knowledge_guided_loss(CE, EVIDENCE, MASK, 0, 1) == pytest.approx(expected_full)
+
+
+def test_zero_weights_give_exactly_the_plain_mean_cross_entropy():
+    torch.manual_seed(0)
+    logits = torch.randn(7, 3, requires_grad=True)
+    target = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    evidence = torch.rand(7, 3, requires_grad=True)
+    ce = F.cross_entropy(logits, target, reduction="none")
+    loss = knowledge_guided_loss(ce, evidence, torch.tensor(MASK), 0.0, 0.0)
+    assert torch.equal(loss, ce.mean())
+    assert torch.equal(loss, F.cross_entropy(logits, target))
+
+
+def test_torch_inputs_stay_differentiable_and_weights_carry_no_gradient():
+    evidence = torch.tensor(EVIDENCE, requires_grad=True)
+    ce = torch.tensor(CE, requires_grad=True)
+    mask = torch.tensor(MASK)
+    # Sample weights alone: the loss depends on the evidence only through sg(r).
+    (grad,) = torch.autograd.grad(knowledge_guided_loss(ce, evidence, mask, 0.0, 1.0), evidence,
+                                  allow_unused=True, materialize_grads=True)
+    assert torch.count_nonzero(grad) == 0
+    # Region loss: d(1 - r_0)/dE_0 = -(m - r_0) / (3 * sum E_0) for the first sample.
+    (grad,) = torch.autograd.grad(region_loss(evidence, mask), evidence)
+    expected_row0 = -(MASK - 3 / 4) / (3 * 4.0)
+    np.testing.assert_allclose(grad[0].numpy(), expected_row0)
+    # The all-zero row gets a finite (zero) gradient, not NaN.
+    assert torch.isfinite(grad).all()
+    np.testing.assert_array_equal(grad[1].numpy(), 0.0)
+
+
+def test_torch_and_numpy_agree():
+    torch_loss = knowledge_guided_loss(torch.tensor(CE), torch.tensor(EVIDENCE),
+                                       torch.tensor(MASK), 2.0, 0.5)
+    assert torch_loss.item() == pytest.approx(knowledge_guided_loss(CE, EVIDENCE, MASK, 2.0, 0.5))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"evidence": -EVIDENCE}, "non-negative"),
+        ({"evidence": EVIDENCE[0]}, "shape"),
+        ({"mask": MASK[:2]}, "one entry per electrode"),
+        ({"mask": np.array([0, 2, 1])}, "boolean"),
+        ({"region_weight": -1.0}, "region_weight"),
+        ({"sample_weight": float("nan")}, "sample_weight"),
+        ({"ce_per_sample": CE[:2]}, "ce_per_sample"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(kwargs, match):
+    arguments = {"ce_per_sample": CE, "evidence": EVIDENCE, "mask": MASK,
+                 "region_weight": 1.0, "sample_weight": 1.0, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        knowledge_guided_loss(**arguments)

@@ -1,0 +1,186 @@
+"""Tests of skkgp.recovery.KnowledgeGuidedClassifier: real skorch training, tiny data."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from sklearn.base import clone
+from skorch.dataset import ValidSplit
+from torch.nn.utils import prune
+
+from skkgp import montage
+from skkgp.classifier import EEGClassifier
+from skkgp.evidence import ActivationCapture, gradcam_from_activations, guided_gradcam
+from skkgp.losses import knowledge_guided_loss, region_share
+from skkgp.models import EEGNet
+from skkgp.recovery import KnowledgeGuidedClassifier
+
+N_CHANS = 6
+RAW_MASK = np.array([True, True, False, False, False, False])
+GRID_MASK = montage.region_mask("frontal_left", montage.DEAP_CHANNELS)
+
+
+@pytest.fixture
+def raw_data(rng):
+    X = rng.standard_normal((48, N_CHANS, 64)).astype("float32")
+    y = np.array(["neg", "pos"] * 24)
+    X[y == "pos", 4] += 1.0  # class information on an electrode outside the region
+    return X, y
+
+
+@pytest.fixture
+def grid_data(rng):
+    X = rng.standard_normal((24, 4, 9, 9)).astype("float32")
+    return X, np.arange(24) % 2
+
+
+def _same_weights(a, b):
+    return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_zero_weights_train_exactly_like_eeg_classifier(raw_data, grid_data):
+    X, y = raw_data
+    params = dict(max_epochs=2, batch_size=16, random_state=3)
+    plain = EEGClassifier("eegnet", **params).fit(X, y)
+    guided = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=0,
+                                       sample_weight=0, guided=True, **params).fit(X, y)
+    assert _same_weights(plain.module_, guided.module_)
+    assert "train_region_share" not in guided.history_[-1]  # no evidence was computed
+    Xg, yg = grid_data
+    plain = EEGClassifier("ccnn", max_epochs=1, batch_size=12, random_state=0).fit(Xg, yg)
+    guided = KnowledgeGuidedClassifier("ccnn", region_weight=0, sample_weight=0, max_epochs=1,
+                                       batch_size=12, random_state=0).fit(Xg, yg)
+    assert _same_weights(plain.module_, guided.module_)
+
+
+def test_training_step_is_the_design_loss_from_one_forward(raw_data):
+    X, y = raw_data
+    net = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=2.0,
+                                    sample_weight=0.5, module__dropout=0.0, max_epochs=1,
+                                    random_state=0).fit(X, y)
+    net.on_train_begin(net)
+    Xb = torch.as_tensor(X[:16])
+    yb = torch.as_tensor(net._encode(y[:16]))
+    start = copy.deepcopy(net.module_.state_dict())
+
+    # By hand: one forward in training mode, the evidence of its activations, the loss.
+    module = net.module_
+    module.train()
+    module.zero_grad()
+    with ActivationCapture(module.temporal_conv) as capture:
+        logits = module(Xb)
+    evidence = gradcam_from_activations(logits, capture.get(), yb, "channels")
+    ce = F.cross_entropy(logits, yb, reduction="none")
+    expected = knowledge_guided_loss(ce, evidence, torch.as_tensor(RAW_MASK), 2.0, 0.5)
+    expected.backward()
+    expected_grads = [p.grad.clone() for p in module.parameters()]
+    # The CE alone gives other gradients: the evidence term reaches the weights.
+    module.zero_grad()
+    F.cross_entropy(module(Xb), yb).backward()
+    assert not torch.allclose(module.lin.weight.grad, expected_grads[-1])
+
+    module.load_state_dict(start)  # the BN running stats moved: start again from the same state
+    module.zero_grad()
+    step = net.train_step_single((Xb, yb))
+    torch.testing.assert_close(step["loss"], expected)
+    for grad, param in zip(expected_grads, module.parameters(), strict=True):
+        torch.testing.assert_close(param.grad, grad)
+    # BatchNorm saw exactly one forward pass of the batch.
+    torch.testing.assert_close(module.temporal_bn.num_batches_tracked,
+                               start["temporal_bn.num_batches_tracked"] + 1)
+
+
+def test_region_loss_pulls_evidence_into_the_region(raw_data):
+    X, y = raw_data
+    params = dict(max_epochs=8, batch_size=16, lr=3e-3, random_state=0, module__dropout=0.0)
+    baseline = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=0,
+                                         sample_weight=0, **params).fit(X, y)
+    guided = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=5.0,
+                                       sample_weight=0, **params).fit(X, y)
+    shares = guided.history_[:, "train_region_share"]
+    assert len(shares) == 8 and all(0 <= s <= 1 for s in shares)
+    assert shares[-1] > shares[0]
+    held = {name: region_share(guided_gradcam(net, X, y), RAW_MASK).mean()
+            for name, net in [("baseline", baseline), ("guided", guided)]}
+    assert held["guided"] > held["baseline"] + 0.1
+
+
+def test_grid_guided_and_validation_is_plain_cross_entropy(grid_data):
+    X, y = grid_data
+    net = KnowledgeGuidedClassifier(
+        "ccnn", region_mask=GRID_MASK, guided=True, max_epochs=1, batch_size=8, random_state=0,
+        train_split=ValidSplit(4, stratified=True),
+    ).fit(X, y)
+    assert 0 <= net.history_[-1, "train_region_share"] <= 1
+    assert net.cells_.shape == (32, 2) and net.evidence_layer_ == "conv1"
+    _, valid = net.get_split_datasets(X, y)  # same deterministic split as in fit
+    net.module_.eval()
+    with torch.no_grad():
+        logits = net.module_(valid.dataset.X[valid.indices])
+    expected = F.cross_entropy(logits, valid.dataset.targets[valid.indices]).item()
+    assert net.history_[-1, "valid_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_recovers_a_structurally_pruned_network(grid_data):
+    X, y = grid_data
+    origin = EEGClassifier("ccnn", max_epochs=1, random_state=0).fit(X, y)
+    module = copy.deepcopy(origin.module_)
+    pruner = tp.pruner.MagnitudePruner(
+        module, torch.as_tensor(X[:2]), importance=tp.importance.MagnitudeImportance(p=1),
+        pruning_ratio=0.5, ignored_layers=[module.lin2],
+    )
+    pruner.step()
+    assert module.conv1[1].out_channels == 32
+    net = KnowledgeGuidedClassifier(module, region_mask=GRID_MASK, max_epochs=1,
+                                    random_state=0).fit(X, y)
+    assert net.module_ is module
+    assert np.isfinite(net.history_[-1, "train_loss"])
+    assert guided_gradcam(net, X[:3]).shape == (3, 32)
+
+
+def test_masked_weights_stay_zero_during_recovery(raw_data):
+    X, y = raw_data
+    torch.manual_seed(0)
+    module = EEGNet(chunk_size=64, num_electrodes=N_CHANS)
+    prune.l1_unstructured(module.separable_pointwise, "weight", amount=0.5)
+    net = KnowledgeGuidedClassifier(module, region_mask=RAW_MASK, max_epochs=2,
+                                    random_state=0).fit(X, y)
+    weight = net.module_.separable_pointwise.weight
+    assert (weight == 0).sum() >= weight.numel() // 2
+    assert "train_region_share" in net.history_[-1]
+
+
+def test_clone_pickle_and_params(raw_data):
+    X, y = raw_data
+    net = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=0.3,
+                                    sample_weight=0.7, evidence_layer="temporal_conv",
+                                    evidence_kind="channels", max_epochs=1, random_state=0)
+    params = clone(net).get_params()
+    assert params["region_weight"] == 0.3 and params["evidence_kind"] == "channels"
+    np.testing.assert_array_equal(params["region_mask"], RAW_MASK)
+    net.fit(X, y)
+    restored = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(restored.predict_proba(X), net.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"region_mask": None}, "region_mask is None"),
+        ({"region_mask": RAW_MASK[:4]}, "6 channels"),
+        ({"region_mask": np.zeros(N_CHANS, bool)}, "selects no electrode"),
+        ({"region_weight": -1}, "region_weight"),
+        ({"sample_weight": "high"}, "sample_weight"),
+        ({"evidence_layer": "nope"}, "layer='nope'"),
+        ({"evidence_kind": "grid", "cells": np.zeros((3, 3), int)}, "cells"),
+    ],
+)
+def test_bad_parameters_raise_at_fit(raw_data, kwargs, match):
+    X, y = raw_data
+    params = {"region_mask": RAW_MASK, "max_epochs": 1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        KnowledgeGuidedClassifier("eegnet", **params).fit(X, y)
