@@ -53,6 +53,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from skkgp._atomic import atomic_file
+from skkgp.pruning.umwp import register_detach_hook
 
 __all__ = ["save", "load", "FORMAT", "VERSION"]
 
@@ -694,6 +695,10 @@ class _Decoder:
                     state[key] = state[key].to(dtype)
                     torch_prune.custom_from_mask(layer, tensor_name, state[key])
             module.load_state_dict(state, strict=True)
+            for name, tensor_names in record["masks"].items():
+                for tensor_name in tensor_names:
+                    # keeps the masked net deep-copyable after a forward pass with gradients
+                    register_detach_hook(module.get_submodule(name), tensor_name)
             _check_layer_shapes(module)
         except KeyError as error:
             raise ValueError(f"The model file is damaged: missing key {error}.") from None

@@ -81,13 +81,6 @@ def test_clone_of_classifier_holding_pruned_network_is_independent():
         assert torch.equal(value, pruned_state[key]), key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EEGClassifier trains a module INSTANCE in place (skorch's initialize_module "
-    "uses it as given), so the fitted estimator's `module` parameter holds trained "
-    "weights and clone() carries them into the next fit. Fix in skkgp/classifier.py: "
-    "deep-copy an instance module in initialize_module.",
-)
 def test_clone_of_fitted_classifier_starts_from_pruned_weights():
     from skkgp import EEGClassifier
 

@@ -78,6 +78,8 @@ class ZooModule(nn.Module):
 # Names that foreign (e.g. torcheeg) module classes use for shape arguments.
 _FOREIGN_GRID = {"in_channels": 0, "grid_size": slice(1, 3)}
 _FOREIGN_RAW = {"num_electrodes": 0, "chunk_size": 1, "n_chans": 0, "n_times": 1}
+# Tabular (n_samples, n_features) inputs, as scikit-learn's own checks feed them.
+_FOREIGN_TABULAR = {"in_features": 0, "n_features": 0, "n_features_in": 0}
 _CLASS_ARGS = ("num_classes", "n_classes", "n_outputs")
 
 
@@ -86,7 +88,8 @@ def infer_module_kwargs(module_cls: type, input_shape: Sequence[int], n_classes:
 
     Zoo classes answer through :meth:`ZooModule.input_kwargs`. Other classes (a
     torcheeg model, say) get those of the torcheeg-style names ``in_channels``,
-    ``grid_size``, ``num_electrodes``, ``chunk_size`` and ``num_classes`` that their
+    ``grid_size`` (3-D samples), ``num_electrodes``, ``chunk_size`` (2-D samples),
+    ``in_features``/``n_features`` (1-D samples) and ``num_classes`` that their
     signature accepts.
 
     Parameters
@@ -112,7 +115,7 @@ def infer_module_kwargs(module_cls: type, input_shape: Sequence[int], n_classes:
     except (TypeError, ValueError):
         return {}
     kwargs: dict = {}
-    mapping = _FOREIGN_GRID if len(input_shape) == 3 else _FOREIGN_RAW
+    mapping = {1: _FOREIGN_TABULAR, 2: _FOREIGN_RAW, 3: _FOREIGN_GRID}.get(len(input_shape), {})
     for name, where in mapping.items():
         if name in accepted:
             value = input_shape[where]

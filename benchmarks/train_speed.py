@@ -1,0 +1,238 @@
+"""Training speed: a plain PyTorch loop vs ``EEGClassifier.fit`` vs a knowledge-guided epoch.
+
+All three train the same model (same initial weights) on the same data, batch size and
+optimizer (Adam, lr 1e-3), with the data on the device. Printed per batch size: the
+median seconds per epoch (warm-up epoch excluded, medians over epochs and repeats),
+as wall-clock time and, on CPU, also as process CPU time: the CPU time of a
+one-thread run does not grow when other processes compete for the cores, so its
+ratios stay meaningful on a busy machine;
+the ratios to the plain loop, and peak memory (GPU: ``torch.cuda.max_memory_allocated``;
+CPU: the process's peak resident set size, reset before each run through
+``/proc/self/clear_refs``).
+
+Goals (issue 7): ``EEGClassifier`` at most 1.05x the plain loop at every batch size,
+the knowledge-guided recovery at most 1.8x.
+
+Run::
+
+    python benchmarks/train_speed.py                      # small CPU run, a few minutes
+    python benchmarks/train_speed.py --device cuda --n-samples 76800 \\
+        --batch-sizes 64 256 1024 4096                    # DEAP-sized, on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+
+from skkgp.classifier import EEGClassifier
+from skkgp.models import get_model_class, infer_module_kwargs
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="ccnn")
+    parser.add_argument("--n-samples", type=int, default=2048)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs (plus 1 warm-up)")
+    parser.add_argument("--repeats", type=int, default=1, help="repeats of every measurement")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast in every run")
+    parser.add_argument("--compile", action="store_true", help="torch.compile in every run")
+    parser.add_argument("--no-recovery", action="store_true",
+                        help="skip the knowledge-guided recovery epochs")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    return parser.parse_args(argv)
+
+
+def make_data(model: str, n_samples: int, seed: int = 0):
+    """Random inputs of the model's kind: grids (n, 4, 9, 9) or raw windows (n, 32, 128)."""
+    rng = np.random.default_rng(seed)
+    cls = get_model_class(model)
+    shape = (4, 9, 9) if getattr(cls, "input_kind", "grid") == "grid" else (32, 128)
+    X = rng.standard_normal((n_samples, *shape)).astype(np.float32)
+    y = rng.integers(0, 2, n_samples)
+    return X, y
+
+
+class PeakMemory:
+    """Peak memory of a block: CUDA allocator peak, or the process's peak RSS on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak_mib = float("nan")
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            try:  # "5" resets the kernel's VmHWM (peak RSS) to the current RSS
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            self.peak_mib = _vm_hwm_mib()
+        return False
+
+
+def _vm_hwm_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class EpochClock(Callback):
+    """Wall and process CPU seconds of each epoch (on_epoch_begin to on_epoch_end)."""
+
+    def initialize(self):
+        self.times_ = []
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        _sync(torch.device(net.device))
+        self._start = (time.perf_counter(), time.process_time())
+
+    def on_epoch_end(self, net, **kwargs):
+        _sync(torch.device(net.device))
+        wall, cpu = self._start
+        self.times_.append((time.perf_counter() - wall, time.process_time() - cpu))
+
+
+def plain_loop(
+    module, X, y, *, batch_size, epochs, device, bf16, compile_, seed
+) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds per epoch of a plain PyTorch loop with the data on the device."""
+    module = module.to(device)
+    model = torch.compile(module) if compile_ else module
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    criterion = torch.nn.CrossEntropyLoss()
+    X_t = torch.from_numpy(X).to(device)
+    y_t = torch.from_numpy(y).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    times = []
+    model.train()
+    for _ in range(epochs):
+        _sync(device)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        order = torch.randperm(len(X_t), generator=generator).to(device)
+        total = torch.zeros((), device=device)
+        for begin in range(0, len(X_t), batch_size):
+            index = order[begin:begin + batch_size]
+            xb, yb = X_t[index], y_t[index]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(xb)
+            loss = criterion(logits.float(), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+        total.item()  # one synchronisation per epoch, as a loop that logs the epoch loss
+        _sync(device)
+        times.append((time.perf_counter() - start, time.process_time() - start_cpu))
+    return times
+
+
+def skkgp_fit(estimator, X, y) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds per epoch of ``estimator.fit``."""
+    clock = EpochClock()
+    estimator.set_params(callbacks=[("clock", clock)])
+    estimator.fit(X, y)
+    return clock.times_
+
+
+def region_mask_for(model: str):
+    from skkgp import montage
+
+    return montage.region_mask("frontal_left", montage.DEAP_CHANNELS)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    X, y = make_data(args.model, args.n_samples)
+    cls = get_model_class(args.model)
+    kwargs = infer_module_kwargs(cls, X.shape[1:], 2)
+    try:
+        from skkgp.recovery import KnowledgeGuidedClassifier
+    except ImportError:
+        KnowledgeGuidedClassifier = None  # noqa: N806
+    run_recovery = KnowledgeGuidedClassifier is not None and not args.no_recovery
+    n_epochs = args.epochs + 1
+    print(
+        f"model={args.model} input={X.shape} device={device} threads={args.threads} "
+        f"bf16={args.bf16} compile={args.compile} epochs={args.epochs} (+1 warm-up) "
+        f"repeats={args.repeats} torch={torch.__version__}"
+    )
+    clocks = ("wall", "cpu") if device.type == "cpu" else ("wall",)
+    header = (f"{'batch':>6} {'clock':>5} {'plain s/ep':>11} {'fit s/ep':>9} {'fit/plain':>9} "
+              f"{'kg s/ep':>8} {'kg/plain':>8} {'plain MiB':>9} {'fit MiB':>8} {'kg MiB':>7}")
+    print(header)
+    print("-" * len(header))
+    for batch_size in args.batch_sizes:
+        plain, fit, kg = [], [], []
+        memory = {}
+        for repeat in range(args.repeats):
+            seed = 1000 + repeat
+            torch.manual_seed(seed)
+            module = cls(**kwargs)
+            with PeakMemory(device) as peak:
+                times = plain_loop(module, X, y, batch_size=batch_size, epochs=n_epochs,
+                                   device=device, bf16=args.bf16, compile_=args.compile,
+                                   seed=seed)
+            plain += times[1:]
+            memory["plain"] = peak.peak_mib
+            common = dict(max_epochs=n_epochs, batch_size=batch_size, device=args.device,
+                          random_state=seed, precision="bf16" if args.bf16 else None,
+                          compile=args.compile)
+            with PeakMemory(device) as peak:
+                fit += skkgp_fit(EEGClassifier(args.model, **common), X, y)[1:]
+            memory["fit"] = peak.peak_mib
+            if run_recovery:
+                with PeakMemory(device) as peak, warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    estimator = KnowledgeGuidedClassifier(
+                        args.model, region_mask=region_mask_for(args.model), **common)
+                    kg += skkgp_fit(estimator, X, y)[1:]
+                memory["kg"] = peak.peak_mib
+        for which, clock in enumerate(clocks):
+            plain_s = statistics.median(t[which] for t in plain)
+            fit_s = statistics.median(t[which] for t in fit)
+            kg_s = statistics.median(t[which] for t in kg) if kg else float("nan")
+            print(
+                f"{batch_size:>6} {clock:>5} {plain_s:>11.4f} {fit_s:>9.4f} "
+                f"{fit_s / plain_s:>8.3f}x {kg_s:>8.4f} {kg_s / plain_s:>7.3f}x "
+                f"{memory['plain']:>9.1f} {memory['fit']:>8.1f} "
+                f"{memory.get('kg', float('nan')):>7.1f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

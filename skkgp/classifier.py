@@ -1,0 +1,537 @@
+"""EEGClassifier: a skorch classifier for the zoo's EEG networks, with shapes inferred at fit."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import numbers
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+from skorch import NeuralNetClassifier
+from skorch.dataset import Dataset as SkorchDataset
+from skorch.dataset import get_len
+from skorch.utils import is_dataset
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+from skkgp._batching import TensorBatchIterator, TensorData, to_tensor_data
+from skkgp.models import get_model_class, infer_module_kwargs
+
+__all__ = ["EEGClassifier"]
+
+_PRECISIONS = {None: None, "fp32": None, "float32": None, "bf16": torch.bfloat16,
+               "bfloat16": torch.bfloat16}
+
+
+def _copy_module(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` that also works on nets masked by ``torch.nn.utils.prune``."""
+    for layer in module.modules():
+        for hook in layer._forward_pre_hooks.values():
+            if isinstance(hook, torch_prune.BasePruningMethod):
+                # The masked tensor (weight_orig * mask) is a non-leaf that deepcopy refuses;
+                # the pre-hook recomputes it at the next forward, so a detached value is exact.
+                name = hook._tensor_name
+                setattr(layer, name, getattr(layer, name).detach())
+    return copy.deepcopy(module)
+
+
+class EEGClassifier(NeuralNetClassifier):
+    """A scikit-learn classifier around an EEG network, trained with skorch.
+
+    ``module`` is a zoo name or any ``torch.nn.Module`` class. At :meth:`fit` the shape
+    of one sample of ``X`` and the classes of ``y`` give the module's constructor
+    arguments (``in_channels``/``grid_size`` for grids, ``num_electrodes``/
+    ``chunk_size`` for raw windows, ``num_classes``); they are stored in fitted
+    attributes, never in the parameters, so :func:`sklearn.base.clone` and
+    :meth:`get_params` mean the same before and after ``fit``. Parameters given as
+    ``module__name=value`` override the inferred ones.
+
+    Parameters
+    ----------
+    module : str or type, default="ccnn"
+        A zoo name (``"ccnn"``, ``"fbccnn"``, ``"eegnet"``, ``"tsception"``), a
+        ``torch.nn.Module`` subclass (a torcheeg model class works too: the shape
+        arguments it names are filled in), or a module instance (used as given).
+        The module must return logits.
+    criterion : type, default=torch.nn.CrossEntropyLoss
+        Loss on logits and encoded class indices.
+    optimizer : type, default=torch.optim.Adam
+        Optimizer class; its arguments are passed as ``optimizer__name=value``.
+    lr : float, default=1e-3
+        Learning rate.
+    max_epochs : int, default=10
+        Passes over the training data.
+    batch_size : int, default=64
+        Samples per mini-batch (``-1``: the whole data set).
+    device : str or torch.device, default="cpu"
+        Where the module runs, e.g. ``"cuda"``. The data are moved there once per
+        ``fit`` when they take at most a quarter of the free device memory, otherwise
+        they stay in pinned CPU memory and each batch is copied asynchronously. A
+        net fitted on a GPU unpickles on a CPU-only machine (skorch maps it to CPU).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the dropout masks and the shuffling of the
+        mini-batches: two fits on CPU with the same integer give identical
+        predictions. The whole fit runs inside :func:`torch.random.fork_rng`, so
+        torch's global random state is left as it was. ``None``: draws from torch's
+        global generator, as plain PyTorch does.
+    precision : {None, "bf16"}, default=None
+        ``"bf16"`` runs the forward passes under ``torch.autocast`` with bfloat16
+        (mixed precision; worthwhile on recent GPUs, rarely on CPUs). Logits are
+        returned as float32.
+    train_split : callable or None, default=None
+        skorch's internal validation split. ``None`` trains on all the data given to
+        ``fit``, as scikit-learn estimators do; pass ``skorch.dataset.ValidSplit(5,
+        stratified=True)`` to monitor ``valid_loss``/``valid_acc`` in ``history_``.
+    verbose : int, default=0
+        ``0`` prints nothing (the scikit-learn habit); ``1`` prints skorch's
+        per-epoch table. For a tqdm progress bar pass
+        ``callbacks=[skorch.callbacks.ProgressBar()]``.
+    iterator_train, iterator_valid : type, default=TensorBatchIterator
+        Batch iterators. The default slices whole tensors (no per-sample collation);
+        training batches are shuffled unless ``iterator_train__shuffle=False``.
+    use_caching : bool or "auto", default=False
+        Whether skorch's scoring callbacks reuse the predictions of the training
+        loop. Those cached targets are the encoded class indices while ``predict``
+        returns the original labels, so scorers such as ``valid_acc`` predict again
+        (one extra forward pass over the validation split per epoch, and only when
+        ``train_split`` is set).
+    **skorch_kwargs
+        Any other :class:`skorch.NeuralNetClassifier` argument (``callbacks``,
+        ``warm_start``, ``compile``, ``classes``, ``module__*``, ``optimizer__*``...).
+        ``compile=True`` wraps the module in ``torch.compile``; its submodule names
+        then gain an ``_orig_mod.`` prefix, so evidence layers must be looked up on
+        ``module_._orig_mod``.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The fitted network.
+    classes_ : ndarray, shape (n_classes,)
+        Class labels, sorted; ``predict`` returns these.
+    n_classes_ : int
+        Number of classes.
+    input_shape_ : tuple of int
+        Shape of one sample of ``X``.
+    n_features_in_ : int
+        ``input_shape_[0]`` (channels of raw windows, bands of grids).
+    n_chans_, n_times_ : int
+        Channels and samples of a raw window (raw-input modules only).
+    n_bands_ : int
+        Feature maps of a grid (grid-input modules only).
+    grid_size_ : tuple of int
+        Rows and columns of a grid (grid-input modules only).
+    module_kwargs_ : dict
+        Constructor arguments inferred from the data (before ``module__*`` overrides).
+    history_ : skorch.History
+        Per-epoch and per-batch records (``train_loss``, ``dur``...).
+
+    See Also
+    --------
+    skkgp.KnowledgeGuidedPruner : prunes a fitted ``EEGClassifier`` and recovers it.
+    skkgp.models : the zoo.
+
+    Notes
+    -----
+    ``X`` is ``(n_samples, n_chans, n_times)`` for raw-signal models (EEGNet,
+    TSCeption) and ``(n_samples, n_bands, rows, cols)`` for grid models (CCNN, FBCCNN;
+    see :class:`skkgp.transforms.BandDifferentialEntropy` and
+    :class:`skkgp.transforms.ToGrid`). Labels may be strings or integers.
+
+    Subclasses customise training through skorch's hooks (``get_loss``,
+    ``train_step_single``, ``infer``); batches reach them as ``(Xb, yb)`` tensors on
+    ``device``, ``yb`` holding encoded class indices ``0..n_classes_-1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skkgp import EEGClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 4, 64)).astype("float32")
+    >>> y = np.array(["low", "high"] * 20)
+    >>> clf = EEGClassifier("eegnet", max_epochs=2, random_state=0).fit(X, y)
+    >>> clf.n_chans_, clf.n_times_, clf.classes_.tolist()
+    (4, 64, ['high', 'low'])
+    """
+
+    def __init__(
+        self,
+        module="ccnn",
+        *,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=64,
+        device="cpu",
+        random_state=None,
+        precision=None,
+        train_split=None,
+        verbose=0,
+        iterator_train=TensorBatchIterator,
+        iterator_valid=TensorBatchIterator,
+        use_caching=False,
+        **skorch_kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            device=device,
+            train_split=train_split,
+            verbose=verbose,
+            iterator_train=iterator_train,
+            iterator_valid=iterator_valid,
+            use_caching=use_caching,
+            **skorch_kwargs,
+        )
+        self.random_state = random_state
+        self.precision = precision
+
+    # ------------------------------------------------------------------ validation
+    def _module_class(self):
+        if isinstance(self.module, nn.Module):
+            return type(self.module)
+        return get_model_class(self.module)
+
+    def _check_X(self, X, *, reset: bool) -> np.ndarray:
+        name = type(self).__name__
+        if X is None:
+            raise ValueError(f"{name} needs X, got None.")
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        try:
+            X = check_array(
+                X, allow_nd=True, dtype=np.float32, ensure_all_finite=True, input_name="X",
+                estimator=self,
+            )
+        except ValueError as error:
+            if "could not convert" in str(error):
+                raise ValueError(f"X must hold numbers (got non-numeric values): {error}") from None
+            raise
+        if 0 in X.shape:
+            raise ValueError(f"X is empty: it has shape {X.shape}.")
+        if not X.flags.c_contiguous or not X.flags.writeable:
+            # torch.from_numpy needs writeable memory; contiguous rows make batch slices cheap.
+            X = np.array(X, dtype=np.float32, order="C", copy=True)
+        shape = tuple(X.shape[1:])
+        if reset:
+            return X
+        fitted = self.input_shape_
+        if len(shape) != len(fitted):
+            raise ValueError(
+                f"X has {X.ndim} dimensions, but {name} was fitted on {len(fitted) + 1}-D "
+                f"inputs: X has samples of shape {shape}, the estimator expects {fitted}."
+            )
+        if shape != fitted:
+            what = "features"
+            if len(fitted) == 2 and len(shape) == 2:
+                what = "channels"
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {name} is expecting {self.n_features_in_} "
+                f"features as input: X has samples of shape {shape}, the estimator was fitted "
+                f"on samples of shape {fitted} (the number of {what} or the sample shape "
+                "differs from fit)."
+            )
+        return X
+
+    def _check_y(self, y) -> np.ndarray:
+        name = type(self).__name__
+        if y is None:
+            raise ValueError(f"{name} requires y to be passed, but the target y is None.")
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().numpy()
+        y = check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=True, input_name="y")
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        return y
+
+    def _check_params(self) -> None:
+        if self.precision not in _PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {sorted(k for k in _PRECISIONS if k)} or None, "
+                f"got {self.precision!r}."
+            )
+        batch_size = self.batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or (
+            batch_size < 1 and batch_size != -1
+        ):
+            raise ValueError(f"batch_size must be a positive int or -1, got {batch_size!r}.")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"device must name a torch device, got {self.device!r}: "
+                             f"{error}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} but torch finds no CUDA GPU here; "
+                             "use device='cpu'.")
+        epochs = self.max_epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+            raise ValueError(f"max_epochs must be an int >= 0, got {epochs!r}.")
+
+    def _set_input_attributes(self, X: np.ndarray, classes: np.ndarray) -> None:
+        """Learn the sample shape and classes (all checks pass before anything is set)."""
+        module_cls = self._module_class()
+        shape = tuple(int(s) for s in X.shape[1:])
+        if isinstance(self.module, nn.Module):
+            inferred = {}  # an instance is used as given
+        else:
+            inferred = infer_module_kwargs(module_cls, shape, len(classes))
+        kind = getattr(module_cls, "input_kind", None)
+        for attr in ("n_chans_", "n_times_", "n_bands_", "grid_size_"):
+            self.__dict__.pop(attr, None)
+        if kind == "raw":
+            self.n_chans_, self.n_times_ = shape
+        elif kind == "grid":
+            self.n_bands_, self.grid_size_ = shape[0], shape[1:]
+        self.input_shape_ = shape
+        self.n_features_in_ = shape[0]
+        self.module_kwargs_ = inferred
+        self.classes_inferred_ = classes
+        self.n_classes_ = len(classes)
+
+    def _training_data(self, X, y, *, reset: bool) -> tuple[TensorData, np.ndarray]:
+        """Validate ``X``/``y`` (learning shapes and classes when ``reset``) as tensors."""
+        self._check_params()
+        X = self._check_X(X, reset=reset)
+        y = self._check_y(y)
+        if len(X) != len(y):
+            raise ValueError(
+                f"X and y have different numbers of samples: {len(X)} and {len(y)}."
+            )
+        if reset:
+            classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
+            if len(classes) < 2:
+                raise ValueError(
+                    f"y has only one class ({classes[0]!r}); a classifier needs at least 2 "
+                    "classes."
+                )
+            self._set_input_attributes(X, classes)
+        return to_tensor_data(X, self._encode(y), y, self.device), y
+
+    def _encode(self, y: np.ndarray) -> np.ndarray:
+        classes = self.classes_
+        order = np.argsort(classes, kind="stable")
+        positions = np.searchsorted(classes, y, sorter=order)
+        positions = np.clip(positions, 0, len(classes) - 1)
+        codes = order[positions]
+        unknown = classes[codes] != y
+        if np.any(unknown):
+            raise ValueError(
+                f"y contains labels not seen at fit: {sorted(set(y[unknown].tolist()))}; "
+                f"known classes: {list(classes)}."
+            )
+        return codes.astype(np.int64)
+
+    # ------------------------------------------------------------------ randomness
+    @contextlib.contextmanager
+    def _seeded(self) -> Iterator[None]:
+        """Run the block with torch's RNG seeded from ``random_state``, restored afterwards."""
+        if self.random_state is None:
+            yield
+            return
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        device = torch.device(self.device)
+        cuda = device.type == "cuda" and torch.cuda.is_available()
+        index = device.index if device.index is not None else (
+            torch.cuda.current_device() if cuda else None)
+        with torch.random.fork_rng(devices=[index] if cuda else [], device_type="cuda"):
+            torch.default_generator.manual_seed(int(seed))
+            if cuda:
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(int(seed))
+            yield
+
+    # ------------------------------------------------------------------ skorch hooks
+    def initialize_module(self):
+        """Instantiate the module from the zoo name or class, with the inferred shapes."""
+        if isinstance(self.module, nn.Module):
+            # fit must not change the estimator's parameters: train a copy of the instance,
+            # so that clone() never carries trained weights into a new fit.
+            if self.get_params_for("module"):
+                raise ValueError(
+                    "module__* arguments cannot be applied to a module instance; pass the "
+                    "module class instead."
+                )
+            self.module_ = _copy_module(self.module)
+            return self
+        kwargs = dict(getattr(self, "module_kwargs_", {}))
+        kwargs.update(self.get_params_for("module"))
+        self.module_ = self._module_class()(**kwargs)
+        return self
+
+    def check_data(self, X, y=None):
+        # classes_inferred_ is set when fit validates y; skorch's version would recompute it
+        # from every partial_fit batch.
+        if y is None and not is_dataset(X):
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
+                             "y is None.")
+
+    def get_dataset(self, X, y=None):
+        """Wrap validated arrays as a :class:`~skkgp._batching.TensorData` (once per call)."""
+        if is_dataset(X):
+            return X
+        if self.dataset is not SkorchDataset:  # the user chose a dataset class
+            return super().get_dataset(X, None if y is None else self._encode(np.asarray(y)))
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        # fit and predict pass validated arrays; this serves skorch's public forward().
+        X = np.require(X, dtype=np.float32, requirements=["C_CONTIGUOUS", "WRITEABLE"])
+        targets = None if y is None else self._encode(np.asarray(y))
+        return to_tensor_data(X, targets, y, self.device)
+
+    def get_iterator(self, dataset, training=False):
+        """Batches of ``dataset``; training batches are shuffled with a seeded generator."""
+        prefix = "iterator_train" if training else "iterator_valid"
+        iterator = self.iterator_train if training else self.iterator_valid
+        kwargs = self.get_params_for(prefix)
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        if iterator is TensorBatchIterator and training:
+            kwargs.setdefault("shuffle", True)
+            if "generator" not in kwargs:
+                # Drawn from torch's (forked, seeded) global generator: reproducible under
+                # random_state, and independent of the number of batches drawn so far.
+                generator = torch.Generator()
+                generator.manual_seed(int(torch.randint(2**62, (1,)).item()))
+                kwargs["generator"] = generator
+        return iterator(dataset, **kwargs)
+
+    def _defer_loss_sync(self) -> bool:
+        return torch.device(self.device).type != "cpu"
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """One pass over ``iterator``; on accelerators, batch losses are read once per epoch.
+
+        skorch records ``loss.item()`` after every batch, which makes the host wait for
+        the device at every step. On a GPU this version records the loss tensors and
+        converts them to floats in one transfer at the end of the pass (before any
+        ``on_epoch_end`` callback reads them); during the epoch, ``on_batch_end``
+        callbacks see the batch loss in the history as a 0-dim tensor. On CPU it is
+        skorch's own loop.
+        """
+        if iterator is None or not self._defer_loss_sync():
+            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        name = prefix + "_loss"
+        pending, records = [], []
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            pending.append(step["loss"].detach())
+            self.history.record_batch(name, pending[-1])
+            records.append(self.history[-1]["batches"][-1])
+            Xb = batch[0] if isinstance(batch, (tuple, list)) else batch
+            self.history.record_batch(prefix + "_batch_size", get_len(Xb))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        if pending:
+            for record, value in zip(records, torch.stack(pending).float().tolist(),
+                                     strict=True):
+                record[name] = value
+        self.history.record(prefix + "_batch_count", len(pending))
+
+    def infer(self, x, **fit_params):
+        """Forward one batch, under bfloat16 autocast when ``precision="bf16"``."""
+        dtype = _PRECISIONS.get(self.precision)
+        if dtype is None:
+            return super().infer(x, **fit_params)
+        with torch.autocast(device_type=torch.device(self.device).type, dtype=dtype):
+            y_pred = super().infer(x, **fit_params)
+        return y_pred.float() if isinstance(y_pred, torch.Tensor) else y_pred
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, X, y, **fit_params):
+        """Infer the input shapes and classes, build the module and train it.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_chans, n_times) or (n_samples, n_bands, rows, cols)
+            Raw EEG windows or band-feature grids (any numeric dtype; used as float32).
+        y : array-like, shape (n_samples,)
+            Class labels (strings or integers), at least two classes.
+        **fit_params : dict
+            Passed to the module's ``forward`` (skorch convention).
+
+        Returns
+        -------
+        self : EEGClassifier
+        """
+        reset = not (self.warm_start and self.initialized_)
+        data, y = self._training_data(X, y, reset=reset)
+        with self._seeded():
+            return super().fit(data, y, **fit_params)
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train for ``max_epochs`` more epochs without re-initialising the module.
+
+        Parameters
+        ----------
+        X, y : array-like
+            As in :meth:`fit`.
+        classes : array-like or None
+            Ignored (the classes come from the first call or from ``classes``).
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self : EEGClassifier
+        """
+        if isinstance(X, TensorData):  # already validated by fit
+            return super().partial_fit(X, y, classes=classes, **fit_params)
+        data, y = self._training_data(X, y, reset=not self.initialized_)
+        with self._seeded():
+            return super().partial_fit(data, y, classes=classes, **fit_params)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (softmax of the logits).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, ...)
+            Same sample shape as at fit.
+
+        Returns
+        -------
+        proba : ndarray of float64, shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        check_is_fitted(self, "input_shape_")
+        if not is_dataset(X):
+            X = self._check_X(X, reset=False)
+        proba = np.asarray(super().predict_proba(X), dtype=np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, ...)
+            Same sample shape as at fit.
+
+        Returns
+        -------
+        y_pred : ndarray, shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        check_is_fitted(self, "input_shape_")
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def _get_param_names(self):
+        # skorch lists every attribute not ending in "_", its private bookkeeping
+        # (_params_to_validate) included; that is state, not a parameter.
+        return [name for name in super()._get_param_names() if not name.startswith("_")]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
