@@ -321,7 +321,8 @@ default=None
         ----------
         X : ndarray, shape (n_samples, n_chans, n_features)
         y : ignored
-        baseline : ndarray, default=None
+        baseline : ndarray, shape (n_samples, n_chans, n_features) or (n_chans, n_features), \
+default=None
             Checked against ``X`` when given.
 
         Returns
@@ -371,7 +372,20 @@ n_features), default=None
         return np.subtract(X, baseline, dtype=np.float32)
 
     def fit_transform(self, X, y=None, baseline=None) -> np.ndarray:
-        """Fit, then transform with the same ``baseline``."""
+        """Fit, then transform with the same ``baseline``.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_samples, n_chans, n_features)
+        y : ignored
+        baseline : ndarray, shape (n_samples, n_chans, n_features) or (n_chans, n_features), \
+default=None
+            Baseline features, one row per window or one for all.
+
+        Returns
+        -------
+        X_new : ndarray of float32, shape (n_samples, n_chans, n_features)
+        """
         return self.fit(X, y, baseline=baseline).transform(X, baseline=baseline)
 
 
@@ -578,7 +592,17 @@ class ChannelStandardizer(TransformerMixin, BaseEstimator):
         return ((X - mean) / scale).astype(np.float32, copy=False)
 
     def inverse_transform(self, X) -> np.ndarray:
-        """Undo :meth:`transform`."""
+        """Undo :meth:`transform`.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_samples, n_chans, ...)
+            Standardised data of the shape seen in ``fit``.
+
+        Returns
+        -------
+        X_orig : ndarray of float32, same shape as ``X``
+        """
         check_is_fitted(self, "mean_")
         X = np.asarray(X)
         shape = (1, *self.mean_.shape) if self.per_feature else (1, self.n_chans_) + (1,) * (

@@ -1,0 +1,490 @@
+"""KnowledgeGuidedPruner: fit an EEG network, prune it, and recover it with knowledge.
+
+The meta-estimator of Rao & Zhong (2023): it clones and fits an
+:class:`skkgp.EEGClassifier` (the origin model), prunes a copy of the fitted network
+with one of :data:`skkgp.pruning.METHODS`, and trains the pruned network again with
+the knowledge-guided losses of :class:`skkgp.recovery.KnowledgeGuidedClassifier`,
+which pull the guided Grad-CAM evidence towards a brain region.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Mapping, Sequence
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.metrics import accuracy_score
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from skkgp import montage as _montage
+from skkgp import pruning as _pruning
+from skkgp.classifier import EEGClassifier
+from skkgp.recovery import KnowledgeGuidedClassifier
+
+__all__ = ["KnowledgeGuidedPruner", "ConstantPredictorWarning"]
+
+
+class ConstantPredictorWarning(UserWarning):
+    """A fitted network predicts one class for every training sample.
+
+    A collapsed origin model (it happens: CCNN with Adam at ``lr=1e-3`` on real DEAP)
+    makes any comparison of pruned networks against it meaningless, so
+    :class:`KnowledgeGuidedPruner` reports it instead of pruning it silently.
+    """
+
+
+class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
+    """Prune a fitted EEG network and recover it with knowledge-guided losses.
+
+    ``fit`` runs three steps:
+
+    1. **Origin.** ``estimator`` is cloned (never modified) and fitted on ``(X, y)``;
+       with ``method="nsfp"`` the clone trains with the network-slimming sparsity
+       callback :class:`skkgp.pruning.NetworkSlimming`. An origin that predicts one
+       class for every training sample raises a :class:`ConstantPredictorWarning`.
+    2. **Pruning.** A copy of the fitted network is pruned with
+       :func:`skkgp.pruning.prune` (``lfp``, ``nsfp``: structurally smaller; ``umwp``:
+       masks that stay applied during recovery).
+    3. **Recovery.** The pruned network is trained again, starting from its pruned
+       weights (``recovery="finetune"``) or from a fresh initialisation of the pruned
+       structure (``recovery="scratch"``; masks of ``umwp`` are kept), by a
+       :class:`skkgp.recovery.KnowledgeGuidedClassifier` that has the estimator's
+       optimizer, learning rate, batch size, device and callbacks.
+
+    Soft filter pruning (``method="sfp"``) prunes *during* recovery instead: the
+    network keeps its full structure while :class:`skkgp.pruning.SoftFilterPruning`
+    zeroes its lowest-L2 filters after every epoch (they may regrow in the next
+    one), and the zeroed filters are removed physically at the end of recovery
+    (the hard step of :func:`skkgp.pruning.prune` with ``method="sfp"``).
+
+    With ``region_weight=0`` and ``sample_weight=0`` the recovery is exactly the plain
+    cross-entropy fine-tuning of the pruned network (same seed, same weights).
+
+    Parameters
+    ----------
+    estimator : EEGClassifier
+        The unfitted origin network. It is cloned, never modified.
+    method : {"lfp", "nsfp", "umwp", "sfp"}, default="lfp"
+        Pruning method (see :mod:`skkgp.pruning`); it must apply to the network
+        (``nsfp`` needs BatchNorm layers, e.g. ``"fbccnn"``).
+    prune_ratio : float in (0, 1), default=0.5
+        Fraction of filters (``lfp``, ``nsfp``, ``sfp``) or weights (``umwp``) removed.
+    recovery : {"finetune", "scratch"}, default="finetune"
+        Recover from the pruned weights or from a re-initialised pruned structure.
+    region : str or list of str, default="prefrontal"
+        The knowledge region: a name of :data:`skkgp.montage.REGIONS` or a list of
+        electrode names (case-insensitive). At least one of its electrodes must be
+        among the network's electrodes.
+    region_weight : float >= 0, default=1.0
+        Weight ``alpha`` of the region-wise loss. On small simulated data a weight of 1
+        (and even 0.1) drove most of CCNN's Grad-CAM evidence to exactly zero, where the
+        loss has no gradient left (``benchmarks/knowledge_effect.py`` reports the share
+        of such windows): tune it, e.g. with :class:`~sklearn.model_selection.GridSearchCV`.
+    sample_weight : float in [0, 1], default=1.0
+        Weight ``beta`` of the evidence-based sample weights in the cross-entropy.
+    recovery_epochs : int or None, default=None
+        Epochs of recovery; ``None`` uses the estimator's ``max_epochs``.
+    ch_names : list of str or None, default=None
+        Electrode names. Raw inputs ``(n, n_chans, n_times)``: the name of each
+        channel, by default the montage's channel list when its length is
+        ``n_chans``. Grid inputs ``(n, n_bands, rows, cols)``: the electrodes placed
+        on the grid, by default all channels of the montage.
+    montage : {"deap", "seed"} or dict, default="deap"
+        Channel list and grid layout (electrode -> (row, col)) the electrodes come from.
+    random_state : int or None, default=None
+        Seed of the origin fit, of the re-initialisation for ``recovery="scratch"`` and
+        of the recovery; ``None`` keeps the estimator's own ``random_state``.
+    verbose : int, default=0
+        Print one line at each step when positive.
+
+    Attributes
+    ----------
+    estimator_ : KnowledgeGuidedClassifier
+        The pruned and recovered network, fitted.
+    origin_estimator_ : EEGClassifier
+        The fitted origin network (unpruned).
+    origin_module_ : torch.nn.Module
+        The origin network's module (``origin_estimator_.module_``), e.g. for
+        evidence plots of the unpruned model.
+    origin_score_ : float
+        Accuracy of the origin network on the training data ``(X, y)`` it was fitted
+        on: a training score, optimistic by construction. Score held-out data with
+        ``origin_estimator_.score(X_test, y_test)``.
+    origin_is_constant_ : bool
+        Whether the origin predicts a single class for every training sample.
+    pruning_report_ : skkgp.pruning.PruningReport
+        Parameters and MACs before and after pruning, kept channels per layer.
+    classes_ : ndarray, shape (n_classes,)
+        Class labels.
+    electrodes_ : tuple of str
+        Names of the electrodes the evidence is computed on.
+    region_mask_ : ndarray of bool, shape (n_electrodes,)
+        Which of ``electrodes_`` belong to the knowledge region.
+
+    See Also
+    --------
+    skkgp.EEGClassifier : The networks pruned here.
+    skkgp.pruning.prune : The pruning step alone.
+    skkgp.recovery.KnowledgeGuidedClassifier : The knowledge-guided recovery alone.
+
+    References
+    ----------
+    .. [1] Rao, Y., & Zhong, X. (2023). Knowledge-guided network pruning for EEG-based
+       emotion recognition. IEEE International Conference on Bioinformatics and
+       Biomedicine (BIBM).
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skkgp import EEGClassifier, KnowledgeGuidedPruner
+    >>> from skkgp.transforms import BandDifferentialEntropy, ToGrid
+    >>> pipe = make_pipeline(
+    ...     BandDifferentialEntropy(), ToGrid(),
+    ...     KnowledgeGuidedPruner(EEGClassifier("ccnn", max_epochs=2), prune_ratio=0.5),
+    ... )  # doctest: +SKIP
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "predict", "get_params"])],
+        "method": [StrOptions({"lfp", "nsfp", "umwp", "sfp"})],
+        "prune_ratio": [Interval(Real, 0, 1, closed="neither")],
+        "recovery": [StrOptions({"finetune", "scratch"})],
+        "region": [str, list, tuple],
+        "region_weight": [Interval(Real, 0, None, closed="left")],
+        "sample_weight": [Interval(Real, 0, 1, closed="both")],
+        "recovery_epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "ch_names": [list, tuple, np.ndarray, None],
+        "montage": [StrOptions({"deap", "seed"}), Mapping],
+        "random_state": [Interval(Integral, 0, None, closed="left"), None],
+        "verbose": [Interval(Integral, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        method: str = "lfp",
+        prune_ratio: float = 0.5,
+        recovery: str = "finetune",
+        region: str | Sequence[str] = "prefrontal",
+        region_weight: float = 1.0,
+        sample_weight: float = 1.0,
+        recovery_epochs: int | None = None,
+        ch_names: Sequence[str] | None = None,
+        montage: str | Mapping = "deap",
+        random_state: int | None = None,
+        verbose: int = 0,
+    ):
+        self.estimator = estimator
+        self.method = method
+        self.prune_ratio = prune_ratio
+        self.recovery = recovery
+        self.region = region
+        self.region_weight = region_weight
+        self.sample_weight = sample_weight
+        self.recovery_epochs = recovery_epochs
+        self.ch_names = ch_names
+        self.montage = montage
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y) -> KnowledgeGuidedPruner:
+        """Fit the origin network, prune it and recover it.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_chans, n_times) or (n_samples, n_bands, rows, cols)
+            Raw windows (EEGNet, TSCeption) or electrode grids (CCNN, FBCCNN).
+        y : array-like, shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        self : KnowledgeGuidedPruner
+        """
+        self._validate_params()
+        if not isinstance(self.estimator, EEGClassifier):
+            raise TypeError(
+                "estimator must be an skkgp.EEGClassifier, got "
+                f"{type(self.estimator).__name__}: {self.estimator!r}."
+            )
+        X = _check_X(X)
+        y = np.asarray(y)
+        self.electrodes_, cells = self._resolve_electrodes(X)
+        self.region_mask_ = self._resolve_region(self.electrodes_)
+        self._check_method_before_fit(X, y)
+
+        # 1. Origin.
+        origin = clone(self.estimator)
+        if self.random_state is not None:
+            origin.set_params(random_state=self.random_state)
+        if self.method == "nsfp":
+            origin.set_params(
+                callbacks=[
+                    *_user_callbacks(origin),
+                    ("network_slimming", _pruning.NetworkSlimming()),
+                ]
+            )
+        self._say("fitting the origin network")
+        origin.fit(X, y)
+        _pruning.check_method(self.method, origin.module_)
+        origin_pred = origin.predict(X)
+        self.origin_score_ = float(accuracy_score(y, origin_pred))
+        self.origin_is_constant_ = bool(np.unique(origin_pred).size == 1)
+        if self.origin_is_constant_:
+            warnings.warn(
+                f"The origin {_model_name(origin)} predicts the single class "
+                f"{_plain(origin_pred[0])!r} for all {len(y)} training samples (training accuracy "
+                f"{self.origin_score_:.3f}): it has collapsed, so pruning and recovering it "
+                "say nothing about the method. Refit with another random_state or a smaller lr.",
+                ConstantPredictorWarning,
+                stacklevel=2,
+            )
+        self.origin_estimator_ = origin
+        self.origin_module_ = origin.module_
+
+        # 2. Pruning (sfp: its hard step comes after recovery, see the class docstring).
+        module = copy.deepcopy(origin.module_)
+        example_inputs = _example_inputs(X, module)
+        if self.method != "sfp":
+            self._say(f"pruning with {self.method} at ratio {self.prune_ratio}")
+            self.pruning_report_ = _pruning.prune(
+                module, self.method, self.prune_ratio, example_inputs
+            )
+        if self.recovery == "scratch":
+            _reinitialize(module, self._seed())
+
+        # 3. Recovery.
+        recovered = self._recovery_net(module, cells)
+        self._say(f"recovering ({self.recovery})")
+        recovered.fit(X, y)
+        if self.method == "sfp":
+            self._say(f"removing the soft-pruned filters (ratio {self.prune_ratio})")
+            self.pruning_report_ = _pruning.prune(
+                recovered.module_, "sfp", self.prune_ratio, example_inputs
+            )
+            # The optimizer still points at the unpruned tensors.
+            recovered.initialize_optimizer()
+        self.estimator_ = recovered
+        self.classes_ = recovered.classes_
+        return self
+
+    # -------------------------------------------------------------- predict
+    def predict(self, X) -> np.ndarray:
+        """Predict class labels with the pruned, recovered network.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, ...)
+            Same kind of input as at ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray, shape (n_samples,)
+        """
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(X)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of the pruned, recovered network.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, ...)
+            Same kind of input as at ``fit``.
+
+        Returns
+        -------
+        proba : ndarray, shape (n_samples, n_classes)
+        """
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy of the pruned, recovered network.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, ...)
+        y : array-like, shape (n_samples,)
+        sample_weight : array-like, shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.score(X, y, sample_weight=sample_weight)
+
+    # -------------------------------------------------------------- helpers
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            print(f"[KnowledgeGuidedPruner] {message}")
+
+    def _seed(self) -> int | None:
+        if self.random_state is not None:
+            return int(self.random_state)
+        seed = getattr(self.estimator, "random_state", None)
+        return int(seed) if isinstance(seed, Integral) else None
+
+    def _layout(self) -> tuple[tuple[str, ...], dict]:
+        if isinstance(self.montage, Mapping):
+            return tuple(self.montage), _montage.get_layout(self.montage)
+        return _montage.get_channels(self.montage), _montage.get_layout(self.montage)
+
+    def _resolve_electrodes(self, X: np.ndarray) -> tuple[tuple[str, ...], np.ndarray | None]:
+        """Electrode names of the evidence and, for grid inputs, their grid cells."""
+        channels, layout = self._layout()
+        names = None if self.ch_names is None else tuple(str(c) for c in self.ch_names)
+        if X.ndim == 3:
+            n_chans = X.shape[1]
+            if names is None:
+                if len(channels) != n_chans:
+                    raise ValueError(
+                        f"X has {n_chans} channels but montage={_describe(self.montage)} has "
+                        f"{len(channels)}: pass ch_names, the name of each of the {n_chans} "
+                        "channels."
+                    )
+                names = channels
+            elif len(names) != n_chans:
+                raise ValueError(f"ch_names has {len(names)} names but X has {n_chans} channels.")
+            return names, None
+        names = channels if names is None else names
+        cells = np.asarray(_montage.grid_cells(list(names), layout=layout))
+        rows, cols = X.shape[2:]
+        if cells.size and (cells[:, 0].max() >= rows or cells[:, 1].max() >= cols):
+            raise ValueError(
+                f"X holds {rows}x{cols} grids but montage={_describe(self.montage)} places "
+                f"electrodes up to cell {tuple(cells.max(axis=0))}; pass the montage the grids "
+                "were made with."
+            )
+        return names, cells
+
+    def _resolve_region(self, electrodes: Sequence[str]) -> np.ndarray:
+        region = self.region if isinstance(self.region, str) else list(self.region)
+        try:
+            mask = np.asarray(_montage.region_mask(region, list(electrodes)), dtype=bool)
+        except ValueError as error:
+            raise ValueError(f"region={self.region!r}: {error}") from error
+        if not mask.any():
+            raise ValueError(
+                f"region={self.region!r} has no electrode among the network's electrodes "
+                f"{list(electrodes)}."
+            )
+        return mask
+
+    def _check_method_before_fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Refuse a method that does not apply before spending time on the origin fit."""
+        probe = _probe_module(self.estimator, X, y)
+        if probe is not None:
+            _pruning.check_method(self.method, probe)
+
+    def _recovery_net(self, module: torch.nn.Module, cells: np.ndarray | None):
+        params = clone(self.estimator).get_params(deep=False)
+        # module__* arguments shaped the origin; with a module instance they are refused.
+        params = {k: v for k, v in params.items() if not k.startswith("module__")}
+        params.update(
+            module=module,
+            max_epochs=self.recovery_epochs or self.estimator.max_epochs,
+            region_mask=self.region_mask_,
+            region_weight=self.region_weight,
+            sample_weight=self.sample_weight,
+        )
+        if self.random_state is not None:
+            params["random_state"] = self.random_state
+        if self.method == "sfp":
+            params["callbacks"] = [
+                *_user_callbacks(self.estimator),
+                ("soft_filter_pruning", _pruning.SoftFilterPruning(self.prune_ratio)),
+            ]
+        recovery_cls = (
+            type(self.estimator)
+            if isinstance(self.estimator, KnowledgeGuidedClassifier)
+            else KnowledgeGuidedClassifier
+        )
+        if cells is not None:
+            params["cells"] = cells
+        return recovery_cls(**params)
+
+
+def _check_X(X) -> np.ndarray:
+    X = check_array(X, allow_nd=True, dtype=np.float32, ensure_min_samples=2)
+    if X.ndim not in (3, 4):
+        raise ValueError(
+            "X must hold raw windows (n_samples, n_chans, n_times) or electrode grids "
+            f"(n_samples, n_bands, rows, cols); got an array of shape {X.shape}."
+        )
+    return X
+
+
+def _user_callbacks(net) -> list:
+    callbacks = net.get_params(deep=False).get("callbacks")
+    if callbacks is None or isinstance(callbacks, str):
+        return []
+    return list(callbacks)
+
+
+def _probe_module(estimator, X: np.ndarray, y: np.ndarray) -> torch.nn.Module | None:
+    """The network ``estimator`` would build for ``X``, on the meta device (no memory)."""
+    from skkgp.models import get_model_class, infer_module_kwargs
+
+    module = estimator.module
+    if isinstance(module, torch.nn.Module):
+        return module
+    try:
+        module_cls = get_model_class(module)
+    except (TypeError, ValueError):
+        return None
+    kwargs = infer_module_kwargs(module_cls, X.shape[1:], np.unique(y).size)
+    kwargs.update(
+        estimator.get_params_for("module") if hasattr(estimator, "get_params_for") else {}
+    )
+    try:
+        with torch.device("meta"):
+            return module_cls(**kwargs)
+    except Exception:  # noqa: BLE001 - a foreign module is checked after the origin fit
+        return None
+
+
+def _example_inputs(X: np.ndarray, module: torch.nn.Module) -> torch.Tensor:
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    return torch.as_tensor(X[:2], dtype=torch.float32, device=device)
+
+
+def _reinitialize(module: torch.nn.Module, seed: int | None) -> None:
+    """Re-initialise every submodule that has ``reset_parameters``, keeping pruning masks."""
+    devices = [p.device.index or 0 for p in module.parameters() if p.device.type == "cuda"][:1]
+    with torch.random.fork_rng(devices=devices):
+        if seed is not None:
+            torch.manual_seed(seed)
+        for submodule in module.modules():
+            reset = getattr(submodule, "reset_parameters", None)
+            if not callable(reset):
+                continue
+            reset()
+            # torch.nn.utils.prune trains ``<name>_orig`` and derives ``<name>`` from it
+            # and the mask before each forward: reset_parameters initialised the derived
+            # tensor, so copy it into the trained one (the mask keeps the zeros).
+            with torch.no_grad():
+                for name, param in submodule.named_parameters(recurse=False):
+                    if name.endswith("_orig"):
+                        param.copy_(getattr(submodule, name[: -len("_orig")]))
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _model_name(net) -> str:
+    module = net.module_
+    return type(module).__name__
+
+
+def _describe(montage) -> str:
+    return repr(montage) if isinstance(montage, str) else "<custom layout>"

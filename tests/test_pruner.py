@@ -1,0 +1,338 @@
+"""Tests of skkgp.pruner.KnowledgeGuidedPruner: the fit flow, every pruning method and
+recovery, raw and grid inputs, scikit-learn composition, persistence and bad input."""
+
+import copy
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, GroupKFold, LeaveOneGroupOut, cross_val_score
+from sklearn.pipeline import Pipeline
+
+from skkgp import montage
+from skkgp.classifier import EEGClassifier
+from skkgp.datasets import make_deap_like
+from skkgp.pruner import ConstantPredictorWarning, KnowledgeGuidedPruner
+from skkgp.pruning import prune
+from skkgp.recovery import KnowledgeGuidedClassifier
+from skkgp.transforms import BandDifferentialEntropy, ToGrid
+
+N_SUBJECTS = 3
+
+# One epoch on 24 windows often leaves CCNN predicting one class; the warning that says
+# so is tested on its own (test_constant_origin_warns) and is noise elsewhere.
+pytestmark = pytest.mark.filterwarnings("ignore::skkgp.pruner.ConstantPredictorWarning")
+
+
+@pytest.fixture(scope="module")
+def raw():
+    """A few DEAP-shaped windows of 3 simulated subjects: X (n, 32, 128), y, groups."""
+    # 8 one-second windows per subject keep a CCNN epoch (6 M parameters) near half a
+    # second on one core; every subject has both classes.
+    data = make_deap_like(n_subjects=N_SUBJECTS, n_trials=4, duration=2, random_state=0)
+    return data.X, data.y, data.groups
+
+
+@pytest.fixture(scope="module")
+def grid(raw):
+    X, y, groups = raw
+    return Pipeline([("de", BandDifferentialEntropy()), ("grid", ToGrid())]).fit_transform(X), y
+
+
+def _net(module="ccnn", **kwargs):
+    params = dict(max_epochs=1, batch_size=16, lr=1e-3, random_state=0)
+    params.update(kwargs)
+    return EEGClassifier(module, **params)
+
+
+def _pruner(module="ccnn", net_kwargs=None, **kwargs):
+    params = dict(random_state=0)
+    params.update(kwargs)
+    return KnowledgeGuidedPruner(_net(module, **(net_kwargs or {})), **params)
+
+
+def _n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def _state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+# ----------------------------------------------------------------------------- the flow
+def test_pipeline_on_grids(raw):
+    X, y, _ = raw
+    pipe = Pipeline([("de", BandDifferentialEntropy()), ("grid", ToGrid()), ("kgp", _pruner())])
+    pipe.fit(X, y)
+    kgp = pipe[-1]
+    assert isinstance(kgp.estimator_, KnowledgeGuidedClassifier)
+    np.testing.assert_array_equal(kgp.classes_, np.unique(y))
+    assert pipe.predict(X).shape == y.shape
+    proba = pipe.predict_proba(X)
+    assert proba.shape == (len(y), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert 0.0 <= pipe.score(X, y) <= 1.0
+    # Structurally smaller, and the report says by how much.
+    report = kgp.pruning_report_
+    assert report.method == "lfp"
+    assert report.params_after == _n_params(kgp.estimator_.module_)
+    assert report.params_before == _n_params(kgp.origin_module_) > report.params_after
+    # Grid inputs: the electrodes are the montage's; prefrontal = Fp1, AF3, Fp2, AF4.
+    assert kgp.electrodes_ == montage.DEAP_CHANNELS
+    assert sorted(np.asarray(kgp.electrodes_)[kgp.region_mask_]) == ["AF3", "AF4", "Fp1", "Fp2"]
+    np.testing.assert_array_equal(kgp.estimator_.region_mask_, kgp.region_mask_)
+    assert 0.0 <= kgp.origin_score_ <= 1.0
+    assert kgp.estimator_.max_epochs == 1
+
+
+def test_estimator_is_never_modified(raw):
+    X, y, _ = raw
+    net = _net("eegnet", lr=2e-3, module__dropout=0.3)
+    before = {k: repr(v) for k, v in net.get_params(deep=False).items()}
+    kgp = KnowledgeGuidedPruner(net, method="lfp", random_state=3).fit(X, y)
+    after = {k: repr(v) for k, v in net.get_params(deep=False).items()}
+    assert before == after
+    assert kgp.estimator is net
+    assert not net.initialized_
+    assert not hasattr(net, "module_") and not hasattr(net, "classes_inferred_")
+    # The random_state of the pruner reached the clones, not the estimator.
+    assert net.random_state == 0
+    assert kgp.origin_estimator_.random_state == 3
+    # module__ arguments shaped the origin; the recovery trains the pruned instance.
+    assert kgp.origin_module_.dropout == 0.3
+    assert isinstance(kgp.estimator_.module, torch.nn.Module)
+    assert kgp.estimator_.get_params_for("module") == {}
+    shapes = [p.shape for p in kgp.estimator_.module_.parameters()]
+    assert shapes == [p.shape for p in kgp.estimator_.module.parameters()]
+    assert _n_params(kgp.estimator_.module_) < _n_params(kgp.origin_module_)
+
+
+def test_zero_weights_are_exactly_the_baseline(raw):
+    X, y, _ = raw
+    kwargs = dict(method="lfp", prune_ratio=0.5, random_state=1, recovery_epochs=2)
+    zero = _pruner("eegnet", region_weight=0.0, sample_weight=0.0, **kwargs).fit(X, y)
+
+    # The baseline by hand: same origin, same pruning, plain cross-entropy recovery.
+    origin = _net("eegnet").set_params(random_state=1).fit(X, y)
+    module = copy.deepcopy(origin.module_)
+    prune(module, "lfp", 0.5, torch.as_tensor(X[:2]))
+    baseline = _net(module, max_epochs=2, random_state=1).fit(X, y)
+
+    _assert_same_state(_state(zero.origin_module_), _state(origin.module_))
+    _assert_same_state(_state(zero.estimator_.module_), _state(baseline.module_))
+    np.testing.assert_array_equal(zero.predict_proba(X), baseline.predict_proba(X))
+
+    # The knowledge terms do change the recovered weights.
+    proposed = _pruner("eegnet", region_weight=1.0, sample_weight=1.0, **kwargs).fit(X, y)
+    _assert_same_state(_state(proposed.origin_module_), _state(origin.module_))
+    differs = [
+        not torch.equal(a, b)
+        for a, b in zip(
+            proposed.estimator_.module_.state_dict().values(),
+            baseline.module_.state_dict().values(),
+            strict=True,
+        )
+    ]
+    assert any(differs)
+
+
+@pytest.mark.parametrize(
+    "module, method, recovery",
+    [
+        ("eegnet", "lfp", "scratch"),
+        ("fbccnn", "nsfp", "finetune"),
+        ("eegnet", "nsfp", "scratch"),
+        ("eegnet", "umwp", "finetune"),
+        ("eegnet", "umwp", "scratch"),
+        ("fbccnn", "sfp", "finetune"),
+        ("eegnet", "sfp", "scratch"),
+    ],
+)
+def test_every_method_and_recovery(raw, grid, module, method, recovery):
+    # EEGNet (raw windows) is cheap; FBCCNN covers the grid path of nsfp and sfp.
+    X, y = grid if module == "fbccnn" else raw[:2]
+    kgp = _pruner(module, method=method, recovery=recovery, prune_ratio=0.5).fit(X, y)
+    report = kgp.pruning_report_
+    pruned = kgp.estimator_.module_
+    assert report.method == method
+    if method == "umwp":
+        # Masks: same shapes, fewer non-zero weights, and zeros that stayed zero.
+        assert _n_params(pruned) == _n_params(kgp.origin_module_)
+        assert report.nonzero_params_after < report.params_before
+        masked = [m for m in pruned.modules() if hasattr(m, "weight_mask")]
+        assert masked
+        for layer in masked:
+            assert torch.all(layer.weight[layer.weight_mask == 0] == 0)
+    else:
+        assert _n_params(pruned) == report.params_after < report.params_before
+    if method == "nsfp":
+        # The origin trained with the network-slimming callback.
+        names = [name for name, _ in kgp.origin_estimator_.callbacks_]
+        assert "network_slimming" in names
+    if method == "sfp":
+        # Filters were zeroed during recovery, then removed.
+        names = [name for name, _ in kgp.estimator_.callbacks_]
+        assert "soft_filter_pruning" in names
+        assert kgp.pruning_report_.params_before == _n_params(kgp.origin_module_)
+    assert kgp.predict(X).shape == y.shape
+    # The recovered net still predicts after the hard step of SFP (optimizer rebuilt too).
+    kgp.estimator_.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("method", ["lfp", "umwp"])
+@pytest.mark.parametrize("recovery", ["finetune", "scratch"])
+def test_finetune_keeps_and_scratch_reinitialises_the_pruned_weights(raw, method, recovery):
+    X, y, _ = raw
+    # lr=0: training leaves the conv weights where recovery started them.
+    kgp = _pruner("eegnet", net_kwargs={"lr": 0.0}, method=method, recovery=recovery)
+    kgp.fit(X, y)
+    start = copy.deepcopy(kgp.origin_module_)
+    prune(start, method, kgp.prune_ratio, torch.as_tensor(X[:2]))
+    recovered = kgp.estimator_.module_.temporal_conv.weight
+    pruned = start.temporal_conv.weight
+    assert recovered.shape == pruned.shape
+    if recovery == "finetune":
+        torch.testing.assert_close(recovered, pruned, rtol=0, atol=0)
+    else:
+        assert not torch.allclose(recovered, pruned)
+        if method == "umwp":  # re-initialised, yet the masks still hold
+            assert torch.equal(recovered == 0, pruned == 0)
+
+
+def test_raw_inputs_with_channel_names_and_region_list(raw):
+    X, y, _ = raw
+    picks = [0, 1, 2, 3, 16, 17, 18, 19]  # Fp1 AF3 F3 F7 Fp2 AF4 Fz F4
+    names = [montage.DEAP_CHANNELS[i] for i in picks]
+    X8 = X[:, picks, :]
+    kgp = _pruner("eegnet", ch_names=names, region=["fp1", "F3"], prune_ratio=0.5).fit(X8, y)
+    assert kgp.electrodes_ == tuple(names)
+    np.testing.assert_array_equal(kgp.region_mask_, [1, 0, 1, 0, 0, 0, 0, 0])
+    assert kgp.estimator_.evidence_kind_ == "channels"
+    assert kgp.pruning_report_.params_after < kgp.pruning_report_.params_before
+    assert kgp.predict(X8).shape == y.shape
+
+    # Without ch_names, 8 channels do not match DEAP's 32: the error asks for them.
+    with pytest.raises(ValueError, match="ch_names"):
+        _pruner("eegnet").fit(X8, y)
+    # With 32 channels the DEAP names are the default.
+    kgp32 = _pruner("eegnet").fit(X, y)
+    assert kgp32.electrodes_ == montage.DEAP_CHANNELS
+
+
+# ------------------------------------------------------------------------- scikit-learn
+def test_grid_search_with_group_kfold(raw):
+    X, y, groups = raw
+    pipe = Pipeline([("de", BandDifferentialEntropy()), ("grid", ToGrid()), ("kgp", _pruner())])
+    search = GridSearchCV(
+        pipe,
+        {
+            "kgp__prune_ratio": [0.3, 0.6],
+            "kgp__region_weight": [0.5],
+            "kgp__sample_weight": [0.5],
+            "kgp__estimator__lr": [5e-4],
+        },
+        cv=GroupKFold(n_splits=N_SUBJECTS),
+    )
+    search.fit(X, y, groups=groups)
+    assert len(search.cv_results_["params"]) == 2
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    best = search.best_estimator_[-1]
+    assert best.estimator.lr == 5e-4 and best.estimator_.lr == 5e-4
+    assert best.estimator_.region_weight == 0.5 and best.estimator_.sample_weight == 0.5
+    ratio = search.best_params_["kgp__prune_ratio"]
+    assert best.pruning_report_.ratio == ratio
+
+
+def test_cross_val_score_leave_one_subject_out(raw):
+    X, y, groups = raw
+    keep = np.isin(groups, np.unique(groups)[:2])
+    pipe = Pipeline([("de", BandDifferentialEntropy()), ("grid", ToGrid()), ("kgp", _pruner())])
+    scores = cross_val_score(pipe, X[keep], y[keep], groups=groups[keep], cv=LeaveOneGroupOut())
+    assert scores.shape == (2,)
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_clone_pickle_and_joblib(raw, tmp_path):
+    X, y, _ = raw
+    kgp = _pruner("eegnet", method="umwp", prune_ratio=0.3).fit(X, y)
+    cloned = clone(kgp)
+    assert not hasattr(cloned, "estimator_")
+    assert cloned.get_params()["prune_ratio"] == 0.3
+    assert cloned.estimator is not kgp.estimator and not hasattr(cloned.estimator, "module_")
+
+    expected = kgp.predict_proba(X)
+    restored = pickle.loads(pickle.dumps(kgp))
+    np.testing.assert_array_equal(restored.predict_proba(X), expected)
+    path = tmp_path / "kgp.joblib"
+    joblib.dump(kgp, path)
+    np.testing.assert_array_equal(joblib.load(path).predict_proba(X), expected)
+
+
+def test_predict_before_fit_raises(grid):
+    X, _ = grid
+    with pytest.raises(NotFittedError):
+        _pruner().predict(X)
+
+
+def test_constant_origin_warns(raw):
+    X, y, _ = raw
+    # Identical inputs leave the network no way to tell samples apart.
+    constant = np.zeros_like(X)
+    with pytest.warns(ConstantPredictorWarning, match="single class"):
+        kgp = _pruner("eegnet").fit(constant, y)
+    assert kgp.origin_is_constant_
+    assert kgp.origin_score_ == pytest.approx(max(np.mean(y == c) for c in np.unique(y)))
+
+
+def test_healthy_origin_does_not_warn(raw, recwarn):
+    X, y, _ = raw
+    kgp = _pruner("eegnet").fit(X, y)  # seeded: this EEGNet predicts both classes
+    assert not kgp.origin_is_constant_
+    assert not [w for w in recwarn if issubclass(w.category, ConstantPredictorWarning)]
+
+
+# ---------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"prune_ratio": 0.0}, ValueError, "prune_ratio"),
+        ({"prune_ratio": 1.5}, ValueError, "prune_ratio"),
+        ({"method": "magic"}, ValueError, "'method'.*magic"),
+        ({"recovery": "later"}, ValueError, "'recovery'.*later"),
+        ({"region": "nowhere"}, ValueError, "nowhere"),
+        ({"region": ["Fp1", "XX9"]}, ValueError, "XX9"),
+        ({"region_weight": -1.0}, ValueError, "region_weight"),
+        ({"sample_weight": 2.0}, ValueError, "sample_weight"),
+        ({"recovery_epochs": 0}, ValueError, "recovery_epochs"),
+        ({"montage": "mars"}, ValueError, "montage"),
+        ({"method": "nsfp"}, ValueError, "(?i)batchnorm"),  # CCNN has no BatchNorm
+    ],
+)
+def test_bad_params(grid, params, error, match):
+    X, y = grid
+    with pytest.raises(error, match=match):
+        _pruner(**params).fit(X[:4], y[:4])
+
+
+def test_estimator_must_be_an_eeg_classifier(grid):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = grid
+    with pytest.raises(TypeError, match="EEGClassifier.*LogisticRegression"):
+        KnowledgeGuidedPruner(LogisticRegression()).fit(X, y)
+
+
+def test_bad_input_shape(grid):
+    X, y = grid
+    with pytest.raises(ValueError, match="shape"):
+        _pruner().fit(X.reshape(len(X), -1), y)
