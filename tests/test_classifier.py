@@ -412,14 +412,6 @@ def test_predict_with_other_dimensionality():
         clf.predict(X[:, :, 0])
 
 
-def test_torcheeg_model_class_as_module():
-    torcheeg_models = pytest.importorskip("torcheeg.models")
-    X, y = _grid_data(n=16)
-    clf = EEGClassifier(torcheeg_models.CCNN, max_epochs=1, random_state=0).fit(X, y)
-    assert clf.module_kwargs_ == {"in_channels": 4, "grid_size": (9, 9), "num_classes": 2}
-    assert clf.predict(X).shape == (16,)
-
-
 def test_train_speed_benchmark_runs(capsys):
     import importlib.util
     from pathlib import Path

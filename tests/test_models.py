@@ -201,28 +201,6 @@ def test_infer_module_kwargs_and_names():
         get_model_class("resnet")
 
 
-# ---------------------------------------------------------------------------- torcheeg
-TORCHEEG_CONFIGS = [
-    ("CCNN", CCNN, dict(in_channels=4, grid_size=(9, 9), num_classes=2)),
-    ("CCNN", CCNN, dict(in_channels=5, grid_size=(9, 9), num_classes=3)),
-    ("FBCCNN", FBCCNN, dict(in_channels=4, grid_size=(9, 9), num_classes=2)),
-    ("EEGNet", EEGNet, dict(chunk_size=151, num_electrodes=60, num_classes=2)),
-    ("EEGNet", EEGNet, dict(chunk_size=128, num_electrodes=32, F1=4, D=2, F2=8)),
-    ("TSCeption", TSCeption, dict(num_electrodes=28, sampling_rate=128, num_classes=2)),
-    ("TSCeption", TSCeption, dict(num_electrodes=32, sampling_rate=128, num_classes=2)),
-]
-
-
-@pytest.mark.parametrize("name, cls, config", TORCHEEG_CONFIGS)
-def test_parameter_counts_equal_torcheeg(name, cls, config):
-    torcheeg_models = pytest.importorskip("torcheeg.models")
-    reference = getattr(torcheeg_models, name)(**config)
-    assert n_params(cls(**config)) == n_params(reference)
-    names = {n for n, _ in cls(**config).named_parameters()}
-    if cls in (CCNN, FBCCNN):  # the raw models' layer names are skkgp's own
-        assert names == {n for n, _ in reference.named_parameters()}
-
-
 def test_zoo_is_deterministic_under_seed():
     torch.manual_seed(0)
     a = np.concatenate([p.detach().numpy().ravel() for p in EEGNet(128, 4).parameters()])
