@@ -1,0 +1,338 @@
+"""The ``skkgp`` command line (also ``python -m skkgp``).
+
+``skkgp reproduce`` runs the experiment of the paper's Table 1: for models x pruning
+methods x recoveries x folds it trains the origin network, prunes it, recovers it
+with the baseline (cross-entropy) and the proposed (knowledge-guided) losses, and
+prints and writes the table and its plots. See ``skkgp reproduce --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from skkgp.reproduce.config import (
+    ALL_METHODS,
+    ALL_MODELS,
+    ALL_RECOVERIES,
+    FULL,
+    MODEL_LR,
+    PROTOCOLS,
+    QUICK,
+    ConfigError,
+    ReproduceConfig,
+)
+
+__all__ = ["main", "build_parser"]
+
+_PROG = "skkgp"
+_EXAMPLES = """\
+examples:
+  skkgp reproduce                                  # quick run on simulated data (a few minutes)
+  skkgp reproduce --models fbccnn --methods lfp nsfp --recovery finetune scratch
+  skkgp reproduce --data ~/data/deap --full --device cuda   # the paper's whole Table 1
+  skkgp reproduce --scheduler tcp://10.0.0.1:8786  # cells on a Dask cluster
+
+Rerun the same command after an interruption: finished (cell, fold) results in --out
+are kept and only the missing ones are computed.
+"""
+
+
+def _names(choices: Sequence[str], what: str):
+    """An argparse type: comma- or space-separated names, each one of ``choices``."""
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip().lower() for name in text.split(",") if name.strip()]
+        for name in names:
+            if name not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"unknown {what} {name!r}; choose from {', '.join(choices)}"
+                )
+        return names
+
+    return parse
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, *,
+            low_open: bool = False, high_open: bool = False):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
+            hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: need {lo}value{hi}")
+        return value
+
+    return parse
+
+
+def _region(text: str) -> str | tuple[str, ...]:
+    from skkgp.montage import CHANNELS, REGIONS
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if len(names) == 1 and names[0].lower() in REGIONS:
+        return names[0].lower()
+    known = {name.upper() for channels in CHANNELS.values() for name in channels}
+    unknown = [name for name in names if name.upper() not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown region or electrodes {unknown or text!r}. Known regions: "
+            f"{', '.join(REGIONS)}; or give electrode names, comma-separated "
+            "(e.g. Fp1,AF3,F3,F7)."
+        )
+    return tuple(names)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``skkgp`` command and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog=_PROG, description="Knowledge-guided pruning of EEG networks (Rao & Zhong 2023)."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    rep = commands.add_parser(
+        "reproduce",
+        help="reproduce the paper's Table 1 (origin, baseline and proposed recovery)",
+        description=(
+            "Train, prune and recover EEG networks for a grid of models x methods x "
+            "recoveries x folds; print a Table-1-shaped table and write results.csv, "
+            "table.md and plots into --out. Defaults give a quick run on simulated data; "
+            "--full gives the paper's grid and hyper-parameters."
+        ),
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # Defaults are None here: the preset (quick or --full) fills what is not given, so
+    # an explicit value always wins over a preset.
+    what = rep.add_argument_group("what to run")
+    what.add_argument("--data", metavar="synthetic|PATH",
+                      help="'synthetic' (built-in DEAP-like simulation, default) or a DEAP "
+                           "folder (data_preprocessed_python or data_preprocessed_matlab, or "
+                           "the release folder holding one)")
+    what.add_argument("--models", nargs="+", type=_names(ALL_MODELS, "model"),
+                      metavar="MODEL",
+                      help=f"models (comma or space separated) from {', '.join(ALL_MODELS)} "
+                           f"(default: {' '.join(QUICK['models'])})")
+    what.add_argument("--methods", nargs="+", type=_names(ALL_METHODS, "method"),
+                      metavar="METHOD",
+                      help=f"pruning methods from {', '.join(ALL_METHODS)} "
+                           f"(default: {' '.join(QUICK['methods'])})")
+    what.add_argument("--recovery", nargs="+", type=_names(ALL_RECOVERIES, "recovery"),
+                      metavar="RECOVERY",
+                      help=f"recoveries from {', '.join(ALL_RECOVERIES)} "
+                           f"(default: {' '.join(QUICK['recoveries'])})")
+    what.add_argument("--full", action="store_true",
+                      help="the paper's whole grid (all models x lfp/nsfp/umwp/sfp where "
+                           "they apply x finetune/scratch), 10 folds, protocol paper, "
+                           f"{FULL['epochs']}/{FULL['recovery_epochs']} epochs; needs --data")
+    hyper = rep.add_argument_group("pruning and recovery")
+    hyper.add_argument("--prune-ratio", type=_number(float, 0, 1, low_open=True, high_open=True),
+                       help=f"fraction of filters/weights removed (default {QUICK['prune_ratio']}"
+                            f", --full {FULL['prune_ratio']})")
+    hyper.add_argument("--region", type=_region,
+                       help="knowledge region: a name of skkgp.montage.REGIONS or "
+                            f"comma-separated electrodes (default {QUICK['region']})")
+    hyper.add_argument("--region-weight", type=_number(float, 0),
+                       help=f"weight of the region-wise loss (default {QUICK['region_weight']})")
+    hyper.add_argument("--sample-weight", type=_number(float, 0, 1),
+                       help="weight of the evidence-based sample weights in [0, 1] "
+                            f"(default {QUICK['sample_weight']})")
+    hyper.add_argument("--epochs", type=_number(int, 1),
+                       help=f"origin training epochs (default {QUICK['epochs']})")
+    hyper.add_argument("--recovery-epochs", type=_number(int, 1),
+                       help=f"recovery epochs (default {QUICK['recovery_epochs']})")
+    hyper.add_argument("--batch-size", type=_number(int, 1),
+                       help=f"mini-batch size (default {QUICK['batch_size']})")
+    hyper.add_argument("--lr", type=_number(float, 0, low_open=True),
+                       help="Adam learning rate (default per model: "
+                            + ", ".join(f"{m} {v:g}" for m, v in MODEL_LR.items()) + ")")
+    evaluation = rep.add_argument_group("evaluation")
+    evaluation.add_argument("--folds", type=_number(int, 2),
+                            help="number of folds (default 3, --full 10; protocol subject: "
+                                 "one per subject)")
+    evaluation.add_argument("--protocol", choices=PROTOCOLS,
+                            help="paper: pooled shuffled KFold (leaks trials across the "
+                                 "split); trial: grouped by trial (default); subject: "
+                                 "grouped by subject")
+    evaluation.add_argument("--target", choices=("valence", "arousal", "dominance", "liking"),
+                            help="DEAP rating to classify (>= 5 is positive; default valence)")
+    evaluation.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synthetic = rep.add_argument_group("simulated data (--data synthetic)")
+    synthetic.add_argument("--n-subjects", type=_number(int, 1),
+                           help=f"simulated subjects (default {QUICK['n_subjects']})")
+    synthetic.add_argument("--n-trials", type=_number(int, 2),
+                           help=f"trials per subject (default {QUICK['n_trials']})")
+    synthetic.add_argument("--trial-seconds", type=_number(int, 1),
+                           help=f"seconds (= 1 s windows) per trial "
+                                f"(default {QUICK['trial_seconds']})")
+    run = rep.add_argument_group("execution and output")
+    run.add_argument("--out", default="skkgp-results", metavar="DIR",
+                     help="output folder; finished results there are reused "
+                          "(default ./skkgp-results)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="delete results of a different configuration found in --out")
+    run.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1")
+    run.add_argument("--threads", type=_number(int, 1),
+                     help="torch CPU threads (default: torch's choice); give the same value "
+                          "to compare runs bit for bit")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="send (cell, fold) tasks to the Dask scheduler at ADDRESS "
+                          "(e.g. tcp://127.0.0.1:8786)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars or information")
+    return parser
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, ...).")\
+            from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device!r}: torch sees no CUDA device on this machine.")
+    if parsed.type == "cuda" and parsed.index is not None \
+            and parsed.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device!r}: only {torch.cuda.device_count()} CUDA devices.")
+
+
+def _flat(values: list[list[str]] | None) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+    flat: list[str] = []
+    for group in values:
+        flat += [name for name in group if name not in flat]
+    return tuple(flat)
+
+
+def _inapplicable(models: Sequence[str], methods: Sequence[str]) -> dict[tuple[str, str], str]:
+    """``(model, method)`` -> reason, for each pair whose method cannot prune the model."""
+    import torch
+
+    from skkgp.models import MODELS
+    from skkgp.pruning import check_method
+
+    reasons = {}
+    for model in models:
+        # The meta device builds the module's structure without allocating its weights.
+        with torch.device("meta"):
+            module = MODELS[model]()
+        for method in methods:
+            try:
+                check_method(method, module)
+            except ValueError as error:
+                reasons[model, method] = str(error)
+    return reasons
+
+
+def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
+    """The run's configuration: explicit options, then the preset, then checks.
+
+    Raises
+    ------
+    ConfigError
+    """
+    preset = {**QUICK, **FULL} if args.full else dict(QUICK)
+    given: dict[str, Any] = {
+        "data": args.data,
+        "models": _flat(args.models),
+        "methods": _flat(args.methods),
+        "recoveries": _flat(args.recovery),
+        "prune_ratio": args.prune_ratio,
+        "region": args.region,
+        "region_weight": args.region_weight,
+        "sample_weight": args.sample_weight,
+        "epochs": args.epochs,
+        "recovery_epochs": args.recovery_epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "folds": args.folds,
+        "protocol": args.protocol,
+        "target": args.target,
+        "n_subjects": args.n_subjects,
+        "n_trials": args.n_trials,
+        "trial_seconds": args.trial_seconds,
+    }
+    if args.full and args.data is None:
+        raise ConfigError(
+            "--full reproduces the paper on DEAP: give --data PATH (the DEAP folder), or "
+            "--data synthetic to run the whole grid on simulated data."
+        )
+    values = {name: preset[name] if value is None else value for name, value in given.items()}
+    if values["data"] != "synthetic":
+        from skkgp.reproduce.data import check_data_path
+
+        # One folder, one identity: ~/deap, ./deap and /home/me/deap resume each other.
+        values["data"] = os.path.abspath(os.path.expanduser(values["data"]))
+        check_data_path(values["data"])
+        for name in ("n_subjects", "n_trials", "trial_seconds"):
+            if given[name] is not None:
+                raise ConfigError(f"--{name.replace('_', '-')} applies to --data synthetic only.")
+    if values["protocol"] == "subject" and args.folds is None:
+        values["folds"] = None  # one fold per subject
+    _check_device(args.device)
+
+    inapplicable = _inapplicable(values["models"], values["methods"])
+    skipped: tuple[str, ...] = ()
+    if inapplicable and (args.models is not None and args.methods is not None or not args.full):
+        pairs = "; ".join(
+            f"{method} does not apply to {model} ({model}-{method}): {reason.rstrip('.')}"
+            for (model, method), reason in inapplicable.items()
+        )
+        raise ConfigError(
+            f"{pairs}. Drop the method or the model (with --full, pairs that do not apply "
+            "are left out)."
+        )
+    if inapplicable:
+        skipped = tuple(f"{model}-{method}" for model, method in inapplicable)
+    if not [1 for m in values["models"] for me in values["methods"]
+            if f"{m}-{me}" not in skipped]:
+        raise ConfigError("no (model, method) pair left to run.")
+    return ReproduceConfig(
+        **values, seed=args.seed, device=args.device, threads=args.threads, full=args.full,
+        skipped=skipped,
+    )
+
+
+def _error(message: str) -> int:
+    print(f"{_PROG} reproduce: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``skkgp`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    status : int
+        0 on success, 2 for bad options or data (message on stderr), 130 when
+        interrupted (finished results are kept; rerun to resume).
+    """
+    args = build_parser().parse_args(argv)
+    from skkgp.reproduce.command import reproduce
+
+    try:
+        config = config_from_args(args)
+        reproduce(config, args.out, scheduler=args.scheduler, overwrite=args.overwrite,
+                  quiet=args.quiet)
+    except ConfigError as error:
+        return _error(str(error))
+    except KeyboardInterrupt:
+        print(f"\n{_PROG} reproduce: interrupted. Finished results are saved in {args.out}; "
+              "run the same command again to resume.", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,225 @@
+"""Data of a ``skkgp reproduce`` run: the windows, each model's inputs, and the folds.
+
+Every function here is a pure function of the configuration, cached per process, so
+that the main process and each Dask worker build exactly the same arrays and splits
+without shipping them around.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import numpy as np
+from sklearn.model_selection import GroupKFold, KFold
+from sklearn.utils import Bunch
+
+from skkgp.reproduce.config import ConfigError, ReproduceConfig
+
+__all__ = [
+    "DataSpec",
+    "load_windows",
+    "window_features",
+    "model_inputs",
+    "fold_indices",
+    "n_folds",
+    "check_data_path",
+    "check_folds",
+    "LEAKAGE_WARNING",
+]
+
+LEAKAGE_WARNING = (
+    "--protocol paper pools the windows of all subjects and splits them with shuffled "
+    "KFold, as the paper does: windows of one trial fall on both sides of the split, "
+    "so test accuracy is inflated. Use --protocol trial or subject for honest estimates."
+)
+
+
+class DataSpec(NamedTuple):
+    """The data options of a run: hashable, so that loading can be cached per process."""
+
+    data: str
+    n_subjects: int
+    n_trials: int
+    trial_seconds: int
+    target: str
+    seed: int
+
+    @classmethod
+    def from_config(cls, config: ReproduceConfig) -> DataSpec:
+        return cls(config.data, config.n_subjects, config.n_trials, config.trial_seconds,
+                   config.target, config.seed)
+
+
+def check_data_path(path: str) -> None:
+    """Refuse a DEAP folder that does not exist before any work starts.
+
+    Raises
+    ------
+    ConfigError
+    """
+    if not os.path.exists(path):
+        raise ConfigError(
+            f"--data {path!r}: no such folder. Give the DEAP release folder (holding "
+            "data_preprocessed_python/ or data_preprocessed_matlab/), one of those folders, "
+            "or 'synthetic' for the built-in simulation."
+        )
+    if not os.path.isdir(path):
+        raise ConfigError(f"--data {path!r} is a file; give the DEAP folder.")
+
+
+def _accepted(function, **kwargs: Any) -> dict[str, Any]:
+    names = inspect.signature(function).parameters
+    return {name: value for name, value in kwargs.items() if name in names}
+
+
+@lru_cache(maxsize=2)
+def load_windows(spec: DataSpec) -> Bunch:
+    """The windows of the run: simulated, or read from a DEAP folder.
+
+    Returns
+    -------
+    data : Bunch
+        ``X`` (n_windows, n_chans, n_times) float32, ``y``, ``groups`` (subject),
+        ``trials`` (global trial id), ``ch_names``, ``sfreq``.
+    """
+    from skkgp import datasets
+
+    data, n_subjects, n_trials, trial_seconds, target, seed = spec
+    if data == "synthetic":
+        kwargs = _accepted(
+            datasets.make_deap_like,
+            n_subjects=n_subjects,
+            n_trials=n_trials,
+            trial_seconds=trial_seconds,
+            duration=trial_seconds,
+            target=target,
+            baseline="return",
+            random_state=seed,
+        )
+        bunch = datasets.make_deap_like(**kwargs)
+    else:
+        check_data_path(data)
+        try:
+            bunch = datasets.load_deap(data, target=target, baseline="return")
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"--data {data!r}: {error}") from error
+    return bunch
+
+
+@lru_cache(maxsize=4)
+def window_features(spec: DataSpec, input_kind: str) -> np.ndarray:
+    """What a model of ``input_kind`` is built from, for every window.
+
+    Raw models (EEGNet, TSCeption) take the windows ``(n, n_chans, n_times)``; grid
+    models (CCNN, FBCCNN) the band differential entropy ``(n, n_chans, 4)`` of each
+    window, minus that of its trial's baseline seconds where the data have them
+    (DEAP's 3 s, as in the paper). Both work window by window (nothing is learnt from
+    other windows), so computing them once before the split leaks nothing.
+    """
+    from skkgp.transforms import BandDifferentialEntropy, BaselineRemoval, segment_mean_features
+
+    bunch = load_windows(spec)
+    X = np.asarray(bunch.X, dtype=np.float32)
+    if input_kind == "raw":
+        return X
+    entropy = BandDifferentialEntropy(sfreq=float(bunch.sfreq))
+    features = entropy.fit_transform(X)
+    baseline = bunch.get("baseline")
+    if baseline is not None and bunch.get("baseline_index") is not None:
+        base = segment_mean_features(entropy, baseline, X.shape[-1])[bunch.baseline_index]
+        features = BaselineRemoval().fit_transform(features, baseline=base)
+    return np.asarray(features, dtype=np.float32)
+
+
+def model_inputs(
+    spec: DataSpec, input_kind: str, train: np.ndarray, test: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and test inputs of one fold for a model of ``input_kind``.
+
+    Each channel (raw) or each (channel, band) (grid) is standardised with the mean
+    and scale of the training windows only; grid models then get their features
+    mapped onto the 9x9 electrode grid, ``(n, 4, 9, 9)``.
+
+    Returns
+    -------
+    X_train : ndarray, shape (n_train, n_chans, n_times) or (n_train, 4, 9, 9)
+    X_test : ndarray, shape (n_test, ...) like ``X_train``
+    """
+    from skkgp.transforms import ChannelStandardizer, ToGrid
+
+    features = window_features(spec, input_kind)
+    scaler = ChannelStandardizer(per_feature=input_kind == "grid").fit(features[train])
+    X_train, X_test = scaler.transform(features[train]), scaler.transform(features[test])
+    if input_kind == "grid":
+        to_grid = ToGrid(ch_names=list(load_windows(spec).ch_names))
+        X_train, X_test = to_grid.fit_transform(X_train), to_grid.transform(X_test)
+    return np.asarray(X_train, dtype=np.float32), np.asarray(X_test, dtype=np.float32)
+
+
+def n_folds(config: ReproduceConfig, bunch: Bunch) -> int:
+    """The number of folds the protocol gives on these data (``--folds`` or its default).
+
+    Raises
+    ------
+    ConfigError
+        When there are fewer groups (trials, subjects) or windows than folds.
+    """
+    n_subjects = int(np.unique(bunch.groups).size)
+    if config.protocol == "subject":
+        folds = n_subjects if config.folds is None else config.folds
+        available, unit = n_subjects, "subjects"
+    elif config.protocol == "trial":
+        folds = 3 if config.folds is None else config.folds
+        available, unit = int(np.unique(bunch.trials).size), "trials"
+    else:
+        folds = 3 if config.folds is None else config.folds
+        available, unit = len(bunch.y), "windows"
+    if folds < 2:
+        raise ConfigError(f"--folds {folds}: need at least 2 folds.")
+    if folds > available:
+        raise ConfigError(
+            f"--folds {folds} with --protocol {config.protocol}: the data have only "
+            f"{available} {unit}; use at most {available} folds."
+        )
+    return folds
+
+
+def check_folds(config: ReproduceConfig, bunch: Bunch) -> None:
+    """Refuse folds a classifier cannot be trained or scored on, before any training.
+
+    Raises
+    ------
+    ConfigError
+        When the training windows of a fold hold a single class.
+    """
+    y = np.asarray(bunch.y)
+    for fold in range(n_folds(config, bunch)):
+        train, _ = fold_indices(config, bunch, fold)
+        classes = np.unique(y[train])
+        if classes.size < 2:
+            raise ConfigError(
+                f"fold {fold} of --protocol {config.protocol} trains on windows of the single "
+                f"class {classes[0].tolist()!r}: the data have too few trials of each class for "
+                f"{config.folds} folds. Use fewer --folds, or more subjects or trials."
+            )
+
+
+def fold_indices(config: ReproduceConfig, bunch: Bunch, fold: int) -> tuple[np.ndarray, ...]:
+    """Train and test window indices of fold ``fold`` under the run's protocol."""
+    folds = n_folds(config, bunch)
+    n = len(bunch.y)
+    if config.protocol == "paper":
+        splitter = KFold(n_splits=folds, shuffle=True, random_state=config.seed)
+        groups = None
+    elif config.protocol == "trial":
+        splitter, groups = GroupKFold(n_splits=folds), bunch.trials
+    else:
+        # With one fold per subject this is leave-one-subject-out.
+        splitter, groups = GroupKFold(n_splits=folds), bunch.groups
+    for index, (train, test) in enumerate(splitter.split(np.zeros(n), bunch.y, groups)):
+        if index == fold:
+            return train, test
+    raise IndexError(f"fold {fold} out of range for {folds} folds")

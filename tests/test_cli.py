@@ -1,0 +1,315 @@
+"""Tests of the ``skkgp`` command line and ``skkgp reproduce`` (options, outputs, resume)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from skkgp.cli import main
+from skkgp.reproduce.config import Cell, ReproduceConfig
+from skkgp.reproduce.data import DataSpec, fold_indices, load_windows
+from skkgp.reproduce.report import RESULT_COLUMNS, TABLE_COLUMNS, paired_test
+from skkgp.reproduce.store import ResultStore
+
+# The smallest run that still exercises every step: one raw model, 2 folds, 1 epoch,
+# a few short simulated trials.
+TINY = [
+    "reproduce", "--models", "eegnet", "--methods", "lfp", "--recovery", "finetune",
+    "--folds", "2", "--epochs", "1", "--recovery-epochs", "1", "--n-subjects", "2",
+    "--n-trials", "6", "--trial-seconds", "3", "--batch-size", "16", "--quiet",
+]
+
+
+def _run(argv, capsys):
+    status = main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One finished tiny run, shared by the tests that read its outputs."""
+    out = tmp_path_factory.mktemp("tiny") / "out"
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        status = main([*TINY, "--out", str(out)])
+    return status, stdout.getvalue(), stderr.getvalue(), out
+
+
+# ---------------------------------------------------------------- outputs
+def test_tiny_run_prints_table_with_every_column(tiny_run):
+    status, stdout, _, _ = tiny_run
+    assert status == 0
+    header = stdout.splitlines()[0]
+    for column in TABLE_COLUMNS:
+        assert column in header
+    row = stdout.splitlines()[2]
+    assert row.split()[:3] == ["eegnet", "lfp", "finetune"]
+    assert "±" in row and "%" in row
+
+
+def test_tiny_run_writes_results_csv(tiny_run):
+    _, _, _, out = tiny_run
+    frame = pd.read_csv(out / "results.csv")
+    assert list(frame.columns) == list(RESULT_COLUMNS)
+    assert len(frame) == 2  # one row per (cell, fold)
+    assert sorted(frame["fold"]) == [0, 1]
+    for stage in ("origin", "baseline", "proposed"):
+        accuracy = frame[f"{stage}_accuracy"]
+        assert accuracy.between(0, 1).all()
+    # Pruning at 0.5 makes the network smaller, and FLOPs are twice the MACs.
+    assert (frame["params_after"] < frame["params_before"]).all()
+    assert (frame["flops_before"] == 2 * frame["macs_before"]).all()
+    assert (frame["flops_reduction"] > 0).all()
+    assert frame["n_train"].add(frame["n_test"]).nunique() == 1
+    # Baseline and proposed prune the same origin: the comparison is paired.
+    assert frame["origins_identical"].all()
+
+
+def test_tiny_run_writes_markdown_table_and_plots(tiny_run):
+    _, _, _, out = tiny_run
+    markdown = (out / "table.md").read_text()
+    assert "| eegnet | lfp    | finetune |" in markdown
+    assert "paired t-test" in markdown
+    for name in ("accuracy.png", "evidence-eegnet-lfp-finetune.png"):
+        png = (out / name).read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_tiny_run_stores_every_fold_with_evidence(tiny_run):
+    _, _, _, out = tiny_run
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["models"] == ["eegnet"] and config["folds"] == 2
+    for fold in range(2):
+        result = json.loads((out / "cells" / f"eegnet-lfp-finetune-fold{fold}.json").read_text())
+        evidence = result["evidence"]
+        assert len(evidence["ch_names"]) == 32
+        for stage in ("origin", "baseline", "proposed"):
+            assert np.isclose(sum(evidence[stage]), 1.0)
+            share = np.asarray(evidence[stage])[np.asarray(evidence["region"])].sum()
+            assert np.isclose(share, result[f"{stage}_region_share"])
+
+
+def test_same_command_again_recomputes_nothing(tiny_run, capsys):
+    _, first_stdout, _, out = tiny_run
+    cell_file = out / "cells" / "eegnet-lfp-finetune-fold0.json"
+    before = cell_file.stat().st_mtime_ns, cell_file.read_bytes()
+    status, stdout, _ = _run([*TINY, "--out", str(out)], capsys)
+    assert status == 0
+    assert stdout == first_stdout
+    assert (cell_file.stat().st_mtime_ns, cell_file.read_bytes()) == before
+    assert "computed 0 and reused 2 of 2" in (out / "run.log").read_text().splitlines()[-1]
+
+
+def test_other_configuration_in_out_is_refused(tiny_run, capsys):
+    _, _, _, out = tiny_run
+    before = {p.name: p.read_bytes() for p in (out / "cells").iterdir()}
+    status, _, stderr = _run([*TINY, "--out", str(out), "--prune-ratio", "0.3"], capsys)
+    assert status == 2
+    assert "different configuration" in stderr
+    assert "prune_ratio: 0.5 there, 0.3 now" in stderr
+    assert "--overwrite" in stderr
+    assert {p.name: p.read_bytes() for p in (out / "cells").iterdir()} == before
+
+
+def test_foreign_folder_is_refused(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    status, _, stderr = _run([*TINY, "--out", str(tmp_path)], capsys)
+    assert status == 2
+    assert "not empty" in stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--models", "resnet"], "unknown model 'resnet'"),
+        (["--methods", "magic"], "unknown method 'magic'"),
+        (["--recovery", "later"], "unknown recovery 'later'"),
+        (["--prune-ratio", "1.5"], "out of range"),
+        (["--sample-weight", "2"], "out of range"),
+        (["--folds", "1"], "out of range"),
+        (["--epochs", "two"], "not a valid int"),
+        (["--protocol", "random"], "invalid choice"),
+        (["--region", "nowhere"], "nowhere"),
+    ],
+)
+def test_bad_options_exit_2(extra, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*TINY, "--out", str(tmp_path / "out"), *extra])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--models", "ccnn", "--methods", "nsfp"], "ccnn-nsfp"),
+        (["--data", "/no/such/deap"], "no such folder"),
+        (["--full"], "--full reproduces the paper on DEAP"),
+        (["--folds", "13"], "only 12 trials"),
+        (["--device", "cuda:7"], "--device"),
+    ],
+)
+def test_bad_runs_exit_2_with_a_message(extra, message, tmp_path, capsys):
+    status, _, stderr = _run([*TINY, "--out", str(tmp_path / "out"), *extra], capsys)
+    assert status == 2
+    assert stderr.startswith("skkgp reproduce: error:")
+    assert message in stderr
+    assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_models_accept_commas_and_spaces():
+    from skkgp.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["reproduce", "--models", "ccnn,eegnet", "tsception"])
+    config = config_from_args(args)
+    assert config.models == ("ccnn", "eegnet", "tsception")
+    assert config.methods == ("lfp",) and config.recoveries == ("finetune",)
+
+
+def test_full_grid_leaves_out_only_pairs_that_do_not_apply():
+    from skkgp.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["reproduce", "--full", "--data", "synthetic"])
+    config = config_from_args(args)
+    assert config.folds == 10 and config.protocol == "paper"
+    assert "ccnn-nsfp" in config.skipped and "fbccnn-nsfp" not in config.skipped
+    cells = config.cells()
+    assert Cell("fbccnn", "nsfp", "scratch") in cells
+    assert Cell("ccnn", "nsfp", "finetune") not in cells
+    assert len(cells) == 2 * (4 * len(config.models) - len(config.skipped))
+
+
+# ---------------------------------------------------------------- protocols and report
+def _folds(protocol, folds):
+    config = ReproduceConfig(protocol=protocol, folds=folds, n_subjects=3, n_trials=4,
+                             trial_seconds=3)
+    bunch = load_windows(DataSpec.from_config(config))
+    return bunch, [fold_indices(config, bunch, k) for k in range(folds)]
+
+
+@pytest.mark.parametrize(("protocol", "key", "shared"), [
+    ("trial", "trials", False), ("subject", "groups", False), ("paper", "trials", True),
+])
+def test_protocols_split_by_their_unit(protocol, key, shared):
+    bunch, folds = _folds(protocol, 3)
+    covered = np.concatenate([test for _, test in folds])
+    assert np.array_equal(np.sort(covered), np.arange(len(bunch.y)))
+    groups = np.asarray(bunch[key])
+    overlap = [np.intersect1d(groups[train], groups[test]).size for train, test in folds]
+    # Only the paper's pooled KFold puts windows of one trial on both sides.
+    assert (max(overlap) > 0) == shared
+
+
+def test_paper_protocol_warns_about_leakage(tmp_path, capsys):
+    status, _, stderr = _run([*TINY, "--protocol", "paper", "--out", str(tmp_path / "out")],
+                             capsys)
+    assert status == 0
+    assert "windows of one trial fall on both sides of the split" in stderr
+    assert "**Warning:**" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_paired_test_matches_scipy():
+    proposed, baseline = [0.7, 0.8, 0.65, 0.9], [0.6, 0.75, 0.7, 0.8]
+    difference, p_value = paired_test(proposed, baseline)
+    assert difference == pytest.approx(np.mean(np.subtract(proposed, baseline)))
+    assert p_value == pytest.approx(stats.ttest_rel(proposed, baseline).pvalue)
+    assert np.isnan(paired_test([0.7], [0.6])[1])
+    assert paired_test([0.7], [0.6])[0] == pytest.approx(0.1)
+    assert np.isnan(paired_test([0.7, 0.8], [0.6, 0.7])[1])  # constant differences
+
+
+def test_store_refuses_a_file_as_out(tmp_path):
+    from skkgp.reproduce.config import ConfigError
+
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        ResultStore(target).open(ReproduceConfig())
+
+
+# ---------------------------------------------------------------- kill -9 and resume
+def test_killed_run_resumes_without_recomputing(tmp_path):
+    out = tmp_path / "out"
+    argv = [*TINY, "--folds", "4", "--epochs", "2", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "skkgp", *argv], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cells = out / "cells"
+    deadline = time.monotonic() + 90
+    try:
+        while not (cells.exists() and list(cells.glob("*.json"))):
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "no result appeared in 90 s"
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    finished = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in cells.glob("*.json")}
+    assert 1 <= len(finished) < 4
+    assert not list(cells.glob("*.tmp"))  # no half-written result under a final name
+    for _, content in finished.values():
+        json.loads(content)  # every file present is whole
+
+    result = subprocess.run([sys.executable, "-m", "skkgp", *argv], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for name, stamp in finished.items():
+        path = cells / name
+        assert (path.stat().st_mtime_ns, path.read_bytes()) == stamp
+    log = (out / "run.log").read_text().splitlines()[-1]
+    assert f"computed {4 - len(finished)} and reused {len(finished)} of 4" in log
+    frame = pd.read_csv(out / "results.csv")
+    assert sorted(frame["fold"]) == [0, 1, 2, 3]
+    assert Path(out / "table.md").exists()
+
+
+def test_deap_folder_runs_a_grid_model(tmp_path, capsys):
+    from skkgp.datasets import write_deap_like
+
+    write_deap_like(tmp_path / "deap", n_subjects=2, n_trials=6, duration=3.0, random_state=0)
+    argv = [*TINY[:TINY.index("--n-subjects")], "--batch-size", "16", "--quiet",
+            "--data", str(tmp_path / "deap"), "--models", "ccnn", "--out", str(tmp_path / "out")]
+    status, stdout, stderr = _run(argv, capsys)
+    assert status == 0, stderr
+    assert stdout.splitlines()[2].split()[:3] == ["ccnn", "lfp", "finetune"]
+    config = json.loads((tmp_path / "out" / "config.json").read_text())["config"]
+    assert config["data"] == str(tmp_path / "deap")
+    assert "n_trials" not in config
+    frame = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(frame) == 2 and (frame["n_train"] + frame["n_test"] == 36).all()
+    # Options of the simulation make no sense with real data.
+    status, _, stderr = _run([*argv, "--n-trials", "5"], capsys)
+    assert status == 2 and "--n-trials applies to --data synthetic only" in stderr
+
+
+def test_subject_protocol_defaults_to_leave_one_subject_out():
+    from skkgp.cli import build_parser, config_from_args
+    from skkgp.reproduce.data import n_folds
+
+    args = build_parser().parse_args(["reproduce", "--protocol", "subject", "--n-subjects", "3"])
+    config = config_from_args(args)
+    assert config.folds is None
+    bunch = load_windows(DataSpec.from_config(config))
+    assert n_folds(config, bunch) == 3
+    for fold in range(3):
+        train, test = fold_indices(config.replace(folds=3), bunch, fold)
+        assert np.unique(bunch.groups[test]).size == 1  # one subject held out
+        assert np.unique(bunch.groups[train]).size == 2

@@ -1,0 +1,48 @@
+"""``skkgp reproduce --scheduler``: cells on a real Dask cluster give the sequential results."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stderr, redirect_stdout
+
+import pandas as pd
+import pytest
+
+from skkgp.cli import main
+
+distributed = pytest.importorskip("distributed")
+
+ARGS = [
+    "reproduce", "--models", "eegnet", "--methods", "lfp", "umwp", "--folds", "2",
+    "--epochs", "1", "--recovery-epochs", "1", "--n-subjects", "2", "--n-trials", "6",
+    "--trial-seconds", "3", "--batch-size", "16", "--threads", "1", "--quiet",
+]
+
+
+def _main(argv):
+    with redirect_stdout(io.StringIO()) as stdout, redirect_stderr(io.StringIO()) as stderr:
+        status = main(argv)
+    assert status == 0, stderr.getvalue()
+    return status, stdout.getvalue()
+
+
+def test_dask_cluster_gives_the_sequential_results(tmp_path):
+    status, sequential_table = _main([*ARGS, "--out", str(tmp_path / "sequential")])
+    assert status == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        status, dask_table = _main(
+            [*ARGS, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]
+        )
+        assert status == 0
+        # The tasks went through the scheduler (not this process).
+        with distributed.Client(cluster) as client:
+            prefixes = client.run_on_scheduler(
+                lambda dask_scheduler: list(dask_scheduler.task_prefixes)
+            )
+        assert "run_task" in prefixes
+    sequential = pd.read_csv(tmp_path / "sequential" / "results.csv").drop(columns="seconds")
+    distributed_ = pd.read_csv(tmp_path / "dask" / "results.csv").drop(columns="seconds")
+    assert len(sequential) == 4
+    pd.testing.assert_frame_equal(sequential, distributed_)
+    assert dask_table == sequential_table
