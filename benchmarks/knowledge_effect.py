@@ -11,7 +11,10 @@ measures:
 - accuracy of the origin, baseline and proposed networks;
 - region share of the evidence: the mean, over held-out windows, of the share of the
   (normalised, true-class) Grad-CAM evidence that falls on the knowledge region
-  (:func:`skkgp.evidence.guided_gradcam`, :func:`skkgp.losses.region_share`).
+  (:func:`skkgp.evidence.guided_gradcam`, :func:`skkgp.losses.region_share`);
+- zero-evidence windows: the fraction of held-out windows whose evidence is all zero.
+  Their share is the uniform one (``share_uniform``), so read the share beside it: a
+  recovery that killed the evidence would show the uniform share, not a knowledge effect.
 
 Windows are split by trial (no trial on both sides). Each seed draws its own simulated
 subjects, split and initialisation; the table gives mean +- std over seeds and the

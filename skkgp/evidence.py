@@ -513,6 +513,7 @@ def gradcam_map(
     target: torch.Tensor | None = None,
     *,
     create_graph: bool = True,
+    rectify: bool = True,
 ) -> torch.Tensor:
     """Grad-CAM map of the activations of one layer.
 
@@ -526,11 +527,15 @@ def gradcam_map(
         Class whose logit ``s`` is explained; ``None`` takes the predicted class.
     create_graph : bool, default=True
         Keep the graph of ``G = ds/dA`` so that the map can be differentiated (training).
+    rectify : bool, default=True
+        Apply the ReLU; ``False`` returns the signed map ``sum_k a_k A_k`` (the
+        knowledge-guided recovery needs it where the rectified map is all zero).
 
     Returns
     -------
     cam : torch.Tensor, shape (n_samples, H, W)
-        ``ReLU(sum_k a_k A_k)`` with ``a_k`` the mean of ``ds/dA_k`` over ``(H, W)``.
+        ``ReLU(sum_k a_k A_k)`` with ``a_k`` the mean of ``ds/dA_k`` over ``(H, W)``
+        (without the ReLU when ``rectify=False``).
 
     Notes
     -----
@@ -548,7 +553,8 @@ def gradcam_map(
         )
     weights = grads.mean(dim=(2, 3))
     # One batched product instead of a weighted copy of the activations and a sum.
-    return torch.relu(torch.einsum("nk,nkhw->nhw", weights, activations))
+    cam = torch.einsum("nk,nkhw->nhw", weights, activations)
+    return torch.relu(cam) if rectify else cam
 
 
 def reduce_to_electrodes(
@@ -624,7 +630,8 @@ def gradcam_from_activations(
     cells: np.ndarray | torch.Tensor | None = None,
     *,
     create_graph: bool = True,
-) -> torch.Tensor:
+    return_scores: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Per-electrode Grad-CAM evidence, differentiable, from one forward pass.
 
     Parameters
@@ -642,14 +649,23 @@ def gradcam_from_activations(
         Grid cell of each electrode, for ``kind="grid"``.
     create_graph : bool, default=True
         Make the evidence differentiable with respect to the network's parameters.
+    return_scores : bool, default=False
+        Also return the signed (not rectified) map reduced to electrodes the same way.
 
     Returns
     -------
     evidence : torch.Tensor, shape (n_samples, n_electrodes)
         Non-negative evidence of each electrode.
+    scores : torch.Tensor, shape (n_samples, n_electrodes)
+        Only with ``return_scores=True``: ``sum_k a_k A_k`` before the ReLU, reduced to
+        electrodes. :func:`skkgp.losses.knowledge_guided_loss` takes its gradient where
+        a sample's evidence is all zero (the ReLU has no gradient there).
     """
-    maps = gradcam_map(logits, activations, target, create_graph=create_graph)
-    return reduce_to_electrodes(maps, kind, cells)
+    maps = gradcam_map(logits, activations, target, create_graph=create_graph, rectify=False)
+    evidence = reduce_to_electrodes(torch.relu(maps), kind, cells)
+    if return_scores:
+        return evidence, reduce_to_electrodes(maps, kind, cells)
+    return evidence
 
 
 def guided_saliency(

@@ -95,7 +95,20 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         Grid cells of the electrodes (grid evidence only).
     history_ : skorch.History
         Besides ``train_loss``, ``train_region_share``: the mean share of the training
-        evidence on the region in each epoch (recorded while the knowledge terms are on).
+        evidence on the region in each epoch, and ``train_zero_evidence``: the fraction
+        of training samples whose evidence is all zero (both recorded while the knowledge
+        terms are on).
+
+    Notes
+    -----
+    A sample whose Grad-CAM evidence is all zero (every value of ``sum_k a_k A_k``
+    below 0) counts as ``r_b = 0`` in the region-wise loss, not as the uniform share
+    that DESIGN.md's normalisation gives it, and the gradient of the region-wise loss
+    passes the ReLU on the region's electrodes, through the signed map (straight-through;
+    the loss value is unchanged). Without this, on CCNN (layer ``conv1``, region
+    ``"prefrontal"``) the recovery drove the evidence of every held-out window to zero
+    (3 of 3 seeds; see :func:`skkgp.losses.region_loss`). The sample weights and the
+    recorded ``train_region_share`` keep the uniform fallback.
 
     See Also
     --------
@@ -153,6 +166,9 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         share = PassthroughScoring(name="train_region_share", lower_is_better=False,
                                    on_train=True)
         callbacks.insert(position, ("train_region_share", share))
+        zero = PassthroughScoring(name="train_zero_evidence", lower_is_better=True,
+                                  on_train=True)
+        callbacks.insert(position + 1, ("train_zero_evidence", zero))
         return callbacks
 
     # ------------------------------------------------------------------ validation
@@ -283,8 +299,11 @@ class KnowledgeGuidedClassifier(EEGClassifier):
                 Xi, yi, y_pred, capture, guide, differentiate
             )
             loss.backward()
-        share = region_share(evidence.detach(), mask).mean()
+        evidence = evidence.detach()
+        share = region_share(evidence, mask).mean()
         self.history.record_batch("train_region_share", share.item())
+        zero = (evidence.sum(dim=1) <= 0).double().mean()
+        self.history.record_batch("train_zero_evidence", zero.item())
         return {"loss": loss, "y_pred": y_pred}
 
     def _knowledge_loss(self, Xi, yi, y_pred, capture, guide, differentiate):
@@ -292,19 +311,20 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         mask, cells = self._knowledge_tensors_["mask"], self._knowledge_tensors_["cells"]
         y_true = to_tensor(yi, device=self.device)
         ce = self._per_sample_loss(y_pred, y_true)
-        evidence = gradcam_from_activations(
+        evidence, scores = gradcam_from_activations(
             y_pred, capture.get(), y_true, self.evidence_kind_, cells,
             # The sample weights alone are stop-gradient: no graph needed then.
-            create_graph=differentiate,
+            create_graph=differentiate, return_scores=True,
         )
         if self.guided:
-            evidence = evidence * guided_saliency(
-                y_pred, Xi, y_true, guide, self.evidence_kind_, cells
-            )
+            saliency = guided_saliency(y_pred, Xi, y_true, guide, self.evidence_kind_, cells)
+            evidence, scores = evidence * saliency, scores * saliency
         if evidence.shape[1] != mask.shape[0]:
             raise ValueError(
                 f"region_mask has {mask.shape[0]} entries but the evidence layer "
                 f"{self.evidence_layer_!r} resolves {evidence.shape[1]} electrodes."
             )
-        loss = knowledge_guided_loss(ce, evidence, mask, self.region_weight, self.sample_weight)
+        # The signed scores give all-zero evidence a gradient back (skkgp.losses.region_loss).
+        loss = knowledge_guided_loss(ce, evidence, mask, self.region_weight, self.sample_weight,
+                                     scores=scores)
         return loss, evidence, mask

@@ -19,7 +19,11 @@ MASK = np.array([True, False, True])
 # Normalised rows: [1/4, 1/4, 1/2], uniform [1/3] * 3 (all zero), [3/4, 0, 1/4].
 SHARES = np.array([3 / 4, 2 / 3, 1.0])
 MEAN_SHARE = (3 / 4 + 2 / 3 + 1) / 3
+# The region-wise loss counts the all-zero row as share 0 (term 1), not the uniform 2/3.
+LOSS_SHARES = np.array([3 / 4, 0.0, 1.0])
 CE = np.array([1.0, 2.0, 3.0])
+# Signed Grad-CAM scores whose ReLU is EVIDENCE: the all-zero row is all negative.
+SCORES = np.array([[1.0, 1.0, 2.0], [-1.0, -2.0, -1.0], [3.0, -1.0, 1.0]])
 
 
 def test_normalize_evidence_sums_to_one_and_is_uniform_where_zero():
@@ -31,9 +35,20 @@ def test_normalize_evidence_sums_to_one_and_is_uniform_where_zero():
 
 def test_region_share_and_loss_hand_values():
     np.testing.assert_allclose(region_share(EVIDENCE, MASK), SHARES)
-    expected = ((1 - 3 / 4) + (1 - 2 / 3) + 0.0) / 3
+    # The all-zero row is a loss term of 1: vanished evidence is not rewarded.
+    expected = ((1 - 3 / 4) + 1.0 + 0.0) / 3
     assert region_loss(EVIDENCE, MASK) == pytest.approx(expected, abs=1e-15)
     assert isinstance(region_loss(EVIDENCE, MASK), float)
+    # The signed scores change gradients only, never the value.
+    assert region_loss(EVIDENCE, MASK, SCORES) == pytest.approx(expected, abs=1e-15)
+
+
+def test_dying_evidence_scores_worse_than_any_living_evidence():
+    outside = np.array([[0.0, 5.0, 0.0]])  # alive, no evidence on the region: share 0
+    assert region_loss(outside, MASK) == 1.0
+    assert region_loss(np.zeros((1, 3)), MASK) == 1.0
+    mostly_outside = np.array([[0.1, 5.0, 0.0]])
+    assert region_loss(mostly_outside, MASK) == pytest.approx(1 - 0.1 / 5.1)
 
 
 def test_sample_weights_hand_values_and_mean_one():
@@ -49,8 +64,9 @@ def test_sample_weights_are_ones_when_every_share_is_zero():
 
 def test_knowledge_guided_loss_hand_value():
     alpha, beta = 0.5, 0.25
+    # The weights keep the uniform share of the all-zero row; the region loss counts it 0.
     weights = (1 - beta) + beta * SHARES / MEAN_SHARE
-    expected = np.mean(weights * CE) + alpha * np.mean(1 - SHARES)
+    expected = np.mean(weights * CE) + alpha * np.mean(1 - LOSS_SHARES)
     loss = knowledge_guided_loss(CE, EVIDENCE, MASK, alpha, beta)
     assert loss == pytest.approx(expected, abs=1e-12)
     # beta = 1: the weights replace the uniform ones entirely.
@@ -81,9 +97,40 @@ def test_torch_inputs_stay_differentiable_and_weights_carry_no_gradient():
     (grad,) = torch.autograd.grad(region_loss(evidence, mask), evidence)
     expected_row0 = -(MASK - 3 / 4) / (3 * 4.0)
     np.testing.assert_allclose(grad[0].numpy(), expected_row0)
-    # The all-zero row gets a finite (zero) gradient, not NaN.
+    # Without scores the all-zero row gets a finite (zero) gradient, not NaN.
     assert torch.isfinite(grad).all()
     np.testing.assert_array_equal(grad[1].numpy(), 0.0)
+
+
+def test_scores_give_dead_rows_and_negative_region_electrodes_a_gradient_up():
+    scores = torch.tensor(SCORES, requires_grad=True)
+    evidence = torch.relu(scores)
+    mask = torch.tensor(MASK)
+    loss = region_loss(evidence, mask, scores)
+    (grad,) = torch.autograd.grad(loss, scores)
+    # Dead row: gradient of -(sum_e m_e z_e / sum_e |z_e|) / 3, with sum |z| = 4.
+    np.testing.assert_allclose(grad[1].numpy(), -MASK.astype(float) / (3 * 4.0))
+    # Living rows: the exact share's gradient -(m_e - r_b) / (3 * S_b) where z_e > 0.
+    np.testing.assert_allclose(grad[0].numpy(), -(MASK - 3 / 4) / (3 * 4.0))
+    # Row 2 has all its evidence on the region (r = 1): nothing to gain; its z_1 < 0 lies
+    # outside the region, where the ReLU stops the gradient as before.
+    np.testing.assert_array_equal(grad[2].numpy(), 0.0)
+    # A region electrode below zero in a living row is still pulled up (straight-through).
+    scores = torch.tensor([[-1.0, 2.0, -3.0]], requires_grad=True)
+    (grad,) = torch.autograd.grad(region_loss(torch.relu(scores), mask, scores), scores)
+    np.testing.assert_allclose(grad[0].numpy(), [-(1 - 0) / 2, 0.0, -(1 - 0) / 2])
+
+
+def test_scores_leave_the_sample_weights_and_the_loss_value_unchanged():
+    with_scores = knowledge_guided_loss(CE, EVIDENCE, MASK, 0.7, 0.4, scores=SCORES)
+    assert with_scores == pytest.approx(knowledge_guided_loss(CE, EVIDENCE, MASK, 0.7, 0.4))
+    ce = torch.tensor(CE, requires_grad=True)
+    loss = knowledge_guided_loss(ce, torch.tensor(EVIDENCE), torch.tensor(MASK), 0.0, 1.0,
+                                 scores=torch.tensor(SCORES))
+    (grad,) = torch.autograd.grad(loss, ce)
+    np.testing.assert_allclose(grad.numpy(), SHARES / MEAN_SHARE / 3)
+    with pytest.raises(ValueError, match="scores must have the shape"):
+        region_loss(EVIDENCE, MASK, SCORES[:2])
 
 
 def test_torch_and_numpy_agree():

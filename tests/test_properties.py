@@ -127,7 +127,9 @@ def test_region_share_in_unit_interval_and_loss_is_its_complement(pair):
     assert share.shape == (evidence.shape[0],)
     assert np.isfinite(share).all()
     assert (share >= -1e-12).all() and (share <= 1 + 1e-12).all()
-    assert losses.region_loss(evidence, mask) == pytest.approx(np.mean(1 - share))
+    # The region-wise loss counts all-zero evidence as share 0 (skkgp.losses.region_loss).
+    loss_share = np.where(evidence.sum(axis=1) > 0, share, 0.0)
+    assert losses.region_loss(evidence, mask) == pytest.approx(np.mean(1 - loss_share))
     normalized = losses.normalize_evidence(evidence)
     np.testing.assert_allclose(normalized.sum(axis=1), 1.0, rtol=1e-9)
 
@@ -182,7 +184,9 @@ def test_loss_matches_its_formula_and_is_finite(batch, alpha, beta):
     loss = losses.knowledge_guided_loss(ce, torch.from_numpy(evidence), mask, alpha, beta)
     share = losses.region_share(evidence, mask)
     weights = losses.sample_weights(evidence, mask)
-    expected = np.mean((1 - beta + beta * weights) * ce.numpy()) + alpha * np.mean(1 - share)
+    loss_share = np.where(evidence.sum(axis=1) > 0, share, 0.0)  # all-zero evidence: 0
+    expected = (np.mean((1 - beta + beta * weights) * ce.numpy())
+                + alpha * np.mean(1 - loss_share))
     assert torch.isfinite(loss)
     assert float(loss) == pytest.approx(expected, rel=1e-9, abs=1e-9)
 

@@ -9,15 +9,18 @@ import torch
 import torch.nn.functional as F
 import torch_pruning as tp
 from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
 from skorch.dataset import ValidSplit
 from torch.nn.utils import prune
 
 from skkgp import montage
 from skkgp.classifier import EEGClassifier
+from skkgp.datasets import make_deap_like
 from skkgp.evidence import ActivationCapture, gradcam_from_activations, guided_gradcam
 from skkgp.losses import knowledge_guided_loss, region_share
 from skkgp.models import EEGNet
 from skkgp.recovery import KnowledgeGuidedClassifier
+from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer, ToGrid
 
 N_CHANS = 6
 RAW_MASK = np.array([True, True, False, False, False, False])
@@ -73,9 +76,11 @@ def test_training_step_is_the_design_loss_from_one_forward(raw_data):
     module.zero_grad()
     with ActivationCapture(module.temporal_conv) as capture:
         logits = module(Xb)
-    evidence = gradcam_from_activations(logits, capture.get(), yb, "channels")
+    evidence, scores = gradcam_from_activations(logits, capture.get(), yb, "channels",
+                                                return_scores=True)
     ce = F.cross_entropy(logits, yb, reduction="none")
-    expected = knowledge_guided_loss(ce, evidence, torch.as_tensor(RAW_MASK), 2.0, 0.5)
+    expected = knowledge_guided_loss(ce, evidence, torch.as_tensor(RAW_MASK), 2.0, 0.5,
+                                     scores=scores)
     expected.backward()
     expected_grads = [p.grad.clone() for p in module.parameters()]
     # The CE alone gives other gradients: the evidence term reaches the weights.
@@ -107,6 +112,25 @@ def test_region_loss_pulls_evidence_into_the_region(raw_data):
     held = {name: region_share(guided_gradcam(net, X, y), RAW_MASK).mean()
             for name, net in [("baseline", baseline), ("guided", guided)]}
     assert held["guided"] > held["baseline"] + 0.1
+
+
+def test_region_loss_does_not_kill_the_ccnn_evidence():
+    # The region-wise loss once drove conv1's Grad-CAM of CCNN to all zero (the ReLU's
+    # dead zone, where the uniform fallback share scored better than living evidence
+    # and no gradient came back): 100 % of these windows by epoch 3 (measured).
+    data = make_deap_like(n_subjects=1, n_trials=8, duration=6.0, random_state=2)
+    features = make_pipeline(BandDifferentialEntropy(), ChannelStandardizer(per_feature=True),
+                             ToGrid())
+    X = features.fit_transform(data.X)
+    mask = montage.region_mask("prefrontal", montage.DEAP_CHANNELS)
+    net = KnowledgeGuidedClassifier("ccnn", region_mask=mask, lr=1e-4, max_epochs=4,
+                                    batch_size=16, random_state=2).fit(X, data.y)
+    zero = net.history_[:, "train_zero_evidence"]
+    shares = net.history_[:, "train_region_share"]
+    assert max(zero) < 0.5, zero
+    assert shares[-1] > shares[0] + 0.1, shares
+    held = guided_gradcam(net, X, data.y)
+    assert np.mean(held.sum(axis=1) == 0) < 0.5
 
 
 def test_grid_guided_and_validation_is_plain_cross_entropy(grid_data):
