@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="torch CPU threads (default: torch's choice); give the same value "
                           "to compare runs bit for bit")
     run.add_argument("--scheduler", metavar="ADDRESS",
-                     help="send (cell, fold) tasks to the Dask scheduler at ADDRESS "
+                     help="send the work to the Dask scheduler at ADDRESS, one task per origin "
+                          "(model, origin type, fold) "
                           "(e.g. tcp://127.0.0.1:8786)")
     run.add_argument("--quiet", action="store_true", help="no progress bars or information")
     return parser

@@ -1,7 +1,8 @@
 """KnowledgeGuidedPruner: fit an EEG network, prune it, and recover it with knowledge.
 
 The meta-estimator of Rao & Zhong (2023): it clones and fits an
-:class:`skkgp.EEGClassifier` (the origin model), prunes a copy of the fitted network
+:class:`skkgp.EEGClassifier` (the origin model; or, with ``prefit=True``, takes an
+already fitted one as it is), prunes a copy of the fitted network
 with one of :data:`skkgp.pruning.METHODS`, and trains the pruned network again with
 the knowledge-guided losses of :class:`skkgp.recovery.KnowledgeGuidedClassifier`,
 which pull the guided Grad-CAM evidence towards a brain region.
@@ -17,6 +18,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -45,8 +47,10 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
 
     1. **Origin.** ``estimator`` is cloned (never modified) and fitted on ``(X, y)``;
        with ``method="nsfp"`` the clone trains with the network-slimming sparsity
-       callback :class:`skkgp.pruning.NetworkSlimming`. An origin that predicts one
-       class for every training sample raises a :class:`ConstantPredictorWarning`.
+       callback :class:`skkgp.pruning.NetworkSlimming`. With ``prefit=True``,
+       ``estimator`` is already the fitted origin: it is deep-copied (never modified)
+       and not trained again. An origin that predicts one class for every training
+       sample raises a :class:`ConstantPredictorWarning`.
     2. **Pruning.** A copy of the fitted network is pruned with
        :func:`skkgp.pruning.prune` (``lfp``, ``nsfp``: structurally smaller; ``umwp``:
        masks that stay applied during recovery).
@@ -68,7 +72,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     estimator : EEGClassifier
-        The unfitted origin network. It is cloned, never modified.
+        The origin network: unfitted (cloned and fitted by ``fit``), or already fitted
+        when ``prefit=True``. It is never modified.
     method : {"lfp", "nsfp", "umwp", "sfp"}, default="lfp"
         Pruning method (see :mod:`skkgp.pruning`); it must apply to the network
         (``nsfp`` needs BatchNorm layers, e.g. ``"fbccnn"``).
@@ -81,12 +86,15 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         electrode names (case-insensitive). At least one of its electrodes must be
         among the network's electrodes.
     region_weight : float >= 0, default=1.0
-        Weight ``alpha`` of the region-wise loss. On small simulated data a weight of 1
-        (and even 0.1) drove most of CCNN's Grad-CAM evidence to exactly zero, where the
-        loss has no gradient left (``benchmarks/knowledge_effect.py`` reports the share
-        of such windows): tune it, e.g. with :class:`~sklearn.model_selection.GridSearchCV`.
+        Weight ``alpha`` of the region-wise loss. Evidence that vanishes on every
+        electrode counts as the worst case in that loss (see
+        :func:`skkgp.losses.region_loss`), so the network cannot escape it by silencing
+        its Grad-CAM map; ``benchmarks/knowledge_effect.py`` reports the share of such
+        windows. Tune it, e.g. with :class:`~sklearn.model_selection.GridSearchCV`.
     sample_weight : float in [0, 1], default=1.0
-        Weight ``beta`` of the evidence-based sample weights in the cross-entropy.
+        Weight ``beta`` of the evidence-based sample weights in the cross-entropy. On
+        small simulated data, ``beta = 1`` cost more accuracy than the region loss did
+        (``benchmarks/knowledge_effect.py``); consider searching smaller values.
     recovery_epochs : int or None, default=None
         Epochs of recovery; ``None`` uses the estimator's ``max_epochs``.
     ch_names : list of str or None, default=None
@@ -98,7 +106,16 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         Channel list and grid layout (electrode -> (row, col)) the electrodes come from.
     random_state : int or None, default=None
         Seed of the origin fit, of the re-initialisation for ``recovery="scratch"`` and
-        of the recovery; ``None`` keeps the estimator's own ``random_state``.
+        of the recovery; ``None`` keeps the estimator's own ``random_state``. With
+        ``prefit=True`` the origin is not fitted here, so it seeds the re-initialisation
+        and the recovery only.
+    prefit : bool, default=False
+        Whether ``estimator`` is an already fitted :class:`~skkgp.EEGClassifier` to use
+        as the origin, as in :class:`sklearn.feature_selection.SelectFromModel`. It
+        must have been fitted on inputs of the shape of ``X`` and on the classes of
+        ``y``; ``fit`` deep-copies it and prunes and recovers the copy without
+        refitting it. One origin can then serve several pruners (methods, recoveries,
+        baseline and proposed losses). See Notes.
     verbose : int, default=0
         Print one line at each step when positive.
 
@@ -107,7 +124,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     estimator_ : KnowledgeGuidedClassifier
         The pruned and recovered network, fitted.
     origin_estimator_ : EEGClassifier
-        The fitted origin network (unpruned).
+        The fitted origin network (unpruned); with ``prefit=True``, a deep copy of
+        ``estimator``.
     origin_module_ : torch.nn.Module
         The origin network's module (``origin_estimator_.module_``), e.g. for
         evidence plots of the unpruned model.
@@ -129,8 +147,35 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     See Also
     --------
     skkgp.EEGClassifier : The networks pruned here.
+    sklearn.feature_selection.SelectFromModel : The ``prefit`` convention followed here.
     skkgp.pruning.prune : The pruning step alone.
     skkgp.recovery.KnowledgeGuidedClassifier : The knowledge-guided recovery alone.
+
+    Notes
+    -----
+    With ``prefit=True``:
+
+    - ``origin_score_`` and ``origin_is_constant_`` are measured on the ``(X, y)``
+      given to ``fit``, as without ``prefit``: pass the data the origin was fitted on
+      for ``origin_score_`` to keep its meaning of a training score.
+    - A pruner with ``prefit=False`` and ``random_state=r`` fits a clone of its
+      estimator with ``random_state=r``; fitting that estimator yourself with
+      ``random_state=r`` (and, for ``method="nsfp"``, the callback
+      ``("network_slimming", NetworkSlimming())`` appended to its callbacks) and
+      passing it with ``prefit=True`` gives exactly the same pruned and recovered
+      network (on CPU).
+    - ``method="nsfp"`` prunes by BatchNorm gammas made sparse while training: the
+      origin should have been trained with :class:`skkgp.pruning.NetworkSlimming`.
+      This is not enforced (any network with BatchNorm can be pruned by its gammas),
+      but ``fit`` warns when the origin's callbacks hold no ``NetworkSlimming``. The
+      ``NetworkSlimming`` callbacks of a prefit origin are left out of its recovery,
+      as they are without ``prefit``.
+    - :func:`sklearn.base.clone` of the pruner clones ``estimator`` *unfitted*, as for
+      ``SelectFromModel(prefit=True)``: ``fit`` of such a clone (e.g. inside
+      :class:`~sklearn.model_selection.GridSearchCV` or
+      :func:`~sklearn.model_selection.cross_val_score`) raises
+      :class:`~sklearn.exceptions.NotFittedError`. Use ``prefit=False`` there.
+      Pickling keeps the fitted estimator.
 
     References
     ----------
@@ -161,6 +206,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         "ch_names": [list, tuple, np.ndarray, None],
         "montage": [StrOptions({"deap", "seed"}), Mapping],
         "random_state": [Interval(Integral, 0, None, closed="left"), None],
+        "prefit": ["boolean"],
         "verbose": [Interval(Integral, 0, None, closed="left")],
     }
 
@@ -178,6 +224,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         ch_names: Sequence[str] | None = None,
         montage: str | Mapping = "deap",
         random_state: int | None = None,
+        prefit: bool = False,
         verbose: int = 0,
     ):
         self.estimator = estimator
@@ -191,11 +238,12 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.ch_names = ch_names
         self.montage = montage
         self.random_state = random_state
+        self.prefit = prefit
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y) -> KnowledgeGuidedPruner:
-        """Fit the origin network, prune it and recover it.
+        """Fit the origin network (unless ``prefit``), prune it and recover it.
 
         Parameters
         ----------
@@ -218,21 +266,13 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         self.electrodes_, cells = self._resolve_electrodes(X)
         self.region_mask_ = self._resolve_region(self.electrodes_)
-        self._check_method_before_fit(X, y)
 
         # 1. Origin.
-        origin = clone(self.estimator)
-        if self.random_state is not None:
-            origin.set_params(random_state=self.random_state)
-        if self.method == "nsfp":
-            origin.set_params(
-                callbacks=[
-                    *_user_callbacks(origin),
-                    ("network_slimming", _pruning.NetworkSlimming()),
-                ]
-            )
-        self._say("fitting the origin network")
-        origin.fit(X, y)
+        if self.prefit:
+            origin = self._prefit_origin(X, y)
+        else:
+            self._check_method_before_fit(X, y)
+            origin = self._fit_origin(X, y)
         _pruning.check_method(self.method, origin.module_)
         origin_pred = origin.predict(X)
         self.origin_score_ = float(accuracy_score(y, origin_pred))
@@ -274,6 +314,61 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.estimator_ = recovered
         self.classes_ = recovered.classes_
         return self
+
+    def _fit_origin(self, X: np.ndarray, y: np.ndarray) -> EEGClassifier:
+        origin = clone(self.estimator)
+        if self.random_state is not None:
+            origin.set_params(random_state=self.random_state)
+        if self.method == "nsfp":
+            origin.set_params(
+                callbacks=[
+                    *_user_callbacks(origin),
+                    ("network_slimming", _pruning.NetworkSlimming()),
+                ]
+            )
+        self._say("fitting the origin network")
+        return origin.fit(X, y)
+
+    def _prefit_origin(self, X: np.ndarray, y: np.ndarray) -> EEGClassifier:
+        """A copy of the fitted ``estimator``, checked against ``(X, y)``."""
+        estimator = self.estimator
+        try:
+            check_is_fitted(estimator, "input_shape_")
+        except NotFittedError:
+            raise NotFittedError(
+                f"prefit=True needs an estimator that is already fitted, but this "
+                f"{type(estimator).__name__} is not: fit it first, or pass prefit=False to "
+                "let KnowledgeGuidedPruner fit it. (sklearn.base.clone of a "
+                "KnowledgeGuidedPruner with prefit=True, as GridSearchCV and "
+                "cross_val_score make, clones the estimator unfitted, as for "
+                "SelectFromModel(prefit=True): use prefit=False there.)"
+            ) from None
+        fitted_shape = tuple(estimator.input_shape_)
+        if tuple(X.shape[1:]) != fitted_shape:
+            raise ValueError(
+                f"prefit=True: the estimator was fitted on samples of shape {fitted_shape}, "
+                f"but X has samples of shape {tuple(X.shape[1:])} (X.shape={X.shape}). Pass "
+                "the inputs of the kind the origin was fitted on."
+            )
+        classes = np.unique(y)
+        if not np.array_equal(classes, np.asarray(estimator.classes_)):
+            raise ValueError(
+                f"prefit=True: the estimator was fitted on the classes "
+                f"{np.asarray(estimator.classes_).tolist()}, but y holds the classes "
+                f"{classes.tolist()}: the recovered network keeps the origin's outputs, so "
+                "both must be the same."
+            )
+        if self.method == "nsfp" and not _has_network_slimming(estimator):
+            warnings.warn(
+                "method='nsfp' with prefit=True: the origin was trained without the "
+                "skkgp.pruning.NetworkSlimming callback, so its BatchNorm gammas were not "
+                "made sparse and the gamma threshold prunes a network that network slimming "
+                "would have trained otherwise.",
+                UserWarning,
+                stacklevel=3,
+            )
+        self._say("using the prefit origin network")
+        return copy.deepcopy(estimator)
 
     # -------------------------------------------------------------- predict
     def predict(self, X) -> np.ndarray:
@@ -389,6 +484,13 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         params = clone(self.estimator).get_params(deep=False)
         # module__* arguments shaped the origin; with a module instance they are refused.
         params = {k: v for k, v in params.items() if not k.startswith("module__")}
+        # The clone's callbacks: the recovery must not share callback objects with
+        # the estimator.
+        user_callbacks = _callback_list(params.get("callbacks"))
+        if self.prefit and any(_is_network_slimming(c) for c in user_callbacks):
+            # A prefit nsfp origin carries the sparsity term of its own training.
+            user_callbacks = [c for c in user_callbacks if not _is_network_slimming(c)]
+            params["callbacks"] = user_callbacks or None
         params.update(
             module=module,
             max_epochs=self.recovery_epochs or self.estimator.max_epochs,
@@ -400,7 +502,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             params["random_state"] = self.random_state
         if self.method == "sfp":
             params["callbacks"] = [
-                *_user_callbacks(self.estimator),
+                *user_callbacks,
                 ("soft_filter_pruning", _pruning.SoftFilterPruning(self.prune_ratio)),
             ]
         recovery_cls = (
@@ -424,10 +526,27 @@ def _check_X(X) -> np.ndarray:
 
 
 def _user_callbacks(net) -> list:
-    callbacks = net.get_params(deep=False).get("callbacks")
+    return _callback_list(net.get_params(deep=False).get("callbacks"))
+
+
+def _callback_list(callbacks) -> list:
     if callbacks is None or isinstance(callbacks, str):
         return []
     return list(callbacks)
+
+
+def _is_network_slimming(callback) -> bool:
+    """Whether a skorch callbacks entry (callback, class or ``(name, callback)``) is NSFP's."""
+    if isinstance(callback, tuple) and len(callback) == 2:
+        callback = callback[1]
+    if isinstance(callback, type):
+        return issubclass(callback, _pruning.NetworkSlimming)
+    return isinstance(callback, _pruning.NetworkSlimming)
+
+
+def _has_network_slimming(net) -> bool:
+    callbacks = getattr(net, "callbacks_", None) or _user_callbacks(net)
+    return any(_is_network_slimming(callback) for callback in callbacks)
 
 
 def _probe_module(estimator, X: np.ndarray, y: np.ndarray) -> torch.nn.Module | None:

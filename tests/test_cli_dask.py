@@ -40,9 +40,16 @@ def test_dask_cluster_gives_the_sequential_results(tmp_path):
             prefixes = client.run_on_scheduler(
                 lambda dask_scheduler: list(dask_scheduler.task_prefixes)
             )
-        assert "run_task" in prefixes
-    sequential = pd.read_csv(tmp_path / "sequential" / "results.csv").drop(columns="seconds")
-    distributed_ = pd.read_csv(tmp_path / "dask" / "results.csv").drop(columns="seconds")
+        assert "run_group" in prefixes
+    timings = ["seconds", "origin_seconds"]
+    sequential = pd.read_csv(tmp_path / "sequential" / "results.csv").drop(columns=timings)
+    distributed_ = pd.read_csv(tmp_path / "dask" / "results.csv").drop(columns=timings)
     assert len(sequential) == 4
     pd.testing.assert_frame_equal(sequential, distributed_)
     assert dask_table == sequential_table
+    # lfp and umwp prune one plainly trained origin per fold, on both sides.
+    for frame in (sequential, distributed_):
+        for _, fold in frame.groupby("fold"):
+            assert fold["origin_accuracy"].nunique() == 1
+            assert fold["origin_train_accuracy"].nunique() == 1
+            assert fold["origin_region_share"].nunique() == 1

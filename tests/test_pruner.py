@@ -17,7 +17,7 @@ from skkgp import montage
 from skkgp.classifier import EEGClassifier
 from skkgp.datasets import make_deap_like
 from skkgp.pruner import ConstantPredictorWarning, KnowledgeGuidedPruner
-from skkgp.pruning import prune
+from skkgp.pruning import NetworkSlimming, prune
 from skkgp.recovery import KnowledgeGuidedClassifier
 from skkgp.transforms import BandDifferentialEntropy, ToGrid
 
@@ -336,3 +336,84 @@ def test_bad_input_shape(grid):
     X, y = grid
     with pytest.raises(ValueError, match="shape"):
         _pruner().fit(X.reshape(len(X), -1), y)
+
+
+# ------------------------------------------------------------------------------- prefit
+def _params_repr(net):
+    return {k: repr(v) for k, v in net.get_params(deep=False).items()}
+
+
+@pytest.mark.parametrize(("module", "method"), [("eegnet", "lfp"), ("fbccnn", "nsfp")])
+def test_prefit_gives_the_network_of_fitting_the_origin(raw, grid, module, method):
+    X, y = grid if module == "fbccnn" else raw[:2]
+    fitted_here = _pruner(module, method=method, random_state=4).fit(X, y)
+
+    # The origin the pruner would fit: its clone with the pruner's random_state, and
+    # for nsfp the network-slimming callback.
+    callbacks = [("network_slimming", NetworkSlimming())] if method == "nsfp" else None
+    origin = _net(module, random_state=4, callbacks=callbacks).fit(X, y)
+    params, state = _params_repr(origin), _state(origin.module_)
+    prefit = _pruner(module, method=method, random_state=4)
+    prefit.set_params(estimator=origin, prefit=True).fit(X, y)
+
+    _assert_same_state(_state(prefit.estimator_.module_), _state(fitted_here.estimator_.module_))
+    np.testing.assert_array_equal(prefit.predict_proba(X), fitted_here.predict_proba(X))
+    assert prefit.origin_score_ == fitted_here.origin_score_
+    assert prefit.origin_is_constant_ == fitted_here.origin_is_constant_
+    assert prefit.pruning_report_.to_dict() == fitted_here.pruning_report_.to_dict()
+    # The given origin is used as it is, and left as it was.
+    _assert_same_state(_state(prefit.origin_module_), state)
+    _assert_same_state(_state(origin.module_), state)
+    assert _params_repr(origin) == params
+    assert prefit.origin_estimator_ is not origin and prefit.origin_module_ is not origin.module_
+    assert len(origin.history) == 1  # not trained again
+    # The recovery does not inherit the origin's sparsity term.
+    names = [name for name, _ in prefit.estimator_.callbacks_]
+    assert "network_slimming" not in names
+
+
+def test_prefit_origin_serves_several_pruners(raw):
+    X, y, _ = raw
+    origin = _net("eegnet").fit(X, y)
+    state = _state(origin.module_)
+    baseline = KnowledgeGuidedPruner(origin, prefit=True, region_weight=0, sample_weight=0,
+                                     random_state=0).fit(X, y)
+    proposed = KnowledgeGuidedPruner(origin, prefit=True, random_state=0).fit(X, y)
+    _assert_same_state(_state(baseline.origin_module_), _state(proposed.origin_module_))
+    _assert_same_state(_state(origin.module_), state)
+    assert baseline.origin_score_ == proposed.origin_score_ == origin.score(X, y)
+
+
+def test_prefit_needs_a_fitted_estimator(raw):
+    X, y, _ = raw
+    with pytest.raises(NotFittedError, match="prefit=True needs an estimator that is already"):
+        KnowledgeGuidedPruner(_net("eegnet"), prefit=True).fit(X, y)
+    # As for SelectFromModel(prefit=True), a clone holds an unfitted estimator.
+    kgp = KnowledgeGuidedPruner(_net("eegnet").fit(X, y), prefit=True)
+    cloned = clone(kgp)
+    assert cloned.get_params()["prefit"] is True
+    with pytest.raises(NotFittedError, match="clone"):
+        cloned.fit(X, y)
+
+
+def test_prefit_checks_shape_and_classes(raw):
+    X, y, _ = raw
+    origin = _net("eegnet").fit(X, y)
+    names = list(montage.DEAP_CHANNELS[:8])
+    with pytest.raises(ValueError, match=r"prefit=True.*\(32, 128\).*\(8, 128\)"):
+        KnowledgeGuidedPruner(origin, prefit=True, ch_names=names, region=["Fp1"]).fit(
+            X[:, :8], y
+        )
+    with pytest.raises(ValueError, match=r"prefit=True.*\(32, 128\).*\(32, 64\)"):
+        KnowledgeGuidedPruner(origin, prefit=True).fit(X[:, :, :64], y)
+    with pytest.raises(ValueError, match=r"prefit=True.*classes \[0, 1\].*\[0, 1, 2\]"):
+        KnowledgeGuidedPruner(origin, prefit=True).fit(X, np.arange(len(y)) % 3)
+    assert len(origin.history) == 1
+
+
+def test_prefit_nsfp_without_network_slimming_warns(grid):
+    X, y = grid
+    origin = _net("fbccnn").fit(X, y)
+    with pytest.warns(UserWarning, match="without the skkgp.pruning.NetworkSlimming"):
+        kgp = KnowledgeGuidedPruner(origin, method="nsfp", prefit=True).fit(X, y)
+    assert kgp.pruning_report_.params_after < kgp.pruning_report_.params_before

@@ -22,7 +22,7 @@ from skkgp.reproduce.data import (
     n_folds,
 )
 from skkgp.reproduce.report import format_table, results_frame, summarize
-from skkgp.reproduce.runner import Task, run_dask, run_sequential
+from skkgp.reproduce.runner import OriginGroup, group_pending, run_dask, run_sequential
 from skkgp.reproduce.store import ResultStore
 
 __all__ = ["Outcome", "reproduce"]
@@ -71,7 +71,8 @@ def reproduce(
     out : path-like
         Output folder; finished (cell, fold) results found there are reused.
     scheduler : str or None, default=None
-        Address of a Dask scheduler to send the (cell, fold) tasks to.
+        Address of a Dask scheduler to send the work to, one task per origin (model,
+        origin family, fold).
     overwrite : bool, default=False
         Delete results of a different configuration found in ``out``.
     quiet : bool, default=False
@@ -111,8 +112,10 @@ def reproduce(
               + (f" ({reused} finished results reused)" if reused else ""), file=sys.stderr)
 
     show_epochs = not quiet and scheduler is None
-    tasks = [Task(config, cell, fold, progress=show_epochs) for cell, fold in pending]
-    computed = _compute(tasks, store, scheduler=scheduler, quiet=quiet, total=total,
+    # One origin trained per (model, origin family, fold) with missing results, shared
+    # by every missing cell that prunes it.
+    groups = group_pending(config, pending, progress=show_epochs)
+    computed = _compute(groups, store, scheduler=scheduler, quiet=quiet, total=total,
                         done=reused)
 
     results = [store.load(cell, fold) for cell in cells for fold in range(config.folds)]
@@ -139,27 +142,27 @@ def _check_region(config: ReproduceConfig, ch_names) -> None:
         raise ConfigError(f"--region {_region_label(config)}: {error}") from None
 
 
-def _compute(tasks: list[Task], store: ResultStore, *, scheduler: str | None, quiet: bool,
-             total: int, done: int) -> int:
+def _compute(groups: list[OriginGroup], store: ResultStore, *, scheduler: str | None,
+             quiet: bool, total: int, done: int) -> int:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=done, desc="cells x folds", position=0,
                disable=quiet, dynamic_ncols=True)
     count = 0
 
-    def on_result(task: Task, result: dict) -> None:
+    def on_result(cell: Cell, fold: int, result: dict) -> None:
         nonlocal count
         # Saved the moment it exists: an interruption from here on loses nothing.
-        store.save(task.cell, task.fold, result)
+        store.save(cell, fold, result)
         count += 1
-        bar.set_postfix_str(f"{task.cell.key} fold {task.fold}", refresh=False)
+        bar.set_postfix_str(f"{cell.key} fold {fold}", refresh=False)
         bar.update(1)
 
     try:
         if scheduler is None:
-            run_sequential(tasks, on_result)
+            run_sequential(groups, on_result)
         else:
-            run_dask(tasks, on_result, scheduler)
+            run_dask(groups, on_result, scheduler)
     finally:
         bar.close()
     return count

@@ -36,6 +36,7 @@ RESULT_COLUMNS = (
     "fold",
     "n_train",
     "n_test",
+    "origin_train_accuracy",
     "origin_accuracy",
     "baseline_accuracy",
     "proposed_accuracy",
@@ -53,8 +54,8 @@ RESULT_COLUMNS = (
     "baseline_region_share",
     "proposed_region_share",
     "origin_constant",
-    "origins_identical",
     "seed",
+    "origin_seconds",
     "seconds",
 )
 

@@ -1,21 +1,26 @@
 """Computing the (cell, fold) results of a ``skkgp reproduce`` run, here or on Dask.
 
-One task is one (cell, fold): on the fold's training windows it fits two
-:class:`skkgp.KnowledgeGuidedPruner` that differ only in the recovery loss, baseline
-(``region_weight=0, sample_weight=0``: plain cross-entropy) and proposed, and scores
-origin, baseline and proposed on the held-out windows. Both pruners get the same
-``random_state``, so they train the same origin, prune it the same way and differ
-only by the knowledge-guided terms: a paired comparison.
+The unit of work is an :class:`OriginGroup`: the cells of one model whose pruning
+methods prune the same kind of origin (plainly trained, or trained with network
+slimming's sparsity term for ``nsfp``), on one fold. :func:`run_group` trains that
+origin once on the fold's training windows, then for each cell fits two
+:class:`skkgp.KnowledgeGuidedPruner` with ``prefit=True`` on it that differ only in
+the recovery loss, baseline (``region_weight=0, sample_weight=0``: plain
+cross-entropy) and proposed, and scores origin, baseline and proposed on the
+held-out windows. Both pruners prune the same origin with the same ``random_state``
+and differ only by the knowledge-guided terms: a paired comparison.
 
-:func:`run_task` is a pure function of its :class:`Task`: the same task gives the same
-result in this process, in a resumed run, and on a Dask worker.
+Each cell's result is exactly what a pruner fitting its own origin with the group's
+seed would give (same seed, same origin), so grouping changes the run time, not the
+results. :func:`run_group` is a pure function of its group: the same group gives the
+same results in this process, in a resumed run, and on a Dask worker.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,67 +29,130 @@ import numpy as np
 from skkgp.reproduce.config import Cell, ReproduceConfig, method_family, stable_seed
 from skkgp.reproduce.data import DataSpec, fold_indices, load_windows, model_inputs
 
-__all__ = ["Task", "run_task", "run_sequential", "run_dask", "EVIDENCE_SAMPLES"]
+__all__ = [
+    "OriginGroup",
+    "group_pending",
+    "run_group",
+    "run_sequential",
+    "run_dask",
+    "electrode_evidence",
+    "EVIDENCE_SAMPLES",
+]
 
 #: Held-out windows whose evidence is averaged for the topomaps (a fixed subsample:
 #: the mean over a few hundred windows is stable, and Grad-CAM costs a backward each).
 EVIDENCE_SAMPLES = 256
 
+#: Called with each finished (cell, fold) result, the moment it exists.
+OnResult = Callable[[Cell, int, dict[str, Any]], None]
+
 
 @dataclass(frozen=True)
-class Task:
-    """One (cell, fold) of a run, with everything needed to compute it anywhere."""
+class OriginGroup:
+    """The cells of one model and origin family on one fold: one origin, one task.
+
+    Attributes
+    ----------
+    config : ReproduceConfig
+    model : str
+    family : {"plain", "nsfp"}
+        Which origin training the cells need (:func:`skkgp.reproduce.config.method_family`).
+    fold : int
+    cells : tuple of Cell
+        The cells to compute, all of ``model`` and of methods of ``family``.
+    progress : bool
+        Show a progress bar over the epochs of each training.
+    """
 
     config: ReproduceConfig
-    cell: Cell
+    model: str
+    family: str
     fold: int
+    cells: tuple[Cell, ...]
     progress: bool = False
 
     @property
     def seed(self) -> int:
-        # Same seed for every method of one origin family, so that the origins of
-        # LFP, UMWP and SFP on one fold are the same network.
-        return stable_seed(
-            self.config.seed, self.cell.model, method_family(self.cell.method), self.fold
-        )
+        # One seed per (model, family, fold): the origin, the pruning and the recoveries
+        # of every cell of the group draw from it.
+        return stable_seed(self.config.seed, self.model, self.family, self.fold)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.family} origin fold {self.fold}"
 
 
-def _estimator(task: Task):
+def group_pending(
+    config: ReproduceConfig, pending: Iterable[tuple[Cell, int]], *, progress: bool = False
+) -> list[OriginGroup]:
+    """Group the missing (cell, fold) results by the origin they prune.
+
+    Parameters
+    ----------
+    config : ReproduceConfig
+    pending : iterable of (Cell, int)
+        The (cell, fold) results to compute, in the order they should be computed.
+    progress : bool, default=False
+        Passed to each group.
+
+    Returns
+    -------
+    groups : list of OriginGroup
+        In order of the first pending result of each group; within a group the cells
+        keep their order. Only origins of missing results are trained.
+    """
+    cells_of: dict[tuple[str, str, int], list[Cell]] = {}
+    for cell, fold in pending:
+        key = (cell.model, method_family(cell.method), fold)
+        cells_of.setdefault(key, []).append(cell)
+    return [
+        OriginGroup(config, model, family, fold, tuple(cells), progress=progress)
+        for (model, family, fold), cells in cells_of.items()
+    ]
+
+
+def _origin(group: OriginGroup):
+    """The unfitted origin network of ``group``: what a pruner would fit itself."""
     from skkgp import EEGClassifier
+    from skkgp.pruning import NetworkSlimming
 
-    config = task.config
-    callbacks = []
-    if task.progress:
+    config = group.config
+    callbacks: list = []
+    if group.progress:
         from skkgp.reproduce.progress import EpochBar
 
-        callbacks.append(("epoch_bar", EpochBar(desc=f"{task.cell.key} fold {task.fold}")))
+        callbacks.append(("epoch_bar", EpochBar(desc=f"{group.model} fold {group.fold}")))
+    if group.family == "nsfp":
+        # As KnowledgeGuidedPruner(method="nsfp") appends it to the origin it fits.
+        callbacks.append(("network_slimming", NetworkSlimming()))
     return EEGClassifier(
-        task.cell.model,
-        lr=config.learning_rate(task.cell.model),
+        group.model,
+        lr=config.learning_rate(group.model),
         max_epochs=config.epochs,
         batch_size=config.batch_size,
         device=config.device,
-        random_state=task.seed,
+        random_state=group.seed,
         callbacks=callbacks or None,
     )
 
 
-def _pruner(task: Task, *, proposed: bool, ch_names):
+def _pruner(group: OriginGroup, origin, cell: Cell, *, proposed: bool, ch_names):
     from skkgp import KnowledgeGuidedPruner
 
-    config = task.config
+    config = group.config
     region = config.region if isinstance(config.region, str) else list(config.region)
     return KnowledgeGuidedPruner(
-        _estimator(task),
-        method=task.cell.method,
+        origin,
+        method=cell.method,
         prune_ratio=config.prune_ratio,
-        recovery=task.cell.recovery,
+        recovery=cell.recovery,
         region=region,
         region_weight=config.region_weight if proposed else 0.0,
         sample_weight=config.sample_weight if proposed else 0.0,
         recovery_epochs=config.recovery_epochs,
         ch_names=ch_names,
-        random_state=task.seed,
+        random_state=group.seed,
+        prefit=True,
     )
 
 
@@ -130,16 +198,19 @@ def _counts(report) -> dict[str, Any]:
     }
 
 
-def run_task(task: Task) -> dict[str, Any]:
-    """Compute one (cell, fold): origin, pruning, baseline and proposed recovery.
+def run_group(group: OriginGroup, on_result: OnResult | None = None) -> list[dict[str, Any]]:
+    """Train the group's origin once, then compute each of its cells on it.
 
     Parameters
     ----------
-    task : Task
+    group : OriginGroup
+    on_result : callable or None, default=None
+        Called as ``on_result(cell, fold, result)`` as soon as each cell is done, so
+        that a caller in this process can save it before the next cell starts.
 
     Returns
     -------
-    result : dict
+    results : list of dict, one per cell of ``group.cells``, in that order
         The columns of :data:`skkgp.reproduce.report.RESULT_COLUMNS` plus
         ``"evidence"`` (electrode names, region mask and the mean evidence share per
         electrode of origin, baseline and proposed models on held-out windows).
@@ -149,32 +220,59 @@ def run_task(task: Task) -> dict[str, Any]:
     from skkgp.models import get_model_class
     from skkgp.pruner import ConstantPredictorWarning
 
-    config, cell = task.config, task.cell
+    config = group.config
     if config.threads:
         torch.set_num_threads(config.threads)
-    start = time.perf_counter()
     spec = DataSpec.from_config(config)
     bunch = load_windows(spec)
-    input_kind = get_model_class(cell.model).input_kind
+    input_kind = get_model_class(group.model).input_kind
     y = np.asarray(bunch.y)
-    train, test = fold_indices(config, bunch, task.fold)
+    train, test = fold_indices(config, bunch, group.fold)
     X_train, X_test = model_inputs(spec, input_kind, train, test)
     y_train, y_test = y[train], y[test]
-    ch_names = list(bunch.ch_names)
+    data = _FoldData(X_train, y_train, X_test, y_test, list(bunch.ch_names), input_kind)
 
-    fitted = {}
-    for name, proposed in (("baseline", False), ("proposed", True)):
-        pruner = _pruner(task, proposed=proposed, ch_names=ch_names)
+    start = time.perf_counter()
+    origin = _origin(group).fit(X_train, y_train)
+    origin_seconds = round(time.perf_counter() - start, 3)
+    results = []
+    for cell in group.cells:
         with warnings.catch_warnings():
             # A collapsed origin is recorded in the result and flagged in the table.
             warnings.simplefilter("ignore", ConstantPredictorWarning)
-            fitted[name] = pruner.fit(X_train, y_train)
-    baseline, proposed = fitted["baseline"], fitted["proposed"]
+            result = _run_cell(group, origin, cell, data)
+        result["origin_seconds"] = origin_seconds
+        if on_result is not None:
+            on_result(cell, group.fold, result)
+        results.append(result)
+    return results
 
-    picks = np.random.default_rng(task.seed).permutation(len(test))[:EVIDENCE_SAMPLES]
+
+@dataclass(frozen=True)
+class _FoldData:
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    ch_names: Sequence[str]
+    input_kind: str
+
+
+def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData) -> dict[str, Any]:
+    """Prune the fitted ``origin`` for ``cell``, recover it both ways, and score all three."""
+    start = time.perf_counter()
+    X_train, y_train, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
+    baseline, proposed = (
+        _pruner(group, origin, cell, proposed=knowledge, ch_names=data.ch_names).fit(
+            X_train, y_train
+        )
+        for knowledge in (False, True)
+    )
+
+    picks = np.random.default_rng(group.seed).permutation(len(y_test))[:EVIDENCE_SAMPLES]
     picks.sort()
     cells = None
-    if input_kind == "grid":
+    if data.input_kind == "grid":
         from skkgp.montage import grid_cells
 
         cells = np.asarray(grid_cells(list(baseline.electrodes_)))
@@ -192,21 +290,16 @@ def run_task(task: Task) -> dict[str, Any]:
         "model": cell.model,
         "method": cell.method,
         "recovery": cell.recovery,
-        "fold": task.fold,
-        "n_train": len(train),
-        "n_test": len(test),
+        "fold": group.fold,
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+        "origin_train_accuracy": float(baseline.origin_score_),
         "origin_accuracy": float(baseline.origin_estimator_.score(X_test, y_test)),
         "baseline_accuracy": float(baseline.score(X_test, y_test)),
         "proposed_accuracy": float(proposed.score(X_test, y_test)),
         **_counts(baseline.pruning_report_),
         "origin_constant": bool(baseline.origin_is_constant_),
-        # Both pruners train their own origin with one seed: on CPU they are the same
-        # network (a paired comparison); a GPU's non-deterministic kernels may differ.
-        "origins_identical": bool(np.array_equal(
-            baseline.origin_estimator_.predict_proba(X_test),
-            proposed.origin_estimator_.predict_proba(X_test),
-        )),
-        "seed": task.seed,
+        "seed": group.seed,
     }
     for name, share in evidence.items():
         result[f"{name}_region_share"] = float(share[region].sum())
@@ -219,22 +312,23 @@ def run_task(task: Task) -> dict[str, Any]:
     return result
 
 
-def run_sequential(
-    tasks: Iterable[Task], on_result: Callable[[Task, dict[str, Any]], None]
-) -> None:
-    """Compute ``tasks`` one after the other in this process, reporting each result."""
-    for task in tasks:
-        on_result(task, run_task(task))
+def run_sequential(groups: Iterable[OriginGroup], on_result: OnResult) -> None:
+    """Compute ``groups`` one after the other in this process, reporting each result.
+
+    Each (cell, fold) result is reported the moment it is done, before the next cell
+    of its group starts.
+    """
+    for group in groups:
+        run_group(group, on_result)
 
 
-def run_dask(
-    tasks: list[Task], on_result: Callable[[Task, dict[str, Any]], None], address: str
-) -> None:
-    """Compute ``tasks`` on the Dask cluster at ``address``, reporting each as it ends.
+def run_dask(groups: list[OriginGroup], on_result: OnResult, address: str) -> None:
+    """Compute ``groups`` on the Dask cluster at ``address``, one task per group.
 
-    Results come back to this process, which stores them: workers need the data (a
-    DEAP folder at the same path, or nothing for synthetic data) but no access to
-    ``--out``.
+    The results of a group come back to this process when the group ends, and are
+    reported (and stored by the caller) one (cell, fold) at a time: workers need the
+    data (a DEAP folder at the same path, or nothing for synthetic data) but no
+    access to ``--out``. An interrupted run loses the groups in flight.
     """
     try:
         from distributed import Client, as_completed
@@ -244,7 +338,9 @@ def run_dask(
         ) from error
     with Client(address, set_as_default=False) as client:
         # pure=False: a task's key must not be reused from an earlier run's cache.
-        futures = {client.submit(run_task, task, pure=False): task for task in tasks}
+        futures = {client.submit(run_group, group, pure=False): group for group in groups}
         # as_completed needs the client's loop: it is not the default client.
         for future in as_completed(futures, loop=client.loop):
-            on_result(futures[future], future.result())
+            group = futures[future]
+            for cell, result in zip(group.cells, future.result(), strict=True):
+                on_result(cell, group.fold, result)

@@ -25,7 +25,9 @@ from skkgp.reproduce.config import Cell, ConfigError, ReproduceConfig
 
 __all__ = ["ResultStore"]
 
-_FORMAT = 1
+# 2: one origin per (model, origin family, fold); results gained origin_train_accuracy
+# and origin_seconds and lost origins_identical.
+_FORMAT = 2
 
 
 class ResultStore:
