@@ -30,6 +30,7 @@ from scipy.io import savemat
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
+from .._atomic import atomic_file
 from ..montage import DEAP_CHANNELS, DEAP_GRID, REGIONS
 from ._safe_pickle import dump_py2_arrays
 from .deap import (
@@ -457,10 +458,8 @@ trial_variability
 
 def _write_atomically(path: Path, content: dict[str, np.ndarray], kind: str) -> None:
     # A crash mid-write must not leave a truncated sXX file that looks complete.
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as f:
+    with atomic_file(path) as f:
         if kind == "python":
             dump_py2_arrays(content, f)
         else:
             savemat(f, content, format="5", do_compression=False)
-    os.replace(partial, path)

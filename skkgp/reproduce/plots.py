@@ -18,6 +18,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from skkgp._atomic import atomic_file  # noqa: E402
+
+
+def _save_figure(fig, path) -> None:
+    # An interrupted run must not leave a half-written PNG next to finished results.
+    with atomic_file(path) as stream:
+        fig.savefig(stream, format="png", dpi=110)
+
 __all__ = ["plot_accuracy", "plot_evidence"]
 
 _STAGES = ("origin", "baseline", "proposed")
@@ -58,7 +66,7 @@ def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
     ax.set_title("Accuracy per cell (mean ± std over folds)")
     ax.legend(fontsize=7, loc="upper center", ncol=4, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -118,6 +126,6 @@ def plot_evidence(
         ax.set_title(label, fontsize=9)
     fig.colorbar(image, ax=list(axes), shrink=0.7, label="evidence share")
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
     return path
