@@ -197,6 +197,7 @@ def main(argv=None) -> None:
     print("-" * len(header))
     for batch_size in args.batch_sizes:
         plain, fit, kg = [], [], []
+        per_repeat = []  # (fit/plain, kg/plain) of each repeat, wall clock
         memory = {}
         for repeat in range(args.repeats):
             seed = 1000 + repeat
@@ -221,6 +222,11 @@ def main(argv=None) -> None:
                         args.model, region_mask=region_mask_for(args.model), **common)
                     kg += skkgp_fit(estimator, X, y)[1:]
                 memory["kg"] = peak.peak_mib
+            last = args.epochs  # this repeat's timed epochs
+            p = statistics.median(t[0] for t in plain[-last:])
+            f = statistics.median(t[0] for t in fit[-last:])
+            k = statistics.median(t[0] for t in kg[-last:]) if kg else float("nan")
+            per_repeat.append((f / p, k / p))
         for which, clock in enumerate(clocks):
             plain_s = statistics.median(t[which] for t in plain)
             fit_s = statistics.median(t[which] for t in fit)
@@ -232,6 +238,10 @@ def main(argv=None) -> None:
                 f"{memory.get('kg', float('nan')):>7.1f}",
                 flush=True,
             )
+        if args.repeats > 1:
+            print(f"{'':>6} {'':>5} wall ratios of each repeat: fit/plain "
+                  + " ".join(f"{r[0]:.3f}" for r in per_repeat) + "; kg/plain "
+                  + " ".join(f"{r[1]:.3f}" for r in per_repeat), flush=True)
 
 
 if __name__ == "__main__":

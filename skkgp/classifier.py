@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -13,9 +13,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
+from skorch.callbacks import Callback
 from skorch.dataset import Dataset as SkorchDataset
 from skorch.dataset import get_len
-from skorch.utils import is_dataset
+from skorch.utils import is_dataset, to_tensor
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
@@ -405,6 +406,35 @@ class EEGClassifier(NeuralNetClassifier):
                 kwargs["generator"] = generator
         return iterator(dataset, **kwargs)
 
+    # Per-step bookkeeping: on a GPU at small batches the host's time per step *is* the
+    # step time, so skorch's per-step work shows up directly in the epoch time.
+    def _set_training(self, training=True):
+        """Put the modules in train or eval mode; skorch does it at every step.
+
+        ``nn.Module.train`` walks the whole module tree through ``__setattr__``;
+        modules already entirely in the requested mode are left alone (same result).
+        """
+        for name in self._modules + self._criteria:
+            module = getattr(self, name + "_", None)
+            if isinstance(module, nn.Module) and any(
+                m.training != training for m in module.modules()
+            ):
+                module.train(training)
+
+    def notify(self, method_name, **cb_kwargs):
+        """Call ``method_name`` on the net and on every callback that defines it.
+
+        As skorch's ``notify``, except that callbacks which inherit the base class's
+        empty method are not called (three calls per batch per callback otherwise).
+        """
+        getattr(self, method_name)(self, **cb_kwargs)
+        empty = getattr(Callback, method_name, None)
+        for _, callback in self.callbacks_:
+            if (empty is not None and getattr(type(callback), method_name, None) is empty
+                    and method_name not in getattr(callback, "__dict__", {})):
+                continue
+            getattr(callback, method_name)(self, **cb_kwargs)
+
     def _defer_loss_sync(self) -> bool:
         return torch.device(self.device).type != "cpu"
 
@@ -412,11 +442,12 @@ class EEGClassifier(NeuralNetClassifier):
         """One pass over ``iterator``; on accelerators, batch losses are read once per epoch.
 
         skorch records ``loss.item()`` after every batch, which makes the host wait for
-        the device at every step. On a GPU this version records the loss tensors and
-        converts them to floats in one transfer at the end of the pass (before any
-        ``on_epoch_end`` callback reads them); during the epoch, ``on_batch_end``
-        callbacks see the batch loss in the history as a 0-dim tensor. On CPU it is
-        skorch's own loop.
+        the device at every step. On a GPU this version records the loss tensors (and
+        any other 0-dim tensor a step records, such as the knowledge-guided region
+        share) and converts them to floats in one transfer at the end of the pass
+        (before any ``on_epoch_end`` callback reads them); during the epoch,
+        ``on_batch_end`` callbacks see them in the history as 0-dim tensors. On CPU it
+        is skorch's own loop.
         """
         if iterator is None or not self._defer_loss_sync():
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
@@ -431,20 +462,28 @@ class EEGClassifier(NeuralNetClassifier):
             Xb = batch[0] if isinstance(batch, (tuple, list)) else batch
             self.history.record_batch(prefix + "_batch_size", get_len(Xb))
             self.notify("on_batch_end", batch=batch, training=training, **step)
-        if pending:
-            for record, value in zip(records, torch.stack(pending).float().tolist(),
-                                     strict=True):
-                record[name] = value
+        _tensors_to_floats(records)
         self.history.record(prefix + "_batch_count", len(pending))
 
     def infer(self, x, **fit_params):
         """Forward one batch, under bfloat16 autocast when ``precision="bf16"``."""
+        return self._infer_on(self.module_, x, **fit_params)
+
+    def _infer_on(self, module: nn.Module, x, **fit_params):
+        # skorch's infer, for a given module: the knowledge-guided step runs the
+        # uncompiled network (torch.compile has no double backward).
+        x = to_tensor(x, device=self.device)
         dtype = _PRECISIONS.get(self.precision)
-        if dtype is None:
-            return super().infer(x, **fit_params)
-        with torch.autocast(device_type=torch.device(self.device).type, dtype=dtype):
-            y_pred = super().infer(x, **fit_params)
-        return y_pred.float() if isinstance(y_pred, torch.Tensor) else y_pred
+        autocast = (contextlib.nullcontext() if dtype is None else
+                    torch.autocast(device_type=torch.device(self.device).type, dtype=dtype))
+        with autocast:
+            if isinstance(x, Mapping):
+                y_pred = module(**self._merge_x_and_fit_params(x, fit_params))
+            else:
+                y_pred = module(x, **fit_params)
+        if dtype is not None and isinstance(y_pred, torch.Tensor):
+            return y_pred.float()
+        return y_pred
 
     # ------------------------------------------------------------------ public API
     def fit(self, X, y, **fit_params):
@@ -535,3 +574,18 @@ class EEGClassifier(NeuralNetClassifier):
         tags.input_tags.three_d_array = True
         return tags
 
+
+
+def _uncompiled(module: nn.Module) -> nn.Module:
+    """The network inside a ``torch.compile`` wrapper (the module itself if not compiled)."""
+    return getattr(module, "_orig_mod", module)
+
+
+def _tensors_to_floats(records: list[dict]) -> None:
+    """Replace the 0-dim tensors recorded in batch records by floats, in one transfer."""
+    slots = [(record, key) for record in records for key, value in record.items()
+             if isinstance(value, torch.Tensor)]
+    if slots:
+        values = torch.stack([record[key].detach().float().reshape(()) for record, key in slots])
+        for (record, key), value in zip(slots, values.tolist(), strict=True):
+            record[key] = value

@@ -32,6 +32,7 @@ References
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import threading
 from collections.abc import Iterator
@@ -350,10 +351,20 @@ class _Conv2dFunction(torch.autograd.Function):
 
 
 def _fast_conv_forward(layer: nn.Conv2d, x, weight, bias):
-    if torch.is_autocast_enabled(x.device.type):
-        # Mixed dtypes under autocast: PyTorch's own path handles the casts.
-        return type(layer)._conv_forward(layer, x, weight, bias)
     conv = (list(layer.stride), list(layer.padding), list(layer.dilation), layer.groups)
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        get_dtype = getattr(torch, "get_autocast_dtype", None)  # torch >= 2.4
+        if get_dtype is None:
+            return type(layer)._conv_forward(layer, x, weight, bias)
+        # Autocast's own rule for a convolution (every input in the lower precision),
+        # applied by hand: PyTorch's generic double backward of a convolution is several
+        # times slower, and under autocast it would be the one used.
+        dtype = get_dtype(device_type)
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+        with torch.autocast(device_type, enabled=False):
+            return _Conv2dFunction.apply(x, weight, bias, conv)
     return _Conv2dFunction.apply(x, weight, bias, conv)
 
 
@@ -471,9 +482,10 @@ def fast_double_backward(module: nn.Module) -> Iterator[None]:
 
     Forward values, running statistics and gradients are unchanged (up to rounding);
     only the kernels that differentiate the layers' backward passes change (see the
-    comment above this function). Convolutions with a padding mode other than zeros or a
-    string padding, BatchNorm in eval mode or without affine parameters, and anything
-    under autocast keep PyTorch's path.
+    comment above this function). Under autocast, convolutions run in its lower
+    precision as they would without the patch. Convolutions with a padding mode other
+    than zeros or a string padding, and BatchNorm in eval mode, without affine
+    parameters or under autocast keep PyTorch's path.
 
     Parameters
     ----------
@@ -761,6 +773,17 @@ def _class_indices(estimator, y, n_samples: int) -> np.ndarray | None:
     return y
 
 
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    # "cuda" and "cuda:0" name the same card when the current device is 0.
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return a.index == b.index or None in (a.index, b.index)
+    current = torch.cuda.current_device()
+    return (a.index if a.index is not None else current) == (
+        b.index if b.index is not None else current)
+
+
 def guided_gradcam(
     module,
     X,
@@ -801,7 +824,9 @@ def guided_gradcam(
     batch_size : int, default=256
         Samples per forward pass.
     device : str or torch.device or None, default=None
-        Where to compute; ``None`` uses the device of the network's parameters.
+        Where to compute; ``None`` uses the device of the network's parameters. On
+        another device the evidence is computed with a copy of the network there (the
+        network itself is not moved).
 
     Returns
     -------
@@ -822,10 +847,13 @@ def guided_gradcam(
     _, kind, submodule = resolve_evidence_layer(net, layer, kind)
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-    if device is None:
-        param = next(net.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-    device = torch.device(device)
+    param = next(net.parameters(), None)
+    home = param.device if param is not None else torch.device("cpu")
+    device = home if device is None else torch.device(device)
+    if not _same_device(device, home):
+        # Compute on a copy: the caller's network stays where it is.
+        net = copy.deepcopy(net).to(device)
+        _, kind, submodule = resolve_evidence_layer(net, layer, kind)
     X = torch.as_tensor(X) if not isinstance(X, torch.Tensor) else X
     if X.dim() < 3:
         raise ValueError(

@@ -19,7 +19,7 @@ from skorch.callbacks import PassthroughScoring
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
-from skkgp.classifier import EEGClassifier
+from skkgp.classifier import EEGClassifier, _uncompiled
 from skkgp.evidence import (
     ActivationCapture,
     GuidedBackprop,
@@ -184,7 +184,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         if not isinstance(self.guided, (bool, np.bool_)):
             raise ValueError(f"guided must be True or False, got {self.guided!r}.")
         layer, kind, _ = resolve_evidence_layer(
-            self.module_, self.evidence_layer, self.evidence_kind
+            _uncompiled(self.module_), self.evidence_layer, self.evidence_kind
         )
         self.evidence_layer_, self.evidence_kind_ = layer, kind
         self.cells_ = None
@@ -243,7 +243,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         return state
 
     def _per_sample_loss(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
-        criterion = self.criterion_
+        criterion = _uncompiled(self.criterion_)
         if not hasattr(criterion, "reduction"):
             raise TypeError(
                 f"The knowledge-guided loss needs a per-sample criterion; "
@@ -284,26 +284,32 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         Xi, yi = unpack_data(batch)
         if getattr(self, "_knowledge_tensors_", None) is None:  # a step outside fit
             self.on_train_begin(self)
-        layer = self.module_.get_submodule(self.evidence_layer_)
+        # torch.compile has no double backward: these steps run the network uncompiled.
+        module = _uncompiled(self.module_)
+        layer = module.get_submodule(self.evidence_layer_)
         guided = bool(self.guided)
         if guided:
             Xi = to_tensor(Xi, device=self.device).detach().requires_grad_(True)
-        guide = GuidedBackprop(self.module_) if guided else contextlib.nullcontext()
+        guide = GuidedBackprop(module) if guided else contextlib.nullcontext()
         differentiate = self.region_weight != 0
         with contextlib.ExitStack() as stack:
             if differentiate:
-                stack.enter_context(fast_double_backward(self.module_))
+                stack.enter_context(fast_double_backward(module))
             with ActivationCapture(layer) as capture, guide:
-                y_pred = self.infer(Xi, **fit_params)
+                y_pred = self._infer_on(module, Xi, **fit_params)
             loss, evidence, mask = self._knowledge_loss(
                 Xi, yi, y_pred, capture, guide, differentiate
             )
             loss.backward()
         evidence = evidence.detach()
         share = region_share(evidence, mask).mean()
-        self.history.record_batch("train_region_share", share.item())
         zero = (evidence.sum(dim=1) <= 0).double().mean()
-        self.history.record_batch("train_zero_evidence", zero.item())
+        if not self._defer_loss_sync():
+            share, zero = share.item(), zero.item()
+        # On a GPU the tensors become floats at the end of the epoch (run_single_epoch),
+        # so that the host does not wait for the device at every step.
+        self.history.record_batch("train_region_share", share)
+        self.history.record_batch("train_zero_evidence", zero)
         return {"loss": loss, "y_pred": y_pred}
 
     def _knowledge_loss(self, Xi, yi, y_pred, capture, guide, differentiate):

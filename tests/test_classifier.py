@@ -300,7 +300,7 @@ def test_cuda_fit_then_cpu_only_predict(tmp_path):
         "p = clf.predict_proba(np.load(d + '/X.npy'))\n"
         "np.testing.assert_allclose(p, np.load(d + '/proba.npy'), atol=1e-5)\n"
     )
-    env = {"CUDA_VISIBLE_DEVICES": "", "PATH": ""}
+    env = {"CUDA_VISIBLE_DEVICES": "", "PATH": "", "PYTHONPATH": ":".join(sys.path)}
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -256,3 +256,39 @@ def test_fast_double_backward_gives_the_same_gradients_and_statistics():
         torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
     for a, b in zip(expected_buffers, buffers, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_fast_double_backward_under_bf16_autocast():
+    # The patched convolutions follow autocast's rule (bf16 inputs) and give the
+    # gradients of PyTorch's own path up to bf16 rounding.
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(8 * 9 * 9, 2),
+    )
+    X = torch.randn(16, 4, 9, 9)
+    target = torch.arange(16) % 2
+    kernels = []
+
+    def knowledge_step(net):
+        net.zero_grad()
+        with ActivationCapture(net[0]) as capture, torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = net(X)
+        activations = capture.get()
+        assert activations.dtype == torch.bfloat16
+        kernels.append(type(activations.grad_fn).__name__)
+        evidence = gradcam_from_activations(logits.float(), activations, target, "channels")
+        loss = (torch.nn.functional.cross_entropy(logits.float(), target)
+                + 100 * evidence.float().square().mean())
+        loss.backward()
+        return [p.grad.clone() for p in net.parameters()]
+
+    expected = knowledge_step(module)
+    with fast_double_backward(module):
+        got = knowledge_step(module)
+    assert kernels == ["ConvolutionBackward0", "_Conv2dFunctionBackward"]
+    for a, b in zip(expected, got, strict=True):
+        assert b.dtype == torch.float32
+        cosine = torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0)
+        assert cosine > 0.999, cosine
+        torch.testing.assert_close(b.norm(), a.norm(), rtol=2e-2, atol=0)

@@ -192,6 +192,22 @@ def test_clone_pickle_and_params(raw_data):
     np.testing.assert_array_equal(restored.predict_proba(X), net.predict_proba(X))
 
 
+def test_compiled_network_trains_with_the_knowledge_guided_loss(raw_data):
+    # torch.compile has no double backward; the knowledge-guided steps run the network
+    # uncompiled, so they train exactly as without compile. "aot_eager" goes through
+    # AOTAutograd (the part without double backward) but needs no C compiler.
+    X, y = raw_data
+    params = dict(region_mask=RAW_MASK, region_weight=1.0, sample_weight=0.5, max_epochs=2,
+                  batch_size=16, random_state=0)
+    plain = KnowledgeGuidedClassifier("eegnet", **params).fit(X, y)
+    compiled = KnowledgeGuidedClassifier("eegnet", compile=True, compile__backend="aot_eager",
+                                         **params).fit(X, y)
+    assert hasattr(compiled.module_, "_orig_mod")  # it really was compiled
+    assert _same_weights(plain.module_, compiled.module_._orig_mod)
+    assert compiled.history_[:, "train_region_share"] == plain.history_[:, "train_region_share"]
+    np.testing.assert_allclose(compiled.predict_proba(X), plain.predict_proba(X), atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
