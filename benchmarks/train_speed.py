@@ -8,7 +8,8 @@ one-thread run does not grow when other processes compete for the cores, so its
 ratios stay meaningful on a busy machine;
 the ratios to the plain loop, and peak memory (GPU: ``torch.cuda.max_memory_allocated``;
 CPU: the process's peak resident set size, reset before each run through
-``/proc/self/clear_refs``).
+``/proc/self/clear_refs``). With ``--repeats`` above 1 it also prints the wall-clock
+ratios of each repeat: their spread is the noise of the machine.
 
 Goals (issue 7): ``EEGClassifier`` at most 1.05x the plain loop at every batch size,
 the knowledge-guided recovery at most 1.8x.
