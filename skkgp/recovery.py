@@ -54,6 +54,12 @@ class KnowledgeGuidedClassifier(EEGClassifier):
     training is exactly that of :class:`~skkgp.EEGClassifier` (same ``random_state``,
     same weights).
 
+    A knowledge-guided step costs about twice a plain one (the exact gradient of the
+    evidence needs a second backward pass through the layers above the evidence layer;
+    the README's performance section has the figures). With ``compile=True`` these
+    steps run the network uncompiled, since ``torch.compile`` has no double backward;
+    validation and prediction use the compiled network.
+
     Parameters
     ----------
     module : str, type or torch.nn.Module, default="ccnn"
