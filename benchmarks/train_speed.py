@@ -202,27 +202,28 @@ def main(argv=None) -> None:
         memory = {}
         for repeat in range(args.repeats):
             seed = 1000 + repeat
-            torch.manual_seed(seed)
-            module = cls(**kwargs)
-            with PeakMemory(device) as peak:
-                times = plain_loop(module, X, y, batch_size=batch_size, epochs=n_epochs,
-                                   device=device, bf16=args.bf16, compile_=args.compile,
-                                   seed=seed)
-            plain += times[1:]
-            memory["plain"] = peak.peak_mib
             common = dict(max_epochs=n_epochs, batch_size=batch_size, device=args.device,
                           random_state=seed, precision="bf16" if args.bf16 else None,
                           compile=args.compile)
-            with PeakMemory(device) as peak:
-                fit += skkgp_fit(EEGClassifier(args.model, **common), X, y)[1:]
-            memory["fit"] = peak.peak_mib
-            if run_recovery:
+            runs = ["plain", "fit"] + (["kg"] if run_recovery else [])
+            # Each repeat starts with another of the runs, so that no run always comes
+            # first or last (warm caches, clock boosts).
+            shift = repeat % len(runs)
+            for which in runs[shift:] + runs[:shift]:
                 with PeakMemory(device) as peak, warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    estimator = KnowledgeGuidedClassifier(
-                        args.model, region_mask=region_mask_for(args.model), **common)
-                    kg += skkgp_fit(estimator, X, y)[1:]
-                memory["kg"] = peak.peak_mib
+                    if which == "plain":
+                        torch.manual_seed(seed)
+                        plain += plain_loop(cls(**kwargs), X, y, batch_size=batch_size,
+                                            epochs=n_epochs, device=device, bf16=args.bf16,
+                                            compile_=args.compile, seed=seed)[1:]
+                    elif which == "fit":
+                        fit += skkgp_fit(EEGClassifier(args.model, **common), X, y)[1:]
+                    else:
+                        estimator = KnowledgeGuidedClassifier(
+                            args.model, region_mask=region_mask_for(args.model), **common)
+                        kg += skkgp_fit(estimator, X, y)[1:]
+                memory[which] = peak.peak_mib
             last = args.epochs  # this repeat's timed epochs
             p = statistics.median(t[0] for t in plain[-last:])
             f = statistics.median(t[0] for t in fit[-last:])
