@@ -582,10 +582,13 @@ def _uncompiled(module: nn.Module) -> nn.Module:
 
 
 def _tensors_to_floats(records: list[dict]) -> None:
-    """Replace the 0-dim tensors recorded in batch records by floats, in one transfer."""
+    """Replace the 0-dim tensors recorded in batch records by floats, in one transfer.
+
+    Other values, tensors of more than one element included, are left as recorded.
+    """
     slots = [(record, key) for record in records for key, value in record.items()
-             if isinstance(value, torch.Tensor)]
+             if isinstance(value, torch.Tensor) and value.dim() == 0]
     if slots:
-        values = torch.stack([record[key].detach().float().reshape(()) for record, key in slots])
+        values = torch.stack([record[key].detach().float() for record, key in slots])
         for (record, key), value in zip(slots, values.tolist(), strict=True):
             record[key] = value

@@ -387,6 +387,25 @@ def test_deferred_loss_sync_records_the_same_history(monkeypatch):
     assert losses == reference.history[-1, "batches", :, "train_loss"]
 
 
+def test_deferred_records_convert_scalars_only(monkeypatch):
+    # A callback may record its own tensors per batch: 0-dim ones become floats at the
+    # end of the epoch, anything else is left as the callback recorded it.
+    from skorch.callbacks import Callback
+
+    class RecordTensors(Callback):
+        def on_batch_end(self, net, batch=None, training=None, **kwargs):
+            net.history.record_batch("scalar", torch.tensor(2.5))
+            net.history.record_batch("vector", torch.arange(3))
+
+    X, y = _raw_data(n=32)
+    clf = _eegnet(max_epochs=1, callbacks=[RecordTensors()])
+    monkeypatch.setattr(clf, "_defer_loss_sync", lambda: True)
+    clf.fit(X, y)
+    batches = clf.history[-1, "batches"]
+    assert all(type(b["scalar"]) is float and b["scalar"] == 2.5 for b in batches)
+    assert all(torch.equal(b["vector"], torch.arange(3)) for b in batches)
+
+
 @pytest.mark.parametrize(
     "param, value",
     [("batch_size", 0), ("batch_size", 2.5), ("max_epochs", -1), ("precision", "half")],

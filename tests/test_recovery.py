@@ -192,6 +192,23 @@ def test_clone_pickle_and_params(raw_data):
     np.testing.assert_array_equal(restored.predict_proba(X), net.predict_proba(X))
 
 
+def test_deferred_records_match_the_per_batch_ones(raw_data, monkeypatch):
+    # On a GPU the region share and zero-evidence records are read once per epoch; the
+    # history must be the one of the per-batch path.
+    X, y = raw_data
+    params = dict(region_mask=RAW_MASK, region_weight=1.0, sample_weight=0.5, max_epochs=2,
+                  batch_size=16, random_state=0)
+    reference = KnowledgeGuidedClassifier("eegnet", **params).fit(X, y)
+    deferred = KnowledgeGuidedClassifier("eegnet", **params)
+    monkeypatch.setattr(deferred, "_defer_loss_sync", lambda: True)
+    deferred.fit(X, y)
+    for key in ("train_loss", "train_region_share", "train_zero_evidence"):
+        got = deferred.history[-1, "batches", :, key]
+        assert all(type(v) is float for v in got), key
+        np.testing.assert_allclose(got, reference.history[-1, "batches", :, key], rtol=1e-6)
+    assert _same_weights(deferred.module_, reference.module_)
+
+
 def test_compiled_network_trains_with_the_knowledge_guided_loss(raw_data):
     # torch.compile has no double backward; the knowledge-guided steps run the network
     # uncompiled, so they train exactly as without compile. "aot_eager" goes through
