@@ -451,19 +451,22 @@ class EEGClassifier(NeuralNetClassifier):
         """
         if iterator is None or not self._defer_loss_sync():
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
-        name = prefix + "_loss"
-        pending, records = [], []
+        records = []
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            pending.append(step["loss"].detach())
-            self.history.record_batch(name, pending[-1])
+            self.history.record_batch(prefix + "_loss", step["loss"].detach())
             records.append(self.history[-1]["batches"][-1])
             Xb = batch[0] if isinstance(batch, (tuple, list)) else batch
             self.history.record_batch(prefix + "_batch_size", get_len(Xb))
             self.notify("on_batch_end", batch=batch, training=training, **step)
         _tensors_to_floats(records)
-        self.history.record(prefix + "_batch_count", len(pending))
+        self.history.record(prefix + "_batch_count", len(records))
+
+    def _record_batch_value(self, key: str, value: torch.Tensor) -> None:
+        """Record a 0-dim tensor of this batch: a float, or on a GPU the tensor itself,
+        which :meth:`run_single_epoch` reads with the others at the end of the epoch."""
+        self.history.record_batch(key, value if self._defer_loss_sync() else value.item())
 
     def infer(self, x, **fit_params):
         """Forward one batch, under bfloat16 autocast when ``precision="bf16"``."""
@@ -573,7 +576,6 @@ class EEGClassifier(NeuralNetClassifier):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
-
 
 
 def _uncompiled(module: nn.Module) -> nn.Module:

@@ -844,7 +844,6 @@ def guided_gradcam(
     (n_samples, 32)
     """
     net = _unwrap(module)
-    _, kind, submodule = resolve_evidence_layer(net, layer, kind)
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     param = next(net.parameters(), None)
@@ -853,7 +852,7 @@ def guided_gradcam(
     if not _same_device(device, home):
         # Compute on a copy: the caller's network stays where it is.
         net = copy.deepcopy(net).to(device)
-        _, kind, submodule = resolve_evidence_layer(net, layer, kind)
+    _, kind, submodule = resolve_evidence_layer(net, layer, kind)
     X = torch.as_tensor(X) if not isinstance(X, torch.Tensor) else X
     if X.dim() < 3:
         raise ValueError(

@@ -53,6 +53,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from skkgp._atomic import atomic_file
+from skkgp.classifier import _uncompiled
 from skkgp.pruning.umwp import register_detach_hook
 
 __all__ = ["save", "load", "FORMAT", "VERSION"]
@@ -518,7 +519,7 @@ class _Encoder:
 
     def _module(self, module: nn.Module) -> int:
         # A torch.compile wrapper: store the network it wraps (load compiles it again).
-        module = getattr(module, "_orig_mod", module)
+        module = _uncompiled(module)
         if id(module) in self._modules:
             return self._modules[id(module)]
         cls = type(module)

@@ -310,12 +310,8 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         evidence = evidence.detach()
         share = region_share(evidence, mask).mean()
         zero = (evidence.sum(dim=1) <= 0).double().mean()
-        if not self._defer_loss_sync():
-            share, zero = share.item(), zero.item()
-        # On a GPU the tensors become floats at the end of the epoch (run_single_epoch),
-        # so that the host does not wait for the device at every step.
-        self.history.record_batch("train_region_share", share)
-        self.history.record_batch("train_zero_evidence", zero)
+        self._record_batch_value("train_region_share", share)
+        self._record_batch_value("train_zero_evidence", zero)
         return {"loss": loss, "y_pred": y_pred}
 
     def _knowledge_loss(self, Xi, yi, y_pred, capture, guide, differentiate):

@@ -279,10 +279,8 @@ def test_pickle_round_trip(tmp_path, how):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_fit_then_cpu_only_predict(tmp_path):
+def test_cuda_fit_then_cpu_only_predict(tmp_path, run_without_cuda):
     import pickle
-    import subprocess
-    import sys
 
     X, y = _raw_data()
     clf = _eegnet(device="cuda").fit(X, y)
@@ -300,9 +298,7 @@ def test_cuda_fit_then_cpu_only_predict(tmp_path):
         "p = clf.predict_proba(np.load(d + '/X.npy'))\n"
         "np.testing.assert_allclose(p, np.load(d + '/proba.npy'), atol=1e-5)\n"
     )
-    env = {"CUDA_VISIBLE_DEVICES": "", "PATH": "", "PYTHONPATH": ":".join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env,
-                          capture_output=True, text=True)
+    done = run_without_cuda(script, tmp_path)
     assert done.returncode == 0, done.stderr
 
 

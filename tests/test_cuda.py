@@ -5,8 +5,6 @@ Every test here needs a CUDA GPU and is skipped without one (CI has none). They 
 on a lent GPU machine; the issue notes give the run and its result.
 """
 
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -96,7 +94,9 @@ def test_evidence_on_cuda_matches_cpu(grid):
     np.testing.assert_allclose(cuda, cpu, rtol=1e-3, atol=1e-5)
 
 
-def test_pruner_fitted_on_cuda_loads_and_predicts_on_a_cpu_only_machine(grid, tmp_path):
+def test_pruner_fitted_on_cuda_loads_and_predicts_on_a_cpu_only_machine(
+    grid, tmp_path, run_without_cuda
+):
     X, y = grid
     kgp = _pruner("ccnn", "lfp").fit(X, y)
     proba = kgp.predict_proba(X)
@@ -113,9 +113,7 @@ def test_pruner_fitted_on_cuda_loads_and_predicts_on_a_cpu_only_machine(grid, tm
         "p = kgp.predict_proba(np.load(d + '/X.npy'))\n"
         "np.testing.assert_allclose(p, np.load(d + '/proba.npy'), atol=1e-5)\n"
     )
-    env = {"CUDA_VISIBLE_DEVICES": "", "PATH": "", "PYTHONPATH": ":".join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env,
-                          capture_output=True, text=True)
+    done = run_without_cuda(script, tmp_path)
     assert done.returncode == 0, done.stderr
     # On this machine the same file can go straight back to the GPU.
     with warnings.catch_warnings():

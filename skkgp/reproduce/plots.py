@@ -20,18 +20,21 @@ import pandas as pd  # noqa: E402
 
 from skkgp._atomic import atomic_file  # noqa: E402
 
-
-def _save_figure(fig, path) -> None:
-    # An interrupted run must not leave a half-written PNG next to finished results.
-    with atomic_file(path) as stream:
-        fig.savefig(stream, format="png", dpi=110)
-
 __all__ = ["plot_accuracy", "plot_evidence"]
 
 _STAGES = ("origin", "baseline", "proposed")
 _STAGE_TITLES = {"origin": "Origin", "baseline": "Baseline recovery",
                  "proposed": "Proposed recovery"}
 _COLORS = {"origin": "0.6", "baseline": "tab:blue", "proposed": "tab:orange"}
+
+
+def _save_figure(fig, path) -> None:
+    # An interrupted run must not leave a half-written PNG next to finished results.
+    try:
+        with atomic_file(path) as stream:
+            fig.savefig(stream, format="png", dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
@@ -67,7 +70,6 @@ def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
     ax.legend(fontsize=7, loc="upper center", ncol=4, frameon=False)
     fig.tight_layout()
     _save_figure(fig, path)
-    plt.close(fig)
     return path
 
 
@@ -127,5 +129,4 @@ def plot_evidence(
     fig.colorbar(image, ax=list(axes), shrink=0.7, label="evidence share")
     fig.suptitle(title, fontsize=10)
     _save_figure(fig, path)
-    plt.close(fig)
     return path
