@@ -11,12 +11,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["atomic_file", "atomic_write_bytes", "atomic_write_text"]
+
+
+def _mode_for(path: Path) -> int:
+    """Permissions of the file written at ``path``: those it has, else 0o666 - umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        pass
+    try:
+        with open("/proc/self/status") as status:  # reads the umask without changing it
+            umask = next(int(line.split()[1], 8) for line in status
+                         if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = os.umask(0)
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -47,6 +64,10 @@ def atomic_file(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
         raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it.")
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):  # POSIX
+            # mkstemp makes the file private to its owner; the result should have the
+            # permissions a plain open() gives (or those of the file it replaces).
+            os.fchmod(handle, _mode_for(path))
         with os.fdopen(handle, "wb") as stream:
             yield stream
             stream.flush()

@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -244,6 +245,26 @@ def test_atomic_writer_refuses_to_replace_without_overwrite(tmp_path):
     atomic_write_bytes(target, b"second")
     assert target.read_bytes() == b"second"
     assert os.listdir(tmp_path) == ["a.txt"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_atomic_writer_gives_ordinary_permissions(tmp_path):
+    # Results are shared: a new file gets what open() would give (0o666 minus the
+    # umask), not the owner-only mode of a temporary file; a replaced file keeps its own.
+    from skkgp._atomic import atomic_write_text
+
+    umask = os.umask(0o022)
+    try:
+        new = tmp_path / "new.txt"
+        atomic_write_text(new, "x")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        kept = tmp_path / "kept.txt"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        atomic_write_text(kept, "new")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    finally:
+        os.umask(umask)
 
 
 def test_reproduce_writes_through_the_atomic_writer():
