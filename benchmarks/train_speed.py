@@ -241,9 +241,12 @@ def main(argv=None) -> None:
                 flush=True,
             )
         if args.repeats > 1:
+            fit_r, kg_r = [r[0] for r in per_repeat], [r[1] for r in per_repeat]
             print(f"{'':>6} {'':>5} wall ratios of each repeat: fit/plain "
-                  + " ".join(f"{r[0]:.3f}" for r in per_repeat) + "; kg/plain "
-                  + " ".join(f"{r[1]:.3f}" for r in per_repeat), flush=True)
+                  + " ".join(f"{r:.3f}" for r in fit_r)
+                  + f" (median {statistics.median(fit_r):.3f}); kg/plain "
+                  + " ".join(f"{r:.3f}" for r in kg_r)
+                  + f" (median {statistics.median(kg_r):.3f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ on a lent GPU machine; the issue notes give the run and its result.
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -121,3 +122,35 @@ def test_pruner_fitted_on_cuda_loads_and_predicts_on_a_cpu_only_machine(
         again = load(tmp_path / "kgp.skkgp", device="cuda")
     assert _on_cuda(again.estimator_.module_)
     np.testing.assert_allclose(again.predict_proba(X), proba, atol=1e-5)
+
+
+def test_reproduce_grid_on_cuda_then_resumed_on_a_cpu_only_machine(tmp_path, run_without_cuda):
+    # Every model x method that applies, both recoveries, on the GPU; the same command on
+    # a machine without a GPU must find every result and recompute none (--device is
+    # not part of a run's identity).
+    from skkgp.cli import main
+
+    argv = ["reproduce", "--models", "fbccnn", "eegnet", "tsception",
+            "--methods", "lfp", "nsfp", "umwp", "sfp", "--recovery", "finetune", "scratch",
+            "--folds", "2", "--epochs", "1", "--recovery-epochs", "1", "--n-subjects", "2",
+            "--n-trials", "6", "--trial-seconds", "3", "--batch-size", "16", "--quiet",
+            "--out", str(tmp_path / "out")]
+    assert main([*argv, "--device", "cuda"]) == 0
+    results = tmp_path / "out" / "results.csv"
+    frame = pd.read_csv(results)
+    assert len(frame) == 3 * 4 * 2 * 2
+    for stage in ("origin", "baseline", "proposed"):
+        assert frame[f"{stage}_accuracy"].between(0, 1).all()
+    assert (frame["params_after"] <= frame["params_before"]).all()
+    before = results.read_bytes()
+    script = (
+        "import sys, torch\n"
+        "from skkgp.cli import main\n"
+        "assert not torch.cuda.is_available()\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = run_without_cuda(script, *argv, "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    log = (tmp_path / "out" / "run.log").read_text().splitlines()
+    assert "computed 0 and reused 48 of 48" in log[-1]
+    assert results.read_bytes() == before
