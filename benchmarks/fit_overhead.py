@@ -28,14 +28,17 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
 from torch import nn
 
 from skkgp.classifier import EEGClassifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_speed import EpochClock, plain_loop  # noqa: E402  (the sibling benchmark)
 
 
 class Tiny(nn.Module):
@@ -64,58 +67,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def plain_step_seconds(X, y, batch_size, device) -> float:
     """Seconds per step of a plain loop (one epoch after a warm-up epoch)."""
     torch.manual_seed(0)
-    module = Tiny().to(device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
-    criterion = nn.CrossEntropyLoss()
-    X_t, y_t = torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)
-    n_steps = -(-len(X_t) // batch_size)
-    seconds = 0.0
-    for _ in range(2):
-        _sync(device)
-        start = time.perf_counter()
-        order = torch.randperm(len(X_t)).to(device)
-        total = torch.zeros((), device=device)
-        for begin in range(0, len(X_t), batch_size):
-            index = order[begin:begin + batch_size]
-            loss = criterion(module(X_t[index]), y_t[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.detach()
-        total.item()
-        _sync(device)
-        seconds = time.perf_counter() - start
-    return seconds / n_steps
+    times = plain_loop(Tiny(), X, y, batch_size=batch_size, epochs=2, device=device,
+                       bf16=False, compile_=False, seed=0)
+    return times[-1][0] / -(-len(X) // batch_size)
 
 
-class _EpochClock(Callback):
-    """Seconds of the last epoch, and the garbage collections that ran during it."""
+class _GCEpochClock(EpochClock):
+    """train_speed's epoch clock, also counting the garbage collections of each epoch."""
 
     def initialize(self):
-        self.seconds_, self.collections_ = float("nan"), 0
+        super().initialize()
+        self.collections_ = []
         return self
 
     def _on_gc(self, phase, info):
         if phase == "stop":
-            self.collections_ += 1
+            self.collections_[-1] += 1
 
     def on_epoch_begin(self, net, **kwargs):
-        _sync(torch.device(net.device))
-        self.collections_ = 0
+        self.collections_.append(0)
         gc.callbacks.append(self._on_gc)
-        self._start = time.perf_counter()
+        super().on_epoch_begin(net, **kwargs)
 
     def on_epoch_end(self, net, **kwargs):
-        _sync(torch.device(net.device))
-        self.seconds_ = time.perf_counter() - self._start
+        super().on_epoch_end(net, **kwargs)
         gc.callbacks.remove(self._on_gc)
 
 
@@ -128,11 +106,11 @@ class _GPULoopClassifier(EEGClassifier):
 
 def fit_step_seconds(X, y, batch_size, device, gpu_loop=True) -> tuple[float, int]:
     """Seconds per step of ``EEGClassifier.fit`` (second of two epochs), and its GCs."""
-    clock = _EpochClock()
+    clock = _GCEpochClock()
     cls = _GPULoopClassifier if gpu_loop else EEGClassifier
     cls(Tiny, max_epochs=2, batch_size=batch_size, device=device, random_state=0,
         callbacks=[("clock", clock)]).fit(X, y)
-    return clock.seconds_ / -(-len(X) // batch_size), clock.collections_
+    return clock.times_[-1][0] / -(-len(X) // batch_size), clock.collections_[-1]
 
 
 def main(argv=None) -> None:

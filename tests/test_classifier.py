@@ -427,14 +427,20 @@ def test_predict_with_other_dimensionality():
         clf.predict(X[:, :, 0])
 
 
-def test_train_speed_benchmark_runs(capsys):
+def _load_benchmark(name: str):
+    """A script of benchmarks/ as a module."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parents[1] / "benchmarks" / "train_speed.py"
-    spec = importlib.util.spec_from_file_location("train_speed", path)
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_train_speed_benchmark_runs(capsys):
+    bench = _load_benchmark("train_speed")
     bench.main(["--model", "eegnet", "--n-samples", "64", "--batch-sizes", "32", "--epochs", "1"])
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines if line.strip().startswith("32")]
@@ -444,14 +450,9 @@ def test_train_speed_benchmark_runs(capsys):
 
 
 def test_fit_overhead_benchmark_runs(capsys):
-    import importlib.util
     import re
-    from pathlib import Path
 
-    path = Path(__file__).parents[1] / "benchmarks" / "fit_overhead.py"
-    spec = importlib.util.spec_from_file_location("fit_overhead", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _load_benchmark("fit_overhead")
     bench.main(["--steps", "6", "--batch-size", "8", "--repeats", "2"])
     out = capsys.readouterr().out
     plain, fit = map(int, re.search(r"plain (\d+) us, fit (\d+) us", out).groups())
