@@ -757,6 +757,8 @@ class _Decoder:
             # Re-initialising a net whose parameters were just set warns in skorch.
             warnings.simplefilter("ignore")
             net.initialize()
+        # The layout fit would give it (channels_last): predictions round as when saved.
+        module = net._laid_out(module) if hasattr(net, "_laid_out") else module
         net.module_ = net.torch_compile(module.to(device), name="module")
         net.initialize_optimizer()
         net.history_ = self.value(record["history_"])

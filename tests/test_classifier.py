@@ -445,8 +445,24 @@ def test_train_speed_benchmark_runs(capsys):
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines if line.strip().startswith("32")]
     assert [row[1] for row in rows] == ["wall", "cpu"]
-    ratios = [float(row[4].rstrip("x")) for row in rows]
+    ratios = [float(row[i].rstrip("x")) for row in rows for i in (4, 6, 7)]
     assert all(0 < r < 10 for r in ratios)  # every run trained and was timed
+    assert "kg/fit" in lines[1] and "plain layout=contiguous" in lines[0]
+
+
+def test_memory_format_benchmark_runs(capsys):
+    bench = _load_benchmark("memory_format")
+    bench.main(["--models", "ccnn", "eegnet", "--batch-size", "4", "--steps", "1",
+                "--rounds", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[3:]}
+    assert set(rows) == {"ccnn", "eegnet"}
+    for row in rows.values():
+        contiguous, last, ratio = float(row[1]), float(row[2]), float(row[3].rstrip("x"))
+        assert contiguous > 0 and last > 0
+        assert ratio == pytest.approx(last / contiguous, rel=0.02)
+        # Both layouts compute the network's output (vs float64) to float32 accuracy.
+        assert 0 <= float(row[4]) < 1e-4 and 0 <= float(row[5]) < 1e-4
 
 
 def test_fit_overhead_benchmark_runs(capsys):

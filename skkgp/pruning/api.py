@@ -186,6 +186,7 @@ def prune(
 
     params_before = count_params(module)
     macs_before = count_macs(module, example_inputs)
+    channels_last = _is_channels_last(module)
     kept = pruning_method.apply(
         module,
         ratio,
@@ -194,6 +195,10 @@ def prune(
         global_pruning=bool(global_pruning),
         round_to=round_to,
     )
+    if channels_last:
+        # torch-pruning's slices of the weights come out contiguous: keep the layout the
+        # owner chose (skkgp.EEGClassifier's channels_last), and with it the rounding.
+        module.to(memory_format=torch.channels_last)
     return PruningReport(
         method=pruning_method.name,
         ratio=ratio,
@@ -205,4 +210,18 @@ def prune(
         nonzero_macs_after=count_nonzero_macs(module, example_inputs),
         kept_channels=kept,
         structural=pruning_method.structural,
+    )
+
+
+def _is_channels_last(module: nn.Module) -> bool:
+    """Whether the 4-D weights of ``module`` have channels-last strides."""
+    # Strides, not is_contiguous(): a weight with size-1 axes (1x1 or depthwise
+    # kernels) passes both layouts' checks, yet its strides steer the kernel choice.
+    def strides(p, fmt):
+        return torch.empty(p.shape, memory_format=fmt, device="meta").stride()
+
+    telling = [p for p in module.parameters() if p.dim() == 4
+               and strides(p, torch.channels_last) != strides(p, torch.contiguous_format)]
+    return bool(telling) and all(
+        p.stride() == strides(p, torch.channels_last) for p in telling
     )
