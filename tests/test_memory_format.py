@@ -163,3 +163,16 @@ def test_saved_channels_last_model_loads_in_its_layout(tmp_path):
     assert loaded.get_params()["channels_last"] is True
     assert _layout(loaded.module_) == "channels_last"
     np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+
+
+# Random labels and one epoch: the origin may well be constant; the layout is the point.
+@pytest.mark.filterwarnings("ignore::skkgp.pruner.ConstantPredictorWarning")
+@pytest.mark.parametrize("flag, expected", [("auto", "channels_last"), (False, "contiguous")])
+def test_pruner_keeps_the_estimators_layout_through_pruning_and_recovery(flag, expected):
+    X, y = _data((4, 9, 9), n=48)
+    net = EEGClassifier("ccnn", max_epochs=1, batch_size=16, random_state=0, channels_last=flag)
+    kgp = skkgp.KnowledgeGuidedPruner(net, method="lfp", prune_ratio=0.3, recovery_epochs=1,
+                                      random_state=0).fit(X, y)
+    assert _layout(kgp.origin_estimator_.module_) == expected
+    assert _layout(kgp.estimator_.module_) == expected
+    assert kgp.estimator_.get_params()["channels_last"] == flag
