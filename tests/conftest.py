@@ -28,3 +28,28 @@ def run_without_cuda():
                               capture_output=True, text=True)
 
     return run
+
+
+@pytest.fixture
+def weights_layout():
+    """``weights_layout(module)``: the memory layout of a network's 4-D weights.
+
+    ``"channels_last"`` or ``"contiguous"``, judged on the weights whose two layouts
+    have different strides (1x1 and depthwise kernels can be both); fails the test when
+    those weights disagree.
+    """
+
+    def layout(module) -> str:
+        formats = set()
+        for p in module.parameters():
+            if p.dim() != 4:
+                continue
+            last = torch.empty(p.shape, memory_format=torch.channels_last, device="meta")
+            first = torch.empty(p.shape, device="meta")
+            if last.stride() != first.stride():
+                formats.add("channels_last" if p.stride() == last.stride() else
+                            "contiguous" if p.stride() == first.stride() else "other")
+        assert len(formats) == 1, formats
+        return formats.pop()
+
+    return layout

@@ -20,21 +20,6 @@ def _data(shape, n=32, seed=0):
     return rng.standard_normal((n, *shape)).astype("float32"), np.arange(n) % 2
 
 
-def _layout(module):
-    """'channels_last' or 'contiguous' when every 4-D weight whose layouts differ agrees."""
-    formats = set()
-    for p in module.parameters():
-        if p.dim() != 4:
-            continue
-        last = torch.empty(p.shape, memory_format=torch.channels_last, device="meta").stride()
-        first = torch.empty(p.shape, device="meta").stride()
-        if last != first:
-            formats.add("channels_last" if p.stride() == last else
-                        "contiguous" if p.stride() == first else "other")
-    assert len(formats) == 1, formats
-    return formats.pop()
-
-
 def _one_step_gradients(clf, X, y):
     """The gradients of one training step of a fitted ``clf`` on ``(X, y)``."""
     clf.module_.zero_grad()
@@ -54,15 +39,15 @@ def _assert_same_gradients(a, b, tolerance=1e-5):
 
 
 @pytest.mark.parametrize("model", sorted(SHAPES))
-def test_auto_follows_the_zoo_declaration_on_cpu(model):
+def test_auto_follows_the_zoo_declaration_on_cpu(model, weights_layout):
     X, y = _data(SHAPES[model])
     auto = EEGClassifier(model, max_epochs=1, batch_size=16, random_state=0).fit(X, y)
     declared = "cpu" in type(auto.module_).channels_last_devices
-    assert _layout(auto.module_) == ("channels_last" if declared else "contiguous")
+    assert weights_layout(auto.module_) == ("channels_last" if declared else "contiguous")
     forced = EEGClassifier(model, max_epochs=1, random_state=0, channels_last=True).fit(X, y)
-    assert _layout(forced.module_) == "channels_last"
+    assert weights_layout(forced.module_) == "channels_last"
     off = EEGClassifier(model, max_epochs=1, random_state=0, channels_last=False).fit(X, y)
-    assert _layout(off.module_) == "contiguous"
+    assert weights_layout(off.module_) == "contiguous"
 
 
 @pytest.mark.parametrize("model, tolerance", [
@@ -71,22 +56,22 @@ def test_auto_follows_the_zoo_declaration_on_cpu(model):
     # (errors growing with batch x positions): why "auto" keeps these two contiguous.
     ("fbccnn", 2e-2), ("eegnet", 2e-2),
 ])
-def test_layouts_give_the_same_gradients(model, tolerance):
+def test_layouts_give_the_same_gradients(model, tolerance, weights_layout):
     X, y = _data(SHAPES[model])
     common = dict(max_epochs=0, random_state=0)
     if model != "fbccnn":  # FBCCNN has no dropout to switch off
         common["module__dropout"] = 0.0
     start = [EEGClassifier(model, channels_last=flag, **common).fit(X, y)
              for flag in (True, False)]
-    assert [_layout(f.module_) for f in start] == ["channels_last", "contiguous"]
+    assert [weights_layout(f.module_) for f in start] == ["channels_last", "contiguous"]
     _assert_same_gradients(*(_one_step_gradients(f, X, y) for f in start), tolerance)
 
 
-def test_a_seed_fixes_a_channels_last_fit():
+def test_a_seed_fixes_a_channels_last_fit(weights_layout):
     X, y = _data(SHAPES["ccnn"])
     fits = [EEGClassifier("ccnn", max_epochs=2, batch_size=16, random_state=3).fit(X, y)
             for _ in range(2)]
-    assert _layout(fits[0].module_) == "channels_last"
+    assert weights_layout(fits[0].module_) == "channels_last"
     np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
 
 
@@ -110,15 +95,15 @@ class _ViewNet(nn.Module):
         return self.out(h.view(h.shape[0], -1))
 
 
-def test_auto_leaves_user_modules_alone_and_true_converts_them():
+def test_auto_leaves_user_modules_alone_and_true_converts_them(weights_layout):
     X, y = _data((4, 9, 9))
     net = EEGClassifier(_ViewNet, max_epochs=1, random_state=0).fit(X, y)
-    assert _layout(net.module_) == "contiguous"
+    assert weights_layout(net.module_) == "contiguous"
     # Forced on, the user's .view meets channels-last activations; the error is torch's.
     with pytest.raises(RuntimeError, match="view"):
         EEGClassifier(_ViewNet, max_epochs=1, channels_last=True).fit(X, y)
     instance = EEGClassifier(CCNN(grid_size=(9, 9)), max_epochs=1, channels_last=True).fit(X, y)
-    assert _layout(instance.module_) == "channels_last"
+    assert weights_layout(instance.module_) == "channels_last"
 
 
 @pytest.mark.parametrize("value", ["yes", None, 1.0, "channels_last"])
@@ -129,18 +114,18 @@ def test_bad_channels_last_values_raise(value):
 
 
 @pytest.mark.parametrize("method", ["lfp", "umwp"])
-def test_pruning_keeps_the_layout(method):
+def test_pruning_keeps_the_layout(method, weights_layout):
     X = torch.randn(2, 4, 9, 9)
     for fmt, name in ((torch.channels_last, "channels_last"),
                       (torch.contiguous_format, "contiguous")):
         net = CCNN(grid_size=(9, 9)).to(memory_format=fmt)
         prune(net, method, 0.5, X)
         weights = [p for n, p in net.named_parameters() if p.dim() == 4]
-        assert weights and _layout(net) == name
+        assert weights and weights_layout(net) == name
         net(X).sum().backward()  # and the pruned network still trains
 
 
-def test_knowledge_guided_step_in_either_layout_agrees():
+def test_knowledge_guided_step_in_either_layout_agrees(weights_layout):
     X, y = _data((4, 9, 9), n=48)
     mask = montage.region_mask("prefrontal", montage.DEAP_CHANNELS)
     fits = [
@@ -150,35 +135,37 @@ def test_knowledge_guided_step_in_either_layout_agrees():
     ]
     # A trained start (CCNN has no BatchNorm: the layouts agree to rounding throughout).
     fits[1].module_.load_state_dict(fits[0].module_.state_dict())
-    assert [_layout(f.module_) for f in fits] == ["channels_last", "contiguous"]
+    assert [weights_layout(f.module_) for f in fits] == ["channels_last", "contiguous"]
     # The double backward of the region-wise loss included.
     _assert_same_gradients(*(_one_step_gradients(f, X, y) for f in fits))
 
 
-def test_saved_channels_last_model_loads_in_its_layout(tmp_path):
+def test_saved_channels_last_model_loads_in_its_layout(tmp_path, weights_layout):
     X, y = _data((4, 9, 9))
     net = EEGClassifier("fbccnn", max_epochs=1, random_state=0, channels_last=True).fit(X, y)
     skkgp.save(net, tmp_path / "m.skkgp")
     loaded = skkgp.load(tmp_path / "m.skkgp")
     assert loaded.get_params()["channels_last"] is True
-    assert _layout(loaded.module_) == "channels_last"
+    assert weights_layout(loaded.module_) == "channels_last"
     np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
 
 
 # Random labels and one epoch: the origin may well be constant; the layout is the point.
 @pytest.mark.filterwarnings("ignore::skkgp.pruner.ConstantPredictorWarning")
 @pytest.mark.parametrize("flag, expected", [("auto", "channels_last"), (False, "contiguous")])
-def test_pruner_keeps_the_estimators_layout_through_pruning_and_recovery(flag, expected):
+def test_pruner_keeps_the_estimators_layout_through_pruning_and_recovery(
+    flag, expected, weights_layout
+):
     X, y = _data((4, 9, 9), n=48)
     net = EEGClassifier("ccnn", max_epochs=1, batch_size=16, random_state=0, channels_last=flag)
     kgp = skkgp.KnowledgeGuidedPruner(net, method="lfp", prune_ratio=0.3, recovery_epochs=1,
                                       random_state=0).fit(X, y)
-    assert _layout(kgp.origin_estimator_.module_) == expected
-    assert _layout(kgp.estimator_.module_) == expected
+    assert weights_layout(kgp.origin_estimator_.module_) == expected
+    assert weights_layout(kgp.estimator_.module_) == expected
     assert kgp.estimator_.get_params()["channels_last"] == flag
 
 
-def test_a_file_from_before_the_parameter_loads_contiguous(tmp_path):
+def test_a_file_from_before_the_parameter_loads_contiguous(tmp_path, weights_layout):
     # Files written before skkgp had channels_last hold no such parameter: their nets
     # trained contiguous, and load so (predictions as when saved, refits as before).
     import json
@@ -197,5 +184,5 @@ def test_a_file_from_before_the_parameter_loads_contiguous(tmp_path):
     torch.save(payload, tmp_path / "old.skkgp")
     old = skkgp.load(tmp_path / "old.skkgp")
     assert old.get_params()["channels_last"] is False
-    assert _layout(old.module_) == "contiguous"
+    assert weights_layout(old.module_) == "contiguous"
     np.testing.assert_array_equal(old.predict_proba(X), net.predict_proba(X))
