@@ -4,14 +4,14 @@ For CCNN (band-DE grids) and EEGNet (raw windows), pruned with LFP at 0.5, this 
 fits one origin network per seed with :class:`skkgp.KnowledgeGuidedPruner` (the
 proposed knowledge-guided recovery), and recovers the same pruned origin a second time
 with plain cross-entropy (the baseline: what the pruner does with ``region_weight=0,
-sample_weight=0``, exactly, as ``tests/test_pruner.py`` checks; built here from the
+sample_weighting=0``, exactly, as ``tests/test_pruner.py`` checks; built here from the
 pruner's ``origin_module_`` so that the origin is trained once). On held-out trials it
 measures:
 
 - accuracy of the origin, baseline and proposed networks;
 - region share of the evidence: the mean, over held-out windows, of the share of the
   (normalised, true-class) Grad-CAM evidence that falls on the knowledge region
-  (:func:`skkgp.evidence.guided_gradcam`, :func:`skkgp.losses.region_share`);
+  (:func:`skkgp.knowledge.evidence.guided_gradcam`, :func:`skkgp.knowledge.losses.region_share`);
 - zero-evidence windows: the fraction of held-out windows whose evidence is all zero.
   Their share is the uniform one (``share_uniform``), so read the share beside it: a
   recovery that killed the evidence would show the uniform share, not a knowledge effect.
@@ -39,8 +39,8 @@ from sklearn.pipeline import make_pipeline
 
 from skkgp import EEGClassifier, KnowledgeGuidedPruner
 from skkgp.datasets import make_deap_like
-from skkgp.evidence import guided_gradcam
-from skkgp.losses import region_share
+from skkgp.knowledge.evidence import guided_gradcam
+from skkgp.knowledge.losses import region_share
 from skkgp.pruning import prune
 from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer, ToGrid
 
@@ -92,7 +92,7 @@ def run_cell(model, seed, args):
         prune_ratio=0.5,
         region=args.region,
         region_weight=args.region_weight,
-        sample_weight=args.sample_weight,
+        sample_weighting=args.sample_weighting,
         recovery_epochs=args.recovery_epochs,
         random_state=seed,
     )
@@ -185,7 +185,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--valence-effect", type=float, default=1.0)
     parser.add_argument("--region", default="prefrontal")
     parser.add_argument("--region-weight", type=float, default=1.0)
-    parser.add_argument("--sample-weight", type=float, default=1.0)
+    parser.add_argument("--sample-weighting", type=float, default=1.0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None, help="CSV file for the per-seed results")
     args = parser.parse_args(argv)
@@ -210,7 +210,7 @@ def main(argv=None) -> pd.DataFrame:
     print()
     print(
         f"LFP at 0.5, region {args.region!r}, held-out trials, mean ± std over seeds "
-        f"{args.seeds}; region_weight={args.region_weight}, sample_weight={args.sample_weight}"
+        f"{args.seeds}; region_weight={args.region_weight}, sample_weighting={args.sample_weighting}"
     )
     print(summarize(results))
     return results

@@ -4,12 +4,12 @@ Same model, same data, same batches, one run: for CCNN (band-DE grids) and EEGNe
 windows), three networks train side by side, epoch after epoch in turn (so that a change
 of machine load hits all of them alike):
 
-- ``plain``: cross-entropy only (``region_weight=0, sample_weight=0``: exactly
+- ``plain``: cross-entropy only (``region_weight=0, sample_weighting=0``: exactly
   :class:`skkgp.EEGClassifier`'s training step);
 - ``knowledge``: the region-wise loss and the sample weights on Grad-CAM evidence;
 - ``guided``: the same with guided Grad-CAM (one more backward pass per batch);
 - ``native``: ``knowledge`` with PyTorch's own double backward of Conv2d and BatchNorm
-  instead of :func:`skkgp.evidence.fast_double_backward` (what the speed-up is worth).
+  instead of :func:`skkgp.knowledge.evidence.fast_double_backward` (what the speed-up is worth).
 
 The epoch time is skorch's wall-clock ``dur`` and the process CPU time of the second of
 two consecutive epochs of each network in each repeat (after one warm-up epoch; on a
@@ -35,15 +35,16 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-from skkgp import montage, recovery
+from skkgp import layout
+from skkgp.knowledge import recovery
 from skkgp.models import CCNN, EEGNet
-from skkgp.recovery import KnowledgeGuidedClassifier
+from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
 CONFIGS = {
-    "plain": {"region_weight": 0.0, "sample_weight": 0.0},
-    "knowledge": {"region_weight": 1.0, "sample_weight": 1.0},
-    "guided": {"region_weight": 1.0, "sample_weight": 1.0, "guided": True},
-    "native": {"region_weight": 1.0, "sample_weight": 1.0},
+    "plain": {"region_weight": 0.0, "sample_weighting": 0.0},
+    "knowledge": {"region_weight": 1.0, "sample_weighting": 1.0},
+    "guided": {"region_weight": 1.0, "sample_weighting": 1.0, "guided": True},
+    "native": {"region_weight": 1.0, "sample_weighting": 1.0},
 }
 
 
@@ -76,7 +77,7 @@ class EpochCPUTimer(Callback):
 def make_problem(model: str, n_samples: int, rng: np.random.Generator):
     """A model and data of the shapes skkgp uses on DEAP, with a region mask."""
     y = rng.integers(0, 2, n_samples)
-    mask = montage.region_mask("frontal_left", montage.DEAP_CHANNELS)
+    mask = layout.region_mask("frontal_left", layout.DEAP_CHANNELS)
     if model == "ccnn":
         X = rng.standard_normal((n_samples, 4, 9, 9)).astype("float32")
         return CCNN(), X, y, mask

@@ -177,9 +177,9 @@ def skkgp_fit(estimator, X, y) -> list[tuple[float, float]]:
 
 
 def region_mask_for(model: str):
-    from skkgp import montage
+    from skkgp import layout
 
-    return montage.region_mask("frontal_left", montage.DEAP_CHANNELS)
+    return layout.region_mask("frontal_left", layout.DEAP_CHANNELS)
 
 
 def main(argv=None) -> None:
@@ -190,7 +190,7 @@ def main(argv=None) -> None:
     cls = get_model_class(args.model)
     kwargs = infer_module_kwargs(cls, X.shape[1:], 2)
     try:
-        from skkgp.recovery import KnowledgeGuidedClassifier
+        from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
     except ImportError:
         KnowledgeGuidedClassifier = None  # noqa: N806
     run_recovery = KnowledgeGuidedClassifier is not None and not args.no_recovery

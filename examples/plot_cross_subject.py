@@ -8,7 +8,7 @@ the subject of each window as its group trains on all subjects but one and tests
 one left out, once per subject.
 
 This example compares, subject by subject, the *baseline* recovery of the pruned network
-(plain cross-entropy: ``region_weight=0, sample_weight=0``) with the *knowledge-guided*
+(plain cross-entropy: ``region_weight=0, sample_weighting=0``) with the *knowledge-guided*
 recovery, on raw windows with an :class:`~skkgp.models.EEGNet`. The origin network of
 each fold is scored too: ``return_estimator`` and ``return_indices`` of
 :func:`~sklearn.model_selection.cross_validate` give back each fold's fitted pipeline
@@ -30,13 +30,13 @@ data = make_deap_like(n_subjects=4, n_trials=20, duration=3, target="arousal",
 print(data.X.shape, "subjects:", np.unique(data.groups))
 
 
-def pipeline(region_weight, sample_weight):
+def pipeline(region_weight, sample_weighting):
     return make_pipeline(
         ChannelStandardizer(),
         KnowledgeGuidedPruner(
             EEGClassifier("eegnet", max_epochs=8, batch_size=32),
             method="lfp", prune_ratio=0.5, region="prefrontal",
-            region_weight=region_weight, sample_weight=sample_weight,
+            region_weight=region_weight, sample_weighting=sample_weighting,
             recovery_epochs=4, random_state=0,
         ),
     )

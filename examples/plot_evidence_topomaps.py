@@ -2,13 +2,13 @@
 Evidence topomaps before and after pruning
 ==========================================
 
-Where does a network look? :func:`skkgp.evidence.guided_gradcam` gives, for each
+Where does a network look? :func:`skkgp.knowledge.evidence.guided_gradcam` gives, for each
 sample, one non-negative value per electrode: the Grad-CAM evidence of the explained
 class on the network's electrode-resolving layer. Averaged over samples and drawn on the
 scalp with :func:`mne.viz.plot_topomap`, it shows which electrodes a network relies on.
 
 This example prunes one CCNN twice, with the *baseline* recovery (plain cross-entropy,
-``region_weight=0, sample_weight=0``) and with the *knowledge-guided* recovery, and
+``region_weight=0, sample_weighting=0``) and with the *knowledge-guided* recovery, and
 compares the evidence of the origin network and of both pruned networks. The knowledge
 region here is the left-frontal region of the authors' code (Fp1, AF3, F3, F7).
 
@@ -28,10 +28,10 @@ import mne
 import numpy as np
 from sklearn.model_selection import GroupShuffleSplit
 
-from skkgp import EEGClassifier, KnowledgeGuidedPruner, montage
+from skkgp import EEGClassifier, KnowledgeGuidedPruner, layout
 from skkgp.datasets import make_deap_like
-from skkgp.evidence import guided_gradcam
-from skkgp.losses import region_share
+from skkgp.knowledge.evidence import guided_gradcam
+from skkgp.knowledge.losses import region_share
 from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer, ToGrid
 
 data = make_deap_like(n_subjects=3, n_trials=20, duration=4, random_state=0)
@@ -50,8 +50,8 @@ region = "frontal_left"
 common = dict(method="lfp", prune_ratio=0.5, region=region, recovery_epochs=3,
               random_state=0)
 origin = EEGClassifier("ccnn", max_epochs=4, batch_size=32)
-baseline = KnowledgeGuidedPruner(origin, region_weight=0.0, sample_weight=0.0, **common)
-guided = KnowledgeGuidedPruner(origin, region_weight=1.0, sample_weight=1.0, **common)
+baseline = KnowledgeGuidedPruner(origin, region_weight=0.0, sample_weighting=0.0, **common)
+guided = KnowledgeGuidedPruner(origin, region_weight=1.0, sample_weighting=1.0, **common)
 baseline.fit(grids[train], data.y[train])
 guided.fit(grids[train], data.y[train])
 
@@ -66,7 +66,7 @@ networks = {
     "pruned, baseline recovery": baseline.estimator_,
     "pruned, knowledge-guided": guided.estimator_,
 }
-mask = montage.region_mask(region, montage.DEAP_CHANNELS)
+mask = layout.region_mask(region, layout.DEAP_CHANNELS)
 maps = {}
 for name, network in networks.items():
     evidence = guided_gradcam(network, grids[test])  # (n_test, 32)
@@ -82,9 +82,9 @@ print(f"accuracy: origin {baseline.origin_estimator_.score(grids[test], data.y[t
 # %%
 # Topomaps
 # --------
-# :func:`skkgp.montage.make_info` builds an :class:`mne.Info` with standard 10-20
+# :func:`skkgp.layout.make_info` builds an :class:`mne.Info` with standard 10-20
 # positions for the DEAP electrodes; the region's electrodes are marked.
-info = montage.make_info(montage.DEAP_CHANNELS)
+info = layout.make_info(layout.DEAP_CHANNELS)
 vmax = max(values.max() for values in maps.values())
 fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
 for ax, (name, values) in zip(axes, maps.items(), strict=True):

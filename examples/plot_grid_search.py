@@ -5,7 +5,7 @@ Grid search over the prune ratio and the loss weights
 :class:`~skkgp.KnowledgeGuidedPruner` is an ordinary scikit-learn estimator, so its
 parameters can be tuned with :class:`~sklearn.model_selection.GridSearchCV`. Here the
 grid crosses two prune ratios with two settings of the loss weights: the baseline
-recovery (``region_weight=0, sample_weight=0``) and the knowledge-guided one.
+recovery (``region_weight=0, sample_weighting=0``) and the knowledge-guided one.
 
 The folds group windows by *trial* (:class:`~sklearn.model_selection.GroupKFold` with
 ``groups=data.trials``), so that no trial has windows on both sides of a split (see
@@ -36,8 +36,8 @@ pipe = Pipeline([
 # %%
 # The loss weights move together, so the grid is a list of two sub-grids.
 param_grid = [
-    {"kgp__prune_ratio": [0.3, 0.7], "kgp__region_weight": [0.0], "kgp__sample_weight": [0.0]},
-    {"kgp__prune_ratio": [0.3, 0.7], "kgp__region_weight": [1.0], "kgp__sample_weight": [1.0]},
+    {"kgp__prune_ratio": [0.3, 0.7], "kgp__region_weight": [0.0], "kgp__sample_weighting": [0.0]},
+    {"kgp__prune_ratio": [0.3, 0.7], "kgp__region_weight": [1.0], "kgp__sample_weighting": [1.0]},
 ]
 search = GridSearchCV(pipe, param_grid, cv=GroupKFold(n_splits=3))
 search.fit(data.X, data.y, groups=data.trials)

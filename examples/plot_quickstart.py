@@ -45,7 +45,7 @@ train, test = next(GroupShuffleSplit(test_size=0.25, random_state=0).split(
 # The pipeline
 # ------------
 # ``region="prefrontal"`` is the knowledge: emotion-related evidence should sit on the
-# prefrontal electrodes. ``region_weight`` and ``sample_weight`` are the weights
+# prefrontal electrodes. ``region_weight`` and ``sample_weighting`` are the weights
 # ``alpha`` and ``beta`` of the two loss terms (see :ref:`method`).
 pipe = make_pipeline(
     BandDifferentialEntropy(),
@@ -57,7 +57,7 @@ pipe = make_pipeline(
         prune_ratio=0.5,
         region="prefrontal",
         region_weight=1.0,
-        sample_weight=1.0,
+        sample_weighting=1.0,
         recovery_epochs=3,
         random_state=0,
     ),

@@ -27,10 +27,9 @@ _LAZY_NAMES = {
 _SUBMODULES = {
     "classifier",
     "datasets",
-    "evidence",
-    "losses",
     "models",
-    "montage",
+    "layout",
+    "knowledge",
     "pruner",
     "pruning",
     "transforms",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import numbers
 from collections.abc import Iterator, Mapping
 
@@ -18,27 +17,22 @@ from skorch.dataset import Dataset as SkorchDataset
 from skorch.dataset import get_len
 from skorch.utils import is_dataset, to_tensor
 from torch import nn
-from torch.nn.utils import prune as torch_prune
 
-from skkgp._batching import TensorBatchIterator, TensorData, to_tensor_data
+from skkgp._training import (
+    TensorBatchIterator,
+    TensorData,
+    check_channels_last,
+    copy_module,
+    lay_out,
+    tensors_to_floats,
+    to_tensor_data,
+)
 from skkgp.models import get_model_class, infer_module_kwargs
 
 __all__ = ["EEGClassifier"]
 
 _PRECISIONS = {None: None, "fp32": None, "float32": None, "bf16": torch.bfloat16,
                "bfloat16": torch.bfloat16}
-
-
-def _copy_module(module: nn.Module) -> nn.Module:
-    """A deep copy of ``module`` that also works on nets masked by ``torch.nn.utils.prune``."""
-    for layer in module.modules():
-        for hook in layer._forward_pre_hooks.values():
-            if isinstance(hook, torch_prune.BasePruningMethod):
-                # The masked tensor (weight_orig * mask) is a non-leaf that deepcopy refuses;
-                # the pre-hook recomputes it at the next forward, so a detached value is exact.
-                name = hook._tensor_name
-                setattr(layer, name, getattr(layer, name).detach())
-    return copy.deepcopy(module)
 
 
 class EEGClassifier(NeuralNetClassifier):
@@ -272,7 +266,7 @@ class EEGClassifier(NeuralNetClassifier):
         return y
 
     def _check_params(self) -> None:
-        _check_channels_last(self.channels_last)
+        check_channels_last(self.channels_last)
         if self.precision not in _PRECISIONS:
             raise ValueError(
                 f"precision must be one of {sorted(k for k in _PRECISIONS if k)} or None, "
@@ -379,27 +373,12 @@ class EEGClassifier(NeuralNetClassifier):
                     "module__* arguments cannot be applied to a module instance; pass the "
                     "module class instead."
                 )
-            self.module_ = self._laid_out(_copy_module(self.module))
+            self.module_ = lay_out(copy_module(self.module), self.channels_last, self.device)
             return self
         kwargs = dict(getattr(self, "module_kwargs_", {}))
         kwargs.update(self.get_params_for("module"))
-        self.module_ = self._laid_out(self._module_class()(**kwargs))
+        self.module_ = lay_out(self._module_class()(**kwargs), self.channels_last, self.device)
         return self
-
-    def _laid_out(self, module: nn.Module) -> nn.Module:
-        """``module`` with its 4-D weights in the memory format ``channels_last`` asks for.
-
-        Converted in place (``nn.Module.to``), before skorch moves the module to
-        ``device`` (which keeps the format).
-        """
-        choice = _check_channels_last(self.channels_last)
-        devices = getattr(type(_uncompiled(module)), "channels_last_devices", None)
-        if choice == "auto":
-            if devices is None:
-                return module  # not a zoo network: its layout is its owner's choice
-            choice = torch.device(self.device).type in devices
-        fmt = torch.channels_last if choice else torch.contiguous_format
-        return module.to(memory_format=fmt)
 
     def check_data(self, X, y=None):
         # classes_inferred_ is set when fit validates y; skorch's version would recompute it
@@ -409,7 +388,7 @@ class EEGClassifier(NeuralNetClassifier):
                              "y is None.")
 
     def get_dataset(self, X, y=None):
-        """Wrap validated arrays as a :class:`~skkgp._batching.TensorData` (once per call)."""
+        """Wrap validated arrays as a :class:`~skkgp._training.TensorData` (once per call)."""
         if is_dataset(X):
             return X
         if self.dataset is not SkorchDataset:  # the user chose a dataset class
@@ -493,7 +472,7 @@ class EEGClassifier(NeuralNetClassifier):
             Xb = batch[0] if isinstance(batch, (tuple, list)) else batch
             self.history.record_batch(prefix + "_batch_size", get_len(Xb))
             self.notify("on_batch_end", batch=batch, training=training, **step)
-        _tensors_to_floats(records)
+        tensors_to_floats(records)
         self.history.record(prefix + "_batch_count", len(records))
 
     def _record_batch_value(self, key: str, value: torch.Tensor) -> None:
@@ -609,27 +588,3 @@ class EEGClassifier(NeuralNetClassifier):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
-
-
-def _check_channels_last(value):
-    if isinstance(value, (bool, np.bool_)) or (isinstance(value, str) and value == "auto"):
-        return value
-    raise ValueError(f"channels_last must be 'auto', True or False, got {value!r}.")
-
-
-def _uncompiled(module: nn.Module) -> nn.Module:
-    """The network inside a ``torch.compile`` wrapper (the module itself if not compiled)."""
-    return getattr(module, "_orig_mod", module)
-
-
-def _tensors_to_floats(records: list[dict]) -> None:
-    """Replace the 0-dim tensors recorded in batch records by floats, in one transfer.
-
-    Other values, tensors of more than one element included, are left as recorded.
-    """
-    slots = [(record, key) for record in records for key, value in record.items()
-             if isinstance(value, torch.Tensor) and value.dim() == 0]
-    if slots:
-        values = torch.stack([record[key].detach().float() for record, key in slots])
-        for (record, key), value in zip(slots, values.tolist(), strict=True):
-            record[key] = value

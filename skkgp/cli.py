@@ -75,7 +75,7 @@ def _number(kind: type, low: float | None = None, high: float | None = None, *,
 
 
 def _region(text: str) -> str | tuple[str, ...]:
-    from skkgp.montage import CHANNELS, REGIONS
+    from skkgp.layout import CHANNELS, REGIONS
 
     names = [name.strip() for name in text.split(",") if name.strip()]
     if len(names) == 1 and names[0].lower() in REGIONS:
@@ -138,13 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"fraction of filters/weights removed (default {QUICK['prune_ratio']}"
                             f", --full {FULL['prune_ratio']})")
     hyper.add_argument("--region", type=_region,
-                       help="knowledge region: a name of skkgp.montage.REGIONS or "
+                       help="knowledge region: a name of skkgp.layout.REGIONS or "
                             f"comma-separated electrodes (default {QUICK['region']})")
     hyper.add_argument("--region-weight", type=_number(float, 0),
                        help=f"weight of the region-wise loss (default {QUICK['region_weight']})")
-    hyper.add_argument("--sample-weight", type=_number(float, 0, 1),
+    hyper.add_argument("--sample-weighting", type=_number(float, 0, 1),
                        help="weight of the evidence-based sample weights in [0, 1] "
-                            f"(default {QUICK['sample_weight']})")
+                            f"(default {QUICK['sample_weighting']})")
     hyper.add_argument("--epochs", type=_number(int, 1),
                        help=f"origin training epochs (default {QUICK['epochs']})")
     hyper.add_argument("--recovery-epochs", type=_number(int, 1),
@@ -251,7 +251,7 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
         "prune_ratio": args.prune_ratio,
         "region": args.region,
         "region_weight": args.region_weight,
-        "sample_weight": args.sample_weight,
+        "sample_weighting": args.sample_weighting,
         "epochs": args.epochs,
         "recovery_epochs": args.recovery_epochs,
         "batch_size": args.batch_size,

@@ -2,7 +2,7 @@
 
 A pickle runs code when it is loaded, so a model file received from someone else is
 as dangerous as a program from them. :func:`save` writes a fitted
-:class:`~skkgp.EEGClassifier`, :class:`~skkgp.recovery.KnowledgeGuidedClassifier` or
+:class:`~skkgp.EEGClassifier`, :class:`~skkgp.knowledge.recovery.KnowledgeGuidedClassifier` or
 :class:`~skkgp.KnowledgeGuidedPruner` as one :func:`torch.save` file that holds only
 tensors, strings and numbers, and :func:`load` reads it with
 ``torch.load(weights_only=True)``, which refuses anything else.
@@ -53,7 +53,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from skkgp._atomic import atomic_file
-from skkgp.classifier import _uncompiled
+from skkgp._training import lay_out, uncompiled
 from skkgp.pruning.umwp import register_detach_hook
 
 __all__ = ["save", "load", "FORMAT", "VERSION"]
@@ -519,7 +519,7 @@ class _Encoder:
 
     def _module(self, module: nn.Module) -> int:
         # A torch.compile wrapper: store the network it wraps (load compiles it again).
-        module = _uncompiled(module)
+        module = uncompiled(module)
         if id(module) in self._modules:
             return self._modules[id(module)]
         cls = type(module)
@@ -763,7 +763,8 @@ class _Decoder:
             warnings.simplefilter("ignore")
             net.initialize()
         # The layout fit would give it (channels_last): predictions round as when saved.
-        module = net._laid_out(module) if hasattr(net, "_laid_out") else module
+        channels_last = getattr(net, "channels_last", False)
+        module = lay_out(module, channels_last, net.device)
         net.module_ = net.torch_compile(module.to(device), name="module")
         net.initialize_optimizer()
         net.history_ = self.value(record["history_"])

@@ -4,7 +4,7 @@ The meta-estimator of Rao & Zhong (2023): it clones and fits an
 :class:`skkgp.EEGClassifier` (the origin model; or, with ``prefit=True``, takes an
 already fitted one as it is), prunes a copy of the fitted network
 with one of :data:`skkgp.pruning.METHODS`, and trains the pruned network again with
-the knowledge-guided losses of :class:`skkgp.recovery.KnowledgeGuidedClassifier`,
+the knowledge-guided losses of :class:`skkgp.knowledge.recovery.KnowledgeGuidedClassifier`,
 which pull the guided Grad-CAM evidence towards a brain region.
 """
 
@@ -23,10 +23,10 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from skkgp import montage as _montage
 from skkgp import pruning as _pruning
 from skkgp.classifier import EEGClassifier
-from skkgp.recovery import KnowledgeGuidedClassifier
+from skkgp.layout import get_channels, get_layout, grid_cells, region_mask
+from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
 __all__ = ["KnowledgeGuidedPruner", "ConstantPredictorWarning"]
 
@@ -57,7 +57,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     3. **Recovery.** The pruned network is trained again, starting from its pruned
        weights (``recovery="finetune"``) or from a fresh initialisation of the pruned
        structure (``recovery="scratch"``; masks of ``umwp`` are kept), by a
-       :class:`skkgp.recovery.KnowledgeGuidedClassifier` that has the estimator's
+       :class:`skkgp.knowledge.recovery.KnowledgeGuidedClassifier` that has the estimator's
        optimizer, learning rate, batch size, device and callbacks.
 
     Soft filter pruning (``method="sfp"``) prunes *during* recovery instead: the
@@ -66,7 +66,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     one), and the zeroed filters are removed physically at the end of recovery
     (the hard step of :func:`skkgp.pruning.prune` with ``method="sfp"``).
 
-    With ``region_weight=0`` and ``sample_weight=0`` the recovery is exactly the plain
+    With ``region_weight=0`` and ``sample_weighting=0`` the recovery is exactly the plain
     cross-entropy fine-tuning of the pruned network (same seed, same weights).
 
     Parameters
@@ -82,16 +82,16 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     recovery : {"finetune", "scratch"}, default="finetune"
         Recover from the pruned weights or from a re-initialised pruned structure.
     region : str or list of str, default="prefrontal"
-        The knowledge region: a name of :data:`skkgp.montage.REGIONS` or a list of
+        The knowledge region: a name of :data:`skkgp.layout.REGIONS` or a list of
         electrode names (case-insensitive). At least one of its electrodes must be
         among the network's electrodes.
     region_weight : float >= 0, default=1.0
         Weight ``alpha`` of the region-wise loss. Evidence that vanishes on every
         electrode counts as the worst case in that loss (see
-        :func:`skkgp.losses.region_loss`), so the network cannot escape it by silencing
+        :func:`skkgp.knowledge.losses.region_loss`), so the network cannot escape it by silencing
         its Grad-CAM map; ``benchmarks/knowledge_effect.py`` reports the share of such
         windows. Tune it, e.g. with :class:`~sklearn.model_selection.GridSearchCV`.
-    sample_weight : float in [0, 1], default=1.0
+    sample_weighting : float in [0, 1], default=1.0
         Weight ``beta`` of the evidence-based sample weights in the cross-entropy. On
         small simulated data, ``beta = 1`` cost more accuracy than the region loss did
         (``benchmarks/knowledge_effect.py``); consider searching smaller values.
@@ -99,10 +99,10 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         Epochs of recovery; ``None`` uses the estimator's ``max_epochs``.
     ch_names : list of str or None, default=None
         Electrode names. Raw inputs ``(n, n_chans, n_times)``: the name of each
-        channel, by default the montage's channel list when its length is
+        channel, by default the layout's channel list when its length is
         ``n_chans``. Grid inputs ``(n, n_bands, rows, cols)``: the electrodes placed
-        on the grid, by default all channels of the montage.
-    montage : {"deap", "seed"} or dict, default="deap"
+        on the grid, by default all channels of the layout.
+    layout : {"deap", "seed"} or dict, default="deap"
         Channel list and grid layout (electrode -> (row, col)) the electrodes come from.
     random_state : int or None, default=None
         Seed of the origin fit, of the re-initialisation for ``recovery="scratch"`` and
@@ -149,7 +149,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     skkgp.EEGClassifier : The networks pruned here.
     sklearn.feature_selection.SelectFromModel : The ``prefit`` convention followed here.
     skkgp.pruning.prune : The pruning step alone.
-    skkgp.recovery.KnowledgeGuidedClassifier : The knowledge-guided recovery alone.
+    skkgp.knowledge.recovery.KnowledgeGuidedClassifier : The knowledge-guided recovery alone.
 
     Notes
     -----
@@ -201,10 +201,10 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         "recovery": [StrOptions({"finetune", "scratch"})],
         "region": [str, list, tuple],
         "region_weight": [Interval(Real, 0, None, closed="left")],
-        "sample_weight": [Interval(Real, 0, 1, closed="both")],
+        "sample_weighting": [Interval(Real, 0, 1, closed="both")],
         "recovery_epochs": [Interval(Integral, 1, None, closed="left"), None],
         "ch_names": [list, tuple, np.ndarray, None],
-        "montage": [StrOptions({"deap", "seed"}), Mapping],
+        "layout": [StrOptions({"deap", "seed"}), Mapping],
         "random_state": [Interval(Integral, 0, None, closed="left"), None],
         "prefit": ["boolean"],
         "verbose": [Interval(Integral, 0, None, closed="left")],
@@ -219,10 +219,10 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         recovery: str = "finetune",
         region: str | Sequence[str] = "prefrontal",
         region_weight: float = 1.0,
-        sample_weight: float = 1.0,
+        sample_weighting: float = 1.0,
         recovery_epochs: int | None = None,
         ch_names: Sequence[str] | None = None,
-        montage: str | Mapping = "deap",
+        layout: str | Mapping = "deap",
         random_state: int | None = None,
         prefit: bool = False,
         verbose: int = 0,
@@ -233,10 +233,10 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.recovery = recovery
         self.region = region
         self.region_weight = region_weight
-        self.sample_weight = sample_weight
+        self.sample_weighting = sample_weighting
         self.recovery_epochs = recovery_epochs
         self.ch_names = ch_names
-        self.montage = montage
+        self.layout = layout
         self.random_state = random_state
         self.prefit = prefit
         self.verbose = verbose
@@ -429,9 +429,9 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         return int(seed) if isinstance(seed, Integral) else None
 
     def _layout(self) -> tuple[tuple[str, ...], dict]:
-        if isinstance(self.montage, Mapping):
-            return tuple(self.montage), _montage.get_layout(self.montage)
-        return _montage.get_channels(self.montage), _montage.get_layout(self.montage)
+        if isinstance(self.layout, Mapping):
+            return tuple(self.layout), get_layout(self.layout)
+        return get_channels(self.layout), get_layout(self.layout)
 
     def _resolve_electrodes(self, X: np.ndarray) -> tuple[tuple[str, ...], np.ndarray | None]:
         """Electrode names of the evidence and, for grid inputs, their grid cells."""
@@ -442,7 +442,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             if names is None:
                 if len(channels) != n_chans:
                     raise ValueError(
-                        f"X has {n_chans} channels but montage={_describe(self.montage)} has "
+                        f"X has {n_chans} channels but layout={_describe(self.layout)} has "
                         f"{len(channels)}: pass ch_names, the name of each of the {n_chans} "
                         "channels."
                     )
@@ -451,12 +451,12 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"ch_names has {len(names)} names but X has {n_chans} channels.")
             return names, None
         names = channels if names is None else names
-        cells = np.asarray(_montage.grid_cells(list(names), layout=layout))
+        cells = np.asarray(grid_cells(list(names), layout=layout))
         rows, cols = X.shape[2:]
         if cells.size and (cells[:, 0].max() >= rows or cells[:, 1].max() >= cols):
             raise ValueError(
-                f"X holds {rows}x{cols} grids but montage={_describe(self.montage)} places "
-                f"electrodes up to cell {tuple(cells.max(axis=0))}; pass the montage the grids "
+                f"X holds {rows}x{cols} grids but layout={_describe(self.layout)} places "
+                f"electrodes up to cell {tuple(cells.max(axis=0))}; pass the layout the grids "
                 "were made with."
             )
         return names, cells
@@ -464,7 +464,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     def _resolve_region(self, electrodes: Sequence[str]) -> np.ndarray:
         region = self.region if isinstance(self.region, str) else list(self.region)
         try:
-            mask = np.asarray(_montage.region_mask(region, list(electrodes)), dtype=bool)
+            mask = np.asarray(region_mask(region, list(electrodes)), dtype=bool)
         except ValueError as error:
             raise ValueError(f"region={self.region!r}: {error}") from error
         if not mask.any():
@@ -496,7 +496,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             max_epochs=self.recovery_epochs or self.estimator.max_epochs,
             region_mask=self.region_mask_,
             region_weight=self.region_weight,
-            sample_weight=self.sample_weight,
+            sample_weighting=self.sample_weighting,
         )
         if self.random_state is not None:
             params["random_state"] = self.random_state
@@ -605,5 +605,5 @@ def _model_name(net) -> str:
     return type(module).__name__
 
 
-def _describe(montage) -> str:
-    return repr(montage) if isinstance(montage, str) else "<custom layout>"
+def _describe(layout) -> str:
+    return repr(layout) if isinstance(layout, str) else "<custom layout>"

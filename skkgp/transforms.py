@@ -21,7 +21,7 @@ from scipy import signal
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .montage import get_channels, get_layout, grid_cells, grid_shape
+from .layout import get_channels, get_layout, grid_cells, grid_shape
 
 __all__ = [
     "DEFAULT_BANDS",
@@ -397,7 +397,7 @@ class ToGrid(TransformerMixin, BaseEstimator):
     layout : {"deap", "seed"} or mapping of str to (int, int), default="deap"
         Electrode name -> (row, col). The grid is 9x9 (larger if a custom layout needs it).
     ch_names : sequence of str, default=None
-        Names of the channels of ``X``, in order. ``None``: the montage's channel list
+        Names of the channels of ``X``, in order. ``None``: the layout's channel list
         (DEAP's 32 or SEED's 62 channels), or the order of the keys of a custom layout.
 
     Attributes

@@ -36,7 +36,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 
 import skkgp
-from skkgp import EEGClassifier, KnowledgeGuidedPruner, evidence, losses, montage, pruning
+from skkgp import EEGClassifier, KnowledgeGuidedPruner, layout, pruning
+from skkgp.knowledge import evidence, losses
 from skkgp.cli import main as cli_main
 from skkgp.datasets import load_deap, make_deap_like, write_deap_like
 from skkgp.models import CCNN, EEGNet
@@ -50,7 +51,7 @@ from skkgp.transforms import (
 pytestmark = pytest.mark.filterwarnings("ignore::skkgp.pruner.ConstantPredictorWarning")
 
 N_CHANS, N_TIMES = 8, 32
-CH_NAMES = list(montage.DEAP_CHANNELS[:N_CHANS])  # Fp1 ... T7
+CH_NAMES = list(layout.DEAP_CHANNELS[:N_CHANS])  # Fp1 ... T7
 
 
 class CommandFailed(Exception):
@@ -200,7 +201,7 @@ GRADCAM = "evidence.guided_gradcam"
 LOSSES = "losses"
 DEAP = "datasets.load_deap"
 SIMULATE = "datasets.make_deap_like"
-REGION = "montage.region_mask"
+REGION = "layout.region_mask"
 CLI = "skkgp reproduce"
 PERSIST = "skkgp.save/load"
 
@@ -295,7 +296,7 @@ CASES = [
          lambda c: pruner(ch_names=CH_NAMES[:3]).fit(c.X, c.y), ValueError,
          "ch_names has 3 names but X has 8 channels"),
     Case(KGP_FIT, "8 channels and no ch_names", lambda c: pruner(ch_names=None).fit(c.X, c.y),
-         ValueError, "X has 8 channels but montage='deap' has 32.*ch_names"),
+         ValueError, "X has 8 channels but layout='deap' has 32.*ch_names"),
     Case(KGP_FIT, "estimator is not an EEGClassifier",
          lambda c: KnowledgeGuidedPruner(LogisticRegression()).fit(c.X, c.y), TypeError,
          "estimator must be an skkgp.EEGClassifier"),
@@ -313,10 +314,10 @@ CASES = [
          "12 and 4|inconsistent numbers of samples"),
     Case(KGP_FIT, "negative region_weight",
          lambda c: pruner(region_weight=-1.0).fit(c.X, c.y), ValueError, "region_weight"),
-    Case(KGP_FIT, "sample_weight > 1", lambda c: pruner(sample_weight=2.0).fit(c.X, c.y),
-         ValueError, "sample_weight"),
-    Case(KGP_FIT, "unknown montage", lambda c: pruner(montage="biosemi").fit(c.X, c.y),
-         ValueError, "montage"),
+    Case(KGP_FIT, "sample_weighting > 1", lambda c: pruner(sample_weighting=2.0).fit(c.X, c.y),
+         ValueError, "sample_weighting"),
+    Case(KGP_FIT, "unknown layout", lambda c: pruner(layout="biosemi").fit(c.X, c.y),
+         ValueError, "layout"),
     Case(KGP_FIT, "recovery_epochs 0", lambda c: pruner(recovery_epochs=0).fit(c.X, c.y),
          ValueError, "recovery_epochs"),
     # ------------------------------------------------------------ KnowledgeGuidedPruner.predict
@@ -455,9 +456,9 @@ CASES = [
          lambda c: losses.knowledge_guided_loss(np.ones(2), np.ones((2, 4)), [1, 0, 0, 0],
                                                 -1.0, 0.5), ValueError,
          "region_weight must be a finite number >= 0"),
-    Case(LOSSES, "NaN sample_weight",
+    Case(LOSSES, "NaN sample_weighting",
          lambda c: losses.knowledge_guided_loss(np.ones(2), np.ones((2, 4)), [1, 0, 0, 0],
-                                                1.0, float("nan")), ValueError, "sample_weight"),
+                                                1.0, float("nan")), ValueError, "sample_weighting"),
     Case(LOSSES, "ce_per_sample of another length",
          lambda c: losses.knowledge_guided_loss(np.ones(3), np.ones((2, 4)), [1, 0, 0, 0],
                                                 1.0, 1.0), ValueError,
@@ -520,21 +521,21 @@ CASES = [
          "noise must be a finite non-negative number"),
     Case(SIMULATE, "bad random_state", lambda c: make_deap_like(1, 2, random_state="x"),
          ValueError, "random_state"),
-    # ------------------------------------------------------------ montage.region_mask
-    Case(REGION, "unknown region", lambda c: montage.region_mask("limbic", CH_NAMES),
+    # ------------------------------------------------------------ layout.region_mask
+    Case(REGION, "unknown region", lambda c: layout.region_mask("limbic", CH_NAMES),
          ValueError, "Unknown region 'limbic'"),
     Case(REGION, "unknown electrode",
-         lambda c: montage.region_mask(["Fp1", "XYZ"], montage.DEAP_CHANNELS), ValueError,
+         lambda c: layout.region_mask(["Fp1", "XYZ"], layout.DEAP_CHANNELS), ValueError,
          "XYZ"),
     Case(REGION, "region with no electrode in ch_names",
-         lambda c: montage.region_mask("occipital", CH_NAMES), ValueError,
+         lambda c: layout.region_mask("occipital", CH_NAMES), ValueError,
          "No electrode of region 'occipital'"),
-    Case(REGION, "empty electrode list", lambda c: montage.region_mask([], CH_NAMES),
+    Case(REGION, "empty electrode list", lambda c: layout.region_mask([], CH_NAMES),
          ValueError, "at least one electrode"),
-    Case(REGION, "ch_names holds numbers", lambda c: montage.region_mask("frontal", [1, 2]),
+    Case(REGION, "ch_names holds numbers", lambda c: layout.region_mask("frontal", [1, 2]),
          ValueError, "ch_names must contain electrode names"),
     Case(REGION, "ch_names is one string",
-         lambda c: montage.region_mask("frontal", "Fp1"), ValueError, "got the string"),
+         lambda c: layout.region_mask("frontal", "Fp1"), ValueError, "got the string"),
     # ------------------------------------------------------------ skkgp reproduce
     Case(CLI, "--prune-ratio 0", lambda c: _cli("reproduce", "--prune-ratio", "0"),
          CommandFailed, "(?s)exit status 2.*--prune-ratio"),

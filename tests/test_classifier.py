@@ -189,7 +189,7 @@ def test_shuffling_follows_random_state():
 
 # ---------------------------------------------------------------------------- batching
 def test_batch_iterator_covers_every_sample_once_per_epoch():
-    from skkgp._batching import TensorBatchIterator, to_tensor_data
+    from skkgp._training import TensorBatchIterator, to_tensor_data
 
     X = np.arange(10, dtype=np.float32).reshape(10, 1)
     data = to_tensor_data(X, np.arange(10), np.arange(10), "cpu")

@@ -167,7 +167,7 @@ def test_pending_results_are_grouped_by_the_origin_they_prune():
         (["--methods", "magic"], "unknown method 'magic'"),
         (["--recovery", "later"], "unknown recovery 'later'"),
         (["--prune-ratio", "1.5"], "out of range"),
-        (["--sample-weight", "2"], "out of range"),
+        (["--sample-weighting", "2"], "out of range"),
         (["--folds", "1"], "out of range"),
         (["--epochs", "two"], "not a valid int"),
         (["--protocol", "random"], "invalid choice"),

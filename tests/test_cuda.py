@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from skkgp import montage
+from skkgp import layout
 from skkgp.classifier import EEGClassifier
 from skkgp.datasets import make_deap_like
-from skkgp.evidence import guided_gradcam
+from skkgp.knowledge.evidence import guided_gradcam
 from skkgp.persistence import load, save
 from skkgp.pruner import KnowledgeGuidedPruner
 from skkgp.transforms import BandDifferentialEntropy, ToGrid
@@ -43,7 +43,7 @@ def _pruner(model, method, **net_kwargs):
     net = EEGClassifier(model, max_epochs=2, batch_size=16, lr=1e-3, device="cuda",
                         random_state=0, **net_kwargs)
     return KnowledgeGuidedPruner(net, method=method, prune_ratio=0.3, recovery_epochs=2,
-                                 region_weight=0.5, sample_weight=0.5, random_state=0)
+                                 region_weight=0.5, sample_weighting=0.5, random_state=0)
 
 
 def _on_cuda(module):
@@ -91,7 +91,7 @@ def test_evidence_on_cuda_matches_cpu(grid):
     net = EEGClassifier("ccnn", max_epochs=1, batch_size=16, random_state=0).fit(X, y)
     cpu = guided_gradcam(net, X[:12], y[:12], guided=True)
     cuda = guided_gradcam(net.module_, X[:12], net._encode(y[:12]), guided=True, device="cuda")
-    assert cuda.shape == cpu.shape == (12, len(montage.DEAP_CHANNELS))
+    assert cuda.shape == cpu.shape == (12, len(layout.DEAP_CHANNELS))
     assert all(p.is_cpu for p in net.module_.parameters())  # computed on a copy
     np.testing.assert_allclose(cuda, cpu, rtol=1e-3, atol=1e-5)
 

@@ -21,7 +21,7 @@ from skkgp.datasets import (
     write_deap_like,
 )
 from skkgp.datasets._safe_pickle import UnsafePickleError, dump_py2_arrays, load_arrays
-from skkgp.montage import DEAP_CHANNELS
+from skkgp.layout import DEAP_CHANNELS
 from skkgp.transforms import BandDifferentialEntropy
 
 SMALL = dict(n_subjects=2, n_trials=3, duration=4.0, random_state=7)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from skkgp import EEGClassifier, KnowledgeGuidedPruner, montage
+from skkgp import EEGClassifier, KnowledgeGuidedPruner, layout
 
 pytestmark = pytest.mark.filterwarnings("ignore::skkgp.pruner.ConstantPredictorWarning")
 
-CH_NAMES = list(montage.DEAP_CHANNELS[:8])
+CH_NAMES = list(layout.DEAP_CHANNELS[:8])
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_classifier_deterministic_algorithms_change_nothing_on_cpu(data):
     [
         dict(method="lfp"),
         dict(method="umwp", recovery="scratch"),
-        dict(method="sfp", region_weight=0.5, sample_weight=0.5),
+        dict(method="sfp", region_weight=0.5, sample_weighting=0.5),
     ],
     ids=["lfp-finetune", "umwp-scratch", "sfp-weights"],
 )

@@ -15,10 +15,10 @@ PUBLIC_MODULES = (
     "skkgp.models",
     "skkgp.transforms",
     "skkgp.datasets",
-    "skkgp.montage",
+    "skkgp.layout",
     "skkgp.pruning",
-    "skkgp.evidence",
-    "skkgp.losses",
+    "skkgp.knowledge.evidence",
+    "skkgp.knowledge.losses",
 )
 TOP_LEVEL = ("EEGClassifier", "KnowledgeGuidedPruner", "save", "load")
 # Methods of the estimators that users call with data.
@@ -123,8 +123,8 @@ def test_public_names_found():
         "skkgp.transforms.BandDifferentialEntropy", "skkgp.transforms.ToGrid",
         "skkgp.transforms.ChannelStandardizer", "skkgp.datasets.load_deap",
         "skkgp.datasets.make_deap_like", "skkgp.datasets.write_deap_like",
-        "skkgp.montage.region_mask", "skkgp.montage.grid_cells", "skkgp.pruning.prune",
-        "skkgp.pruning.PruningReport", "skkgp.evidence.guided_gradcam",
-        "skkgp.losses.region_loss", "skkgp.losses.sample_weights",
+        "skkgp.layout.region_mask", "skkgp.layout.grid_cells", "skkgp.pruning.prune",
+        "skkgp.pruning.PruningReport", "skkgp.knowledge.evidence.guided_gradcam",
+        "skkgp.knowledge.losses.region_loss", "skkgp.knowledge.losses.sample_weights",
     }
     assert expected <= names, f"public names not checked: {sorted(expected - names)}"

@@ -1,4 +1,4 @@
-"""Tests of skkgp.evidence: against captum, and on models whose evidence is known."""
+"""Tests of skkgp.knowledge.evidence: against captum, and on models whose evidence is known."""
 
 import copy
 
@@ -9,13 +9,13 @@ from captum.attr import GuidedBackprop as CaptumGuidedBackprop
 from captum.attr import LayerGradCam
 from torch import nn
 
-from skkgp import montage
+from skkgp import layout
 from skkgp.classifier import EEGClassifier
-from skkgp.evidence import (
+from skkgp.knowledge._autograd import fast_double_backward
+from skkgp.knowledge.evidence import (
     ActivationCapture,
     GuidedBackprop,
     default_cells,
-    fast_double_backward,
     gradcam_from_activations,
     gradcam_map,
     guided_gradcam,
@@ -131,9 +131,9 @@ class OneCellGrid(nn.Module):
 
 
 def test_known_evidence_on_one_grid_cell_maps_to_its_electrode(rng):
-    fz = montage.DEAP_CHANNELS.index("Fz")
+    fz = layout.DEAP_CHANNELS.index("Fz")
     torch.manual_seed(0)
-    module = OneCellGrid(montage.DEAP_GRID["Fz"])
+    module = OneCellGrid(layout.DEAP_GRID["Fz"])
     X = _grid(rng, n=8)
     evidence = guided_gradcam(module, X, layer="layer", kind="grid")
     assert evidence.shape == (8, 32)
@@ -141,7 +141,7 @@ def test_known_evidence_on_one_grid_cell_maps_to_its_electrode(rng):
     # ds/dA_k = head weight w_yk at every cell, so Fz gets ReLU(sum_k w_yk A_k(Fz)).
     with torch.no_grad():
         predicted = module(X).argmax(dim=1)
-        row, col = montage.DEAP_GRID["Fz"]
+        row, col = layout.DEAP_GRID["Fz"]
         at_fz = module.layer(X)[:, :, row, col]
         expected = torch.relu((module.head.weight[predicted] * at_fz).sum(dim=1))
     np.testing.assert_allclose(evidence[:, fz], expected.numpy(), rtol=1e-5)

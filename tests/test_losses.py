@@ -1,11 +1,11 @@
-"""Tests of skkgp.losses on hand-computed values."""
+"""Tests of skkgp.knowledge.losses on hand-computed values."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from skkgp.losses import (
+from skkgp.knowledge.losses import (
     knowledge_guided_loss,
     normalize_evidence,
     region_loss,
@@ -147,12 +147,12 @@ def test_torch_and_numpy_agree():
         ({"mask": MASK[:2]}, "one entry per electrode"),
         ({"mask": np.array([0, 2, 1])}, "boolean"),
         ({"region_weight": -1.0}, "region_weight"),
-        ({"sample_weight": float("nan")}, "sample_weight"),
+        ({"sample_weighting": float("nan")}, "sample_weighting"),
         ({"ce_per_sample": CE[:2]}, "ce_per_sample"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(kwargs, match):
     arguments = {"ce_per_sample": CE, "evidence": EVIDENCE, "mask": MASK,
-                 "region_weight": 1.0, "sample_weight": 1.0, **kwargs}
+                 "region_weight": 1.0, "sample_weighting": 1.0, **kwargs}
     with pytest.raises(ValueError, match=match):
         knowledge_guided_loss(**arguments)

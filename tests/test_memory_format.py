@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 import skkgp
-from skkgp import EEGClassifier, montage
+from skkgp import EEGClassifier, layout
 from skkgp.models import CCNN, FBCCNN, EEGNet, TSCeption
 from skkgp.pruning import prune
-from skkgp.recovery import KnowledgeGuidedClassifier
+from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
 SHAPES = {"ccnn": (4, 9, 9), "fbccnn": (4, 9, 9), "eegnet": (4, 64), "tsception": (4, 128)}
 
@@ -127,7 +127,7 @@ def test_pruning_keeps_the_layout(method, weights_layout):
 
 def test_knowledge_guided_step_in_either_layout_agrees(weights_layout):
     X, y = _data((4, 9, 9), n=48)
-    mask = montage.region_mask("prefrontal", montage.DEAP_CHANNELS)
+    mask = layout.region_mask("prefrontal", layout.DEAP_CHANNELS)
     fits = [
         KnowledgeGuidedClassifier("ccnn", region_mask=mask, max_epochs=2, random_state=0,
                                   module__dropout=0.0, channels_last=flag).fit(X, y)

@@ -24,7 +24,7 @@ from torch import nn
 
 import skkgp
 from skkgp import EEGClassifier, KnowledgeGuidedPruner, persistence
-from skkgp.montage import DEAP_CHANNELS
+from skkgp.layout import DEAP_CHANNELS
 from skkgp.pruning import prune
 from skkgp.transforms import ChannelStandardizer
 

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from skkgp import losses, montage
+from skkgp import layout
+from skkgp.knowledge import losses
 from skkgp.transforms import BandDifferentialEntropy, BaselineRemoval, ChannelStandardizer, ToGrid
 
 FAST = settings(max_examples=25, deadline=None,
@@ -75,18 +76,18 @@ def test_band_de_scale_invariance(X, factor, sign):
 @given(
     features=st.integers(1, 5),
     n=st.integers(1, 3),
-    order=st.permutations(range(len(montage.DEAP_CHANNELS))),
-    keep=st.integers(1, len(montage.DEAP_CHANNELS)),
+    order=st.permutations(range(len(layout.DEAP_CHANNELS))),
+    keep=st.integers(1, len(layout.DEAP_CHANNELS)),
     seed=st.integers(0, 2**31 - 1),
 )
 def test_togrid_places_each_channel_at_its_cell(features, n, order, keep, seed):
-    names = [montage.DEAP_CHANNELS[i] for i in order[:keep]]
+    names = [layout.DEAP_CHANNELS[i] for i in order[:keep]]
     X = np.random.default_rng(seed).standard_normal((n, keep, features)).astype(np.float32)
     grid = ToGrid(ch_names=names).fit_transform(X)
     assert grid.shape == (n, features, 9, 9)
     occupied = np.zeros((9, 9), dtype=bool)
     for channel, name in enumerate(names):
-        row, col = montage.DEAP_GRID[name]
+        row, col = layout.DEAP_GRID[name]
         np.testing.assert_array_equal(grid[:, :, row, col], X[:, channel, :])
         occupied[row, col] = True
     assert not grid[:, :, ~occupied].any()  # every other cell stays 0
@@ -127,7 +128,7 @@ def test_region_share_in_unit_interval_and_loss_is_its_complement(pair):
     assert share.shape == (evidence.shape[0],)
     assert np.isfinite(share).all()
     assert (share >= -1e-12).all() and (share <= 1 + 1e-12).all()
-    # The region-wise loss counts all-zero evidence as share 0 (skkgp.losses.region_loss).
+    # The region-wise loss counts all-zero evidence as share 0 (skkgp.knowledge.losses.region_loss).
     loss_share = np.where(evidence.sum(axis=1) > 0, share, 0.0)
     assert losses.region_loss(evidence, mask) == pytest.approx(np.mean(1 - loss_share))
     normalized = losses.normalize_evidence(evidence)

@@ -13,12 +13,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, GroupKFold, LeaveOneGroupOut, cross_val_score
 from sklearn.pipeline import Pipeline
 
-from skkgp import montage
+from skkgp import layout
 from skkgp.classifier import EEGClassifier
 from skkgp.datasets import make_deap_like
 from skkgp.pruner import ConstantPredictorWarning, KnowledgeGuidedPruner
 from skkgp.pruning import NetworkSlimming, prune
-from skkgp.recovery import KnowledgeGuidedClassifier
+from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 from skkgp.transforms import BandDifferentialEntropy, ToGrid
 
 N_SUBJECTS = 3
@@ -87,8 +87,8 @@ def test_pipeline_on_grids(raw):
     assert report.method == "lfp"
     assert report.params_after == _n_params(kgp.estimator_.module_)
     assert report.params_before == _n_params(kgp.origin_module_) > report.params_after
-    # Grid inputs: the electrodes are the montage's; prefrontal = Fp1, AF3, Fp2, AF4.
-    assert kgp.electrodes_ == montage.DEAP_CHANNELS
+    # Grid inputs: the electrodes are the layout's; prefrontal = Fp1, AF3, Fp2, AF4.
+    assert kgp.electrodes_ == layout.DEAP_CHANNELS
     assert sorted(np.asarray(kgp.electrodes_)[kgp.region_mask_]) == ["AF3", "AF4", "Fp1", "Fp2"]
     np.testing.assert_array_equal(kgp.estimator_.region_mask_, kgp.region_mask_)
     assert 0.0 <= kgp.origin_score_ <= 1.0
@@ -120,7 +120,7 @@ def test_estimator_is_never_modified(raw):
 def test_zero_weights_are_exactly_the_baseline(raw):
     X, y, _ = raw
     kwargs = dict(method="lfp", prune_ratio=0.5, random_state=1, recovery_epochs=2)
-    zero = _pruner("eegnet", region_weight=0.0, sample_weight=0.0, **kwargs).fit(X, y)
+    zero = _pruner("eegnet", region_weight=0.0, sample_weighting=0.0, **kwargs).fit(X, y)
 
     # The baseline by hand: same origin, same pruning, plain cross-entropy recovery.
     origin = _net("eegnet").set_params(random_state=1).fit(X, y)
@@ -133,7 +133,7 @@ def test_zero_weights_are_exactly_the_baseline(raw):
     np.testing.assert_array_equal(zero.predict_proba(X), baseline.predict_proba(X))
 
     # The knowledge terms do change the recovered weights.
-    proposed = _pruner("eegnet", region_weight=1.0, sample_weight=1.0, **kwargs).fit(X, y)
+    proposed = _pruner("eegnet", region_weight=1.0, sample_weighting=1.0, **kwargs).fit(X, y)
     _assert_same_state(_state(proposed.origin_module_), _state(origin.module_))
     differs = [
         not torch.equal(a, b)
@@ -212,7 +212,7 @@ def test_finetune_keeps_and_scratch_reinitialises_the_pruned_weights(raw, method
 def test_raw_inputs_with_channel_names_and_region_list(raw):
     X, y, _ = raw
     picks = [0, 1, 2, 3, 16, 17, 18, 19]  # Fp1 AF3 F3 F7 Fp2 AF4 Fz F4
-    names = [montage.DEAP_CHANNELS[i] for i in picks]
+    names = [layout.DEAP_CHANNELS[i] for i in picks]
     X8 = X[:, picks, :]
     kgp = _pruner("eegnet", ch_names=names, region=["fp1", "F3"], prune_ratio=0.5).fit(X8, y)
     assert kgp.electrodes_ == tuple(names)
@@ -226,7 +226,7 @@ def test_raw_inputs_with_channel_names_and_region_list(raw):
         _pruner("eegnet").fit(X8, y)
     # With 32 channels the DEAP names are the default.
     kgp32 = _pruner("eegnet").fit(X, y)
-    assert kgp32.electrodes_ == montage.DEAP_CHANNELS
+    assert kgp32.electrodes_ == layout.DEAP_CHANNELS
 
 
 # ------------------------------------------------------------------------- scikit-learn
@@ -238,7 +238,7 @@ def test_grid_search_with_group_kfold(raw):
         {
             "kgp__prune_ratio": [0.3, 0.6],
             "kgp__region_weight": [0.5],
-            "kgp__sample_weight": [0.5],
+            "kgp__sample_weighting": [0.5],
             "kgp__estimator__lr": [5e-4],
         },
         cv=GroupKFold(n_splits=N_SUBJECTS),
@@ -248,7 +248,7 @@ def test_grid_search_with_group_kfold(raw):
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     best = search.best_estimator_[-1]
     assert best.estimator.lr == 5e-4 and best.estimator_.lr == 5e-4
-    assert best.estimator_.region_weight == 0.5 and best.estimator_.sample_weight == 0.5
+    assert best.estimator_.region_weight == 0.5 and best.estimator_.sample_weighting == 0.5
     ratio = search.best_params_["kgp__prune_ratio"]
     assert best.pruning_report_.ratio == ratio
 
@@ -312,9 +312,9 @@ def test_healthy_origin_does_not_warn(raw, recwarn):
         ({"region": "nowhere"}, ValueError, "nowhere"),
         ({"region": ["Fp1", "XX9"]}, ValueError, "XX9"),
         ({"region_weight": -1.0}, ValueError, "region_weight"),
-        ({"sample_weight": 2.0}, ValueError, "sample_weight"),
+        ({"sample_weighting": 2.0}, ValueError, "sample_weighting"),
         ({"recovery_epochs": 0}, ValueError, "recovery_epochs"),
-        ({"montage": "mars"}, ValueError, "montage"),
+        ({"layout": "mars"}, ValueError, "layout"),
         ({"method": "nsfp"}, ValueError, "(?i)batchnorm"),  # CCNN has no BatchNorm
     ],
 )
@@ -376,7 +376,7 @@ def test_prefit_origin_serves_several_pruners(raw):
     X, y, _ = raw
     origin = _net("eegnet").fit(X, y)
     state = _state(origin.module_)
-    baseline = KnowledgeGuidedPruner(origin, prefit=True, region_weight=0, sample_weight=0,
+    baseline = KnowledgeGuidedPruner(origin, prefit=True, region_weight=0, sample_weighting=0,
                                      random_state=0).fit(X, y)
     proposed = KnowledgeGuidedPruner(origin, prefit=True, random_state=0).fit(X, y)
     _assert_same_state(_state(baseline.origin_module_), _state(proposed.origin_module_))
@@ -399,7 +399,7 @@ def test_prefit_needs_a_fitted_estimator(raw):
 def test_prefit_checks_shape_and_classes(raw):
     X, y, _ = raw
     origin = _net("eegnet").fit(X, y)
-    names = list(montage.DEAP_CHANNELS[:8])
+    names = list(layout.DEAP_CHANNELS[:8])
     with pytest.raises(ValueError, match=r"prefit=True.*\(32, 128\).*\(8, 128\)"):
         KnowledgeGuidedPruner(origin, prefit=True, ch_names=names, region=["Fp1"]).fit(
             X[:, :8], y

@@ -1,4 +1,4 @@
-"""Tests of skkgp.recovery.KnowledgeGuidedClassifier: real skorch training, tiny data."""
+"""Tests of skkgp.knowledge.recovery.KnowledgeGuidedClassifier: real skorch training, tiny data."""
 
 import copy
 import pickle
@@ -13,18 +13,18 @@ from sklearn.pipeline import make_pipeline
 from skorch.dataset import ValidSplit
 from torch.nn.utils import prune
 
-from skkgp import montage
+from skkgp import layout
 from skkgp.classifier import EEGClassifier
 from skkgp.datasets import make_deap_like
-from skkgp.evidence import ActivationCapture, gradcam_from_activations, guided_gradcam
-from skkgp.losses import knowledge_guided_loss, region_share
+from skkgp.knowledge.evidence import ActivationCapture, gradcam_from_activations, guided_gradcam
+from skkgp.knowledge.losses import knowledge_guided_loss, region_share
 from skkgp.models import EEGNet
-from skkgp.recovery import KnowledgeGuidedClassifier
+from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer, ToGrid
 
 N_CHANS = 6
 RAW_MASK = np.array([True, True, False, False, False, False])
-GRID_MASK = montage.region_mask("frontal_left", montage.DEAP_CHANNELS)
+GRID_MASK = layout.region_mask("frontal_left", layout.DEAP_CHANNELS)
 
 
 @pytest.fixture
@@ -50,12 +50,12 @@ def test_zero_weights_train_exactly_like_eeg_classifier(raw_data, grid_data):
     params = dict(max_epochs=2, batch_size=16, random_state=3)
     plain = EEGClassifier("eegnet", **params).fit(X, y)
     guided = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=0,
-                                       sample_weight=0, guided=True, **params).fit(X, y)
+                                       sample_weighting=0, guided=True, **params).fit(X, y)
     assert _same_weights(plain.module_, guided.module_)
     assert "train_region_share" not in guided.history_[-1]  # no evidence was computed
     Xg, yg = grid_data
     plain = EEGClassifier("ccnn", max_epochs=1, batch_size=12, random_state=0).fit(Xg, yg)
-    guided = KnowledgeGuidedClassifier("ccnn", region_weight=0, sample_weight=0, max_epochs=1,
+    guided = KnowledgeGuidedClassifier("ccnn", region_weight=0, sample_weighting=0, max_epochs=1,
                                        batch_size=12, random_state=0).fit(Xg, yg)
     assert _same_weights(plain.module_, guided.module_)
 
@@ -63,7 +63,7 @@ def test_zero_weights_train_exactly_like_eeg_classifier(raw_data, grid_data):
 def test_training_step_is_the_design_loss_from_one_forward(raw_data):
     X, y = raw_data
     net = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=2.0,
-                                    sample_weight=0.5, module__dropout=0.0, max_epochs=1,
+                                    sample_weighting=0.5, module__dropout=0.0, max_epochs=1,
                                     random_state=0).fit(X, y)
     net.on_train_begin(net)
     Xb = torch.as_tensor(X[:16])
@@ -103,9 +103,9 @@ def test_region_loss_pulls_evidence_into_the_region(raw_data):
     X, y = raw_data
     params = dict(max_epochs=8, batch_size=16, lr=3e-3, random_state=0, module__dropout=0.0)
     baseline = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=0,
-                                         sample_weight=0, **params).fit(X, y)
+                                         sample_weighting=0, **params).fit(X, y)
     guided = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=5.0,
-                                       sample_weight=0, **params).fit(X, y)
+                                       sample_weighting=0, **params).fit(X, y)
     shares = guided.history_[:, "train_region_share"]
     assert len(shares) == 8 and all(0 <= s <= 1 for s in shares)
     assert shares[-1] > shares[0]
@@ -122,7 +122,7 @@ def test_region_loss_does_not_kill_the_ccnn_evidence():
     features = make_pipeline(BandDifferentialEntropy(), ChannelStandardizer(per_feature=True),
                              ToGrid())
     X = features.fit_transform(data.X)
-    mask = montage.region_mask("prefrontal", montage.DEAP_CHANNELS)
+    mask = layout.region_mask("prefrontal", layout.DEAP_CHANNELS)
     net = KnowledgeGuidedClassifier("ccnn", region_mask=mask, lr=1e-4, max_epochs=4,
                                     batch_size=16, random_state=2).fit(X, data.y)
     zero = net.history_[:, "train_zero_evidence"]
@@ -182,7 +182,7 @@ def test_masked_weights_stay_zero_during_recovery(raw_data):
 def test_clone_pickle_and_params(raw_data):
     X, y = raw_data
     net = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=0.3,
-                                    sample_weight=0.7, evidence_layer="temporal_conv",
+                                    sample_weighting=0.7, evidence_layer="temporal_conv",
                                     evidence_kind="channels", max_epochs=1, random_state=0)
     params = clone(net).get_params()
     assert params["region_weight"] == 0.3 and params["evidence_kind"] == "channels"
@@ -196,7 +196,7 @@ def test_deferred_records_match_the_per_batch_ones(raw_data, monkeypatch):
     # On a GPU the region share and zero-evidence records are read once per epoch; the
     # history must be the one of the per-batch path.
     X, y = raw_data
-    params = dict(region_mask=RAW_MASK, region_weight=1.0, sample_weight=0.5, max_epochs=2,
+    params = dict(region_mask=RAW_MASK, region_weight=1.0, sample_weighting=0.5, max_epochs=2,
                   batch_size=16, random_state=0)
     reference = KnowledgeGuidedClassifier("eegnet", **params).fit(X, y)
     deferred = KnowledgeGuidedClassifier("eegnet", **params)
@@ -214,7 +214,7 @@ def test_compiled_network_trains_with_the_knowledge_guided_loss(raw_data):
     # uncompiled, so they train exactly as without compile. "aot_eager" goes through
     # AOTAutograd (the part without double backward) but needs no C compiler.
     X, y = raw_data
-    params = dict(region_mask=RAW_MASK, region_weight=1.0, sample_weight=0.5, max_epochs=2,
+    params = dict(region_mask=RAW_MASK, region_weight=1.0, sample_weighting=0.5, max_epochs=2,
                   batch_size=16, random_state=0)
     plain = KnowledgeGuidedClassifier("eegnet", **params).fit(X, y)
     compiled = KnowledgeGuidedClassifier("eegnet", compile=True, compile__backend="aot_eager",
@@ -232,7 +232,7 @@ def test_compiled_network_trains_with_the_knowledge_guided_loss(raw_data):
         ({"region_mask": RAW_MASK[:4]}, "6 channels"),
         ({"region_mask": np.zeros(N_CHANS, bool)}, "selects no electrode"),
         ({"region_weight": -1}, "region_weight"),
-        ({"sample_weight": "high"}, "sample_weight"),
+        ({"sample_weighting": "high"}, "sample_weighting"),
         ({"evidence_layer": "nope"}, "layer='nope'"),
         ({"evidence_kind": "grid", "cells": np.zeros((3, 3), int)}, "cells"),
     ],

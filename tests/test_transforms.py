@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_validate
 from sklearn.pipeline import FunctionTransformer, make_pipeline
 
-from skkgp.montage import DEAP_CHANNELS, DEAP_GRID, SEED_CHANNELS, SEED_GRID
+from skkgp.layout import DEAP_CHANNELS, DEAP_GRID, SEED_CHANNELS, SEED_GRID
 from skkgp.transforms import (
     DEFAULT_BANDS,
     BandDifferentialEntropy,

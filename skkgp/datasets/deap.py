@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
-from ..montage import DEAP_CHANNELS
+from ..layout import DEAP_CHANNELS
 from ._safe_pickle import UnsafePickleError, load_arrays
 
 __all__ = [

@@ -31,7 +31,7 @@ from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_file
-from ..montage import DEAP_CHANNELS, DEAP_GRID, REGIONS
+from ..layout import DEAP_CHANNELS, DEAP_GRID, REGIONS
 from ._safe_pickle import dump_py2_arrays
 from .deap import (
     _FOLDERS,

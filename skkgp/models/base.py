@@ -24,7 +24,7 @@ class EvidenceSpec:
         still has an electrode axis. Grad-CAM hooks this module's output.
     kind : {"grid", "channels"}
         ``"grid"``: the output has shape ``(n, n_filters, rows, cols)`` and each grid
-        cell is one electrode of the montage grid (CCNN, FBCCNN). ``"channels"``: the
+        cell is one electrode of the layout's grid (CCNN, FBCCNN). ``"channels"``: the
         output has shape ``(n, n_filters, n_electrodes, n_times)`` and axis 2 is the
         electrode axis (EEGNet, TSCeption).
     """

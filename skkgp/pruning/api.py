@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from skkgp._training import is_channels_last
 from skkgp.pruning.base import (
     PruningMethod,
     check_example_inputs,
@@ -186,7 +187,7 @@ def prune(
 
     params_before = count_params(module)
     macs_before = count_macs(module, example_inputs)
-    channels_last = _is_channels_last(module)
+    channels_last = is_channels_last(module)
     kept = pruning_method.apply(
         module,
         ratio,
@@ -210,18 +211,4 @@ def prune(
         nonzero_macs_after=count_nonzero_macs(module, example_inputs),
         kept_channels=kept,
         structural=pruning_method.structural,
-    )
-
-
-def _is_channels_last(module: nn.Module) -> bool:
-    """Whether the 4-D weights of ``module`` have channels-last strides."""
-    # Strides, not is_contiguous(): a weight with size-1 axes (1x1 or depthwise
-    # kernels) passes both layouts' checks, yet its strides steer the kernel choice.
-    def strides(p, fmt):
-        return torch.empty(p.shape, memory_format=fmt, device="meta").stride()
-
-    telling = [p for p in module.parameters() if p.dim() == 4
-               and strides(p, torch.channels_last) != strides(p, torch.contiguous_format)]
-    return bool(telling) and all(
-        p.stride() == strides(p, torch.channels_last) for p in telling
     )

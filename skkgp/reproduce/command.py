@@ -133,7 +133,7 @@ def reproduce(
 
 
 def _check_region(config: ReproduceConfig, ch_names) -> None:
-    from skkgp.montage import region_mask
+    from skkgp.layout import region_mask
 
     region = config.region if isinstance(config.region, str) else list(config.region)
     try:
@@ -218,7 +218,7 @@ def _markdown(config: ReproduceConfig, summary: pd.DataFrame) -> str:
         f"Data: {data}; target {config.target}; protocol `{config.protocol}` with "
         f"{config.folds} folds; prune ratio {config.prune_ratio}; region "
         f"`{_region_label(config)}` (proposed: region weight {config.region_weight}, sample "
-        f"weight {config.sample_weight}); {config.epochs} origin epochs, "
+        f"weight {config.sample_weighting}); {config.epochs} origin epochs, "
         f"{config.recovery_epochs} recovery epochs; Adam, batch {config.batch_size}, lr "
         + ", ".join(f"{m} {config.learning_rate(m):g}" for m in config.models)
         + f"; seed {config.seed}. Inputs standardised per channel on each training fold.",

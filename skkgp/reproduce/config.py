@@ -44,7 +44,7 @@ _IDENTITY_FIELDS = (
     "prune_ratio",
     "region",
     "region_weight",
-    "sample_weight",
+    "sample_weighting",
     "epochs",
     "recovery_epochs",
     "folds",
@@ -67,7 +67,7 @@ QUICK: dict[str, Any] = {
     "prune_ratio": 0.5,
     "region": "frontal_left",
     "region_weight": 1.0,
-    "sample_weight": 1.0,
+    "sample_weighting": 1.0,
     "epochs": 10,
     "recovery_epochs": 6,
     "folds": 3,
@@ -155,7 +155,7 @@ class ReproduceConfig:
     prune_ratio: float = QUICK["prune_ratio"]
     region: str | tuple[str, ...] = QUICK["region"]
     region_weight: float = QUICK["region_weight"]
-    sample_weight: float = QUICK["sample_weight"]
+    sample_weighting: float = QUICK["sample_weighting"]
     epochs: int = QUICK["epochs"]
     recovery_epochs: int = QUICK["recovery_epochs"]
     folds: int | None = QUICK["folds"]

@@ -107,7 +107,7 @@ def plot_evidence(
     """
     import mne
 
-    from skkgp.montage import make_info
+    from skkgp.layout import make_info
 
     path = Path(path)
     info = make_info(list(ch_names))

@@ -12,7 +12,7 @@ def _stage(net) -> str:
     # Recovery nets carry the knowledge-guided weights; both zero is the baseline.
     if not hasattr(net, "region_weight"):
         return "origin"
-    if net.region_weight == 0 and getattr(net, "sample_weight", 0) == 0:
+    if net.region_weight == 0 and getattr(net, "sample_weighting", 0) == 0:
         return "baseline recovery"
     return "proposed recovery"
 

@@ -5,7 +5,7 @@ methods prune the same kind of origin (plainly trained, or trained with network
 slimming's sparsity term for ``nsfp``), on one fold. :func:`run_group` trains that
 origin once on the fold's training windows, then for each cell fits two
 :class:`skkgp.KnowledgeGuidedPruner` with ``prefit=True`` on it that differ only in
-the recovery loss, baseline (``region_weight=0, sample_weight=0``: plain
+the recovery loss, baseline (``region_weight=0, sample_weighting=0``: plain
 cross-entropy) and proposed, and scores origin, baseline and proposed on the
 held-out windows. Both pruners prune the same origin with the same ``random_state``
 and differ only by the knowledge-guided terms: a paired comparison.
@@ -148,7 +148,7 @@ def _pruner(group: OriginGroup, origin, cell: Cell, *, proposed: bool, ch_names)
         recovery=cell.recovery,
         region=region,
         region_weight=config.region_weight if proposed else 0.0,
-        sample_weight=config.sample_weight if proposed else 0.0,
+        sample_weighting=config.sample_weighting if proposed else 0.0,
         recovery_epochs=config.recovery_epochs,
         ch_names=ch_names,
         random_state=group.seed,
@@ -167,7 +167,7 @@ def electrode_evidence(module, X: np.ndarray, cells: np.ndarray | None) -> np.nd
     share : ndarray, shape (n_electrodes,)
         Non-negative, sums to 1.
     """
-    from skkgp.evidence import guided_gradcam
+    from skkgp.knowledge.evidence import guided_gradcam
 
     kwargs = {} if cells is None else {"cells": cells}
     evidence = np.asarray(guided_gradcam(module, X, **kwargs), dtype=float)
@@ -273,7 +273,7 @@ def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData) -> dict[s
     picks.sort()
     cells = None
     if data.input_kind == "grid":
-        from skkgp.montage import grid_cells
+        from skkgp.layout import grid_cells
 
         cells = np.asarray(grid_cells(list(baseline.electrodes_)))
     modules = {

@@ -4,7 +4,7 @@ the region-wise loss and the evidence-based sample weights of Rao & Zhong (2023)
 Each training step runs one forward pass, keeps the activations of the evidence layer
 from that pass, computes the Grad-CAM evidence of the true class from them (differentiable
 when the region-wise loss is on), and minimises
-``mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region`` (:mod:`skkgp.losses`).
+``mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region`` (:mod:`skkgp.knowledge.losses`).
 Validation and prediction use the plain cross-entropy.
 """
 
@@ -19,17 +19,18 @@ from skorch.callbacks import PassthroughScoring
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
-from skkgp.classifier import EEGClassifier, _uncompiled
-from skkgp.evidence import (
+from skkgp._training import uncompiled
+from skkgp.classifier import EEGClassifier
+from skkgp.knowledge._autograd import fast_double_backward
+from skkgp.knowledge.evidence import (
     ActivationCapture,
     GuidedBackprop,
     check_cells,
-    fast_double_backward,
     gradcam_from_activations,
     guided_saliency,
     resolve_evidence_layer,
 )
-from skkgp.losses import knowledge_guided_loss, region_share
+from skkgp.knowledge.losses import knowledge_guided_loss, region_share
 
 __all__ = ["KnowledgeGuidedClassifier"]
 
@@ -41,7 +42,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
 
     ``L = mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region``
 
-    with ``alpha = region_weight``, ``beta = sample_weight``, ``L_region = mean_b(1 -
+    with ``alpha = region_weight``, ``beta = sample_weighting``, ``L_region = mean_b(1 -
     r_b)``, ``w_b = sg(r_b) / mean_b sg(r_b)`` and ``r_b`` the share of sample ``b``'s
     normalised evidence that falls on the electrodes of ``region_mask``. The evidence is
     the Grad-CAM of the true class on the network's electrode-resolving layer, taken from
@@ -50,7 +51,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
     differentiated (``create_graph``) when ``region_weight > 0``. Validation and
     prediction use the plain cross-entropy.
 
-    With ``region_weight=0`` and ``sample_weight=0`` no evidence is computed and the
+    With ``region_weight=0`` and ``sample_weighting=0`` no evidence is computed and the
     training is exactly that of :class:`~skkgp.EEGClassifier` (same ``random_state``,
     same weights).
 
@@ -68,10 +69,10 @@ class KnowledgeGuidedClassifier(EEGClassifier):
     region_mask : array-like of bool, shape (n_electrodes,), or None, default=None
         Electrodes of the knowledge region, in the order of the evidence (the channels of
         raw inputs; the electrodes of ``cells`` for grid inputs). Required unless both
-        weights are 0. :func:`skkgp.montage.region_mask` makes one from a region name.
+        weights are 0. :func:`skkgp.layout.region_mask` makes one from a region name.
     region_weight : float, default=1.0
         ``alpha >= 0``, weight of the region-wise loss.
-    sample_weight : float, default=1.0
+    sample_weighting : float, default=1.0
         ``beta >= 0``, how much the evidence-based sample weights replace uniform ones.
     guided : bool, default=False
         Multiply the Grad-CAM evidence by the guided-backpropagation saliency of the
@@ -113,14 +114,14 @@ class KnowledgeGuidedClassifier(EEGClassifier):
     passes the ReLU on the region's electrodes, through the signed map (straight-through;
     the loss value is unchanged). Without this, on CCNN (layer ``conv1``, region
     ``"prefrontal"``) the recovery drove the evidence of every held-out window to zero
-    (3 of 3 seeds; see :func:`skkgp.losses.region_loss`). The sample weights and the
+    (3 of 3 seeds; see :func:`skkgp.knowledge.losses.region_loss`). The sample weights and the
     recorded ``train_region_share`` keep the uniform fallback.
 
     See Also
     --------
     skkgp.KnowledgeGuidedPruner : prunes a fitted network and recovers it with this class.
-    skkgp.evidence.guided_gradcam : the same evidence, for analysis.
-    skkgp.losses : the loss terms.
+    skkgp.knowledge.evidence.guided_gradcam : the same evidence, for analysis.
+    skkgp.knowledge.losses : the loss terms.
 
     References
     ----------
@@ -130,12 +131,12 @@ class KnowledgeGuidedClassifier(EEGClassifier):
     Examples
     --------
     >>> import numpy as np
-    >>> from skkgp import montage
-    >>> from skkgp.recovery import KnowledgeGuidedClassifier
+    >>> from skkgp import layout
+    >>> from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((32, 4, 9, 9)).astype("float32")
     >>> y = np.arange(32) % 2
-    >>> mask = montage.region_mask("frontal_left", montage.DEAP_CHANNELS)
+    >>> mask = layout.region_mask("frontal_left", layout.DEAP_CHANNELS)
     >>> clf = KnowledgeGuidedClassifier("ccnn", region_mask=mask, max_epochs=1,
     ...                                 random_state=0).fit(X, y)
     >>> bool(0.0 <= clf.history_[-1, "train_region_share"] <= 1.0)
@@ -148,7 +149,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         *,
         region_mask=None,
         region_weight=1.0,
-        sample_weight=1.0,
+        sample_weighting=1.0,
         guided=False,
         evidence_layer=None,
         evidence_kind=None,
@@ -158,7 +159,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         super().__init__(module, **kwargs)
         self.region_mask = region_mask
         self.region_weight = region_weight
-        self.sample_weight = sample_weight
+        self.sample_weighting = sample_weighting
         self.guided = guided
         self.evidence_layer = evidence_layer
         self.evidence_kind = evidence_kind
@@ -179,10 +180,10 @@ class KnowledgeGuidedClassifier(EEGClassifier):
 
     # ------------------------------------------------------------------ validation
     def _knowledge_on(self) -> bool:
-        return self.region_weight != 0 or self.sample_weight != 0
+        return self.region_weight != 0 or self.sample_weighting != 0
 
     def _check_knowledge_params(self) -> None:
-        for name in ("region_weight", "sample_weight"):
+        for name in ("region_weight", "sample_weighting"):
             value = getattr(self, name)
             if (isinstance(value, bool) or not isinstance(value, Real)
                     or not np.isfinite(value) or value < 0):
@@ -190,7 +191,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         if not isinstance(self.guided, (bool, np.bool_)):
             raise ValueError(f"guided must be True or False, got {self.guided!r}.")
         layer, kind, _ = resolve_evidence_layer(
-            _uncompiled(self.module_), self.evidence_layer, self.evidence_kind
+            uncompiled(self.module_), self.evidence_layer, self.evidence_kind
         )
         self.evidence_layer_, self.evidence_kind_ = layer, kind
         self.cells_ = None
@@ -201,8 +202,8 @@ class KnowledgeGuidedClassifier(EEGClassifier):
             if self._knowledge_on():
                 raise ValueError(
                     f"region_mask is None but region_weight={self.region_weight!r} and "
-                    f"sample_weight={self.sample_weight!r}: pass a boolean mask over the "
-                    "electrodes (skkgp.montage.region_mask makes one), or set both weights to 0."
+                    f"sample_weighting={self.sample_weighting!r}: pass a boolean mask over the "
+                    "electrodes (skkgp.layout.region_mask makes one), or set both weights to 0."
                 )
             return
         mask = np.asarray(self.region_mask)
@@ -249,7 +250,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         return state
 
     def _per_sample_loss(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
-        criterion = _uncompiled(self.criterion_)
+        criterion = uncompiled(self.criterion_)
         if not hasattr(criterion, "reduction"):
             raise TypeError(
                 f"The knowledge-guided loss needs a per-sample criterion; "
@@ -291,7 +292,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         if getattr(self, "_knowledge_tensors_", None) is None:  # a step outside fit
             self.on_train_begin(self)
         # torch.compile has no double backward: these steps run the network uncompiled.
-        module = _uncompiled(self.module_)
+        module = uncompiled(self.module_)
         layer = module.get_submodule(self.evidence_layer_)
         guided = bool(self.guided)
         if guided:
@@ -332,7 +333,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
                 f"region_mask has {mask.shape[0]} entries but the evidence layer "
                 f"{self.evidence_layer_!r} resolves {evidence.shape[1]} electrodes."
             )
-        # The signed scores give all-zero evidence a gradient back (skkgp.losses.region_loss).
-        loss = knowledge_guided_loss(ce, evidence, mask, self.region_weight, self.sample_weight,
+        # The signed scores give all-zero evidence a gradient back (skkgp.knowledge.losses.region_loss).
+        loss = knowledge_guided_loss(ce, evidence, mask, self.region_weight, self.sample_weighting,
                                      scores=scores)
         return loss, evidence, mask

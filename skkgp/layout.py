@@ -1,9 +1,10 @@
-"""Electrode montages: channel lists, 9x9 grid layouts, knowledge regions, positions.
+"""Electrode layouts: channel lists, 9x9 grids, knowledge regions, positions.
 
-The grid layouts place each electrode of a montage on a 9x9 image, as the CCNN and
+A layout is a 2-D arrangement of electrodes, as in MNE: the grids place each electrode
+of a recording system on a 9x9 image, as the CCNN and
 FBCCNN models expect (the layouts are those of torcheeg's ``DEAP_CHANNEL_LOCATION_DICT``
 and ``SEED_CHANNEL_LOCATION_DICT``). Regions are sets of electrode *names*, so one
-region works on any montage that has some of its electrodes. All electrode names are
+region works on any layout that has some of its electrodes. All electrode names are
 matched case-insensitively (``"FP1"`` is ``"Fp1"``).
 """
 
@@ -135,21 +136,21 @@ def _canonical(names: Iterable[str], argument: str) -> list[str]:
     return out
 
 
-def get_channels(montage: str) -> tuple[str, ...]:
-    """Channel list of a built-in montage.
+def get_channels(layout: str) -> tuple[str, ...]:
+    """Channel list of a built-in layout.
 
     Parameters
     ----------
-    montage : {"deap", "seed"}
-        Montage name (case-insensitive).
+    layout : {"deap", "seed"}
+        Layout name (case-insensitive).
 
     Returns
     -------
     ch_names : tuple of str
     """
-    key = str(montage).lower()
+    key = str(layout).lower()
     if key not in CHANNELS:
-        raise ValueError(f"Unknown montage {montage!r}; expected one of {sorted(CHANNELS)}.")
+        raise ValueError(f"Unknown layout {layout!r}; expected one of {sorted(CHANNELS)}.")
     return CHANNELS[key]
 
 

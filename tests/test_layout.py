@@ -1,10 +1,10 @@
-"""Tests of skkgp.montage: channel lists, grids, regions, positions."""
+"""Tests of skkgp.layout: channel lists, grids, regions, positions."""
 
 import numpy as np
 import pytest
 
-from skkgp import montage
-from skkgp.montage import (
+from skkgp import layout
+from skkgp.layout import (
     DEAP_CHANNELS,
     DEAP_GRID,
     REGIONS,
@@ -41,7 +41,7 @@ def test_deap_grid_matches_torcheeg_layout():
     assert set(DEAP_GRID) == set(DEAP_CHANNELS)
 
 
-def test_seed_montage_has_62_channels_on_unique_cells():
+def test_seed_layout_has_62_channels_on_unique_cells():
     assert len(SEED_CHANNELS) == 62 == len(set(SEED_CHANNELS))
     assert set(SEED_GRID) == set(SEED_CHANNELS)
     cells = list(SEED_GRID.values())
@@ -69,7 +69,7 @@ def test_required_regions_exist_and_match_the_authors_sets():
     seed_prefrontal = {SEED_CHANNELS[i] for i in np.flatnonzero(
         region_mask("prefrontal", SEED_CHANNELS))}
     assert seed_prefrontal == {"FP1", "FPZ", "FP2", "AF3", "AF4"}
-    assert montage.DEFAULT_REGION == "prefrontal"
+    assert layout.DEFAULT_REGION == "prefrontal"
 
 
 def test_region_mask_is_case_insensitive_and_accepts_lists():
@@ -119,11 +119,11 @@ def test_grid_cells_errors():
 
 
 def test_region_grid_mask_marks_the_region_cells():
-    mask = montage.region_grid_mask("frontal_left")
+    mask = layout.region_grid_mask("frontal_left")
     assert mask.shape == (9, 9) and mask.dtype == bool
     assert sorted(zip(*np.nonzero(mask), strict=True)) == [(0, 3), (1, 3), (2, 0), (2, 2)]
-    assert montage.region_grid_mask("prefrontal", "seed").sum() == 5
-    subset = montage.region_grid_mask("frontal", ch_names=["Fp1", "O1"])
+    assert layout.region_grid_mask("prefrontal", "seed").sum() == 5
+    subset = layout.region_grid_mask("frontal", ch_names=["Fp1", "O1"])
     assert subset.sum() == 1 and subset[0, 3]
 
 
@@ -138,7 +138,7 @@ def test_electrode_positions_follow_the_head():
         electrode_positions(["Fp1", "Nope"])
 
 
-def test_make_info_plots_a_topomap_for_both_montages():
+def test_make_info_plots_a_topomap_for_both_layouts():
     import matplotlib
 
     matplotlib.use("Agg")

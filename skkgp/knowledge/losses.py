@@ -3,7 +3,7 @@ evidence-based sample weights, and the total recovery loss.
 
 For a batch, the evidence ``E_b(e) >= 0`` of sample ``b`` on electrode ``e`` is
 normalised to ``sum_e E_b(e) = 1`` (uniform where it is all zero). With ``m`` the mask
-of the knowledge region, ``alpha = region_weight`` and ``beta = sample_weight``:
+of the knowledge region, ``alpha = region_weight`` and ``beta = sample_weighting``:
 
 - region share ``r_b = sum_e m_e E_b(e)``;
 - region-wise loss ``L_region = mean_b (1 - r_b)``;
@@ -197,7 +197,7 @@ def region_loss(evidence, mask, scores=None):
     scores : torch.Tensor or array-like, shape (n_samples, n_electrodes), or None
         The signed Grad-CAM map ``z = sum_k a_k A_k`` reduced to electrodes like the
         evidence, which is that of ``ReLU(z)`` (``return_scores=True`` of
-        :func:`skkgp.evidence.gradcam_from_activations`). They change the gradient,
+        :func:`skkgp.knowledge.evidence.gradcam_from_activations`). They change the gradient,
         never the value (see Notes); ``None`` leaves the ReLU's dead zone without one.
 
     Returns
@@ -252,7 +252,7 @@ def _check_weight(name: str, value) -> float:
     return float(value)
 
 
-def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_weight,
+def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_weighting,
                           scores=None):
     """Total recovery loss ``mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region``.
 
@@ -266,7 +266,7 @@ def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_w
         ``True`` for electrodes of the knowledge region.
     region_weight : float
         ``alpha >= 0``, weight of the region-wise loss.
-    sample_weight : float
+    sample_weighting : float
         ``beta >= 0``, how much the evidence-based sample weights replace uniform ones.
     scores : torch.Tensor or array-like, shape (n_samples, n_electrodes), or None
         Signed Grad-CAM scores of the evidence, for the gradient of samples whose
@@ -275,7 +275,7 @@ def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_w
     Returns
     -------
     loss : torch.Tensor (scalar) or float
-        With ``region_weight=0`` and ``sample_weight=0`` exactly ``mean_b CE_b``.
+        With ``region_weight=0`` and ``sample_weighting=0`` exactly ``mean_b CE_b``.
 
     Notes
     -----
@@ -286,7 +286,7 @@ def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_w
     cross-entropy.
     """
     alpha = _check_weight("region_weight", region_weight)
-    beta = _check_weight("sample_weight", sample_weight)
+    beta = _check_weight("sample_weighting", sample_weighting)
     tensor, is_numpy = _as_tensor(evidence)
     if isinstance(ce_per_sample, torch.Tensor):
         ce = ce_per_sample

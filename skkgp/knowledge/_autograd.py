@@ -1,0 +1,268 @@
+"""A cheaper, exact double backward for convolutions and BatchNorm.
+
+Differentiating Grad-CAM evidence while training differentiates ``G = ds/dA``, i.e. the
+backward pass of every layer after ``A``. PyTorch's double backward of a convolution
+computes its weight gradient as a convolution with batch and channels swapped, slower
+than the weight-gradient kernel of an ordinary backward pass; that of training-mode
+BatchNorm runs some thirty elementwise passes where a closed form needs a dozen. Inside
+:func:`fast_double_backward` these layers build their backward pass from custom
+functions whose own backward uses the ordinary kernels and the closed form; gradients
+are the same. Backward passes inside :func:`input_grads_only` skip the weight gradients
+nobody asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+__all__ = ["fast_double_backward", "input_grads_only"]
+
+
+class _GradState(threading.local):
+    input_grads_only = False
+
+
+_GRAD_STATE = _GradState()
+
+
+@contextlib.contextmanager
+def input_grads_only() -> Iterator[None]:
+    """Backward passes inside want gradients of inputs, not of the conv weights."""
+    previous = _GRAD_STATE.input_grads_only
+    _GRAD_STATE.input_grads_only = True
+    try:
+        yield
+    finally:
+        _GRAD_STATE.input_grads_only = previous
+
+
+def _conv_backward(grad_out, x, weight, conv, output_mask):
+    stride, padding, dilation, groups = conv
+    return torch.ops.aten.convolution_backward(
+        grad_out, x, weight, None, stride, padding, dilation, False, [0] * len(stride),
+        groups, output_mask,
+    )
+
+
+class _ConvInputGrad(torch.autograd.Function):
+    """``dx`` of a convolution as a function of ``(grad_out, weight)``."""
+
+    @staticmethod
+    def forward(ctx, grad_out, x, weight, conv):
+        ctx.save_for_backward(grad_out, x, weight)
+        ctx.conv = conv
+        return _conv_backward(grad_out, x, weight, conv, [True, False, False])[0]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_grad_x):
+        grad_out, x, weight = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv
+        need_grad_out, _, need_weight, _ = ctx.needs_input_grad
+        grad_grad_out = grad_weight = None
+        if need_grad_out:
+            grad_grad_out = torch.nn.functional.conv2d(
+                grad_grad_x, weight, None, stride, padding, dilation, groups
+            )
+        if need_weight:
+            # <ggx, conv^T(gy, W)> = <conv(ggx, W), gy>: a weight gradient with input ggx.
+            grad_weight = _conv_backward(
+                grad_out, grad_grad_x, weight, ctx.conv, [False, True, False]
+            )[1]
+        return grad_grad_out, None, grad_weight, None
+
+
+class _Conv2dFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, conv):
+        ctx.save_for_backward(x, weight)
+        ctx.conv = conv
+        ctx.has_bias = bias is not None
+        stride, padding, dilation, groups = conv
+        return torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        need_x, need_weight, need_bias, _ = ctx.needs_input_grad
+        if _GRAD_STATE.input_grads_only:
+            need_weight = need_bias = False
+        grad_x = grad_weight = grad_bias = None
+        if not torch.is_grad_enabled():
+            grad_x, grad_weight, grad_bias = _conv_backward(
+                grad_out, x, weight, ctx.conv, [need_x, need_weight, need_bias and ctx.has_bias]
+            )
+            return grad_x, grad_weight, grad_bias, None
+        if need_x:
+            grad_x = _ConvInputGrad.apply(grad_out, x.detach(), weight, ctx.conv)
+        if need_weight or need_bias:
+            # Rarely needed with a graph: PyTorch's own (differentiable) formula then.
+            _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+                grad_out, x, weight, None, *ctx.conv[:3], False, [0] * len(ctx.conv[0]),
+                ctx.conv[3], [False, need_weight, need_bias and ctx.has_bias],
+            )
+        return grad_x, grad_weight, grad_bias, None
+
+
+def _fast_conv_forward(layer: nn.Conv2d, x, weight, bias):
+    conv = (list(layer.stride), list(layer.padding), list(layer.dilation), layer.groups)
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        get_dtype = getattr(torch, "get_autocast_dtype", None)  # torch >= 2.4
+        if get_dtype is None:
+            return type(layer)._conv_forward(layer, x, weight, bias)
+        # Autocast's own rule for a convolution (every input in the lower precision),
+        # applied by hand: PyTorch's generic double backward of a convolution is several
+        # times slower, and under autocast it would be the one used.
+        dtype = get_dtype(device_type)
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+        with torch.autocast(device_type, enabled=False):
+            return _Conv2dFunction.apply(x, weight, bias, conv)
+    return _Conv2dFunction.apply(x, weight, bias, conv)
+
+
+def _bn_backward(grad_out, x, weight, mean, invstd, eps, output_mask):
+    return torch.ops.aten.native_batch_norm_backward(
+        grad_out, x, weight, None, None, mean, invstd, True, eps, output_mask
+    )
+
+
+class _BatchNormInputGrad(torch.autograd.Function):
+    """``dx`` of training-mode BatchNorm as a function of ``(grad_out, x, weight)``.
+
+    Its backward is the closed form of the second derivative: three reductions and a
+    few fused elementwise passes, where PyTorch's generic formula makes some thirty.
+    """
+
+    @staticmethod
+    def forward(ctx, grad_out, x, weight, mean, invstd, eps):
+        ctx.save_for_backward(grad_out, x, weight, mean, invstd)
+        return _bn_backward(grad_out, x, weight, mean, invstd, eps, [True, False, False])[0]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, v):
+        # Per channel, over its N values: r = invstd, xh = (x - mean) r, gx = g r (gy - m1 -
+        # xh m2) with m1 = mean(gy), m2 = mean(gy xh), so F = <v, gx> = g r N (mvg - m1 mv -
+        # m2 mvx) (mv, mvx, mvg: means of v, v xh, v gy). Both outputs are affine in the
+        # full-size tensors x, gy, v with per-channel coefficients: few passes over memory.
+        grad_out, x, weight, mean, invstd = ctx.saved_tensors
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        n_values = x.numel() // x.shape[1]
+        r, mu, gamma = invstd.view(shape), mean.view(shape), weight.view(shape)
+
+        def channel_mean(a, b=None):
+            return (a if b is None else a * b).sum(dims, keepdim=True) / n_values
+
+        m1, mv = channel_mean(grad_out), channel_mean(v)
+        m2 = r * (channel_mean(grad_out, x) - mu * m1)
+        mvx = r * (channel_mean(v, x) - mu * mv)
+        mvg = channel_mean(v, grad_out)
+        bracket = mvg - m1 * mv - m2 * mvx
+        need_grad_out, need_x, need_weight = ctx.needs_input_grad[:3]
+        grad_grad_out = grad_x = grad_weight = None
+        if need_grad_out:
+            # g r (v - mv - xh mvx), written as c0 + c1 x + c2 v
+            grad_grad_out = torch.addcmul(
+                gamma * r * (r * mu * mvx - mv), -gamma * r * r * mvx, x
+            ).addcmul_(gamma * r, v)
+        if need_x:
+            # -g r^2 [xh (bracket - 2 m2 mvx) + mvx gy + m2 v - mvx m1 - m2 mv], as
+            # c0 + c1 x + c2 gy + c3 v
+            outer = -gamma * r * r
+            coef_xh = outer * (bracket - 2 * m2 * mvx)
+            grad_x = torch.addcmul(
+                outer * (-mvx * m1 - m2 * mv) - coef_xh * r * mu, coef_xh * r, x
+            )
+            grad_x.addcmul_(outer * mvx, grad_out).addcmul_(outer * m2, v)
+        if need_weight:
+            grad_weight = (r * bracket).reshape(-1) * n_values
+        return grad_grad_out, grad_x, grad_weight, None, None, None
+
+
+class _BatchNormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, factor, eps):
+        out, mean, invstd = torch.ops.aten.native_batch_norm(
+            x, weight, bias, running_mean, running_var, True, factor, eps
+        )
+        ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.eps = eps
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight, mean, invstd = ctx.saved_tensors
+        need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
+        if _GRAD_STATE.input_grads_only:
+            need_weight = need_bias = False
+        grad_x = grad_weight = grad_bias = None
+        if not torch.is_grad_enabled():
+            grad_x, grad_weight, grad_bias = _bn_backward(
+                grad_out, x, weight, mean, invstd, ctx.eps, [need_x, need_weight, need_bias]
+            )
+        else:
+            if need_x:
+                grad_x = _BatchNormInputGrad.apply(grad_out, x, weight, mean, invstd, ctx.eps)
+            if need_weight or need_bias:
+                _, grad_weight, grad_bias = _bn_backward(
+                    grad_out, x, weight, mean, invstd, ctx.eps, [False, need_weight, need_bias]
+                )
+        return grad_x, grad_weight, grad_bias, None, None, None, None
+
+
+def _fast_batch_norm_forward(layer: nn.BatchNorm2d, x):
+    if (not layer.training or not layer.affine or x.dim() != 4
+            or torch.is_autocast_enabled(x.device.type)):
+        return type(layer).forward(layer, x)
+    # The running-statistics bookkeeping of torch.nn.modules.batchnorm._BatchNorm.forward.
+    factor = 0.0 if layer.momentum is None else layer.momentum
+    if layer.track_running_stats and layer.num_batches_tracked is not None:
+        layer.num_batches_tracked.add_(1)
+        if layer.momentum is None:
+            factor = 1.0 / float(layer.num_batches_tracked)
+    running_mean = layer.running_mean if layer.track_running_stats else None
+    running_var = layer.running_var if layer.track_running_stats else None
+    return _BatchNormFunction.apply(
+        x, layer.weight, layer.bias, running_mean, running_var, factor, layer.eps
+    )
+
+
+@contextlib.contextmanager
+def fast_double_backward(module: nn.Module) -> Iterator[None]:
+    """Give the ``Conv2d`` and ``BatchNorm2d`` layers of ``module`` a faster double backward.
+
+    Forward values, running statistics and gradients are unchanged (up to rounding);
+    only the kernels that differentiate the layers' backward passes change (see the
+    module docstring). Under autocast, convolutions run in its lower
+    precision as they would without the patch. Convolutions with a padding mode other
+    than zeros or a string padding, and BatchNorm in eval mode, without affine
+    parameters or under autocast keep PyTorch's path.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network; restored on exit.
+    """
+    patched = []
+    for layer in module.modules():
+        if (isinstance(layer, nn.Conv2d) and layer.padding_mode == "zeros"
+                and not isinstance(layer.padding, str) and "_conv_forward" not in vars(layer)):
+            layer._conv_forward = functools.partial(_fast_conv_forward, layer)
+            patched.append((layer, "_conv_forward"))
+        elif isinstance(layer, nn.BatchNorm2d) and "forward" not in vars(layer):
+            layer.forward = functools.partial(_fast_batch_norm_forward, layer)
+            patched.append((layer, "forward"))
+    try:
+        yield
+    finally:
+        for layer, name in patched:
+            delattr(layer, name)
