@@ -15,7 +15,10 @@ from skkgp.pruning import (
     count_macs,
     count_nonzero_macs,
     count_nonzero_params,
+    count_paper_flops,
+    count_paper_params,
     count_params,
+    method_options,
     prune,
 )
 
@@ -263,3 +266,186 @@ def test_umwp_masks_weights_tied_with_the_threshold():
             # The k-th smallest magnitude is ceil(k / 2); both of its copies go.
             expected = 2 * ((k + 1) // 2)
             assert int((m.weight_mask == 0).sum()) == expected
+
+
+# ------------------------------------------------------------ Table 1 parity
+# The paper's rows at ratio 0.1 on a 4-band 9x9 grid: (params in M, FLOPs in 1e8).
+# Origins: CCNN 6.23 M / 1.60e8, FBCCNN 2.12 M / 1.20e8.
+
+
+def _seeded(model_class):
+    torch.manual_seed(0)
+    return model_class()
+
+
+def test_paper_counts_of_the_origins_by_hand():
+    """The authors' counter: params minus zero conv weights; FLOPs = 2 x non-zero conv
+    weights x positions + conv bias adds + ReLU elements + BatchNorm (2 per element)
+    + 2 x linear weights + linear biases."""
+    ccnn = _seeded(CCNN)
+    conv_weights = 4 * 64 * 16 + 64 * 128 * 16 + 128 * 256 * 16 + 256 * 64 * 16
+    relu = 81 * (64 + 128 + 256 + 64)
+    flops = (2 * conv_weights * 81 + relu) + relu + (2 * 5184 * 1024 + 1024) + (2 * 1024 * 2 + 2)
+    assert count_paper_params(ccnn) == count_params(ccnn) == 6_233_602
+    assert count_paper_flops(ccnn, GRID) == flops == 160_004_098
+    fbccnn = _seeded(FBCCNN)
+    widths = (4, 12, 32, 64, 128, 256, 128, 32)
+    conv = sum(81 * (2 * widths[i] * widths[i + 1] * 9 + widths[i + 1]) for i in range(7))
+    per_channel = 81 * sum(widths[1:])
+    linear = (2 * 2592 * 512 + 512) + (2 * 512 * 128 + 128) + (2 * 128 * 2 + 2)
+    # ReLU once per conv output and after lin1 and lin2; BatchNorm twice per element.
+    flops = conv + per_channel + 2 * per_channel + linear + 512 + 128
+    assert count_paper_params(fbccnn) == 2_118_230
+    assert count_paper_flops(fbccnn, GRID) == flops == 120_081_554
+    assert round(6_233_602 / 1e6, 2) == 6.23 and round(160_004_098 / 1e8, 2) == 1.60
+    assert round(2_118_230 / 1e6, 2) == 2.12 and round(120_081_554 / 1e8, 2) == 1.20
+
+
+# (model, method, options, paper params M, paper FLOPs 1e8, exact params or None)
+TABLE1 = [
+    (CCNN, "lfp", None, 5.47, 1.30, 5_472_829),
+    (CCNN, "umwp", {"scope": "conv"}, 6.14, 1.45, 6_233_602 - 92_160),
+    # 6/12/25/6 filters zeroed: 6,145,154, which the paper prints as 6.14 (it is
+    # 0.0002 M above the rounding edge); its FLOPs, 1.4568e8, are the paper's 1.46e8.
+    (CCNN, "sfp", None, 6.14, 1.46, 6_233_602 - (6 * 64 + 12 * 1024 + 25 * 2048 + 6 * 4096)),
+    (FBCCNN, "lfp", None, 1.81, 0.97, None),
+    (FBCCNN, "umwp", {"scope": "conv"}, 2.05, 1.08, 2_118_230 - round(0.1 * 722_736)),
+    (FBCCNN, "sfp", None, 2.05, 1.09, 2_118_230 - 68_904),
+]
+
+
+@pytest.mark.parametrize(
+    ("model_class", "method", "options", "params_m", "flops_e8", "exact"),
+    TABLE1, ids=[f"{row[0].__name__}-{row[1]}" for row in TABLE1],
+)
+def test_paper_convention_matches_table1(model_class, method, options, params_m, flops_e8,
+                                         exact):
+    net = _seeded(model_class)
+    report = prune(net, method, 0.1, GRID, method_options=options)
+    if exact is not None:
+        assert report.paper_params_after == exact
+    assert abs(report.paper_params_after / 1e6 - params_m) <= 0.0055
+    assert report.paper_flops_after == pytest.approx(flops_e8 * 1e8, rel=0.01)
+    assert report.paper_params_before == count_params(_seeded(model_class))
+    assert report.paper_flops_before == pytest.approx(
+        {CCNN: 1.60e8, FBCCNN: 1.20e8}[model_class], rel=0.001
+    )
+
+
+def test_sfp_paper_count_is_of_the_soft_network():
+    """The paper counts SFP's network with its zeroed filters in place: only the zero
+    conv weights leave the counts, nothing downstream shrinks."""
+    report = prune(_seeded(CCNN), "sfp", 0.1, GRID)
+    assert report.kept_channels == {
+        "conv1.1": (58, 64), "conv2.1": (116, 128), "conv3.1": (231, 256), "conv4.1": (58, 64)
+    }
+    zeroed = 6 * 4 * 16 + 12 * 64 * 16 + 25 * 128 * 16 + 6 * 256 * 16
+    assert report.paper_params_after == 6_233_602 - zeroed
+    assert report.paper_flops_after == 160_004_098 - 2 * 81 * zeroed == 145_675_522
+    # skkgp's hard step removes the filters and the next layers' inputs as well.
+    assert report.params_after == _ccnn_counts((58, 116, 231, 58))[0] < report.paper_params_after
+
+
+def test_paper_counts_of_a_masked_network():
+    net = _seeded(CCNN)
+    report = prune(net, "umwp", 0.1, GRID, method_options={"scope": "conv"})
+    assert report.method_options == {"scope": "conv"}
+    assert report.paper_params_after == count_paper_params(net)
+    # Masked conv weights leave both conventions alike.
+    masked = sum(int((m.weight_mask == 0).sum()) for m in net.modules()
+                 if hasattr(m, "weight_mask"))
+    assert masked == 92_160
+    assert report.paper_params_after == report.params_before - masked
+    assert report.nonzero_params_after == report.params_before - masked
+    text = str(report)
+    assert "scope='conv'" in text and "as the paper counts" in text
+    data = report.to_dict()
+    assert data["paper_params_after"] == report.paper_params_after
+    assert data["paper_flops_reduction"] == pytest.approx(report.paper_flops_reduction)
+
+
+def test_umwp_scope():
+    x = torch.randn(2, 4, 3, 3)
+    conv = CCNN(grid_size=(3, 3))
+    prune(conv, "umwp", 0.3, x, method_options={"scope": "conv"})
+    assert not hasattr(conv.lin1[0], "weight_mask")
+    masks = [m.weight_mask for m in conv.modules() if hasattr(m, "weight_mask")]
+    assert len(masks) == 4
+    n_conv = sum(m.numel() for m in masks)
+    assert sum(int((m == 0).sum()) for m in masks) == round(0.3 * n_conv)
+    every = CCNN(grid_size=(3, 3))
+    report = prune(every, "umwp", 0.3, x)
+    assert report.method_options == {"scope": "all"}
+    assert hasattr(every.lin1[0], "weight_mask") and not hasattr(every.lin2, "weight_mask")
+
+
+def test_method_options_errors():
+    with pytest.raises(ValueError, match=r"UMWP's scope must be one of \['all', 'conv'\].*'dense'"):
+        prune(CCNN(), "umwp", 0.1, GRID, method_options={"scope": "dense"})
+    with pytest.raises(ValueError, match=r"method 'lfp' has no option 'scope'; its options: none"):
+        prune(CCNN(), "lfp", 0.1, GRID, method_options={"scope": "conv"})
+    with pytest.raises(ValueError, match=r"'umwp' has no option 'scop'; its options: \['scope'\]"):
+        prune(CCNN(), "umwp", 0.1, GRID, method_options={"scop": "conv"})
+    with pytest.raises(TypeError, match="method_options must be a dict"):
+        prune(CCNN(), "umwp", 0.1, GRID, method_options=["conv"])
+    assert method_options("umwp") == {"scope": "all"} and method_options("lfp") == {}
+
+
+def _authors_slimming_rule(gammas, ratio):
+    """Rao & Zhong's network slimming: sort all |gamma|, threshold at index
+    int(total * ratio), keep each channel with |gamma| >= threshold."""
+    values = torch.cat([g.abs() for g in gammas])
+    threshold = torch.sort(values).values[int(values.numel() * ratio)]
+    return [g.abs().ge(threshold) for g in gammas]
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.3, 0.5])
+def test_nsfp_keeps_the_channels_of_the_authors_rule(ratio):
+    net = FBCCNN()
+    generator = torch.Generator().manual_seed(3)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for bn in norms:
+            # Scales in {0.01, 0.02, ..., 0.5} with signs: ties, and some at the threshold.
+            values = torch.randint(1, 51, (bn.num_features,), generator=generator) / 100
+            sign = torch.where(torch.rand(bn.num_features, generator=generator) < 0.2, -1, 1)
+            bn.weight.copy_(values * sign)
+    gammas = [bn.weight.detach().clone() for bn in norms]
+    keep = _authors_slimming_rule(gammas, ratio)
+    report = prune(net, "nsfp", ratio, GRID)
+    kept_by_layer = list(report.kept_channels.values())
+    assert [k for k, _ in kept_by_layer] == [int(k.sum()) for k in keep]
+    for bn, gamma, kept in zip(
+        [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)], gammas, keep,
+        strict=True,
+    ):
+        assert torch.equal(bn.weight.detach(), gamma[kept])
+    total = sum(g.numel() for g in gammas)
+    assert total - sum(int(k.sum()) for k in keep) <= int(total * ratio)
+
+
+def test_nsfp_untied_gammas_remove_floor_of_the_ratio():
+    net = FBCCNN()
+    with torch.no_grad():
+        start = 0
+        for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            n = bn.num_features
+            # 7919 is prime to 652: distinct scales 1 .. 652, shuffled across layers.
+            ranks = torch.arange(start, start + n).mul(7919).remainder(652).add(1)
+            bn.weight.copy_(ranks.float())
+            start += n
+    report = prune(net, "nsfp", 0.1, GRID)
+    # 652 channels: int(65.2) = 65 go, as in the authors' code (not 652 - floor(586.8) = 66).
+    assert sum(total - kept for kept, total in report.kept_channels.values()) == 65
+
+
+def test_nsfp_keeps_one_channel_per_layer():
+    net = FBCCNN()
+    with torch.no_grad():
+        for i, bn in enumerate(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.weight.fill_(1.0 + i)
+        net.block1[2].weight.copy_(torch.linspace(0.001, 0.002, 12))
+    report = prune(net, "nsfp", 0.05, GRID)
+    # Every scale of block1 lies below the threshold: the authors' rule would empty it.
+    assert report.kept_channels["block1.0"] == (1, 12)
+    assert net.block1[2].weight.item() == pytest.approx(0.002)

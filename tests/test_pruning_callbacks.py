@@ -6,8 +6,13 @@ import torch
 from skorch import NeuralNetClassifier
 
 from skkgp.models import CCNN, FBCCNN, EEGNet
-from skkgp.pruning import NetworkSlimming, SoftFilterPruning, prune
-from skkgp.pruning.base import kept_count
+from skkgp.pruning import (
+    NetworkSlimming,
+    SoftFilterPruning,
+    count_paper_flops,
+    count_paper_params,
+    prune,
+)
 
 
 def _grid_data(n=32, seed=0):
@@ -77,13 +82,14 @@ def _zero_filters(module, name):
 def test_soft_filter_pruning_zeroes_and_hard_prune_is_exact():
     X, y = _grid_data()
     torch.manual_seed(0)
-    callback = SoftFilterPruning(0.5)
+    callback = SoftFilterPruning(0.3)
     net = _net(FBCCNN(grid_size=(3, 3)), [callback], max_epochs=2, lr=0.05).fit(X, y)
     module = net.module_
-    # After the last epoch end, half of every layer's filters are zero.
-    for name, n in [("block1.0", 12), ("block5.0", 256)]:
-        assert _zero_filters(module, name) == n - kept_count(n, 0.5)
-        assert len(callback.zeroed_[name]) == n - kept_count(n, 0.5)
+    # After the last epoch end, floor(n * 0.3) of every layer's filters are zero
+    # (soft filter pruning's rule; LFP's would zero 4 and 77).
+    for name, n_zero in [("block1.0", 3), ("block5.0", 76)]:
+        assert _zero_filters(module, name) == n_zero
+        assert len(callback.zeroed_[name]) == n_zero
     bn = module.block5[2]
     zeroed = callback.zeroed_["block5.0"]
     assert torch.all(bn.bias[zeroed] == 0) and torch.all(bn.running_mean[zeroed] == 0)
@@ -91,9 +97,13 @@ def test_soft_filter_pruning_zeroes_and_hard_prune_is_exact():
     module.eval()
     x = torch.as_tensor(X)
     before = module(x)
-    report = prune(module, "sfp", 0.5, x[:2])
+    soft_counts = count_paper_params(module), count_paper_flops(module, x[:2])
+    report = prune(module, "sfp", 0.3, x[:2])
     torch.testing.assert_close(module(x), before, rtol=1e-5, atol=1e-6)
-    assert report.kept_channels["block5.0"] == (128, 256)
+    assert report.kept_channels["block5.0"] == (180, 256)
+    # The paper's counts are of the soft-pruned network, before the hard step.
+    assert (report.paper_params_after, report.paper_flops_after) == soft_counts
+    assert report.paper_params_after > report.params_after
     assert _zero_filters(module, "block5.0") == 0
     assert np.array_equal(net.predict(X), before.argmax(1).numpy())
 

@@ -10,15 +10,24 @@ term) and :class:`SoftFilterPruning` (SFP's per-epoch zeroing).
 Each method lives in its own module (:mod:`~skkgp.pruning.lfp`,
 :mod:`~skkgp.pruning.nsfp`, :mod:`~skkgp.pruning.umwp`, :mod:`~skkgp.pruning.sfp`);
 :mod:`~skkgp.pruning.units` finds what can be pruned together,
-:mod:`~skkgp.pruning.counting` counts params and MACs.
+:mod:`~skkgp.pruning.counting` counts params and MACs (skkgp's realized counts, and
+the paper's convention).
 """
 
-from skkgp.pruning.api import METHODS, applicable_methods, check_method, prune
+from skkgp.pruning.api import (
+    METHODS,
+    applicable_methods,
+    check_method,
+    method_options,
+    prune,
+)
 from skkgp.pruning.callbacks import NetworkSlimming, SoftFilterPruning
 from skkgp.pruning.counting import (
     count_macs,
     count_nonzero_macs,
     count_nonzero_params,
+    count_paper_flops,
+    count_paper_params,
     count_params,
 )
 from skkgp.pruning.report import PruningReport
@@ -33,6 +42,9 @@ __all__ = [
     "count_macs",
     "count_nonzero_macs",
     "count_nonzero_params",
+    "count_paper_flops",
+    "count_paper_params",
     "count_params",
+    "method_options",
     "prune",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -19,6 +19,8 @@ from skkgp.pruning.counting import (
     count_macs,
     count_nonzero_macs,
     count_nonzero_params,
+    count_paper_flops,
+    count_paper_params,
     count_params,
 )
 from skkgp.pruning.lfp import LFP
@@ -28,7 +30,9 @@ from skkgp.pruning.sfp import SFP
 from skkgp.pruning.umwp import UMWP
 from skkgp.pruning.units import find_last_layer, resolve_layers
 
-__all__ = ["METHODS", "prune", "check_method", "applicable_methods", "get_method"]
+__all__ = [
+    "METHODS", "prune", "check_method", "applicable_methods", "get_method", "method_options",
+]
 
 _REGISTRY: dict[str, PruningMethod] = {m.name: m for m in (LFP(), NSFP(), UMWP(), SFP())}
 
@@ -36,17 +40,57 @@ _REGISTRY: dict[str, PruningMethod] = {m.name: m for m in (LFP(), NSFP(), UMWP()
 METHODS: tuple[str, ...] = tuple(_REGISTRY)
 
 
-def get_method(method: str) -> PruningMethod:
-    """The :class:`~skkgp.pruning.base.PruningMethod` called ``method``.
+def get_method(method: str, options: Mapping | None = None) -> PruningMethod:
+    """The :class:`~skkgp.pruning.base.PruningMethod` called ``method``, with ``options``.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`METHODS`.
+    options : mapping, optional
+        Keyword arguments of the method (``{"scope": "conv"}`` for ``"umwp"``); see
+        :func:`method_options`.
 
     Raises
     ------
     ValueError
-        If ``method`` is not one of :data:`METHODS`.
+        If ``method`` is not one of :data:`METHODS`, or an option is unknown to it or
+        has a bad value.
     """
-    if isinstance(method, str) and method.lower() in _REGISTRY:
-        return _REGISTRY[method.lower()]
-    raise ValueError(f"Unknown pruning method {method!r}; choose one of {list(METHODS)}.")
+    if not (isinstance(method, str) and method.lower() in _REGISTRY):
+        raise ValueError(f"Unknown pruning method {method!r}; choose one of {list(METHODS)}.")
+    default = _REGISTRY[method.lower()]
+    if not options:
+        return default
+    if not isinstance(options, Mapping):
+        raise TypeError(
+            f"method_options must be a dict of option names to values, got "
+            f"{type(options).__name__}: {options!r}."
+        )
+    unknown = sorted(set(options) - set(default.option_names))
+    if unknown:
+        known = list(default.option_names) or "none"
+        raise ValueError(
+            f"method {default.name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"its options: {known}."
+        )
+    return type(default)(**options)
+
+
+def method_options(method: str) -> dict:
+    """The options of ``method`` with their default values.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`METHODS`.
+
+    Returns
+    -------
+    options : dict
+        ``{}`` for a method without options; ``{"scope": "all"}`` for ``"umwp"``.
+    """
+    return get_method(method).options()
 
 
 def check_method(method: str, module: nn.Module) -> None:
@@ -101,17 +145,27 @@ def prune(
     ignored_layers: Sequence[nn.Module | str] | None = None,
     global_pruning: bool | None = None,
     round_to: int | None = None,
+    method_options: Mapping | None = None,
 ) -> PruningReport:
     """Prune ``module`` in place and report what went.
 
     Structural methods (``"lfp"``, ``"nsfp"``, ``"sfp"``) remove filters physically
-    with torch-pruning: ``ratio`` is the fraction of filters (output channels) removed
-    from each prunable layer, ``floor(n * (1 - ratio))`` kept and at least one (for
-    ``"nsfp"``, ranked globally by default: the fraction of all BatchNorm-scaled
-    channels). ``"umwp"`` masks the fraction ``ratio`` of the conv and linear weights
-    with the smallest magnitudes (globally by default); the masks stay through later
-    training. The layer that produces the network's output (the classifier's last
-    layer) never loses outputs, and submodule names are kept.
+    with torch-pruning. ``ratio`` is, for ``"lfp"``, the fraction of filters (output
+    channels) removed from each prunable layer, ``floor(n * (1 - ratio))`` of ``n``
+    kept and at least one; for ``"sfp"`` ``floor(n * ratio)`` removed from each
+    (soft filter pruning's rule); for ``"nsfp"`` (ranked globally by default) the
+    fraction of all BatchNorm-scaled channels, the lowest ``|gamma|`` below the
+    threshold ``sorted[floor(n * ratio)]``. ``"umwp"`` masks the fraction ``ratio`` of
+    the weights in its scope (``method_options={"scope": ...}``: ``"all"`` conv and
+    linear weights, the default, or ``"conv"`` weights only, as the paper) with the
+    smallest magnitudes, globally by default; the masks stay through later training.
+    The layer that produces the network's output (the classifier's last layer) never
+    loses outputs, and submodule names are kept.
+
+    The report holds skkgp's realized counts and the paper's
+    (:func:`~skkgp.pruning.count_paper_params`,
+    :func:`~skkgp.pruning.count_paper_flops`); for ``"sfp"`` the paper's are of the
+    soft-pruned network, the removed filters zeroed but still in place.
 
     Parameters
     ----------
@@ -132,6 +186,9 @@ def prune(
     round_to : int, optional
         Round the channels each layer keeps up to a multiple of ``round_to``
         (structural methods only).
+    method_options : dict, optional
+        Options of the method: ``{"scope": "conv" | "all"}`` for ``"umwp"`` (see
+        :func:`method_options`); the other methods have none.
 
     Returns
     -------
@@ -140,7 +197,8 @@ def prune(
     Raises
     ------
     ValueError
-        Unknown method, method not applicable to ``module``, ``ratio`` outside (0, 1).
+        Unknown method, method not applicable to ``module``, ``ratio`` outside (0, 1),
+        an option the method does not have.
 
     Examples
     --------
@@ -151,11 +209,15 @@ def prune(
     >>> report = prune(net, "lfp", 0.1, torch.randn(2, 4, 9, 9))
     >>> report.kept_channels["conv1.1"]
     (57, 64)
+    >>> report = prune(CCNN(), "umwp", 0.1, torch.randn(2, 4, 9, 9),
+    ...                method_options={"scope": "conv"})
+    >>> round(report.paper_params_after / 1e6, 2)
+    6.14
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
     check_method(method, module)
-    pruning_method = get_method(method)
+    pruning_method = get_method(method, method_options)
     ratio = check_ratio(ratio)
     round_to = check_round_to(round_to)
     example_inputs = check_example_inputs(example_inputs)
@@ -187,15 +249,21 @@ def prune(
 
     params_before = count_params(module)
     macs_before = count_macs(module, example_inputs)
+    paper_params_before = count_paper_params(module)
+    paper_flops_before = count_paper_flops(module, example_inputs)
     channels_last = is_channels_last(module)
-    kept = pruning_method.apply(
-        module,
-        ratio,
-        example_inputs,
-        ignored_layers=ignored,
-        global_pruning=bool(global_pruning),
-        round_to=round_to,
+    settings = dict(
+        ignored_layers=ignored, global_pruning=bool(global_pruning), round_to=round_to
     )
+    # The paper counts a soft-pruned network before its hard step (sfp): count it first.
+    soft = pruning_method.soft_network(module, ratio, example_inputs, **settings)
+    paper_after = None
+    if soft is not None:
+        paper_after = count_paper_params(soft), count_paper_flops(soft, example_inputs)
+    del soft
+    kept = pruning_method.apply(module, ratio, example_inputs, **settings)
+    if paper_after is None:
+        paper_after = count_paper_params(module), count_paper_flops(module, example_inputs)
     if channels_last:
         # torch-pruning's slices of the weights come out contiguous: keep the layout the
         # owner chose (skkgp.EEGClassifier's channels_last), and with it the rounding.
@@ -211,4 +279,9 @@ def prune(
         nonzero_macs_after=count_nonzero_macs(module, example_inputs),
         kept_channels=kept,
         structural=pruning_method.structural,
+        method_options=pruning_method.options(),
+        paper_params_before=paper_params_before,
+        paper_params_after=paper_after[0],
+        paper_flops_before=paper_flops_before,
+        paper_flops_after=paper_after[1],
     )

@@ -24,13 +24,39 @@ class PruningMethod(ABC):
     """One pruning method: what it needs and how it prunes a module in place.
 
     Subclasses set ``name`` (the string users pass to :func:`skkgp.pruning.prune`),
-    ``structural`` (physically smaller network, or masks) and
-    ``default_global`` (rank channels or weights across layers, or per layer).
+    ``structural`` (physically smaller network, or masks),
+    ``default_global`` (rank channels or weights across layers, or per layer) and
+    ``option_names`` (the keyword arguments of their constructor, the options users
+    pass as ``method_options``).
     """
 
     name: ClassVar[str]
     structural: ClassVar[bool]
     default_global: ClassVar[bool]
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def options(self) -> dict:
+        """The method's options, ``{name: value}`` for each of ``option_names``."""
+        return {name: getattr(self, name) for name in self.option_names}
+
+    def soft_network(
+        self,
+        module: nn.Module,
+        ratio: float,
+        example_inputs,
+        *,
+        ignored_layers: Sequence[nn.Module],
+        global_pruning: bool,
+        round_to: int | None,
+    ) -> nn.Module | None:
+        """The network the paper counts instead of the pruned one, or None.
+
+        A method whose published counts are of a network before its final step (soft
+        filter pruning: zeroed filters still in place) returns it here, built from
+        ``module`` before :meth:`apply`, without changing ``module``. None: the paper
+        counts the pruned network.
+        """
+        return None
 
     def reason_not_applicable(self, module: nn.Module) -> str | None:
         """Why the method cannot prune ``module``, or None when it can."""

@@ -13,7 +13,8 @@ from torch import nn
 
 from skkgp.pruning.base import check_ratio, check_round_to
 from skkgp.pruning.nsfp import has_batchnorm
-from skkgp.pruning.structured import filter_norms, select_channels
+from skkgp.pruning.sfp import SFP
+from skkgp.pruning.structured import filter_norms
 from skkgp.pruning.units import UnitGraph, find_last_layer, zero_channels
 
 __all__ = ["NetworkSlimming", "SoftFilterPruning"]
@@ -77,9 +78,9 @@ class NetworkSlimming(Callback):
 class SoftFilterPruning(Callback):
     """Zero the lowest-L2 filters of every prunable layer at each epoch end (SFP).
 
-    At the end of every epoch, in each prunable unit (see
-    :mod:`skkgp.pruning.units`), the fraction ``ratio`` of filters with the smallest
-    L2 norms is set to zero, with their biases and the shift and running mean of the
+    At the end of every epoch, in each prunable unit of ``n`` filters (see
+    :mod:`skkgp.pruning.units`), the ``floor(n * ratio)`` filters with the smallest
+    L2 norms are set to zero, with their biases and the shift and running mean of the
     BatchNorm that follows, so that the channel outputs exactly zero
     (:func:`~skkgp.pruning.units.zero_channels`). The network keeps its shape and the
     zeroed filters keep training: they grow back where a gradient reaches them
@@ -91,8 +92,8 @@ class SoftFilterPruning(Callback):
     Parameters
     ----------
     ratio : float in (0, 1)
-        Fraction of filters zeroed per layer (``floor(n * (1 - ratio))`` kept, as in
-        :func:`skkgp.pruning.prune`).
+        Fraction of filters zeroed per layer (``floor(n * ratio)`` of ``n``, at least
+        one kept, as ``prune(module, "sfp", ratio, ...)`` removes them).
     global_pruning : bool, default=False
         Rank filters across layers (norms divided by their layer mean) instead.
     round_to : int, optional
@@ -142,7 +143,7 @@ class SoftFilterPruning(Callback):
             if self.global_pruning:
                 norms = norms / norms.mean().clamp_min(1e-12)
             scores[unit.name] = norms
-        chosen = select_channels(
+        chosen = SFP().select(
             scores, float(self.ratio), global_pruning=self.global_pruning,
             round_to=self.round_to,
         )

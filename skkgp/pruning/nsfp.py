@@ -3,9 +3,15 @@
 The origin network is trained with an L1 penalty on its BatchNorm scales (the
 :class:`~skkgp.pruning.NetworkSlimming` callback); then the channels whose BatchNorm
 scale ``|gamma|`` falls below one threshold shared by the whole network are removed
-physically. ``ratio`` is the fraction of all BatchNorm-scaled channels removed (each
-unit keeps at least one); units without a BatchNorm are left alone. A network without
-BatchNorm (CCNN) cannot be slimmed.
+physically. The threshold is the authors' (Liu et al.'s, and Rao & Zhong's code):
+with the ``n`` scales of all prunable BatchNorm-scaled channels sorted in ascending
+order, ``threshold = sorted[floor(n * ratio)]``, and a channel stays when ``|gamma| >=
+threshold``. ``ratio`` is so the fraction of those channels removed, fewer where
+scales tie with the threshold (they all stay). Unlike the authors' code, each unit
+keeps at least its largest-scaled channel (a layer left without channels cannot
+run). Units without a BatchNorm are left alone; a network without BatchNorm (CCNN)
+cannot be slimmed. With ``global_pruning=False`` each unit loses
+``n - floor(n * (1 - ratio))`` of its own channels instead.
 
 References
 ----------
@@ -15,10 +21,12 @@ References
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from skkgp.pruning.structured import StructuredPruning
+from skkgp.pruning.structured import StructuredPruning, round_removals
 from skkgp.pruning.units import ChannelUnit
 
 __all__ = ["NSFP", "has_batchnorm"]
@@ -57,3 +65,27 @@ class NSFP(StructuredPruning):
             gamma = modules[piece.layer].weight.detach()[list(piece.index)].abs().double().cpu()
             total.index_add_(0, torch.as_tensor(piece.root_index), gamma)
         return total
+
+    def select(
+        self,
+        scores: dict[str, torch.Tensor],
+        ratio: float,
+        *,
+        global_pruning: bool,
+        round_to: int | None,
+    ) -> dict[str, list[int]]:
+        if not global_pruning or not scores:
+            return super().select(
+                scores, ratio, global_pruning=global_pruning, round_to=round_to
+            )
+        values = torch.sort(torch.cat([s.double() for s in scores.values()])).values
+        # The epsilon keeps 10 * 0.3 = 3.0000000000000004 at 3 and 100 * 0.29 at 29.
+        threshold = values[min(math.floor(values.numel() * ratio + 1e-9), values.numel() - 1)]
+        removed = {}
+        for name, unit_scores in scores.items():
+            below = torch.nonzero(unit_scores.double() < threshold).flatten().tolist()
+            if len(below) == len(unit_scores):
+                # Every unit keeps its largest-scaled channel.
+                below.remove(int(torch.argmax(unit_scores)))
+            removed[name] = below
+        return round_removals(removed, scores, round_to)

@@ -1,4 +1,4 @@
-"""PruningReport: what a pruning step removed, counted the paper's way."""
+"""PruningReport: what a pruning step removed, in skkgp's counts and the paper's."""
 
 from __future__ import annotations
 
@@ -13,10 +13,15 @@ def _reduction(before: int, after: int) -> float:
 
 @dataclass
 class PruningReport:
-    """Parameters and MACs of a network before and after pruning.
+    """Parameters and MACs of a network before and after pruning, in two conventions.
 
-    MACs are the multiply-accumulates of the conv and linear layers for one input
-    sample (FLOPs = 2 x MACs), see :mod:`skkgp.pruning.counting`.
+    skkgp's realized counts: MACs are the multiply-accumulates of the conv and linear
+    layers for one input sample (FLOPs = 2 x MACs), parameters every stored entry, with
+    non-zero counts beside them. The paper's convention (``paper_*`` fields): the
+    counter of the authors' code on the network they evaluate, parameters minus zero
+    conv weights, FLOPs from the non-zero conv weights plus the linear, BatchNorm,
+    ReLU and pooling terms it counts; a soft-pruned (SFP) network is counted before
+    its hard step. See :mod:`skkgp.pruning.counting`.
 
     Parameters
     ----------
@@ -40,6 +45,15 @@ class PruningReport:
     structural : bool, default=True
         Whether the network was made physically smaller (``lfp``, ``nsfp``, ``sfp``)
         rather than masked (``umwp``).
+    method_options : dict, default={}
+        Options of the method (``{"scope": "conv"}`` for ``umwp``).
+    paper_params_before, paper_params_after : int or None, default=None
+        Parameters as the paper counts them (:func:`~skkgp.pruning.count_paper_params`)
+        before pruning and of the network the paper evaluates after it (for ``sfp``
+        the soft-pruned network, zeroed filters in place).
+    paper_flops_before, paper_flops_after : int or None, default=None
+        FLOPs per sample as the paper counts them
+        (:func:`~skkgp.pruning.count_paper_flops`), of the same networks.
 
     Attributes
     ----------
@@ -48,6 +62,8 @@ class PruningReport:
         non-zero counts for masked ones (the paper's convention).
     flops_before, flops_after : int
         ``2 * macs_before`` and twice the MACs the reductions are computed from.
+    paper_params_reduction, paper_flops_reduction : float or None
+        Reductions in percent of the paper's counts (None where they are missing).
     """
 
     method: str
@@ -60,12 +76,35 @@ class PruningReport:
     nonzero_macs_after: int
     kept_channels: dict[str, tuple[int, int]] = field(default_factory=dict)
     structural: bool = True
+    method_options: dict = field(default_factory=dict)
+    paper_params_before: int | None = None
+    paper_params_after: int | None = None
+    paper_flops_before: int | None = None
+    paper_flops_after: int | None = None
     params_reduction: float = field(init=False)
     macs_reduction: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.params_reduction = _reduction(self.params_before, self._params_left)
         self.macs_reduction = _reduction(self.macs_before, self._macs_left)
+
+    @property
+    def has_paper_counts(self) -> bool:
+        """Whether the four ``paper_*`` counts are there."""
+        return None not in (self.paper_params_before, self.paper_params_after,
+                            self.paper_flops_before, self.paper_flops_after)
+
+    @property
+    def paper_params_reduction(self) -> float | None:
+        if not self.has_paper_counts:
+            return None
+        return _reduction(self.paper_params_before, self.paper_params_after)
+
+    @property
+    def paper_flops_reduction(self) -> float | None:
+        if not self.has_paper_counts:
+            return None
+        return _reduction(self.paper_flops_before, self.paper_flops_after)
 
     @property
     def _params_left(self) -> int:
@@ -89,12 +128,15 @@ class PruningReport:
         data["kept_channels"] = {k: list(v) for k, v in self.kept_channels.items()}
         data["flops_before"] = self.flops_before
         data["flops_after"] = self.flops_after
+        data["paper_params_reduction"] = self.paper_params_reduction
+        data["paper_flops_reduction"] = self.paper_flops_reduction
         return data
 
     def __str__(self) -> str:
         kind = "structural" if self.structural else "masked"
+        options = "".join(f", {k}={v!r}" for k, v in self.method_options.items())
         lines = [
-            f"PruningReport: {self.method} ({kind}) at ratio {self.ratio:g}",
+            f"PruningReport: {self.method} ({kind}{options}) at ratio {self.ratio:g}",
             f"  params  {self.params_before:>13,} -> {self._params_left:>13,}"
             f"  (-{self.params_reduction:.1f} %; {self.params_after:,} stored,"
             f" {self.nonzero_params_after:,} non-zero)",
@@ -103,6 +145,15 @@ class PruningReport:
             f" {self.nonzero_macs_after:,} non-zero)",
             f"  FLOPs   {self.flops_before:>13.3e} -> {self.flops_after:>13.3e}",
         ]
+        if self.has_paper_counts:
+            lines += [
+                "  as the paper counts (zero conv weights left out; FLOPs with bias,"
+                " BatchNorm, ReLU, pooling):",
+                f"  params  {self.paper_params_before:>13,} -> {self.paper_params_after:>13,}"
+                f"  (-{self.paper_params_reduction:.1f} %)",
+                f"  FLOPs   {self.paper_flops_before:>13.3e} -> {self.paper_flops_after:>13.3e}"
+                f"  (-{self.paper_flops_reduction:.1f} %)",
+            ]
         if self.kept_channels:
             lines.append("  kept channels:")
             width = max(len(name) for name in self.kept_channels)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from torch import nn
 from skkgp.pruning.base import PruningMethod, kept_count
 from skkgp.pruning.units import ChannelUnit, UnitGraph
 
-__all__ = ["StructuredPruning", "select_channels", "filter_norms"]
+__all__ = ["StructuredPruning", "select_channels", "round_removals", "filter_norms"]
 
 
 def filter_norms(module: nn.Module, unit: ChannelUnit, p: float) -> torch.Tensor:
@@ -51,6 +51,7 @@ def select_channels(
     *,
     global_pruning: bool,
     round_to: int | None = None,
+    kept: Callable[[int, float, int | None], int] = kept_count,
 ) -> dict[str, list[int]]:
     """Channels to remove from each unit: the lowest scores.
 
@@ -64,6 +65,9 @@ def select_channels(
         channels, never all) or each unit on its own.
     round_to : int or None
         Round the channels each unit keeps up to a multiple of this.
+    kept : callable, default=kept_count
+        ``kept(n_channels, ratio, round_to)``: how many of ``n_channels`` channels stay
+        (of each unit; with ``global_pruning``, of all of them, ``round_to=None``).
 
     Returns
     -------
@@ -72,11 +76,11 @@ def select_channels(
     order = {name: torch.argsort(s, stable=True).tolist() for name, s in scores.items()}
     if not global_pruning:
         return {
-            name: sorted(order[name][: len(s) - kept_count(len(s), ratio, round_to)])
+            name: sorted(order[name][: len(s) - kept(len(s), ratio, round_to)])
             for name, s in scores.items()
         }
     total = sum(len(s) for s in scores.values())
-    target = total - max(len(scores), math.floor(total * (1.0 - ratio) + 1e-9))
+    target = total - max(len(scores), kept(total, ratio, None))
     candidates = sorted(
         ((float(s[i]), name, i) for name, s in scores.items() for i in range(len(s))),
         key=lambda item: item[0],
@@ -90,13 +94,36 @@ def select_channels(
             continue  # every unit keeps one channel
         removed[name].append(index)
         n_removed += 1
-    if round_to:
-        for name, chosen in removed.items():
-            n = len(scores[name])
-            kept = min(n, round_to * math.ceil((n - len(chosen)) / round_to))
-            # Drop the highest-scored removals until the kept count is a multiple.
-            removed[name] = chosen[: n - kept]
-    return {name: sorted(chosen) for name, chosen in removed.items()}
+    return round_removals(removed, scores, round_to)
+
+
+def round_removals(
+    removed: dict[str, list[int]], scores: dict[str, torch.Tensor], round_to: int | None
+) -> dict[str, list[int]]:
+    """Give back the highest-scored removals until each unit keeps a multiple of ``round_to``.
+
+    Parameters
+    ----------
+    removed : dict of str to list of int
+        Channels chosen for removal, by unit.
+    scores : dict of str to Tensor
+        The scores they were chosen by.
+    round_to : int or None
+
+    Returns
+    -------
+    removed : dict of str to list of int
+        Sorted channel indices.
+    """
+    if not round_to:
+        return {name: sorted(chosen) for name, chosen in removed.items()}
+    rounded = {}
+    for name, chosen in removed.items():
+        n = len(scores[name])
+        n_kept = min(n, round_to * math.ceil((n - len(chosen)) / round_to))
+        lowest_first = sorted(chosen, key=lambda i: (float(scores[name][i]), i))
+        rounded[name] = sorted(lowest_first[: n - n_kept])
+    return rounded
 
 
 class StructuredPruning(PruningMethod):
@@ -112,6 +139,50 @@ class StructuredPruning(PruningMethod):
     def scores(self, module: nn.Module, unit: ChannelUnit) -> torch.Tensor | None:
         """Importance of each channel of ``unit`` (None: the method skips the unit)."""
 
+    def kept(self, n_channels: int, ratio: float, round_to: int | None = None) -> int:
+        """Channels of ``n_channels`` that stay at ``ratio``: :func:`kept_count`."""
+        return kept_count(n_channels, ratio, round_to)
+
+    def select(
+        self,
+        scores: dict[str, torch.Tensor],
+        ratio: float,
+        *,
+        global_pruning: bool,
+        round_to: int | None,
+    ) -> dict[str, list[int]]:
+        """Channels to remove from each unit, given their :meth:`scores`."""
+        return select_channels(
+            scores, ratio, global_pruning=global_pruning, round_to=round_to, kept=self.kept
+        )
+
+    def plan(
+        self,
+        module: nn.Module,
+        ratio: float,
+        example_inputs,
+        *,
+        ignored_layers: Sequence[nn.Module],
+        global_pruning: bool,
+        round_to: int | None,
+    ) -> tuple[UnitGraph, dict[str, list[int]]]:
+        """The units of ``module`` and the channels :meth:`apply` would remove from each.
+
+        ``module`` is left unchanged.
+        """
+        graph = UnitGraph(module, example_inputs, ignored_layers)
+        scores = {}
+        for unit in graph.units:
+            unit_scores = self.scores(module, unit)
+            if unit_scores is None:
+                continue
+            unit_scores = unit_scores.double()
+            if global_pruning and self.normalize_global:
+                unit_scores = unit_scores / unit_scores.mean().clamp_min(1e-12)
+            scores[unit.name] = unit_scores
+        removed = self.select(scores, ratio, global_pruning=global_pruning, round_to=round_to)
+        return graph, removed
+
     def apply(
         self,
         module: nn.Module,
@@ -122,20 +193,11 @@ class StructuredPruning(PruningMethod):
         global_pruning: bool,
         round_to: int | None,
     ) -> dict[str, tuple[int, int]]:
-        graph = UnitGraph(module, example_inputs, ignored_layers)
-        units = {unit.name: unit for unit in graph.units}
-        scores = {}
-        for unit in graph.units:
-            unit_scores = self.scores(module, unit)
-            if unit_scores is None:
-                continue
-            unit_scores = unit_scores.double()
-            if global_pruning and self.normalize_global:
-                unit_scores = unit_scores / unit_scores.mean().clamp_min(1e-12)
-            scores[unit.name] = unit_scores
-        removed = select_channels(
-            scores, ratio, global_pruning=global_pruning, round_to=round_to
+        graph, removed = self.plan(
+            module, ratio, example_inputs, ignored_layers=ignored_layers,
+            global_pruning=global_pruning, round_to=round_to,
         )
+        units = {unit.name: unit for unit in graph.units}
         for name, channels in removed.items():
             graph.remove(units[name], channels)
         return {

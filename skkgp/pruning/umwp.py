@@ -1,11 +1,18 @@
 """UMWP: unstructured magnitude weight pruning (Han et al. 2015), with masks.
 
-The fraction ``ratio`` of the weights of all conv and linear layers (but the
-classifier's last layer and the ignored layers) with the smallest magnitudes is
-masked, globally (or per layer with ``global_pruning=False``), with
+The fraction ``ratio`` of the weights in scope with the smallest magnitudes is
+masked, globally (or per layer with ``global_pruning=False``). The scope is an
+option of the method: ``scope="all"`` (the default) ranks the weights of every
+conv and linear layer but the classifier's last layer and the ignored layers;
+``scope="conv"`` ranks the conv weights only, as the paper does (one global
+threshold over all conv weights, linear layers untouched). On CCNN the difference
+is large: 5.3 M of its 6.2 M weights sit in its first linear layer, so masking 10 %
+of all weights removes 0.62 M, of the conv weights only 0.09 M. Masks come from
 :func:`torch.nn.utils.prune.custom_from_mask`. The threshold is the k-th smallest
-magnitude (``torch.kthvalue``, linear time, where ``global_unstructured``'s
-``topk`` takes seconds on CCNN's 6 M weights); weights tied with it go too. The
+magnitude with ``k = round(ratio * n)`` (``torch.kthvalue``, linear time, where
+``global_unstructured``'s ``topk`` takes seconds on CCNN's 6 M weights); weights
+tied with it go too. (The authors' code masks ``|w| <= sorted[int(n * ratio)]``:
+one weight more, 92,161 rather than 92,160 of CCNN's 921,600 conv weights at 0.1.) The
 masks stay: the layer's ``weight`` is recomputed as
 ``weight_orig * weight_mask`` before every forward pass, the gradient of a masked
 entry is zero, so a pruned weight is exactly zero whatever the optimizer does. The
@@ -33,10 +40,13 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from skkgp.pruning.base import PruningMethod
-from skkgp.pruning.counting import MAC_LAYER_TYPES
+from skkgp.pruning.counting import CONV_LAYER_TYPES, MAC_LAYER_TYPES
 from skkgp.pruning.units import UnitGraph
 
-__all__ = ["UMWP", "DetachMaskedWeight", "register_detach_hook"]
+__all__ = ["UMWP", "SCOPES", "DetachMaskedWeight", "register_detach_hook"]
+
+#: UMWP's scopes: the layers whose weights are ranked and masked.
+SCOPES = {"all": MAC_LAYER_TYPES, "conv": CONV_LAYER_TYPES}
 
 
 class DetachMaskedWeight:
@@ -88,11 +98,27 @@ def _kth_smallest(values: torch.Tensor, ratio: float) -> torch.Tensor | None:
 
 
 class UMWP(PruningMethod):
-    """Global magnitude pruning of individual weights with persistent masks."""
+    """Global magnitude pruning of individual weights with persistent masks.
+
+    Parameters
+    ----------
+    scope : {"all", "conv"}, default="all"
+        Weights ranked and masked: of every conv and linear layer (``"all"``), or of
+        the conv layers only (``"conv"``, the paper's).
+    """
 
     name = "umwp"
     structural = False
     default_global = True
+    option_names = ("scope",)
+
+    def __init__(self, scope: str = "all"):
+        if scope not in SCOPES:
+            raise ValueError(
+                f"UMWP's scope must be one of {sorted(SCOPES)} ('conv': the conv weights "
+                f"only, as the paper; 'all': conv and linear weights), got {scope!r}."
+            )
+        self.scope = scope
 
     def apply(
         self,
@@ -108,7 +134,7 @@ class UMWP(PruningMethod):
         targets = [
             (layer, "weight")
             for layer in module.modules()
-            if isinstance(layer, MAC_LAYER_TYPES) and id(layer) not in ignored
+            if isinstance(layer, SCOPES[self.scope]) and id(layer) not in ignored
         ]
         magnitudes = [getattr(layer, name).detach().abs() for layer, name in targets]
         if global_pruning:
