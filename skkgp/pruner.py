@@ -45,26 +45,28 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
 
     ``fit`` runs three steps:
 
-    1. **Origin.** ``estimator`` is cloned (never modified) and fitted on ``(X, y)``;
-       with ``method="nsfp"`` the clone trains with the network-slimming sparsity
-       callback :class:`skkgp.pruning.NetworkSlimming`. With ``prefit=True``,
+    1. **Origin.** ``estimator`` is cloned (never modified) and fitted on ``(X, y)``
+       with the method's origin callbacks (network slimming's sparsity term
+       :class:`skkgp.pruning.NetworkSlimming` for NSFP). With ``prefit=True``,
        ``estimator`` is already the fitted origin: it is deep-copied (never modified)
        and not trained again. An origin that predicts one class for every training
        sample raises a :class:`ConstantPredictorWarning`.
     2. **Pruning.** A copy of the fitted network is pruned with
-       :func:`skkgp.pruning.prune` (``lfp``, ``nsfp``: structurally smaller; ``umwp``:
-       masks that stay applied during recovery).
+       :func:`skkgp.pruning.prune` (LFP, NSFP: structurally smaller; UMWP: masks that
+       stay applied during recovery).
     3. **Recovery.** The pruned network is trained again, starting from its pruned
        weights (``recovery="finetune"``) or from a fresh initialisation of the pruned
-       structure (``recovery="scratch"``; masks of ``umwp`` are kept), by a
+       structure (``recovery="scratch"``; UMWP's masks are kept), by a
        :class:`skkgp.knowledge.recovery.KnowledgeGuidedClassifier` that has the estimator's
-       optimizer, learning rate, batch size, device and callbacks.
+       optimizer, learning rate, batch size, device and callbacks, and the method's
+       recovery callbacks.
 
-    Soft filter pruning (``method="sfp"``) prunes *during* recovery instead: the
-    network keeps its full structure while :class:`skkgp.pruning.SoftFilterPruning`
-    zeroes its lowest-L2 filters after every epoch (they may regrow in the next
-    one), and the zeroed filters are removed physically at the end of recovery
-    (the hard step of :func:`skkgp.pruning.prune` with ``method="sfp"``).
+    A method whose structural step is a final hard one (soft filter pruning, SFP)
+    prunes *during* recovery instead: the network keeps its full structure while
+    :class:`skkgp.pruning.SoftFilterPruning` zeroes its lowest-L2 filters after every
+    epoch (they may regrow in the next one), and the zeroed filters are removed
+    physically at the end of recovery by :func:`skkgp.pruning.prune`. Each method
+    carries these parts itself (:class:`skkgp.pruning.base.PruningMethod`).
 
     With ``region_weight=0`` and ``sample_weighting=0`` the recovery is exactly the plain
     cross-entropy fine-tuning of the pruned network (same seed, same weights).
@@ -74,11 +76,12 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     estimator : EEGClassifier
         The origin network: unfitted (cloned and fitted by ``fit``), or already fitted
         when ``prefit=True``. It is never modified.
-    method : {"lfp", "nsfp", "umwp", "sfp"}, default="lfp"
-        Pruning method (see :mod:`skkgp.pruning`); it must apply to the network
-        (``nsfp`` needs BatchNorm layers, e.g. ``"fbccnn"``).
+    method : str, default="lfp"
+        Pruning method, one of :data:`skkgp.pruning.METHODS`; it must apply to the
+        network (NSFP needs BatchNorm layers, e.g. FBCCNN's).
     prune_ratio : float in (0, 1), default=0.5
-        Fraction of filters (``lfp``, ``nsfp``, ``sfp``) or weights (``umwp``) removed.
+        Fraction of filters (structural methods: LFP, NSFP, SFP) or weights (UMWP)
+        removed.
     recovery : {"finetune", "scratch"}, default="finetune"
         Recover from the pruned weights or from a re-initialised pruned structure.
     region : str or list of str, default="prefrontal"
@@ -160,11 +163,12 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
       for ``origin_score_`` to keep its meaning of a training score.
     - A pruner with ``prefit=False`` and ``random_state=r`` fits a clone of its
       estimator with ``random_state=r``; fitting that estimator yourself with
-      ``random_state=r`` (and, for ``method="nsfp"``, the callback
-      ``("network_slimming", NetworkSlimming())`` appended to its callbacks) and
+      ``random_state=r`` (and the method's origin callbacks appended to its callbacks,
+      ``skkgp.pruning.get_method(method).origin_callbacks()``: NSFP's
+      ``("network_slimming", NetworkSlimming())``) and
       passing it with ``prefit=True`` gives exactly the same pruned and recovered
       network (on CPU).
-    - ``method="nsfp"`` prunes by BatchNorm gammas made sparse while training: the
+    - NSFP prunes by BatchNorm gammas made sparse while training: the
       origin should have been trained with :class:`skkgp.pruning.NetworkSlimming`.
       This is not enforced (any network with BatchNorm can be pruned by its gammas),
       but ``fit`` warns when the origin's callbacks hold no ``NetworkSlimming``. The
@@ -196,7 +200,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "predict", "get_params"])],
-        "method": [StrOptions({"lfp", "nsfp", "umwp", "sfp"})],
+        "method": [StrOptions(set(_pruning.METHODS))],
         "prune_ratio": [Interval(Real, 0, 1, closed="neither")],
         "recovery": [StrOptions({"finetune", "scratch"})],
         "region": [str, list, tuple],
@@ -267,12 +271,14 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.electrodes_, cells = self._resolve_electrodes(X)
         self.region_mask_ = self._resolve_region(self.electrodes_)
 
+        method = _pruning.get_method(self.method)
+
         # 1. Origin.
         if self.prefit:
-            origin = self._prefit_origin(X, y)
+            origin = self._prefit_origin(X, y, method)
         else:
             self._check_method_before_fit(X, y)
-            origin = self._fit_origin(X, y)
+            origin = self._fit_origin(X, y, method)
         _pruning.check_method(self.method, origin.module_)
         origin_pred = origin.predict(X)
         self.origin_score_ = float(accuracy_score(y, origin_pred))
@@ -289,10 +295,10 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.origin_estimator_ = origin
         self.origin_module_ = origin.module_
 
-        # 2. Pruning (sfp: its hard step comes after recovery, see the class docstring).
+        # 2. Pruning, unless the method's structural step is a final hard one.
         module = copy.deepcopy(origin.module_)
         example_inputs = _example_inputs(X, module)
-        if self.method != "sfp":
+        if not method.prunes_after_recovery:
             self._say(f"pruning with {self.method} at ratio {self.prune_ratio}")
             self.pruning_report_ = _pruning.prune(
                 module, self.method, self.prune_ratio, example_inputs
@@ -300,14 +306,14 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         if self.recovery == "scratch":
             _reinitialize(module, self._seed())
 
-        # 3. Recovery.
-        recovered = self._recovery_net(module, cells)
+        # 3. Recovery, with the method's own training-time parts.
+        recovered = self._recovery_net(module, cells, method)
         self._say(f"recovering ({self.recovery})")
         recovered.fit(X, y)
-        if self.method == "sfp":
-            self._say(f"removing the soft-pruned filters (ratio {self.prune_ratio})")
+        if method.prunes_after_recovery:
+            self._say(f"pruning with {self.method} at ratio {self.prune_ratio} (final step)")
             self.pruning_report_ = _pruning.prune(
-                recovered.module_, "sfp", self.prune_ratio, example_inputs
+                recovered.module_, self.method, self.prune_ratio, example_inputs
             )
             # The optimizer still points at the unpruned tensors.
             recovered.initialize_optimizer()
@@ -315,21 +321,17 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.classes_ = recovered.classes_
         return self
 
-    def _fit_origin(self, X: np.ndarray, y: np.ndarray) -> EEGClassifier:
+    def _fit_origin(self, X: np.ndarray, y: np.ndarray, method) -> EEGClassifier:
         origin = clone(self.estimator)
         if self.random_state is not None:
             origin.set_params(random_state=self.random_state)
-        if self.method == "nsfp":
-            origin.set_params(
-                callbacks=[
-                    *_user_callbacks(origin),
-                    ("network_slimming", _pruning.NetworkSlimming()),
-                ]
-            )
+        origin_callbacks = method.origin_callbacks()
+        if origin_callbacks:
+            origin.set_params(callbacks=[*_user_callbacks(origin), *origin_callbacks])
         self._say("fitting the origin network")
         return origin.fit(X, y)
 
-    def _prefit_origin(self, X: np.ndarray, y: np.ndarray) -> EEGClassifier:
+    def _prefit_origin(self, X: np.ndarray, y: np.ndarray, method) -> EEGClassifier:
         """A copy of the fitted ``estimator``, checked against ``(X, y)``."""
         estimator = self.estimator
         try:
@@ -358,15 +360,9 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
                 f"{classes.tolist()}: the recovered network keeps the origin's outputs, so "
                 "both must be the same."
             )
-        if self.method == "nsfp" and not _has_network_slimming(estimator):
-            warnings.warn(
-                "method='nsfp' with prefit=True: the origin was trained without the "
-                "skkgp.pruning.NetworkSlimming callback, so its BatchNorm gammas were not "
-                "made sparse and the gamma threshold prunes a network that network slimming "
-                "would have trained otherwise.",
-                UserWarning,
-                stacklevel=3,
-            )
+        warning = method.origin_warning(estimator)
+        if warning is not None:
+            warnings.warn(warning, UserWarning, stacklevel=3)
         self._say("using the prefit origin network")
         return copy.deepcopy(estimator)
 
@@ -480,16 +476,17 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         if probe is not None:
             _pruning.check_method(self.method, probe)
 
-    def _recovery_net(self, module: torch.nn.Module, cells: np.ndarray | None):
+    def _recovery_net(self, module: torch.nn.Module, cells: np.ndarray | None, method):
         params = clone(self.estimator).get_params(deep=False)
         # module__* arguments shaped the origin; with a module instance they are refused.
         params = {k: v for k, v in params.items() if not k.startswith("module__")}
         # The clone's callbacks: the recovery must not share callback objects with
         # the estimator.
         user_callbacks = _callback_list(params.get("callbacks"))
-        if self.prefit and any(_is_network_slimming(c) for c in user_callbacks):
-            # A prefit nsfp origin carries the sparsity term of its own training.
-            user_callbacks = [c for c in user_callbacks if not _is_network_slimming(c)]
+        if self.prefit and any(_pruning.is_origin_callback(c) for c in user_callbacks):
+            # A prefit origin carries the training-time parts of its own origin fit
+            # (NSFP's sparsity term): they are not part of the recovery.
+            user_callbacks = [c for c in user_callbacks if not _pruning.is_origin_callback(c)]
             params["callbacks"] = user_callbacks or None
         params.update(
             module=module,
@@ -500,11 +497,9 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         )
         if self.random_state is not None:
             params["random_state"] = self.random_state
-        if self.method == "sfp":
-            params["callbacks"] = [
-                *user_callbacks,
-                ("soft_filter_pruning", _pruning.SoftFilterPruning(self.prune_ratio)),
-            ]
+        recovery_callbacks = method.recovery_callbacks(self.prune_ratio)
+        if recovery_callbacks:
+            params["callbacks"] = [*user_callbacks, *recovery_callbacks]
         recovery_cls = (
             type(self.estimator)
             if isinstance(self.estimator, KnowledgeGuidedClassifier)
@@ -533,20 +528,6 @@ def _callback_list(callbacks) -> list:
     if callbacks is None or isinstance(callbacks, str):
         return []
     return list(callbacks)
-
-
-def _is_network_slimming(callback) -> bool:
-    """Whether a skorch callbacks entry (callback, class or ``(name, callback)``) is NSFP's."""
-    if isinstance(callback, tuple) and len(callback) == 2:
-        callback = callback[1]
-    if isinstance(callback, type):
-        return issubclass(callback, _pruning.NetworkSlimming)
-    return isinstance(callback, _pruning.NetworkSlimming)
-
-
-def _has_network_slimming(net) -> bool:
-    callbacks = getattr(net, "callbacks_", None) or _user_callbacks(net)
-    return any(_is_network_slimming(callback) for callback in callbacks)
 
 
 def _probe_module(estimator, X: np.ndarray, y: np.ndarray) -> torch.nn.Module | None:

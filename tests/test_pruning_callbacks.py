@@ -1,4 +1,5 @@
-"""Training-time pruning callbacks: NetworkSlimming (NSFP) and SoftFilterPruning (SFP)."""
+"""Training-time parts of pruning methods: the hooks of each method, NetworkSlimming
+(NSFP's origin callback) and SoftFilterPruning (SFP's recovery callback)."""
 
 import numpy as np
 import pytest
@@ -7,10 +8,13 @@ from skorch import NeuralNetClassifier
 
 from skkgp.models import CCNN, FBCCNN, EEGNet
 from skkgp.pruning import (
+    METHODS,
     NetworkSlimming,
     SoftFilterPruning,
     count_paper_flops,
     count_paper_params,
+    get_method,
+    is_origin_callback,
     prune,
 )
 
@@ -37,6 +41,44 @@ def _gammas(module):
         m.weight.detach().clone() for m in module.modules()
         if isinstance(m, torch.nn.BatchNorm2d)
     ])
+
+
+def test_methods_own_their_training_time_parts():
+    hooks = {
+        name: (
+            [type(c) for _, c in get_method(name).origin_callbacks()],
+            [type(c) for _, c in get_method(name).recovery_callbacks(0.3)],
+            get_method(name).prunes_after_recovery,
+        )
+        for name in METHODS
+    }
+    assert hooks == {
+        "lfp": ([], [], False),
+        "nsfp": ([NetworkSlimming], [], False),
+        "umwp": ([], [], False),
+        "sfp": ([], [SoftFilterPruning], True),
+    }
+    (_, soft), = get_method("sfp").recovery_callbacks(0.3)
+    assert soft.ratio == 0.3
+    # A fresh callback each time: a pruner never shares one between two fits.
+    assert get_method("nsfp").origin_callbacks()[0][1] is not (
+        get_method("nsfp").origin_callbacks()[0][1]
+    )
+
+
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        (NetworkSlimming(), True),
+        (NetworkSlimming, True),
+        (("slim", NetworkSlimming(1e-3)), True),
+        (SoftFilterPruning(0.5), False),
+        (("soft", SoftFilterPruning(0.5)), False),
+        ("print_log", False),
+    ],
+)
+def test_is_origin_callback(entry, expected):
+    assert is_origin_callback(entry) is expected
 
 
 def test_network_slimming_adds_l1_subgradient():

@@ -3,9 +3,10 @@
 :func:`prune` prunes a module in place with one of :data:`METHODS` and returns a
 :class:`PruningReport` (params and MACs before and after, non-zero counts, kept
 channels). Structural methods (``lfp``, ``nsfp``, ``sfp``) remove filters physically
-with torch-pruning, ``umwp`` masks weights with :mod:`torch.nn.utils.prune`. The
-training-time parts are skorch callbacks: :class:`NetworkSlimming` (NSFP's sparsity
-term) and :class:`SoftFilterPruning` (SFP's per-epoch zeroing).
+with torch-pruning, ``umwp`` masks weights with :mod:`torch.nn.utils.prune`. Each
+method owns its training-time parts, skorch callbacks it hands to the pruner:
+:class:`NetworkSlimming` (NSFP's sparsity term while the origin trains) and
+:class:`SoftFilterPruning` (SFP's per-epoch zeroing while the pruned network recovers).
 
 Each method lives in its own module (:mod:`~skkgp.pruning.lfp`,
 :mod:`~skkgp.pruning.nsfp`, :mod:`~skkgp.pruning.umwp`, :mod:`~skkgp.pruning.sfp`);
@@ -18,10 +19,11 @@ from skkgp.pruning.api import (
     METHODS,
     applicable_methods,
     check_method,
+    get_method,
+    is_origin_callback,
     method_options,
     prune,
 )
-from skkgp.pruning.callbacks import NetworkSlimming, SoftFilterPruning
 from skkgp.pruning.counting import (
     count_macs,
     count_nonzero_macs,
@@ -30,7 +32,9 @@ from skkgp.pruning.counting import (
     count_paper_params,
     count_params,
 )
+from skkgp.pruning.nsfp import NetworkSlimming
 from skkgp.pruning.report import PruningReport
+from skkgp.pruning.sfp import SoftFilterPruning
 
 __all__ = [
     "METHODS",
@@ -45,6 +49,8 @@ __all__ = [
     "count_paper_flops",
     "count_paper_params",
     "count_params",
+    "get_method",
+    "is_origin_callback",
     "method_options",
     "prune",
 ]

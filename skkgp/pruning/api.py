@@ -31,7 +31,13 @@ from skkgp.pruning.umwp import UMWP
 from skkgp.pruning.units import find_last_layer, resolve_layers
 
 __all__ = [
-    "METHODS", "prune", "check_method", "applicable_methods", "get_method", "method_options",
+    "METHODS",
+    "prune",
+    "check_method",
+    "applicable_methods",
+    "get_method",
+    "is_origin_callback",
+    "method_options",
 ]
 
 _REGISTRY: dict[str, PruningMethod] = {m.name: m for m in (LFP(), NSFP(), UMWP(), SFP())}
@@ -50,6 +56,11 @@ def get_method(method: str, options: Mapping | None = None) -> PruningMethod:
     options : mapping, optional
         Keyword arguments of the method (``{"scope": "conv"}`` for ``"umwp"``); see
         :func:`method_options`.
+
+    Returns
+    -------
+    pruning_method : PruningMethod
+        The method, with its options and its training-time hooks.
 
     Raises
     ------
@@ -91,6 +102,19 @@ def method_options(method: str) -> dict:
         ``{}`` for a method without options; ``{"scope": "all"}`` for ``"umwp"``.
     """
     return get_method(method).options()
+
+
+def is_origin_callback(callback) -> bool:
+    """Whether a skorch ``callbacks`` entry is a method's origin-training part.
+
+    Such a callback (:class:`~skkgp.pruning.NetworkSlimming`) shapes the origin fit
+    for its method and has no place in the recovery of a pruned network.
+
+    Parameters
+    ----------
+    callback : Callback, Callback class or (str, Callback)
+    """
+    return any(m.owns_origin_callback(callback) for m in _REGISTRY.values())
 
 
 def check_method(method: str, module: nn.Module) -> None:

@@ -9,6 +9,7 @@ from numbers import Integral, Real
 from typing import ClassVar
 
 import torch
+from skorch.callbacks import Callback
 from torch import nn
 
 __all__ = [
@@ -28,6 +29,14 @@ class PruningMethod(ABC):
     ``default_global`` (rank channels or weights across layers, or per layer) and
     ``option_names`` (the keyword arguments of their constructor, the options users
     pass as ``method_options``).
+
+    A method also owns its training-time parts, as Torch-Pruning's pruners own
+    ``regularize``: the skorch callbacks its origin network trains with
+    (:meth:`origin_callbacks`), those its recovery trains with
+    (:meth:`recovery_callbacks`), and whether its structural step comes before the
+    recovery or as a final hard step after it (``prunes_after_recovery``).
+    :class:`skkgp.KnowledgeGuidedPruner` runs origin -> prune -> recover through
+    these hooks without knowing which method it runs.
     """
 
     name: ClassVar[str]
@@ -57,6 +66,44 @@ class PruningMethod(ABC):
         counts the pruned network.
         """
         return None
+
+    #: Whether :meth:`apply` runs after the recovery (a final hard step, as soft filter
+    #: pruning's) instead of before it.
+    prunes_after_recovery: ClassVar[bool] = False
+
+    def origin_callbacks(self) -> list[tuple[str, Callback]]:
+        """Named skorch callbacks the origin network trains with (none by default)."""
+        return []
+
+    def owns_origin_callback(self, callback) -> bool:
+        """Whether a skorch ``callbacks`` entry is one of :meth:`origin_callbacks`.
+
+        Parameters
+        ----------
+        callback : Callback, Callback class or (str, Callback)
+            An entry of a skorch net's ``callbacks`` or ``callbacks_``.
+        """
+        return False
+
+    def origin_warning(self, net) -> str | None:
+        """Why a network fitted elsewhere is a poor origin for the method, or None.
+
+        Parameters
+        ----------
+        net : skkgp.EEGClassifier
+            A fitted origin, e.g. the ``estimator`` of a pruner with ``prefit=True``.
+        """
+        return None
+
+    def recovery_callbacks(self, ratio: float) -> list[tuple[str, Callback]]:
+        """Named skorch callbacks the pruned network recovers with (none by default).
+
+        Parameters
+        ----------
+        ratio : float in (0, 1)
+            The pruning ratio.
+        """
+        return []
 
     def reason_not_applicable(self, module: nn.Module) -> str | None:
         """Why the method cannot prune ``module``, or None when it can."""

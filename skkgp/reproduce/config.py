@@ -112,10 +112,13 @@ class ConfigError(ValueError):
 def method_family(method: str) -> str:
     """Which origin training a pruning method needs.
 
-    Network slimming trains its origin with an L1 penalty on BatchNorm gammas; every
-    other method prunes a plainly trained origin, so those share one origin per fold.
+    A method whose origin trains with callbacks of its own (network slimming's L1
+    penalty on BatchNorm gammas) is its own family; every other method prunes a
+    plainly trained origin (``"plain"``), so those share one origin per fold.
     """
-    return "nsfp" if method == "nsfp" else "plain"
+    from skkgp.pruning import get_method
+
+    return method if get_method(method).origin_callbacks() else "plain"
 
 
 def stable_seed(*parts: Any) -> int:

@@ -55,8 +55,10 @@ class OriginGroup:
     ----------
     config : ReproduceConfig
     model : str
-    family : {"plain", "nsfp"}
-        Which origin training the cells need (:func:`skkgp.reproduce.config.method_family`).
+    family : str
+        Which origin training the cells need
+        (:func:`skkgp.reproduce.config.method_family`): ``"plain"``, or the name of
+        a method whose origin trains with callbacks of its own (``"nsfp"``).
     fold : int
     cells : tuple of Cell
         The cells to compute, all of ``model`` and of methods of ``family``.
@@ -114,7 +116,7 @@ def group_pending(
 def _origin(group: OriginGroup):
     """The unfitted origin network of ``group``: what a pruner would fit itself."""
     from skkgp import EEGClassifier
-    from skkgp.pruning import NetworkSlimming
+    from skkgp.pruning import get_method
 
     config = group.config
     callbacks: list = []
@@ -122,9 +124,9 @@ def _origin(group: OriginGroup):
         from skkgp.reproduce.progress import EpochBar
 
         callbacks.append(("epoch_bar", EpochBar(desc=f"{group.model} fold {group.fold}")))
-    if group.family == "nsfp":
-        # As KnowledgeGuidedPruner(method="nsfp") appends it to the origin it fits.
-        callbacks.append(("network_slimming", NetworkSlimming()))
+    # The cells of a group share their method's origin training: append its own
+    # callbacks, as KnowledgeGuidedPruner does to the origin it fits.
+    callbacks.extend(get_method(group.cells[0].method).origin_callbacks())
     return EEGClassifier(
         group.model,
         lr=config.learning_rate(group.model),
