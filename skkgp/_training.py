@@ -1,5 +1,4 @@
-"""Training internals of :class:`skkgp.EEGClassifier`: the fast data path, module copies,
-memory layout and ``torch.compile`` unwrapping, shared by the estimators, pruning and
+"""Training internals of :class:`skkgp.EEGClassifier`: the fast data path, memory layout and ``torch.compile`` unwrapping, shared by the estimators, pruning and
 persistence.
 
 The data path holds whole arrays as tensors and makes batches by slicing.
@@ -15,21 +14,18 @@ history and the internal validation split keep working.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 from skorch.dataset import Dataset
 from torch import nn
-from torch.nn.utils import prune as torch_prune
 from torch.utils.data import Subset
 
 __all__ = [
     "TensorData",
     "TensorBatchIterator",
     "to_tensor_data",
-    "copy_module",
     "uncompiled",
     "tensors_to_floats",
     "check_channels_last",
@@ -224,18 +220,6 @@ class TensorBatchIterator:
             Xb = self._take(data.X, order, start, stop)
             yb = None if data.targets is None else self._take(data.targets, order, start, stop)
             yield Xb, yb
-
-
-def copy_module(module: nn.Module) -> nn.Module:
-    """A deep copy of ``module`` that also works on nets masked by ``torch.nn.utils.prune``."""
-    for layer in module.modules():
-        for hook in layer._forward_pre_hooks.values():
-            if isinstance(hook, torch_prune.BasePruningMethod):
-                # The masked tensor (weight_orig * mask) is a non-leaf that deepcopy refuses;
-                # the pre-hook recomputes it at the next forward, so a detached value is exact.
-                name = hook._tensor_name
-                setattr(layer, name, getattr(layer, name).detach())
-    return copy.deepcopy(module)
 
 
 def uncompiled(module: nn.Module) -> nn.Module:

@@ -22,12 +22,12 @@ from skkgp._training import (
     TensorBatchIterator,
     TensorData,
     check_channels_last,
-    copy_module,
     lay_out,
     tensors_to_floats,
     to_tensor_data,
 )
 from skkgp.models import get_model_class, infer_module_kwargs
+from skkgp.pruning.masks import copy_module
 
 __all__ = ["EEGClassifier"]
 

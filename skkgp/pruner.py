@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skkgp import pruning as _pruning
 from skkgp.classifier import EEGClassifier
 from skkgp.layout import get_channels, get_layout, grid_cells, region_mask
+from skkgp.pruning.masks import store_derived_tensors
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
 __all__ = ["KnowledgeGuidedPruner", "ConstantPredictorWarning"]
@@ -568,13 +569,7 @@ def _reinitialize(module: torch.nn.Module, seed: int | None) -> None:
             if not callable(reset):
                 continue
             reset()
-            # torch.nn.utils.prune trains ``<name>_orig`` and derives ``<name>`` from it
-            # and the mask before each forward: reset_parameters initialised the derived
-            # tensor, so copy it into the trained one (the mask keeps the zeros).
-            with torch.no_grad():
-                for name, param in submodule.named_parameters(recurse=False):
-                    if name.endswith("_orig"):
-                        param.copy_(getattr(submodule, name[: -len("_orig")]))
+            store_derived_tensors(submodule)
 
 
 def _plain(value):

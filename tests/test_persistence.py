@@ -23,7 +23,8 @@ from skorch.dataset import ValidSplit
 from torch import nn
 
 import skkgp
-from skkgp import EEGClassifier, KnowledgeGuidedPruner, persistence
+from skkgp import EEGClassifier, KnowledgeGuidedPruner
+from skkgp.persistence.encode import checksum
 from skkgp.layout import DEAP_CHANNELS
 from skkgp.pruning import prune
 from skkgp.transforms import ChannelStandardizer
@@ -251,7 +252,7 @@ def _rewrite(path, change):
 
 
 def _reseal(payload):
-    payload["checksum"] = persistence._checksum(
+    payload["checksum"] = checksum(
         payload["format"], payload["version"], payload["kind"], payload["meta"],
         payload["tensors"])
 

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
-from torch.nn.utils import prune as torch_prune
 
 from skkgp._training import is_channels_last
 from skkgp.pruning.base import (
@@ -24,6 +23,7 @@ from skkgp.pruning.counting import (
     count_params,
 )
 from skkgp.pruning.lfp import LFP
+from skkgp.pruning.masks import masked_tensors
 from skkgp.pruning.nsfp import NSFP
 from skkgp.pruning.report import PruningReport
 from skkgp.pruning.sfp import SFP
@@ -246,11 +246,7 @@ def prune(
     round_to = check_round_to(round_to)
     example_inputs = check_example_inputs(example_inputs)
     if pruning_method.structural:
-        masked = sorted(
-            name for name, layer in module.named_modules()
-            if any(isinstance(h, torch_prune.BasePruningMethod)
-                   for h in layer._forward_pre_hooks.values())
-        )
+        masked = sorted(masked_tensors(module))
         if masked:
             raise ValueError(
                 f"method={method!r} removes filters physically, but layers {masked} carry "

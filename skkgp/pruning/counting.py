@@ -35,6 +35,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from skkgp.pruning.masks import effective_tensor, effective_tensors
+
 __all__ = [
     "count_params",
     "count_nonzero_params",
@@ -55,26 +57,6 @@ MAC_LAYER_TYPES = (*CONV_LAYER_TYPES, nn.Linear)
 _POOL_LAYER_TYPES = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
 )
-
-
-def _effective_tensors(module: nn.Module):
-    """``(qualified name, tensor)`` of every parameter as the forward pass uses it.
-
-    A parameter ``<name>_orig`` left by :mod:`torch.nn.utils.prune` is replaced by the
-    masked tensor ``<name>_orig * <name>_mask``.
-    """
-    for owner_name, owner in module.named_modules():
-        for name, param in owner.named_parameters(recurse=False):
-            if name.endswith("_orig") and hasattr(owner, name[: -len("_orig")] + "_mask"):
-                name = name[: -len("_orig")]
-            yield (f"{owner_name}.{name}" if owner_name else name), _effective(owner, name)
-
-
-def _effective(layer: nn.Module, name: str = "weight") -> torch.Tensor:
-    """``layer``'s parameter ``name`` as the forward pass uses it (its mask applied)."""
-    if hasattr(layer, name + "_orig") and hasattr(layer, name + "_mask"):
-        return getattr(layer, name + "_orig").detach() * getattr(layer, name + "_mask")
-    return getattr(layer, name).detach()
 
 
 def count_params(module: nn.Module) -> int:
@@ -102,7 +84,7 @@ def count_nonzero_params(module: nn.Module) -> int:
     -------
     n_nonzero : int
     """
-    return int(sum(int(torch.count_nonzero(t)) for _, t in _effective_tensors(module)))
+    return int(sum(int(torch.count_nonzero(t)) for _, t in effective_tensors(module)))
 
 
 def _one_sample(example_inputs) -> tuple:
@@ -189,7 +171,7 @@ def count_nonzero_macs(
         ``sum_layer macs_layer * nnz(weight_layer) / numel(weight_layer)``, rounded.
     """
     per_layer = count_macs(module, example_inputs, per_layer=True)
-    weights = dict(_effective_tensors(module))
+    weights = dict(effective_tensors(module))
     total = 0.0
     for name, macs in per_layer.items():
         weight = weights.get(f"{name}.weight" if name else "weight")
@@ -220,7 +202,7 @@ def count_paper_params(module: nn.Module) -> int:
     """
     total = sum(p.numel() for p in module.parameters() if p.requires_grad)
     zeros = sum(
-        int((_effective(layer) == 0).sum())
+        int((effective_tensor(layer) == 0).sum())
         for layer in module.modules()
         if isinstance(layer, CONV_LAYER_TYPES)
     )
@@ -253,7 +235,7 @@ def count_paper_flops(
     def cost(layer, inputs, output) -> int:
         if isinstance(layer, CONV_LAYER_TYPES):
             positions = output[0].numel() // layer.out_channels
-            nonzero = int(torch.count_nonzero(_effective(layer)))
+            nonzero = int(torch.count_nonzero(effective_tensor(layer)))
             bias = layer.out_channels if layer.bias is not None else 0
             return (2 * nonzero + bias) * positions
         if isinstance(layer, nn.Linear):

@@ -18,12 +18,8 @@ masks stay: the layer's ``weight`` is recomputed as
 entry is zero, so a pruned weight is exactly zero whatever the optimizer does. The
 network keeps its shape; only its non-zero counts shrink.
 
-torch.nn.utils.prune leaves the computed ``weight`` (a non-leaf tensor) on the layer
-after each forward pass, and ``copy.deepcopy`` refuses non-leaf tensors, so cloning an
-estimator holding the network would fail. A small forward hook
-(:class:`DetachMaskedWeight`) replaces it by its detached value once the forward pass
-is done (autograd keeps its own reference), so masked networks deep-copy, pickle and
-clone.
+How masks are applied, found, counted, copied and saved is
+:mod:`skkgp.pruning.masks`' business.
 
 References
 ----------
@@ -37,56 +33,16 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn.utils import prune as torch_prune
 
 from skkgp.pruning.base import PruningMethod
 from skkgp.pruning.counting import CONV_LAYER_TYPES, MAC_LAYER_TYPES
+from skkgp.pruning.masks import apply_mask, effective_tensor
 from skkgp.pruning.units import UnitGraph
 
-__all__ = ["UMWP", "SCOPES", "DetachMaskedWeight", "register_detach_hook"]
+__all__ = ["UMWP", "SCOPES"]
 
 #: UMWP's scopes: the layers whose weights are ranked and masked.
 SCOPES = {"all": MAC_LAYER_TYPES, "conv": CONV_LAYER_TYPES}
-
-
-class DetachMaskedWeight:
-    """Forward hook: replace a masked layer's computed ``weight`` by a detached copy.
-
-    Parameters
-    ----------
-    name : str, default="weight"
-        Name of the masked parameter.
-    """
-
-    def __init__(self, name: str = "weight"):
-        self.name = name
-
-    def __call__(self, layer: nn.Module, inputs=None, output=None) -> None:
-        # Only while the mask is in place (prune.remove turns weight into a Parameter).
-        if self.name + "_orig" in layer._parameters:
-            value = getattr(layer, self.name, None)
-            if isinstance(value, torch.Tensor) and value.grad_fn is not None:
-                setattr(layer, self.name, value.detach())
-
-
-def register_detach_hook(layer: nn.Module, name: str = "weight") -> None:
-    """Make a layer masked by :mod:`torch.nn.utils.prune` deep-copyable (idempotent).
-
-    Call it after re-applying a mask (``prune.custom_from_mask``) to a loaded network.
-
-    Parameters
-    ----------
-    layer : torch.nn.Module
-        A layer with a mask on ``name``.
-    name : str, default="weight"
-    """
-    hook = DetachMaskedWeight(name)
-    if not any(
-        isinstance(h, DetachMaskedWeight) and h.name == name
-        for h in layer._forward_hooks.values()
-    ):
-        layer.register_forward_hook(hook)
-    hook(layer)
 
 
 def _kth_smallest(values: torch.Tensor, ratio: float) -> torch.Tensor | None:
@@ -148,8 +104,7 @@ class UMWP(PruningMethod):
             mask = magnitude > threshold if threshold is not None else torch.ones_like(
                 magnitude, dtype=torch.bool
             )
-            torch_prune.custom_from_mask(layer, name, mask.to(magnitude.dtype))
-            register_detach_hook(layer, name)
+            apply_mask(layer, name, mask.to(magnitude.dtype))
         # A filter counts as kept while one of its weights is non-zero.
         graph = UnitGraph(module, example_inputs, ignored_layers)
         modules = dict(module.named_modules())
@@ -158,10 +113,8 @@ class UMWP(PruningMethod):
             alive = torch.zeros(unit.n_channels, dtype=torch.bool)
             for piece in unit.filters:
                 layer = modules[piece.layer]
-                weight = layer.weight_orig * layer.weight_mask if hasattr(
-                    layer, "weight_mask"
-                ) else layer.weight
-                rows = weight.detach()[list(piece.index)].flatten(1).ne(0).any(1).cpu()
+                weight = effective_tensor(layer, "weight")
+                rows = weight[list(piece.index)].flatten(1).ne(0).any(1).cpu()
                 alive[list(piece.root_index)] |= rows
             kept[unit.name] = (int(alive.sum()), unit.n_channels)
         return kept
