@@ -163,26 +163,3 @@ def test_pruner_keeps_the_estimators_layout_through_pruning_and_recovery(
     assert weights_layout(kgp.origin_estimator_.module_) == expected
     assert weights_layout(kgp.estimator_.module_) == expected
     assert kgp.estimator_.get_params()["channels_last"] == flag
-
-
-def test_a_file_from_before_the_parameter_loads_contiguous(tmp_path, weights_layout):
-    # Files written before skkgp had channels_last hold no such parameter: their nets
-    # trained contiguous, and load so (predictions as when saved, refits as before).
-    import json
-
-    from skkgp.persistence import FORMAT, VERSION, _checksum
-
-    X, y = _data((4, 9, 9))
-    net = EEGClassifier("ccnn", max_epochs=1, random_state=0, channels_last=False).fit(X, y)
-    skkgp.save(net, tmp_path / "new.skkgp")
-    payload = torch.load(tmp_path / "new.skkgp", weights_only=True)
-    meta = json.loads(payload["meta"])
-    del meta["estimator"]["params"]["channels_last"]
-    payload["meta"] = json.dumps(meta, sort_keys=True, separators=(",", ":"))
-    payload["checksum"] = _checksum(FORMAT, VERSION, payload["kind"], payload["meta"],
-                                    payload["tensors"])
-    torch.save(payload, tmp_path / "old.skkgp")
-    old = skkgp.load(tmp_path / "old.skkgp")
-    assert old.get_params()["channels_last"] is False
-    assert weights_layout(old.module_) == "contiguous"
-    np.testing.assert_array_equal(old.predict_proba(X), net.predict_proba(X))

@@ -267,11 +267,6 @@ class Decoder:
                 device = "cpu"
         if "device" in params:
             params["device"] = device
-        from skkgp.classifier import EEGClassifier
-
-        if "channels_last" not in params and issubclass(cls, EEGClassifier):
-            # Written before skkgp had the parameter: those nets trained contiguous.
-            params["channels_last"] = False
         net = cls(**params)
         for name, value in fitted.items():
             setattr(net, name, value)
