@@ -31,7 +31,7 @@ import torch
 from skkgp.models import get_model_class, infer_module_kwargs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_speed import _sync  # noqa: E402  (the sibling benchmark)
+from train_speed import sync  # noqa: E402  (the sibling benchmark)
 
 SHAPES = {"ccnn": (4, 9, 9), "fbccnn": (4, 9, 9), "eegnet": (32, 128), "tsception": (32, 128)}
 
@@ -56,12 +56,12 @@ def step_times(nets: dict, X, y, *, steps: int, rounds: int, device) -> dict:
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             net = nets[name]
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             for _ in range(steps):
                 net.zero_grad()
                 criterion(net(X), y).backward()
-            _sync(device)
+            sync(device)
             times[name].append((time.perf_counter() - start) / steps)
     return {name: statistics.median(t[1:] if len(t) > 1 else t) for name, t in times.items()}
 

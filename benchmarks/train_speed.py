@@ -112,7 +112,7 @@ def _vm_hwm_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -125,11 +125,11 @@ class EpochClock(Callback):
         return self
 
     def on_epoch_begin(self, net, **kwargs):
-        _sync(torch.device(net.device))
+        sync(torch.device(net.device))
         self._start = (time.perf_counter(), time.process_time())
 
     def on_epoch_end(self, net, **kwargs):
-        _sync(torch.device(net.device))
+        sync(torch.device(net.device))
         wall, cpu = self._start
         self.times_.append((time.perf_counter() - wall, time.process_time() - cpu))
 
@@ -148,7 +148,7 @@ def plain_loop(
     times = []
     model.train()
     for _ in range(epochs):
-        _sync(device)
+        sync(device)
         start, start_cpu = time.perf_counter(), time.process_time()
         order = torch.randperm(len(X_t), generator=generator).to(device)
         total = torch.zeros((), device=device)
@@ -163,7 +163,7 @@ def plain_loop(
             optimizer.step()
             total += loss.detach()
         total.item()  # one synchronisation per epoch, as a loop that logs the epoch loss
-        _sync(device)
+        sync(device)
         times.append((time.perf_counter() - start, time.process_time() - start_cpu))
     return times
 

@@ -21,11 +21,11 @@ from torch import nn
 from skkgp._training import (
     TensorBatchIterator,
     TensorData,
-    check_channels_last,
     lay_out,
     tensors_to_floats,
     to_tensor_data,
 )
+from skkgp._validation import Interval, Options, TorchDevice, validate_params
 from skkgp.models import get_model_class, infer_module_kwargs
 from skkgp.pruning.masks import copy_module
 
@@ -168,6 +168,14 @@ class EEGClassifier(NeuralNetClassifier):
     (4, 64, ['high', 'low'])
     """
 
+    _parameter_constraints: dict = {
+        "channels_last": [Options({"auto"}), "boolean"],
+        "precision": [Options(k for k in _PRECISIONS if k), None],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), Options({-1})],
+        "device": [TorchDevice()],
+        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+    }
+
     def __init__(
         self,
         module="ccnn",
@@ -265,29 +273,11 @@ class EEGClassifier(NeuralNetClassifier):
         check_classification_targets(y)
         return y
 
-    def _check_params(self) -> None:
-        check_channels_last(self.channels_last)
-        if self.precision not in _PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {sorted(k for k in _PRECISIONS if k)} or None, "
-                f"got {self.precision!r}."
-            )
-        batch_size = self.batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or (
-            batch_size < 1 and batch_size != -1
-        ):
-            raise ValueError(f"batch_size must be a positive int or -1, got {batch_size!r}.")
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as error:
-            raise ValueError(f"device must name a torch device, got {self.device!r}: "
-                             f"{error}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but torch finds no CUDA GPU here; "
-                             "use device='cpu'.")
-        epochs = self.max_epochs
-        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
-            raise ValueError(f"max_epochs must be an int >= 0, got {epochs!r}.")
+    def _validate_params(self) -> None:
+        """Check the parameters against ``_parameter_constraints`` (once per fit)."""
+        validate_params(self._parameter_constraints, {
+            name: getattr(self, name) for name in self._parameter_constraints
+        })
 
     def _set_input_attributes(self, X: np.ndarray, classes: np.ndarray) -> None:
         """Learn the sample shape and classes (all checks pass before anything is set)."""
@@ -312,7 +302,7 @@ class EEGClassifier(NeuralNetClassifier):
 
     def _training_data(self, X, y, *, reset: bool) -> tuple[TensorData, np.ndarray]:
         """Validate ``X``/``y`` (learning shapes and classes when ``reset``) as tensors."""
-        self._check_params()
+        self._validate_params()
         X = self._check_X(X, reset=reset)
         y = self._check_y(y)
         if len(X) != len(y):

@@ -20,13 +20,14 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from skkgp import pruning as _pruning
+from skkgp import pruning
+from skkgp._validation import HasMethods, Interval, Options, validate_params
 from skkgp.classifier import EEGClassifier
 from skkgp.layout import get_channels, get_layout, grid_cells, region_mask
 from skkgp.pruning.masks import store_derived_tensors
+from skkgp.knowledge.losses import REGION_WEIGHT, SAMPLE_WEIGHTING
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
 __all__ = ["KnowledgeGuidedPruner", "ConstantPredictorWarning"]
@@ -201,18 +202,18 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "predict", "get_params"])],
-        "method": [StrOptions(set(_pruning.METHODS))],
+        "method": [Options(pruning.METHODS)],
         "prune_ratio": [Interval(Real, 0, 1, closed="neither")],
-        "recovery": [StrOptions({"finetune", "scratch"})],
+        "recovery": [Options({"finetune", "scratch"})],
         "region": [str, list, tuple],
-        "region_weight": [Interval(Real, 0, None, closed="left")],
-        "sample_weighting": [Interval(Real, 0, 1, closed="both")],
+        "region_weight": [REGION_WEIGHT],
+        "sample_weighting": [SAMPLE_WEIGHTING],
         "recovery_epochs": [Interval(Integral, 1, None, closed="left"), None],
         "ch_names": [list, tuple, np.ndarray, None],
-        "layout": [StrOptions({"deap", "seed"}), Mapping],
+        "layout": [Options({"deap", "seed"}), Mapping],
         "random_state": [Interval(Integral, 0, None, closed="left"), None],
         "prefit": ["boolean"],
-        "verbose": [Interval(Integral, 0, None, closed="left")],
+        "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
     }
 
     def __init__(
@@ -261,7 +262,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         -------
         self : KnowledgeGuidedPruner
         """
-        self._validate_params()
+        validate_params(self._parameter_constraints, self.get_params(deep=False))
         if not isinstance(self.estimator, EEGClassifier):
             raise TypeError(
                 "estimator must be an skkgp.EEGClassifier, got "
@@ -272,7 +273,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.electrodes_, cells = self._resolve_electrodes(X)
         self.region_mask_ = self._resolve_region(self.electrodes_)
 
-        method = _pruning.get_method(self.method)
+        method = pruning.get_method(self.method)
 
         # 1. Origin.
         if self.prefit:
@@ -280,7 +281,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         else:
             self._check_method_before_fit(X, y)
             origin = self._fit_origin(X, y, method)
-        _pruning.check_method(self.method, origin.module_)
+        pruning.check_method(self.method, origin.module_)
         origin_pred = origin.predict(X)
         self.origin_score_ = float(accuracy_score(y, origin_pred))
         self.origin_is_constant_ = bool(np.unique(origin_pred).size == 1)
@@ -301,7 +302,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         example_inputs = _example_inputs(X, module)
         if not method.prunes_after_recovery:
             self._say(f"pruning with {self.method} at ratio {self.prune_ratio}")
-            self.pruning_report_ = _pruning.prune(
+            self.pruning_report_ = pruning.prune(
                 module, self.method, self.prune_ratio, example_inputs
             )
         if self.recovery == "scratch":
@@ -313,7 +314,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         recovered.fit(X, y)
         if method.prunes_after_recovery:
             self._say(f"pruning with {self.method} at ratio {self.prune_ratio} (final step)")
-            self.pruning_report_ = _pruning.prune(
+            self.pruning_report_ = pruning.prune(
                 recovered.module_, self.method, self.prune_ratio, example_inputs
             )
             # The optimizer still points at the unpruned tensors.
@@ -475,7 +476,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         """Refuse a method that does not apply before spending time on the origin fit."""
         probe = _probe_module(self.estimator, X, y)
         if probe is not None:
-            _pruning.check_method(self.method, probe)
+            pruning.check_method(self.method, probe)
 
     def _recovery_net(self, module: torch.nn.Module, cells: np.ndarray | None, method):
         params = clone(self.estimator).get_params(deep=False)
@@ -484,10 +485,10 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         # The clone's callbacks: the recovery must not share callback objects with
         # the estimator.
         user_callbacks = _callback_list(params.get("callbacks"))
-        if self.prefit and any(_pruning.is_origin_callback(c) for c in user_callbacks):
+        if self.prefit and any(pruning.is_origin_callback(c) for c in user_callbacks):
             # A prefit origin carries the training-time parts of its own origin fit
             # (NSFP's sparsity term): they are not part of the recovery.
-            user_callbacks = [c for c in user_callbacks if not _pruning.is_origin_callback(c)]
+            user_callbacks = [c for c in user_callbacks if not pruning.is_origin_callback(c)]
             params["callbacks"] = user_callbacks or None
         params.update(
             module=module,

@@ -43,15 +43,17 @@ DEAP_PERIPHERAL_CHANNELS: tuple[str, ...] = (
 )  # fmt: skip
 RATINGS: tuple[str, ...] = ("valence", "arousal", "dominance", "liking")
 
-_FOLDERS = {"python": "data_preprocessed_python", "matlab": "data_preprocessed_matlab"}
-_SUFFIX = {"python": ".dat", "matlab": ".mat"}
+#: The release's folder and file suffix of each format, shared with the simulator's writer.
+FOLDERS = {"python": "data_preprocessed_python", "matlab": "data_preprocessed_matlab"}
+SUFFIXES = {"python": ".dat", "matlab": ".mat"}
 _SUBJECT_FILE = re.compile(r"^s(\d{2})\.(dat|mat)$")
 
 
 # --- argument checks shared with the simulator ---------------------------------------------
 
 
-def _check_window_args(window, overlap, target, threshold, baseline, eeg_only):
+def check_window_args(window, overlap, target, threshold, baseline, eeg_only):
+    """Validate the windowing arguments of :func:`load_deap` and the simulator."""
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
         raise ValueError(f"window must be a positive int (samples); got {window!r}.")
     if (isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer))
@@ -155,7 +157,7 @@ class _WindowAssembler:
         return result
 
 
-def _assemble(subjects: Iterator[tuple[int, np.ndarray, np.ndarray, str]], n_subjects: int, *,
+def assemble(subjects: Iterator[tuple[int, np.ndarray, np.ndarray, str]], n_subjects: int, *,
               window, overlap, target, threshold, baseline, eeg_only, baseline_samples,
               sfreq, description, verbose, desc) -> Bunch:
     """Window every subject yielded by ``subjects`` into one Bunch."""
@@ -195,23 +197,23 @@ def _resolve_release(path, fmt: str | None) -> tuple[Path, str]:
         raise NotADirectoryError(f"DEAP path {str(root)!r} is not a folder; give the release "
                                  "root or its data_preprocessed_python/_matlab folder.")
     candidates = [fmt] if fmt else ["python", "matlab"]
-    folders = [(root / _FOLDERS[kind], kind) for kind in candidates
-               if (root / _FOLDERS[kind]).is_dir()]
+    folders = [(root / FOLDERS[kind], kind) for kind in candidates
+               if (root / FOLDERS[kind]).is_dir()]
     for folder, kind in folders:  # the release root: prefer a folder that has subjects
-        if any(folder.glob(f"s[0-9][0-9]{_SUFFIX[kind]}")):
+        if any(folder.glob(f"s[0-9][0-9]{SUFFIXES[kind]}")):
             return folder, kind
     if folders:
         return folders[0]
     for kind in candidates:  # the data_preprocessed_* folder itself
-        if root.name == _FOLDERS[kind] or any(root.glob(f"s[0-9][0-9]{_SUFFIX[kind]}")):
+        if root.name == FOLDERS[kind] or any(root.glob(f"s[0-9][0-9]{SUFFIXES[kind]}")):
             return root, kind
-    wanted = " or ".join(_FOLDERS[k] for k in candidates)
+    wanted = " or ".join(FOLDERS[k] for k in candidates)
     raise FileNotFoundError(f"{str(root)!r} holds no {wanted} folder and no sXX"
-                            f"{'/'.join(_SUFFIX[k] for k in candidates)} files.")
+                            f"{'/'.join(SUFFIXES[k] for k in candidates)} files.")
 
 
 def _subject_files(folder: Path, kind: str, subjects) -> list[tuple[int, Path]]:
-    suffix = _SUFFIX[kind]
+    suffix = SUFFIXES[kind]
     if subjects is None:
         found = sorted((int(m.group(1)), folder / name) for name in os.listdir(folder)
                        if (m := _SUBJECT_FILE.match(name)) and name.endswith(suffix))
@@ -387,11 +389,11 @@ def load_deap(
     >>> load_deap(root).X.shape  # doctest: +SKIP
     (2400, 32, 128)
     """
-    window, overlap, threshold = _check_window_args(window, overlap, target, threshold,
+    window, overlap, threshold = check_window_args(window, overlap, target, threshold,
                                                     baseline, eeg_only)
     folder, kind = _resolve_release(path, format)
     files = _subject_files(folder, kind, subjects)
-    return _assemble(
+    return assemble(
         _iter_files(files, kind, eeg_only), len(files), window=window, overlap=overlap,
         target=target, threshold=threshold, baseline=baseline, eeg_only=eeg_only,
         baseline_samples=DEAP_BASELINE_SAMPLES, sfreq=DEAP_SFREQ,

@@ -34,15 +34,15 @@ from .._atomic import atomic_file
 from ..layout import DEAP_CHANNELS, DEAP_GRID, REGIONS
 from ._safe_pickle import dump_py2_arrays
 from .deap import (
-    _FOLDERS,
-    _SUFFIX,
     DEAP_BASELINE_SAMPLES,
     DEAP_N_TRIALS,
     DEAP_PERIPHERAL_CHANNELS,
     DEAP_SFREQ,
     DEAP_TRIAL_SAMPLES,
-    _assemble,
-    _check_window_args,
+    FOLDERS,
+    SUFFIXES,
+    assemble,
+    check_window_args,
 )
 
 __all__ = ["make_deap_like", "write_deap_like", "simulate_subject"]
@@ -362,14 +362,14 @@ def make_deap_like(
     >>> data.X.shape, data.X.dtype.name
     ((800, 32, 128), 'float32')
     """
-    window, overlap, threshold = _check_window_args(window, overlap, target, threshold,
+    window, overlap, threshold = check_window_args(window, overlap, target, threshold,
                                                     baseline, eeg_only)
     params = dict(valence_effect=valence_effect, arousal_effect=arousal_effect, noise=noise,
                   trial_variability=trial_variability,
                   subject_variability=subject_variability, blink_rate=blink_rate)
     n_stimulus = _check_sim_args(n_subjects, n_trials, duration, DEAP_SFREQ, window, params)
     rngs = _subject_rngs(random_state, n_subjects)
-    return _assemble(
+    return assemble(
         _simulated_subjects(rngs, n_trials, DEAP_BASELINE_SAMPLES + n_stimulus, params),
         n_subjects, window=window, overlap=overlap, target=target, threshold=threshold,
         baseline=baseline, eeg_only=eeg_only, baseline_samples=DEAP_BASELINE_SAMPLES,
@@ -438,14 +438,14 @@ trial_variability
     n_stimulus = _check_sim_args(n_subjects, n_trials, duration, DEAP_SFREQ, 1, params)
     root = Path(os.fspath(directory)).expanduser()
     kinds = ["python", "matlab"] if format == "both" else [format]
-    targets = {kind: [root / _FOLDERS[kind] / f"s{k:02d}{_SUFFIX[kind]}"
+    targets = {kind: [root / FOLDERS[kind] / f"s{k:02d}{SUFFIXES[kind]}"
                       for k in range(1, n_subjects + 1)] for kind in kinds}
     existing = [str(p) for paths in targets.values() for p in paths if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"Refusing to overwrite {existing[:3]}"
                               f"{' ...' if len(existing) > 3 else ''}; pass overwrite=True.")
     for kind in kinds:
-        (root / _FOLDERS[kind]).mkdir(parents=True, exist_ok=True)
+        (root / FOLDERS[kind]).mkdir(parents=True, exist_ok=True)
     rngs = _subject_rngs(random_state, n_subjects)
     subjects = _simulated_subjects(rngs, n_trials, DEAP_BASELINE_SAMPLES + n_stimulus, params)
     for number, data, labels, _ in tqdm(subjects, total=n_subjects, desc="writing subjects",

@@ -29,6 +29,8 @@ from numbers import Real
 import numpy as np
 import torch
 
+from skkgp._validation import Interval, validate_params
+
 __all__ = [
     "knowledge_guided_loss",
     "normalize_evidence",
@@ -36,6 +38,13 @@ __all__ = [
     "region_share",
     "sample_weights",
 ]
+
+#: The range of ``alpha = region_weight`` wherever it is a parameter: the pruner, the
+#: knowledge-guided classifier and :func:`knowledge_guided_loss`.
+REGION_WEIGHT = Interval(Real, 0, None, closed="left")
+#: The range of ``beta = sample_weighting``: a mixing weight between uniform and
+#: evidence-based sample weights.
+SAMPLE_WEIGHTING = Interval(Real, 0, 1, closed="both")
 
 
 def _as_tensor(evidence) -> tuple[torch.Tensor, bool]:
@@ -245,13 +254,6 @@ def sample_weights(evidence, mask):
     return _out(_sample_weights(_region_share(tensor, _as_mask(mask, tensor))), is_numpy)
 
 
-def _check_weight(name: str, value) -> float:
-    if (isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value)
-            or value < 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-    return float(value)
-
-
 def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_weighting,
                           scores=None):
     """Total recovery loss ``mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region``.
@@ -264,10 +266,10 @@ def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_w
         Non-negative evidence from the forward pass that gave ``ce_per_sample``.
     mask : torch.Tensor or array-like of bool, shape (n_electrodes,)
         ``True`` for electrodes of the knowledge region.
-    region_weight : float
-        ``alpha >= 0``, weight of the region-wise loss.
-    sample_weighting : float
-        ``beta >= 0``, how much the evidence-based sample weights replace uniform ones.
+    region_weight : float >= 0
+        ``alpha``, weight of the region-wise loss.
+    sample_weighting : float in [0, 1]
+        ``beta``, how much the evidence-based sample weights replace uniform ones.
     scores : torch.Tensor or array-like, shape (n_samples, n_electrodes), or None
         Signed Grad-CAM scores of the evidence, for the gradient of samples whose
         evidence is all zero (see :func:`region_loss`).
@@ -285,8 +287,11 @@ def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_w
     for or against the knowledge, and a weight of 0 would drop those samples from the
     cross-entropy.
     """
-    alpha = _check_weight("region_weight", region_weight)
-    beta = _check_weight("sample_weighting", sample_weighting)
+    validate_params(
+        {"region_weight": [REGION_WEIGHT], "sample_weighting": [SAMPLE_WEIGHTING]},
+        {"region_weight": region_weight, "sample_weighting": sample_weighting},
+    )
+    alpha, beta = float(region_weight), float(sample_weighting)
     tensor, is_numpy = _as_tensor(evidence)
     if isinstance(ce_per_sample, torch.Tensor):
         ce = ce_per_sample

@@ -11,7 +11,6 @@ Validation and prediction use the plain cross-entropy.
 from __future__ import annotations
 
 import contextlib
-from numbers import Real
 
 import numpy as np
 import torch
@@ -30,7 +29,12 @@ from skkgp.knowledge.evidence import (
     guided_saliency,
     resolve_evidence_layer,
 )
-from skkgp.knowledge.losses import knowledge_guided_loss, region_share
+from skkgp.knowledge.losses import (
+    REGION_WEIGHT,
+    SAMPLE_WEIGHTING,
+    knowledge_guided_loss,
+    region_share,
+)
 
 __all__ = ["KnowledgeGuidedClassifier"]
 
@@ -70,10 +74,10 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         Electrodes of the knowledge region, in the order of the evidence (the channels of
         raw inputs; the electrodes of ``cells`` for grid inputs). Required unless both
         weights are 0. :func:`skkgp.layout.region_mask` makes one from a region name.
-    region_weight : float, default=1.0
-        ``alpha >= 0``, weight of the region-wise loss.
-    sample_weighting : float, default=1.0
-        ``beta >= 0``, how much the evidence-based sample weights replace uniform ones.
+    region_weight : float >= 0, default=1.0
+        ``alpha``, weight of the region-wise loss.
+    sample_weighting : float in [0, 1], default=1.0
+        ``beta``, how much the evidence-based sample weights replace uniform ones.
     guided : bool, default=False
         Multiply the Grad-CAM evidence by the guided-backpropagation saliency of the
         input (a second backward pass through the whole network per batch). The
@@ -165,6 +169,13 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         self.evidence_kind = evidence_kind
         self.cells = cells
 
+    _parameter_constraints: dict = {
+        **EEGClassifier._parameter_constraints,
+        "region_weight": [REGION_WEIGHT],
+        "sample_weighting": [SAMPLE_WEIGHTING],
+        "guided": ["boolean"],
+    }
+
     @property
     def _default_callbacks(self):
         callbacks = list(super()._default_callbacks)
@@ -182,22 +193,17 @@ class KnowledgeGuidedClassifier(EEGClassifier):
     def _knowledge_on(self) -> bool:
         return self.region_weight != 0 or self.sample_weighting != 0
 
-    def _check_knowledge_params(self) -> None:
-        for name in ("region_weight", "sample_weighting"):
-            value = getattr(self, name)
-            if (isinstance(value, bool) or not isinstance(value, Real)
-                    or not np.isfinite(value) or value < 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-        if not isinstance(self.guided, (bool, np.bool_)):
-            raise ValueError(f"guided must be True or False, got {self.guided!r}.")
+    def _knowledge_setup(self) -> dict:
+        """The evidence layer, its kind, the grid cells and the region mask, checked
+        against the built network and the input shapes (nothing is set here)."""
         layer, kind, _ = resolve_evidence_layer(
             uncompiled(self.module_), self.evidence_layer, self.evidence_kind
         )
-        self.evidence_layer_, self.evidence_kind_ = layer, kind
-        self.cells_ = None
+        cells = None
         if kind == "grid":
-            self.cells_ = check_cells(self.cells, getattr(self, "grid_size_", None))
-        self.region_mask_ = None
+            cells = check_cells(self.cells, getattr(self, "grid_size_", None))
+        setup = {"evidence_layer_": layer, "evidence_kind_": kind, "cells_": cells,
+                 "region_mask_": None}
         if self.region_mask is None:
             if self._knowledge_on():
                 raise ValueError(
@@ -205,7 +211,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
                     f"sample_weighting={self.sample_weighting!r}: pass a boolean mask over the "
                     "electrodes (skkgp.layout.region_mask makes one), or set both weights to 0."
                 )
-            return
+            return setup
         mask = np.asarray(self.region_mask)
         if mask.ndim != 1 or (mask.dtype != bool and not np.isin(mask, (0, 1)).all()):
             raise ValueError(
@@ -215,9 +221,9 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         if not mask.any():
             raise ValueError("region_mask selects no electrode: the region-wise loss would be "
                              "constant. Select at least one electrode.")
-        if self.cells_ is not None and len(mask) != len(self.cells_):
+        if cells is not None and len(mask) != len(cells):
             raise ValueError(
-                f"region_mask has {len(mask)} entries but there are {len(self.cells_)} "
+                f"region_mask has {len(mask)} entries but there are {len(cells)} "
                 "electrodes (rows of cells): give one entry per electrode."
             )
         if kind == "channels" and getattr(self, "n_chans_", None) not in (None, len(mask)):
@@ -225,13 +231,14 @@ class KnowledgeGuidedClassifier(EEGClassifier):
                 f"region_mask has {len(mask)} entries but X has {self.n_chans_} channels: give "
                 "one entry per channel."
             )
-        self.region_mask_ = mask
+        setup["region_mask_"] = mask
+        return setup
 
     # ------------------------------------------------------------------ skorch hooks
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Validate the knowledge parameters and place the mask and cells on the device."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        self._check_knowledge_params()
+        self.__dict__.update(self._knowledge_setup())
         device = self.device
         self._knowledge_tensors_ = {
             "mask": None if self.region_mask_ is None
