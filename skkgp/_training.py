@@ -1,10 +1,12 @@
-"""Training internals of :class:`skkgp.EEGClassifier`: the fast data path, memory layout and ``torch.compile`` unwrapping, shared by the estimators, pruning and
-persistence.
+"""Training internals of :class:`skkgp.EEGClassifier`: the fast data path, the training
+loop's overrides of skorch (:class:`FastTrainingLoop`), memory layout and
+``torch.compile`` unwrapping, shared by the estimators, pruning and persistence.
 
 The data path holds whole arrays as tensors and makes batches by slicing.
 
 skorch's default ``Dataset`` + ``DataLoader`` fetch and collate one sample at a time,
-which costs 1.7-3x a plain PyTorch loop on small EEG models. Here ``X`` and ``y`` are
+which costs a multiple of a plain PyTorch loop's time on small EEG models
+(``benchmarks/train_speed.py``; figures in the performance guide). Here ``X`` and ``y`` are
 converted to tensors once per ``fit`` (and moved to the compute device once, when they
 fit in its memory); a mini-batch is then a slice, or an ``index_select`` with a
 shuffled permutation, of those tensors. :class:`TensorBatchIterator` has the call
@@ -18,13 +20,15 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from skorch.dataset import Dataset
+from skorch.callbacks import Callback
+from skorch.dataset import Dataset, get_len
 from torch import nn
 from torch.utils.data import Subset
 
 __all__ = [
     "TensorData",
     "TensorBatchIterator",
+    "FastTrainingLoop",
     "to_tensor_data",
     "uncompiled",
     "tensors_to_floats",
@@ -220,6 +224,98 @@ class TensorBatchIterator:
             Xb = self._take(data.X, order, start, stop)
             yb = None if data.targets is None else self._take(data.targets, order, start, stop)
             yield Xb, yb
+
+
+class FastTrainingLoop:
+    """skorch's training loop with less work per step: a mixin for a skorch net.
+
+    It overrides skorch's loop methods (``get_iterator``, ``_set_training``,
+    ``notify``, ``run_single_epoch``) so that batches come from
+    :class:`TensorBatchIterator` with a seeded shuffle, modules already in the
+    requested mode are left alone, callbacks without the hook are not called, and on
+    accelerators the batch losses are read once per epoch. Put it before the skorch
+    class in the bases: ``class EEGClassifier(FastTrainingLoop, NeuralNetClassifier)``.
+    """
+
+    def get_iterator(self, dataset, training=False):
+        """Batches of ``dataset``; training batches are shuffled with a seeded generator."""
+        prefix = "iterator_train" if training else "iterator_valid"
+        iterator = self.iterator_train if training else self.iterator_valid
+        kwargs = self.get_params_for(prefix)
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        if iterator is TensorBatchIterator and training:
+            kwargs.setdefault("shuffle", True)
+            if "generator" not in kwargs:
+                # Drawn from torch's (forked, seeded) global generator: reproducible under
+                # random_state, and independent of the number of batches drawn so far.
+                generator = torch.Generator()
+                generator.manual_seed(int(torch.randint(2**62, (1,)).item()))
+                kwargs["generator"] = generator
+        return iterator(dataset, **kwargs)
+
+    # Per-step bookkeeping: on a GPU at small batches the host's time per step *is* the
+    # step time, so skorch's per-step work shows up directly in the epoch time.
+    def _set_training(self, training=True):
+        """Put the modules in train or eval mode; skorch does it at every step.
+
+        ``nn.Module.train`` walks the whole module tree through ``__setattr__``;
+        modules already entirely in the requested mode are left alone (same result).
+        """
+        for name in self._modules + self._criteria:
+            module = getattr(self, name + "_", None)
+            if isinstance(module, nn.Module) and any(
+                m.training != training for m in module.modules()
+            ):
+                module.train(training)
+
+    def notify(self, method_name, **cb_kwargs):
+        """Call ``method_name`` on the net and on every callback that defines it.
+
+        As skorch's ``notify``, except that callbacks which inherit the base class's
+        empty method are not called (three calls per batch per callback otherwise).
+        """
+        getattr(self, method_name)(self, **cb_kwargs)
+        empty = getattr(Callback, method_name, None)
+        for _, callback in self.callbacks_:
+            if (empty is not None and getattr(type(callback), method_name, None) is empty
+                    and method_name not in getattr(callback, "__dict__", {})):
+                continue
+            getattr(callback, method_name)(self, **cb_kwargs)
+
+    def _defer_loss_sync(self) -> bool:
+        return torch.device(self.device).type != "cpu"
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """One pass over ``iterator``; on accelerators, batch losses are read once per epoch.
+
+        skorch records ``loss.item()`` after every batch, which makes the host wait for
+        the device at every step. On a GPU this version records the loss tensors (and
+        any other 0-dim tensor a step records, such as the knowledge-guided region
+        share) and converts them to floats in one transfer at the end of the pass
+        (before any ``on_epoch_end`` callback reads them); during the epoch,
+        ``on_batch_end`` callbacks see them in the history as 0-dim tensors. On CPU it
+        is skorch's own loop.
+        """
+        if iterator is None or not self._defer_loss_sync():
+            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        records = []
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            self.history.record_batch(prefix + "_loss", step["loss"].detach())
+            records.append(self.history[-1]["batches"][-1])
+            Xb = batch[0] if isinstance(batch, (tuple, list)) else batch
+            self.history.record_batch(prefix + "_batch_size", get_len(Xb))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        tensors_to_floats(records)
+        self.history.record(prefix + "_batch_count", len(records))
+
+    def _record_batch_value(self, key: str, value: torch.Tensor) -> None:
+        """Record a 0-dim tensor of this batch: a float, or on a GPU the tensor itself,
+        which :meth:`run_single_epoch` reads with the others at the end of the epoch."""
+        self.history.record_batch(key, value if self._defer_loss_sync() else value.item())
 
 
 def uncompiled(module: nn.Module) -> nn.Module:

@@ -12,17 +12,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback
 from skorch.dataset import Dataset as SkorchDataset
-from skorch.dataset import get_len
 from skorch.utils import is_dataset, to_tensor
 from torch import nn
 
 from skkgp._training import (
+    FastTrainingLoop,
     TensorBatchIterator,
     TensorData,
     lay_out,
-    tensors_to_floats,
     to_tensor_data,
 )
 from skkgp._validation import Interval, Options, TorchDevice, validate_params
@@ -35,7 +33,7 @@ _PRECISIONS = {None: None, "fp32": None, "float32": None, "bf16": torch.bfloat16
                "bfloat16": torch.bfloat16}
 
 
-class EEGClassifier(NeuralNetClassifier):
+class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
     """A scikit-learn classifier around an EEG network, trained with skorch.
 
     ``module`` is a zoo name or any ``torch.nn.Module`` class. At :meth:`fit` the shape
@@ -389,86 +387,6 @@ class EEGClassifier(NeuralNetClassifier):
         X = np.require(X, dtype=np.float32, requirements=["C_CONTIGUOUS", "WRITEABLE"])
         targets = None if y is None else self._encode(np.asarray(y))
         return to_tensor_data(X, targets, y, self.device)
-
-    def get_iterator(self, dataset, training=False):
-        """Batches of ``dataset``; training batches are shuffled with a seeded generator."""
-        prefix = "iterator_train" if training else "iterator_valid"
-        iterator = self.iterator_train if training else self.iterator_valid
-        kwargs = self.get_params_for(prefix)
-        kwargs.setdefault("batch_size", self.batch_size)
-        if kwargs["batch_size"] == -1:
-            kwargs["batch_size"] = len(dataset)
-        if iterator is TensorBatchIterator and training:
-            kwargs.setdefault("shuffle", True)
-            if "generator" not in kwargs:
-                # Drawn from torch's (forked, seeded) global generator: reproducible under
-                # random_state, and independent of the number of batches drawn so far.
-                generator = torch.Generator()
-                generator.manual_seed(int(torch.randint(2**62, (1,)).item()))
-                kwargs["generator"] = generator
-        return iterator(dataset, **kwargs)
-
-    # Per-step bookkeeping: on a GPU at small batches the host's time per step *is* the
-    # step time, so skorch's per-step work shows up directly in the epoch time.
-    def _set_training(self, training=True):
-        """Put the modules in train or eval mode; skorch does it at every step.
-
-        ``nn.Module.train`` walks the whole module tree through ``__setattr__``;
-        modules already entirely in the requested mode are left alone (same result).
-        """
-        for name in self._modules + self._criteria:
-            module = getattr(self, name + "_", None)
-            if isinstance(module, nn.Module) and any(
-                m.training != training for m in module.modules()
-            ):
-                module.train(training)
-
-    def notify(self, method_name, **cb_kwargs):
-        """Call ``method_name`` on the net and on every callback that defines it.
-
-        As skorch's ``notify``, except that callbacks which inherit the base class's
-        empty method are not called (three calls per batch per callback otherwise).
-        """
-        getattr(self, method_name)(self, **cb_kwargs)
-        empty = getattr(Callback, method_name, None)
-        for _, callback in self.callbacks_:
-            if (empty is not None and getattr(type(callback), method_name, None) is empty
-                    and method_name not in getattr(callback, "__dict__", {})):
-                continue
-            getattr(callback, method_name)(self, **cb_kwargs)
-
-    def _defer_loss_sync(self) -> bool:
-        return torch.device(self.device).type != "cpu"
-
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        """One pass over ``iterator``; on accelerators, batch losses are read once per epoch.
-
-        skorch records ``loss.item()`` after every batch, which makes the host wait for
-        the device at every step. On a GPU this version records the loss tensors (and
-        any other 0-dim tensor a step records, such as the knowledge-guided region
-        share) and converts them to floats in one transfer at the end of the pass
-        (before any ``on_epoch_end`` callback reads them); during the epoch,
-        ``on_batch_end`` callbacks see them in the history as 0-dim tensors. On CPU it
-        is skorch's own loop.
-        """
-        if iterator is None or not self._defer_loss_sync():
-            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
-        records = []
-        for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
-            step = step_fn(batch, **fit_params)
-            self.history.record_batch(prefix + "_loss", step["loss"].detach())
-            records.append(self.history[-1]["batches"][-1])
-            Xb = batch[0] if isinstance(batch, (tuple, list)) else batch
-            self.history.record_batch(prefix + "_batch_size", get_len(Xb))
-            self.notify("on_batch_end", batch=batch, training=training, **step)
-        tensors_to_floats(records)
-        self.history.record(prefix + "_batch_count", len(records))
-
-    def _record_batch_value(self, key: str, value: torch.Tensor) -> None:
-        """Record a 0-dim tensor of this batch: a float, or on a GPU the tensor itself,
-        which :meth:`run_single_epoch` reads with the others at the end of the epoch."""
-        self.history.record_batch(key, value if self._defer_loss_sync() else value.item())
 
     def infer(self, x, **fit_params):
         """Forward one batch, under bfloat16 autocast when ``precision="bf16"``."""

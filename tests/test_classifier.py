@@ -481,7 +481,7 @@ def test_fit_overhead_benchmark_runs(capsys):
 
 def test_bad_device_is_named():
     X, y = _raw_data(n=16)
-    with pytest.raises(ValueError, match="device must name a torch device"):
+    with pytest.raises(ValueError, match="device must be a torch device"):
         _eegnet(device="gpu0").fit(X, y)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
