@@ -6,7 +6,7 @@ For each zoo model, the origin network and its LFP-pruned versions (ratios 0.3 a
 the single thread keep the figures steady on a shared machine). The table lists the
 MAC ratio (origin MACs / pruned MACs, the speed-up a perfect kernel would give) next
 to the measured speed-up (origin latency / pruned latency) and their quotient; the
-goal is a quotient of at least 0.8 at batch 256 for CCNN, FBCCNN and TSCeption.
+target is a quotient of at least 0.8 at batch 256 for CCNN, FBCCNN and TSCeption.
 
 Run: ``python benchmarks/pruning_speed.py [--repeats 7] [--threads 1] [--round-to N]``.
 """

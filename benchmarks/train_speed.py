@@ -11,8 +11,9 @@ CPU: the process's peak resident set size, reset before each run through
 ``/proc/self/clear_refs``). With ``--repeats`` above 1 it also prints the wall-clock
 ratios of each repeat: their spread is the noise of the machine.
 
-Goals (issue 7): ``EEGClassifier`` at most 1.05x the plain loop at every batch size,
-the knowledge-guided recovery at most 1.8x.
+Targets: ``EEGClassifier`` at most 1.05x the plain loop at every batch size, the
+knowledge-guided recovery at most 1.8x; the measured figures are in
+``docs/user_guide/performance.rst``.
 
 The plain loop keeps the network in PyTorch's default (contiguous) layout, as a loop
 written by hand does; ``fit`` and the knowledge-guided run use ``EEGClassifier``'s

@@ -204,9 +204,9 @@ def validate_params(constraints: Mapping[str, list], params: Mapping[str, Any]) 
         options = [_constraint(c) for c in constraints[name]]
         if any(option.is_satisfied_by(value) for option in options):
             continue
-        described = [str(option) for option in options]
-        must = ", ".join(described[:-1]) + " or " + described[-1] if len(described) > 1 else (
-            described[0]
+        described = [part for option in options for part in str(option).split(" or ")]
+        must = described[0] if len(described) == 1 else (
+            ", ".join(described[:-1]) + " or " + described[-1]
         )
         reasons = [option.reason(value) for option in options if hasattr(option, "reason")]
         detail = "".join(f" ({reason})" for reason in reasons if reason)

@@ -83,12 +83,11 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         accuracy (``channels_last_devices`` of the module class: CCNN, on CPU and GPU)
         and leaves other modules as they are. ``True`` converts any module (its
         ``forward`` must then use ``.reshape`` or ``.flatten``, not ``.view``, on
-        convolution outputs). Caveats, measured (``benchmarks/memory_format.py``):
+        convolution outputs). Caveats (figures in :doc:`/user_guide/performance`):
         PyTorch's channels-last BatchNorm sums its batch statistics with float32
-        errors that grow with the batch (about 1e-3 of its unit-scale output for
-        EEGNet at batch 256 on CPU, against 1e-6 contiguous), which is why FBCCNN,
-        EEGNet and TSCeption stay contiguous under ``"auto"`` although channels-last
-        makes EEGNet's CPU steps 1.6-2x faster; and on a GPU, cuDNN runs CCNN's
+        errors that grow with the batch, which is why FBCCNN, EEGNet and TSCeption
+        stay contiguous under ``"auto"`` although channels-last makes some of their
+        steps faster; and on a GPU, cuDNN runs CCNN's
         channels-last convolutions as TF32 where PyTorch allows it (its default,
         ``torch.backends.cudnn.allow_tf32``; set it to ``False`` for full float32).
     train_split : callable or None, default=None

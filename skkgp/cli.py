@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from skkgp import __version__
 from skkgp.reproduce.config import (
     ALL_METHODS,
     ALL_MODELS,
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG, description="Knowledge-guided pruning of EEG networks (Rao & Zhong 2023)."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     rep = commands.add_parser(

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import skkgp
 from skkgp.cli import main
 from skkgp.reproduce.config import Cell, ReproduceConfig
 from skkgp.reproduce.data import DataSpec, fold_indices, load_windows
@@ -339,3 +340,20 @@ def test_subject_protocol_defaults_to_leave_one_subject_out():
         train, test = fold_indices(config.replace(folds=3), bunch, fold)
         assert np.unique(bunch.groups[test]).size == 1  # one subject held out
         assert np.unique(bunch.groups[train]).size == 2
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skkgp {skkgp.__version__}"
+
+
+def test_version_of_the_installed_command():
+    # The console script and ``python -m skkgp`` answer the same, without running a job.
+    result = subprocess.run(
+        [sys.executable, "-m", "skkgp", "--version"], capture_output=True, text=True,
+        timeout=120, env={**os.environ, "PYTHONPATH": str(Path(skkgp.__file__).parents[1])},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"skkgp {skkgp.__version__}"

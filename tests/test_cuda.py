@@ -1,8 +1,8 @@
 """The ``device="cuda"`` path end to end: pruning, knowledge-guided recovery, evidence,
 mixed precision and persistence across machines.
 
-Every test here needs a CUDA GPU and is skipped without one (CI has none). They were run
-on a lent GPU machine; the issue notes give the run and its result.
+Every test here needs a CUDA GPU and is skipped without one (CI has none): run this
+file on a machine with one.
 """
 
 import copy

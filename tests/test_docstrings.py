@@ -1,4 +1,4 @@
-"""Every public name of DESIGN.md's API has a numpydoc docstring whose Parameters
+"""Every public name of skkgp's API has a numpydoc docstring whose Parameters
 section documents each argument, with the shape of every array argument."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 import pytest
 from numpydoc.docscrape import ClassDoc, FunctionDoc
 
-# Modules whose ``__all__`` is public API (DESIGN.md, "Public API").
+# Modules whose ``__all__`` is public API (docs/api.rst).
 PUBLIC_MODULES = (
     "skkgp.models",
     "skkgp.transforms",
@@ -114,7 +114,7 @@ def test_parameters_section(qualname, obj):
 
 
 def test_public_names_found():
-    # The API of DESIGN.md, by name: the parametrised test above must cover each.
+    # The public API, by name: the parametrised test above must cover each.
     names = {name for name, _ in CALLABLES}
     expected = {
         "skkgp.EEGClassifier", "skkgp.KnowledgeGuidedPruner", "skkgp.save", "skkgp.load",

@@ -116,6 +116,15 @@ def test_masks_stay_applied_when_training_the_loaded_net(fitted, tmp_path):
         assert torch.all(weight[zero] == 0), name
 
 
+@pytest.fixture
+def eegnet_file(fitted, tmp_path):
+    """The fitted EEGNet, its inputs and the file it was just saved to."""
+    net, X = fitted["eegnet"]
+    path = tmp_path / "m.skkgp"
+    skkgp.save(net, path)
+    return net, X, path
+
+
 @pytest.fixture(scope="module")
 def pruners():
     """Fitted KnowledgeGuidedPruners: lfp and umwp on EEGNet, nsfp on FBCCNN."""
@@ -306,10 +315,8 @@ TAMPERING = [
 
 
 @pytest.mark.parametrize(("what", "change", "match"), TAMPERING, ids=[t[0] for t in TAMPERING])
-def test_tampered_file_fails_clearly(fitted, tmp_path, what, change, match):
-    net, _ = fitted["eegnet"]
-    path = tmp_path / "m.skkgp"
-    skkgp.save(net, path)
+def test_tampered_file_fails_clearly(eegnet_file, what, change, match):
+    *_, path = eegnet_file
     _rewrite(path, change)
     with pytest.raises(ValueError, match=match):
         skkgp.load(path)
@@ -323,19 +330,15 @@ def test_tampered_file_fails_clearly(fitted, tmp_path, what, change, match):
         ("text", lambda b: b"hello, not a model\n"),
     ],
 )
-def test_damaged_bytes_fail_clearly(fitted, tmp_path, what, corrupt):
-    net, _ = fitted["eegnet"]
-    path = tmp_path / "m.skkgp"
-    skkgp.save(net, path)
+def test_damaged_bytes_fail_clearly(eegnet_file, what, corrupt):
+    *_, path = eegnet_file
     path.write_bytes(corrupt(path.read_bytes()))
     with pytest.raises(ValueError, match="not a readable skkgp model file"):
         skkgp.load(path)
 
 
-def test_flipped_weight_byte_fails_checksum(fitted, tmp_path):
-    net, _ = fitted["eegnet"]
-    path = tmp_path / "m.skkgp"
-    skkgp.save(net, path)
+def test_flipped_weight_byte_fails_checksum(eegnet_file):
+    net, _, path = eegnet_file
     weights = net.module_.lin.weight.detach().numpy().tobytes()
     data = bytearray(path.read_bytes())
     where = bytes(data).find(weights)
@@ -346,12 +349,10 @@ def test_flipped_weight_byte_fails_checksum(fitted, tmp_path):
         skkgp.load(path)
 
 
-def test_any_flipped_byte_is_caught_or_harmless(fitted, tmp_path):
+def test_any_flipped_byte_is_caught_or_harmless(eegnet_file):
     # Bytes of zip padding and unused header fields may change without effect; every
     # other change must be refused. Never a silently different model.
-    net, X = fitted["eegnet"]
-    path = tmp_path / "m.skkgp"
-    skkgp.save(net, path)
+    net, X, path = eegnet_file
     original = path.read_bytes()
     expected = net.predict_proba(X)
     refused = 0
@@ -428,10 +429,8 @@ def test_never_overwrites_without_consent(fitted, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["m.skkgp"]
 
 
-def test_device_maps_to_cpu_when_cuda_is_absent(fitted, tmp_path):
-    net, X = fitted["eegnet"]
-    path = tmp_path / "m.skkgp"
-    skkgp.save(net, path)
+def test_device_maps_to_cpu_when_cuda_is_absent(eegnet_file):
+    net, X, path = eegnet_file
 
     def gpu_saved(payload):
         meta = json.loads(payload["meta"])

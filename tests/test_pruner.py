@@ -307,8 +307,8 @@ def test_healthy_origin_does_not_warn(raw, recwarn):
     [
         ({"prune_ratio": 0.0}, ValueError, "prune_ratio"),
         ({"prune_ratio": 1.5}, ValueError, "prune_ratio"),
-        ({"method": "magic"}, ValueError, "'method'.*magic"),
-        ({"recovery": "later"}, ValueError, "'recovery'.*later"),
+        ({"method": "magic"}, ValueError, "method.*magic"),
+        ({"recovery": "later"}, ValueError, "recovery.*later"),
         ({"region": "nowhere"}, ValueError, "nowhere"),
         ({"region": ["Fp1", "XX9"]}, ValueError, "XX9"),
         ({"region_weight": -1.0}, ValueError, "region_weight"),

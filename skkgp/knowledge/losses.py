@@ -216,7 +216,7 @@ def region_loss(evidence, mask, scores=None):
     Notes
     -----
     For every sample whose evidence is not all zero, the term is ``1 - r_b`` exactly as
-    in DESIGN.md. A sample whose evidence is all zero (every Grad-CAM value below 0)
+    in the module's definition. A sample whose evidence is all zero (every Grad-CAM value below 0)
     counts as ``r_b = 0``, term 1, and not as the uniform share ``|region| /
     n_electrodes`` of :func:`region_share`. With the uniform share, vanishing evidence
     scored better than evidence mostly outside the region, and, behind the ReLU, got no
@@ -226,9 +226,9 @@ def region_loss(evidence, mask, scores=None):
     |z_e|)`` (its value stays 0): it raises the region's scores until the evidence
     there is positive again, at the scale of the exact share's gradient; and on the
     region's electrodes of the other samples the ReLU passes the gradient
-    (straight-through), so that a region electrode below zero is raised too. Measured
-    (``benchmarks/knowledge_effect.py``, LFP 0.5, 3 seeds): all-zero held-out evidence
-    of CCNN fell from 100 % to 0 % of the windows.
+    (straight-through), so that a region electrode below zero is raised too: the share
+    of CCNN's windows with all-zero held-out evidence falls to none
+    (:doc:`/user_guide/performance` has the figures and their command).
     """
     tensor, is_numpy = _as_tensor(evidence)
     share = _loss_share(tensor, _as_mask(mask, tensor), _as_scores(scores, tensor))

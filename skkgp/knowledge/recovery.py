@@ -61,7 +61,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
 
     A knowledge-guided step costs about twice a plain one (the exact gradient of the
     evidence needs a second backward pass through the layers above the evidence layer;
-    the README's performance section has the figures). With ``compile=True`` these
+    :doc:`/user_guide/performance` has the figures). With ``compile=True`` these
     steps run the network uncompiled, since ``torch.compile`` has no double backward;
     validation and prediction use the compiled network.
 
@@ -114,7 +114,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
     -----
     A sample whose Grad-CAM evidence is all zero (every value of ``sum_k a_k A_k``
     below 0) counts as ``r_b = 0`` in the region-wise loss, not as the uniform share
-    that DESIGN.md's normalisation gives it, and the gradient of the region-wise loss
+    that :func:`skkgp.knowledge.losses.normalize_evidence` gives it, and the gradient of the region-wise loss
     passes the ReLU on the region's electrodes, through the signed map (straight-through;
     the loss value is unchanged). Without this, on CCNN (layer ``conv1``, region
     ``"prefrontal"``) the recovery drove the evidence of every held-out window to zero

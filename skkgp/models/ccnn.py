@@ -54,8 +54,8 @@ class CCNN(ZooModule):
 
     input_kind = "grid"
     evidence = EvidenceSpec(layer="conv1", kind="grid")
-    # Channels-last weights: a training step in 0.89x the time on CPU (batch 256), 0.77x
-    # on an H200 (batch 1024), same float32 accuracy; benchmarks/memory_format.py.
+    # Channels-last weights: faster steps on CPU and GPU at the same float32 accuracy
+    # (figures in docs/user_guide/performance.rst).
     channels_last_devices = ("cpu", "cuda")
 
     def __init__(

@@ -80,10 +80,8 @@ class EEGNet(ZooModule):
 
     input_kind = "raw"
     evidence = EvidenceSpec(layer="temporal_conv", kind="channels")
-    # No channels-last by default (benchmarks/memory_format.py): 1.15x the step time on an
-    # H200 (batch 1024); 0.64x on CPU, but there PyTorch's channels-last BatchNorm sums
-    # its batch statistics with float32 errors that grow with batch x time (1e-3 of its
-    # unit-scale output at batch 256): ``channels_last=True`` opts in.
+    # Contiguous by default: channels-last is slower on GPUs and its BatchNorm loses
+    # float32 accuracy on CPUs (figures in docs/user_guide/performance.rst).
     channels_last_devices = ()
 
     def __init__(

@@ -54,12 +54,8 @@ class FBCCNN(ZooModule):
 
     input_kind = "grid"
     evidence = EvidenceSpec(layer="block1", kind="grid")
-    # No channels-last by default (benchmarks/memory_format.py): a step takes 0.88x the
-    # time on CPU (batch 256) and 0.73x on an H200 (batch 1024), but PyTorch's
-    # channels-last BatchNorm for CPUs sums its batch statistics with float32 errors that
-    # grow with the batch, and on an H200 the channels-last gradients were further from a
-    # float64 reference than the contiguous ones (tests/test_cuda.py, session notes):
-    # ``channels_last=True`` opts in.
+    # Contiguous by default although channels-last steps are faster: channels-last
+    # BatchNorm loses float32 accuracy (figures in docs/user_guide/performance.rst).
     channels_last_devices = ()
 
     def __init__(

@@ -91,9 +91,7 @@ class TSCeption(ZooModule):
 
     input_kind = "raw"
     evidence = EvidenceSpec(layer="temporal", kind="channels")
-    # No channels-last by default (benchmarks/memory_format.py): 1.23x the step time on an
-    # H200 (batch 1024); 0.87x on CPU, with BatchNorm's less accurate channels-last
-    # statistics there (see EEGNet).
+    # Contiguous by default, as EEGNet (figures in docs/user_guide/performance.rst).
     channels_last_devices = ()
 
     def __init__(
