@@ -10,6 +10,7 @@ from torch import nn
 from skkgp._training import is_channels_last
 from skkgp.pruning.base import (
     PruningMethod,
+    PruningRequest,
     check_example_inputs,
     check_ratio,
     check_round_to,
@@ -272,16 +273,17 @@ def prune(
     paper_params_before = count_paper_params(module)
     paper_flops_before = count_paper_flops(module, example_inputs)
     channels_last = is_channels_last(module)
-    settings = dict(
-        ignored_layers=ignored, global_pruning=bool(global_pruning), round_to=round_to
+    request = PruningRequest(
+        ratio, example_inputs, tuple(ignored), global_pruning=bool(global_pruning),
+        round_to=round_to,
     )
     # The paper counts a soft-pruned network before its hard step (sfp): count it first.
-    soft = pruning_method.soft_network(module, ratio, example_inputs, **settings)
+    soft = pruning_method.soft_network(module, request)
     paper_after = None
     if soft is not None:
         paper_after = count_paper_params(soft), count_paper_flops(soft, example_inputs)
     del soft
-    kept = pruning_method.apply(module, ratio, example_inputs, **settings)
+    kept = pruning_method.apply(module, request)
     if paper_after is None:
         paper_after = count_paper_params(module), count_paper_flops(module, example_inputs)
     if channels_last:

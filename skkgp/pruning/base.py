@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from skorch.callbacks import Callback
@@ -14,11 +15,38 @@ from torch import nn
 
 __all__ = [
     "PruningMethod",
+    "PruningRequest",
     "check_example_inputs",
     "check_ratio",
     "check_round_to",
     "kept_count",
 ]
+
+
+@dataclass(frozen=True)
+class PruningRequest:
+    """What :func:`skkgp.pruning.prune` asks of a method, validated: one value for
+    every step of the method (planning, the soft network, the pruning itself).
+
+    Attributes
+    ----------
+    ratio : float in (0, 1)
+        Fraction of filters or weights to remove.
+    example_inputs : Tensor or sequence of Tensor
+        A few input samples that trace the network.
+    ignored_layers : sequence of torch.nn.Module, default=()
+        Layers whose output channels (or weights) stay untouched.
+    global_pruning : bool, default=False
+        Rank channels (weights) across layers rather than per layer.
+    round_to : int or None, default=None
+        Round the channels each layer keeps up to a multiple of ``round_to``.
+    """
+
+    ratio: float
+    example_inputs: Any
+    ignored_layers: Sequence[nn.Module] = ()
+    global_pruning: bool = False
+    round_to: int | None = None
 
 
 class PruningMethod(ABC):
@@ -48,16 +76,7 @@ class PruningMethod(ABC):
         """The method's options, ``{name: value}`` for each of ``option_names``."""
         return {name: getattr(self, name) for name in self.option_names}
 
-    def soft_network(
-        self,
-        module: nn.Module,
-        ratio: float,
-        example_inputs,
-        *,
-        ignored_layers: Sequence[nn.Module],
-        global_pruning: bool,
-        round_to: int | None,
-    ) -> nn.Module | None:
+    def soft_network(self, module: nn.Module, request: PruningRequest) -> nn.Module | None:
         """The network the paper counts instead of the pruned one, or None.
 
         A method whose published counts are of a network before its final step (soft
@@ -110,27 +129,14 @@ class PruningMethod(ABC):
         return None
 
     @abstractmethod
-    def apply(
-        self,
-        module: nn.Module,
-        ratio: float,
-        example_inputs,
-        *,
-        ignored_layers: Sequence[nn.Module],
-        global_pruning: bool,
-        round_to: int | None,
-    ) -> dict[str, tuple[int, int]]:
+    def apply(self, module: nn.Module, request: PruningRequest) -> dict[str, tuple[int, int]]:
         """Prune ``module`` in place.
 
         Parameters
         ----------
         module : torch.nn.Module
-        ratio : float in (0, 1)
-        example_inputs : Tensor or sequence of Tensor
-        ignored_layers : sequence of torch.nn.Module
-            Layers whose output channels (or weights) stay untouched.
-        global_pruning : bool
-        round_to : int or None
+        request : PruningRequest
+            The ratio, example inputs, ignored layers, ranking and rounding.
 
         Returns
         -------

@@ -27,6 +27,7 @@ import torch
 from skorch.callbacks import Callback
 from torch import nn
 
+from skkgp.pruning.base import PruningRequest
 from skkgp.pruning.structured import StructuredPruning, round_removals
 from skkgp.pruning.units import ChannelUnit
 
@@ -147,17 +148,11 @@ class NSFP(StructuredPruning):
         return total
 
     def select(
-        self,
-        scores: dict[str, torch.Tensor],
-        ratio: float,
-        *,
-        global_pruning: bool,
-        round_to: int | None,
+        self, scores: dict[str, torch.Tensor], request: PruningRequest
     ) -> dict[str, list[int]]:
-        if not global_pruning or not scores:
-            return super().select(
-                scores, ratio, global_pruning=global_pruning, round_to=round_to
-            )
+        if not request.global_pruning or not scores:
+            return super().select(scores, request)
+        ratio = request.ratio
         values = torch.sort(torch.cat([s.double() for s in scores.values()])).values
         # The epsilon keeps 10 * 0.3 = 3.0000000000000004 at 3 and 100 * 0.29 at 29.
         threshold = values[min(math.floor(values.numel() * ratio + 1e-9), values.numel() - 1)]
@@ -168,4 +163,4 @@ class NSFP(StructuredPruning):
                 # Every unit keeps its largest-scaled channel.
                 below.remove(int(torch.argmax(unit_scores)))
             removed[name] = below
-        return round_removals(removed, scores, round_to)
+        return round_removals(removed, scores, request.round_to)

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
 
 import torch
 from skorch.callbacks import Callback
 from torch import nn
 
-from skkgp.pruning.base import check_ratio, check_round_to
+from skkgp.pruning.base import PruningRequest, check_ratio, check_round_to
 from skkgp.pruning.structured import StructuredPruning, filter_norms
 from skkgp.pruning.units import ChannelUnit, UnitGraph, find_last_layer, zero_channels
 
@@ -57,16 +56,7 @@ class SFP(StructuredPruning):
             kept = round_to * math.ceil(kept / round_to)
         return min(n_channels, kept)
 
-    def soft_network(
-        self,
-        module: nn.Module,
-        ratio: float,
-        example_inputs,
-        *,
-        ignored_layers: Sequence[nn.Module],
-        global_pruning: bool,
-        round_to: int | None,
-    ) -> nn.Module:
+    def soft_network(self, module: nn.Module, request: PruningRequest) -> nn.Module:
         """A copy of ``module`` with the filters the hard step removes set to zero.
 
         Only the filters' conv weights are zeroed, as the authors' soft step does: the
@@ -74,10 +64,7 @@ class SFP(StructuredPruning):
         parameters and FLOPs). On a network the soft step has already zeroed, the copy
         equals it.
         """
-        graph, removed = self.plan(
-            module, ratio, example_inputs, ignored_layers=ignored_layers,
-            global_pruning=global_pruning, round_to=round_to,
-        )
+        graph, removed = self.plan(module, request)
         soft = copy.deepcopy(module)
         modules = dict(soft.named_modules())
         with torch.no_grad():
@@ -158,10 +145,10 @@ class SoftFilterPruning(Callback):
             if self.global_pruning:
                 norms = norms / norms.mean().clamp_min(1e-12)
             scores[unit.name] = norms
-        chosen = SFP().select(
-            scores, float(self.ratio), global_pruning=self.global_pruning,
+        chosen = SFP().select(scores, PruningRequest(
+            float(self.ratio), example, global_pruning=self.global_pruning,
             round_to=self.round_to,
-        )
+        ))
         for unit in self._units:
             zero_channels(module, unit, chosen[unit.name])
         self.zeroed_ = chosen

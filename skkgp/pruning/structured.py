@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from skkgp.pruning.base import PruningMethod, kept_count
+from skkgp.pruning.base import PruningMethod, PruningRequest, kept_count
 from skkgp.pruning.units import ChannelUnit, UnitGraph
 
 __all__ = ["StructuredPruning", "select_channels", "round_removals", "filter_norms"]
@@ -144,59 +144,35 @@ class StructuredPruning(PruningMethod):
         return kept_count(n_channels, ratio, round_to)
 
     def select(
-        self,
-        scores: dict[str, torch.Tensor],
-        ratio: float,
-        *,
-        global_pruning: bool,
-        round_to: int | None,
+        self, scores: dict[str, torch.Tensor], request: PruningRequest
     ) -> dict[str, list[int]]:
         """Channels to remove from each unit, given their :meth:`scores`."""
         return select_channels(
-            scores, ratio, global_pruning=global_pruning, round_to=round_to, kept=self.kept
+            scores, request.ratio, global_pruning=request.global_pruning,
+            round_to=request.round_to, kept=self.kept,
         )
 
     def plan(
-        self,
-        module: nn.Module,
-        ratio: float,
-        example_inputs,
-        *,
-        ignored_layers: Sequence[nn.Module],
-        global_pruning: bool,
-        round_to: int | None,
+        self, module: nn.Module, request: PruningRequest
     ) -> tuple[UnitGraph, dict[str, list[int]]]:
         """The units of ``module`` and the channels :meth:`apply` would remove from each.
 
         ``module`` is left unchanged.
         """
-        graph = UnitGraph(module, example_inputs, ignored_layers)
+        graph = UnitGraph(module, request.example_inputs, request.ignored_layers)
         scores = {}
         for unit in graph.units:
             unit_scores = self.scores(module, unit)
             if unit_scores is None:
                 continue
             unit_scores = unit_scores.double()
-            if global_pruning and self.normalize_global:
+            if request.global_pruning and self.normalize_global:
                 unit_scores = unit_scores / unit_scores.mean().clamp_min(1e-12)
             scores[unit.name] = unit_scores
-        removed = self.select(scores, ratio, global_pruning=global_pruning, round_to=round_to)
-        return graph, removed
+        return graph, self.select(scores, request)
 
-    def apply(
-        self,
-        module: nn.Module,
-        ratio: float,
-        example_inputs,
-        *,
-        ignored_layers: Sequence[nn.Module],
-        global_pruning: bool,
-        round_to: int | None,
-    ) -> dict[str, tuple[int, int]]:
-        graph, removed = self.plan(
-            module, ratio, example_inputs, ignored_layers=ignored_layers,
-            global_pruning=global_pruning, round_to=round_to,
-        )
+    def apply(self, module: nn.Module, request: PruningRequest) -> dict[str, tuple[int, int]]:
+        graph, removed = self.plan(module, request)
         units = {unit.name: unit for unit in graph.units}
         for name, channels in removed.items():
             graph.remove(units[name], channels)

@@ -29,12 +29,11 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from skkgp.pruning.base import PruningMethod
+from skkgp.pruning.base import PruningMethod, PruningRequest
 from skkgp.pruning.counting import CONV_LAYER_TYPES, MAC_LAYER_TYPES
 from skkgp.pruning.masks import apply_mask, effective_tensor
 from skkgp.pruning.units import UnitGraph
@@ -76,24 +75,16 @@ class UMWP(PruningMethod):
             )
         self.scope = scope
 
-    def apply(
-        self,
-        module: nn.Module,
-        ratio: float,
-        example_inputs,
-        *,
-        ignored_layers: Sequence[nn.Module],
-        global_pruning: bool,
-        round_to: int | None,
-    ) -> dict[str, tuple[int, int]]:
-        ignored = {id(m) for layer in ignored_layers for m in layer.modules()}
+    def apply(self, module: nn.Module, request: PruningRequest) -> dict[str, tuple[int, int]]:
+        ratio = request.ratio
+        ignored = {id(m) for layer in request.ignored_layers for m in layer.modules()}
         targets = [
             (layer, "weight")
             for layer in module.modules()
             if isinstance(layer, SCOPES[self.scope]) and id(layer) not in ignored
         ]
         magnitudes = [getattr(layer, name).detach().abs() for layer, name in targets]
-        if global_pruning:
+        if request.global_pruning:
             threshold = _kth_smallest(torch.cat([m.flatten() for m in magnitudes]), ratio)
             thresholds = [threshold] * len(targets)
         else:
@@ -106,7 +97,7 @@ class UMWP(PruningMethod):
             )
             apply_mask(layer, name, mask.to(magnitude.dtype))
         # A filter counts as kept while one of its weights is non-zero.
-        graph = UnitGraph(module, example_inputs, ignored_layers)
+        graph = UnitGraph(module, request.example_inputs, request.ignored_layers)
         modules = dict(module.named_modules())
         kept = {}
         for unit in graph.units:
