@@ -20,7 +20,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from skkgp import pruning
 from skkgp._validation import HasMethods, Interval, Options, validate_params
@@ -513,7 +513,20 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
 
 
 def _check_X(X) -> np.ndarray:
-    X = check_array(X, allow_nd=True, dtype=np.float32, ensure_min_samples=2)
+    """``X`` as an array of a shape the pruner can work with.
+
+    Only its shape is checked here (the electrodes and the probe of the network need
+    it): its values are checked once, by the origin's own ``fit`` (or ``predict`` for a
+    prefit origin).
+    """
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X)
+    if X.ndim >= 1 and X.shape[0] < 2:
+        raise ValueError(
+            f"Found array with {X.shape[0]} sample(s) (shape={X.shape}) while a minimum of "
+            "2 is required by KnowledgeGuidedPruner."
+        )
     if X.ndim not in (3, 4):
         raise ValueError(
             "X must hold raw windows (n_samples, n_chans, n_times) or electrode grids "
