@@ -270,8 +270,8 @@ def test_atomic_writer_gives_ordinary_permissions(tmp_path):
 def test_reproduce_writes_through_the_atomic_writer():
     # One atomic writer for the whole project: the result store and the final tables
     # of skkgp reproduce use the one tested above.
-    from skkgp import _atomic
+    from skkgp._atomic import atomic_write_text
     from skkgp.reproduce import command, store
 
-    assert store.atomic_write_text is _atomic.atomic_write_text
-    assert command.atomic_write_text is _atomic.atomic_write_text
+    assert store.atomic_write_text is atomic_write_text
+    assert command.atomic_write_text is atomic_write_text
