@@ -10,7 +10,9 @@ measures:
 
 - accuracy of the origin, baseline and proposed networks;
 - region share of the evidence: the mean, over held-out windows, of the share of the
-  (normalised, true-class) Grad-CAM evidence that falls on the knowledge region
+  (normalised, true-class) evidence that falls on the knowledge region, every network
+  explained with the evidence kind the proposed recovery used (``--evidence``; by default
+  the model's own, see :mod:`skkgp.knowledge.evidence`)
   (:func:`skkgp.knowledge.evidence.guided_gradcam`, :func:`skkgp.knowledge.losses.region_share`);
 - zero-evidence windows: the fraction of held-out windows whose evidence is all zero.
   Their share is the uniform one (``share_uniform``), so read the share beside it: a
@@ -39,8 +41,9 @@ from sklearn.pipeline import make_pipeline
 
 from skkgp import EEGClassifier, KnowledgeGuidedPruner
 from skkgp.datasets import make_deap_like
-from skkgp.knowledge.evidence import guided_gradcam
-from skkgp.knowledge.losses import region_share
+from skkgp.knowledge.evidence import EVIDENCE_KINDS, guided_gradcam
+from skkgp.knowledge.losses import DEFAULT_REGION_LOSS, REGION_LOSSES, region_share
+from skkgp.layout import DEFAULT_REGION
 from skkgp.pruning import prune
 from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer, ToGrid
 
@@ -57,10 +60,10 @@ def _features(model: str):
     return make_pipeline(ChannelStandardizer())
 
 
-def _share(net_or_module, X, y, mask) -> tuple[float, float]:
-    """Mean region share of the true-class evidence, and the fraction of windows whose
-    evidence is all zero (their share falls back to the uniform one)."""
-    evidence = guided_gradcam(net_or_module, X, y)
+def _share(net_or_module, X, y, mask, kind) -> tuple[float, float]:
+    """Mean region share of the true-class evidence (of kind ``kind``), and the fraction of
+    windows whose evidence is all zero (their share falls back to the uniform one)."""
+    evidence = guided_gradcam(net_or_module, X, y, evidence=kind)
     dead = float(np.mean(evidence.sum(axis=1) == 0))
     return float(np.mean(region_share(evidence, mask))), dead
 
@@ -93,6 +96,8 @@ def run_cell(model, seed, args):
         region=args.region,
         region_weight=args.region_weight,
         sample_weighting=args.sample_weighting,
+        region_loss=args.region_loss,
+        evidence=args.evidence,
         recovery_epochs=args.recovery_epochs,
         random_state=seed,
     )
@@ -108,10 +113,12 @@ def run_cell(model, seed, args):
     seconds = time.perf_counter() - start
     mask = proposed.region_mask_
     origin = proposed.origin_estimator_
+    # Every network is explained with the evidence kind the proposed recovery steered.
+    kind = proposed.estimator_.evidence_
     shares = {
-        "origin": _share(origin, X_test, y_test, mask),
-        "baseline": _share(baseline, X_test, y_test, mask),
-        "proposed": _share(proposed.estimator_, X_test, y_test, mask),
+        "origin": _share(origin, X_test, y_test, mask, kind),
+        "baseline": _share(baseline, X_test, y_test, mask, kind),
+        "proposed": _share(proposed.estimator_, X_test, y_test, mask, kind),
     }
     return {
         "model": model,
@@ -125,6 +132,8 @@ def run_cell(model, seed, args):
         **{f"zero_evidence_{name}": dead for name, (_, dead) in shares.items()},
         "share_uniform": float(mask.mean()),
         "origin_constant": proposed.origin_is_constant_,
+        "proposed_constant": proposed.recovered_is_constant_,
+        "evidence": kind,
         "params_reduction": proposed.pruning_report_.params_reduction,
         "macs_reduction": proposed.pruning_report_.macs_reduction,
         "seconds": seconds,
@@ -183,9 +192,13 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=None, help="default: per model")
     parser.add_argument("--valence-effect", type=float, default=1.0)
-    parser.add_argument("--region", default="prefrontal")
+    parser.add_argument("--region", default=DEFAULT_REGION)
     parser.add_argument("--region-weight", type=float, default=1.0)
     parser.add_argument("--sample-weighting", type=float, default=1.0)
+    parser.add_argument("--evidence", default="auto", choices=("auto", *EVIDENCE_KINDS),
+                        help="evidence kind of the proposed recovery (default: per model)")
+    parser.add_argument("--region-loss", default=DEFAULT_REGION_LOSS, choices=REGION_LOSSES,
+                        help=f"region-wise loss variant (default {DEFAULT_REGION_LOSS})")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None, help="CSV file for the per-seed results")
     args = parser.parse_args(argv)
@@ -207,10 +220,14 @@ def main(argv=None) -> pd.DataFrame:
         results.to_csv(args.out, index=False)
     if results["origin_constant"].any():
         print("WARNING: some origins predicted a single class (see origin_constant).")
+    if results["proposed_constant"].any():
+        print("WARNING: some proposed recoveries collapsed to a single class "
+              "(see proposed_constant).")
     print()
     print(
         f"LFP at 0.5, region {args.region!r}, held-out trials, mean ± std over seeds "
         f"{args.seeds}; region_weight={args.region_weight}, sample_weighting={args.sample_weighting}"
+        f", region_loss={args.region_loss!r}, evidence={args.evidence!r}"
     )
     print(summarize(results))
     return results

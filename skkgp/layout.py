@@ -112,8 +112,10 @@ REGIONS: dict[str, tuple[str, ...]] = {
                   "O1", "OZ", "O2", "O10", "IZ", "CB1", "CB2"),
 }  # fmt: skip
 
-#: The region the knowledge-guided estimators use unless told otherwise.
-DEFAULT_REGION = "prefrontal"
+#: The region the knowledge-guided estimators and ``skkgp reproduce`` use unless told
+#: otherwise: the front-left region of Rao & Zhong's code, where frontal alpha asymmetry
+#: puts the valence signal (docs: the regions guide says why).
+DEFAULT_REGION = "frontal_left"
 
 # Cerebellar electrodes of the Neuroscan cap are missing from the standard 10-20 montage;
 # the nearest standard sites stand in for them on plots.

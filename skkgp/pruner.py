@@ -25,9 +25,10 @@ from sklearn.utils.validation import check_is_fitted
 from skkgp import pruning
 from skkgp._validation import HasMethods, Interval, Options, validate_params
 from skkgp.classifier import EEGClassifier
-from skkgp.layout import get_channels, get_layout, grid_cells, region_mask
+from skkgp.layout import DEFAULT_REGION, get_channels, get_layout, grid_cells, region_mask
 from skkgp.pruning.masks import store_derived_tensors
-from skkgp.knowledge.losses import REGION_WEIGHT, SAMPLE_WEIGHTING
+from skkgp.knowledge.evidence import EVIDENCE_KINDS, mean_region_share
+from skkgp.knowledge.losses import DEFAULT_REGION_LOSS, REGION_LOSS, REGION_WEIGHT, SAMPLE_WEIGHTING
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
 __all__ = ["KnowledgeGuidedPruner", "ConstantPredictorWarning"]
@@ -38,7 +39,8 @@ class ConstantPredictorWarning(UserWarning):
 
     A collapsed origin model (it happens: CCNN with Adam at ``lr=1e-3`` on real DEAP)
     makes any comparison of pruned networks against it meaningless, so
-    :class:`KnowledgeGuidedPruner` reports it instead of pruning it silently.
+    :class:`KnowledgeGuidedPruner` reports it instead of pruning it silently; a
+    recovery that collapses while its origin did not is reported the same way.
     """
 
 
@@ -86,10 +88,12 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         removed.
     recovery : {"finetune", "scratch"}, default="finetune"
         Recover from the pruned weights or from a re-initialised pruned structure.
-    region : str or list of str, default="prefrontal"
+    region : str or list of str, default="frontal_left"
         The knowledge region: a name of :data:`skkgp.layout.REGIONS` or a list of
         electrode names (case-insensitive). At least one of its electrodes must be
-        among the network's electrodes.
+        among the network's electrodes. The default, :data:`skkgp.layout.DEFAULT_REGION`,
+        is the front-left region of Rao & Zhong's code (FP1, AF3, F7, F3; see
+        :ref:`regions` for why).
     region_weight : float >= 0, default=1.0
         Weight ``alpha`` of the region-wise loss. Evidence that vanishes on every
         electrode counts as the worst case in that loss (see
@@ -100,6 +104,18 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         Weight ``beta`` of the evidence-based sample weights in the cross-entropy. On
         small simulated data, ``beta = 1`` cost more accuracy than the region loss did
         (``benchmarks/knowledge_effect.py``); consider searching smaller values.
+    region_loss : {"literal", "dead_aware", "straight_through"}, default="straight_through"
+        Variant of the region-wise loss (:func:`skkgp.knowledge.losses.region_loss`):
+        the formulas as written; all-zero evidence counted as the worst share and
+        revived; or that and a gradient through the evidence's ReLU on the region's
+        electrodes. See :ref:`method` for what each was measured to do.
+    evidence : {"auto", "gradcam", "hirescam", "input_x_gradient"}, default="auto"
+        The evidence the knowledge-guided losses see (see
+        :mod:`skkgp.knowledge.evidence`): the paper's Grad-CAM, HiResCAM, or input x
+        gradient per electrode. ``"auto"`` takes the kind the zoo model declares
+        (Grad-CAM for CCNN and FBCCNN, as in the paper; a kind the loss can move for
+        EEGNet and TSCeption, whose evidence layer is temporal only), Grad-CAM for other
+        modules.
     recovery_epochs : int or None, default=None
         Epochs of recovery; ``None`` uses the estimator's ``max_epochs``.
     ch_names : list of str or None, default=None
@@ -140,6 +156,10 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         ``origin_estimator_.score(X_test, y_test)``.
     origin_is_constant_ : bool
         Whether the origin predicts a single class for every training sample.
+    recovered_is_constant_ : bool
+        Whether the pruned, recovered network predicts a single class for every
+        training sample (a collapsed recovery; a :class:`ConstantPredictorWarning` says
+        so).
     pruning_report_ : skkgp.pruning.PruningReport
         Parameters and MACs before and after pruning, kept channels per layer.
     classes_ : ndarray, shape (n_classes,)
@@ -208,6 +228,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         "region": [str, list, tuple],
         "region_weight": [REGION_WEIGHT],
         "sample_weighting": [SAMPLE_WEIGHTING],
+        "region_loss": [REGION_LOSS],
+        "evidence": [Options({"auto", *EVIDENCE_KINDS})],
         "recovery_epochs": [Interval(Integral, 1, None, closed="left"), None],
         "ch_names": [list, tuple, np.ndarray, None],
         "layout": [Options({"deap", "seed"}), Mapping],
@@ -223,9 +245,11 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         method: str = "lfp",
         prune_ratio: float = 0.5,
         recovery: str = "finetune",
-        region: str | Sequence[str] = "prefrontal",
+        region: str | Sequence[str] = DEFAULT_REGION,
         region_weight: float = 1.0,
         sample_weighting: float = 1.0,
+        region_loss: str = DEFAULT_REGION_LOSS,
+        evidence: str = "auto",
         recovery_epochs: int | None = None,
         ch_names: Sequence[str] | None = None,
         layout: str | Mapping = "deap",
@@ -240,6 +264,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.region = region
         self.region_weight = region_weight
         self.sample_weighting = sample_weighting
+        self.region_loss = region_loss
+        self.evidence = evidence
         self.recovery_epochs = recovery_epochs
         self.ch_names = ch_names
         self.layout = layout
@@ -321,6 +347,17 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             recovered.initialize_optimizer()
         self.estimator_ = recovered
         self.classes_ = recovered.classes_
+        recovered_pred = recovered.predict(X)
+        self.recovered_is_constant_ = bool(np.unique(recovered_pred).size == 1)
+        if self.recovered_is_constant_ and not self.origin_is_constant_:
+            warnings.warn(
+                f"The recovered {_model_name(recovered)} predicts the single class "
+                f"{_plain(recovered_pred[0])!r} for all {len(y)} training samples: the "
+                "recovery collapsed (the origin did not). Compare it with care; a smaller "
+                "region_weight, another region_loss or another random_state may avoid it.",
+                ConstantPredictorWarning,
+                stacklevel=2,
+            )
         return self
 
     def _fit_origin(self, X: np.ndarray, y: np.ndarray, method) -> EEGClassifier:
@@ -415,6 +452,32 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         return self.estimator_.score(X, y, sample_weight=sample_weight)
 
+    def region_share(self, X, y=None, *, which: str = "pruned") -> float:
+        """Mean share of the evidence on the knowledge region, e.g. on held-out data.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, ...)
+            Same kind of input as at ``fit``.
+        y : array-like of shape (n_samples,) or None, default=None
+            Classes explained; ``None`` explains the predicted ones.
+        which : {"pruned", "origin"}, default="pruned"
+            The pruned, recovered network (``estimator_``) or the unpruned origin
+            (``origin_estimator_``), both with the evidence kind of the recovery.
+
+        Returns
+        -------
+        share : float
+            Mean over samples of the share of the normalised evidence on the
+            electrodes of ``region_mask_``; ``region_mask_.mean()`` is the uniform share.
+
+        See Also
+        --------
+        skkgp.knowledge.evidence.mean_region_share : The function form.
+        """
+        check_is_fitted(self, "estimator_")
+        return mean_region_share(self, X, y, which=which)
+
     # -------------------------------------------------------------- helpers
     def _say(self, message: str) -> None:
         if self.verbose:
@@ -496,6 +559,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             region_mask=self.region_mask_,
             region_weight=self.region_weight,
             sample_weighting=self.sample_weighting,
+            region_loss=self.region_loss,
+            evidence=self.evidence,
         )
         if self.random_state is not None:
             params["random_state"] = self.random_state

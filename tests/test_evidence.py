@@ -1,5 +1,6 @@
 """Tests of skkgp.knowledge.evidence: against captum, and on models whose evidence is known."""
 
+import contextlib
 import copy
 
 import numpy as np
@@ -16,12 +17,14 @@ from skkgp.knowledge.evidence import (
     ActivationCapture,
     GuidedBackprop,
     default_cells,
-    gradcam_from_activations,
+    evidence_from_activations,
     gradcam_map,
     guided_gradcam,
     reduce_to_electrodes,
+    resolve_evidence,
     resolve_evidence_layer,
 )
+from skkgp.knowledge.losses import knowledge_guided_loss
 from skkgp.models import CCNN, FBCCNN, EEGNet, TSCeption
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")
@@ -62,7 +65,7 @@ def test_gradcam_map_matches_captum_layer_gradcam(name, rng):
     # The public function reduces the same map to electrodes.
     cells = default_cells() if kind == "grid" else None
     expected = reduce_to_electrodes(reference[:, 0], kind, cells).detach().numpy()
-    evidence = guided_gradcam(module, X, target.numpy())
+    evidence = guided_gradcam(module, X, target.numpy(), evidence="gradcam")
     n_electrodes = 32 if kind == "grid" else X.shape[1]
     assert evidence.shape == (len(X), n_electrodes)
     np.testing.assert_allclose(evidence, expected, rtol=1e-5, atol=1e-7)
@@ -103,7 +106,7 @@ def test_known_evidence_on_one_electrode_raw(rng):
         module.head.weight.copy_(torch.tensor([[-1.0], [0.5]]))
     X = _raw(rng, n=4, chans=n_chans, times=10)
     y = np.array([0, 1, 0, 1])
-    evidence = guided_gradcam(module, X, y, layer="layer", kind="channels")
+    evidence = guided_gradcam(module, X, y, layer="layer", electrode_axis="channels")
     # ds/dA = head weight of the class everywhere, so CAM = ReLU(v_y * 2 * x) on `keep`.
     head = np.array([-1.0, 0.5])
     expected = np.zeros((4, n_chans))
@@ -112,6 +115,56 @@ def test_known_evidence_on_one_electrode_raw(rng):
     np.testing.assert_allclose(evidence, expected, rtol=1e-6)
     assert np.all(np.delete(evidence, keep, axis=1) == 0)
     assert np.all(evidence[:, keep] > 0)
+
+
+class SpatiallyWeighted(nn.Module):
+    """A temporal-only evidence layer (one scale per filter) under fixed electrode
+    weights ``s_e``: ``z_k = sum_(e,t) s_e a_k x_(e,t)``, logits ``V z``."""
+
+    def __init__(self, spatial):
+        super().__init__()
+        self.register_buffer("spatial", torch.as_tensor(spatial, dtype=torch.float32))
+        self.layer = nn.Conv2d(1, 2, 1, bias=False)
+        self.head = nn.Linear(2, 2, bias=False)
+
+    def forward(self, x):
+        activations = self.layer(x.unsqueeze(1))
+        return self.head((activations * self.spatial[:, None]).sum(dim=(2, 3)))
+
+
+def test_known_evidence_of_each_kind_and_what_pooling_loses(rng):
+    X = _raw(rng, n=4, chans=3, times=5)
+    y = np.array([0, 1, 1, 0])
+    spatial = np.array([1.0, -2.0, 0.5])
+    module = SpatiallyWeighted(spatial)
+    with torch.no_grad():
+        module.layer.weight.copy_(torch.tensor([1.5, -0.5]).view(2, 1, 1, 1))
+        module.head.weight.copy_(torch.tensor([[1.0, 0.5], [-1.0, 2.0]]))
+    a, V, x = np.array([1.5, -0.5]), module.head.weight.detach().numpy(), X.numpy().astype(float)
+    c = V[y] @ a  # the class score is sum_(e,t) c s_e x_(e,t)
+    kinds = {k: guided_gradcam(module, X, y, evidence=k, electrode_axis="channels",
+                               layer=None if k == "input_x_gradient" else "layer")
+             for k in ("gradcam", "hirescam", "input_x_gradient")}
+    # Grad-CAM: a_k = mean(ds/dA_k) = v_k mean(s), so the map ignores the spatial weights.
+    gradcam = np.maximum(c[:, None, None] * spatial.mean() * x, 0).sum(axis=2)
+    hirescam = np.maximum(c[:, None, None] * spatial[None, :, None] * x, 0).sum(axis=2)
+    input_x_gradient = np.maximum(c[:, None] * spatial * x.sum(axis=2), 0)
+    np.testing.assert_allclose(kinds["gradcam"], gradcam, rtol=1e-5)
+    np.testing.assert_allclose(kinds["hirescam"], hirescam, rtol=1e-5)
+    np.testing.assert_allclose(kinds["input_x_gradient"], input_x_gradient, rtol=1e-5)
+    # Other spatial weights: the Grad-CAM profile over electrodes stays, the others move.
+    other = SpatiallyWeighted(spatial[::-1].copy())
+    other.load_state_dict({**module.state_dict(), "spatial": other.spatial})
+
+    def profile(net, kind):
+        e = guided_gradcam(net, X, y, evidence=kind, electrode_axis="channels",
+                           layer=None if kind == "input_x_gradient" else "layer")
+        return e / np.maximum(e.sum(axis=1, keepdims=True), 1e-12)
+
+    assert np.allclose(profile(other, "gradcam"), profile(module, "gradcam"), atol=1e-6)
+    assert not np.allclose(profile(other, "hirescam"), profile(module, "hirescam"), atol=1e-3)
+    assert not np.allclose(profile(other, "input_x_gradient"),
+                           profile(module, "input_x_gradient"), atol=1e-3)
 
 
 class OneCellGrid(nn.Module):
@@ -135,7 +188,7 @@ def test_known_evidence_on_one_grid_cell_maps_to_its_electrode(rng):
     torch.manual_seed(0)
     module = OneCellGrid(layout.DEAP_GRID["Fz"])
     X = _grid(rng, n=8)
-    evidence = guided_gradcam(module, X, layer="layer", kind="grid")
+    evidence = guided_gradcam(module, X, layer="layer", electrode_axis="grid")
     assert evidence.shape == (8, 32)
     assert np.all(np.delete(evidence, fz, axis=1) == 0)
     # ds/dA_k = head weight w_yk at every cell, so Fz gets ReLU(sum_k w_yk A_k(Fz)).
@@ -158,7 +211,7 @@ def test_evidence_is_differentiable_gradcheck():
     def evidence_of(weight):
         activations = first(X)
         logits = torch.nn.functional.linear(rest[1](rest[0](activations)), weight, rest[2].bias)
-        return gradcam_from_activations(logits, activations, target, "channels")
+        return evidence_from_activations(logits, activations, target, "channels")
 
     weight = rest[2].weight.detach().clone().requires_grad_(True)
     assert evidence_of(weight).requires_grad
@@ -209,12 +262,18 @@ def test_bad_arguments_raise_clear_errors(rng):
         guided_gradcam(EEGClassifier("ccnn"), X)
     with pytest.raises(ValueError, match="layer='conv9'"):
         guided_gradcam(module, X, layer="conv9")
-    with pytest.raises(ValueError, match="kind"):
-        guided_gradcam(module, X, kind="cells")
+    with pytest.raises(ValueError, match="electrode_axis"):
+        guided_gradcam(module, X, electrode_axis="cells")
     with pytest.raises(ValueError, match="inside the 9x9 grid"):
         guided_gradcam(module, X, cells=np.array([[0, 9]]))
     with pytest.raises(ValueError, match="declares no evidence layer"):
         guided_gradcam(nn.Sequential(nn.Conv2d(4, 2, 1), nn.Flatten(), nn.Linear(162, 2)), X)
+    with pytest.raises(ValueError, match="evidence must be 'auto' or one of"):
+        guided_gradcam(module, X, evidence="gradient")
+    # Input x gradient of a grid input needs to know its electrode axis.
+    with pytest.raises(ValueError, match="electrode_axis='grid'"):
+        guided_gradcam(nn.Sequential(nn.Conv2d(4, 2, 1), nn.Flatten(), nn.Linear(162, 2)), X,
+                       evidence="input_x_gradient")
 
 
 def test_activation_capture_refuses_a_layer_that_runs_twice():
@@ -245,7 +304,7 @@ def test_fast_double_backward_gives_the_same_gradients_and_statistics(channels_l
         net.train()
         with ActivationCapture(net[1]) as capture:
             logits = net(X)
-        evidence = gradcam_from_activations(logits, capture.get(), target, "channels")
+        evidence = evidence_from_activations(logits, capture.get(), target, "channels")
         loss = torch.nn.functional.cross_entropy(logits, target) + evidence.square().mean()
         loss.backward()
         return [p.grad for p in net.parameters()], [b.clone() for b in net.buffers()]
@@ -283,7 +342,7 @@ def test_fast_double_backward_under_bf16_autocast():
         activations = capture.get()
         assert activations.dtype == torch.bfloat16
         kernels.append(type(activations.grad_fn).__name__)
-        evidence = gradcam_from_activations(logits.float(), activations, target, "channels")
+        evidence = evidence_from_activations(logits.float(), activations, target, "channels")
         loss = (torch.nn.functional.cross_entropy(logits.float(), target)
                 + 100 * evidence.float().square().mean())
         loss.backward()
@@ -298,3 +357,124 @@ def test_fast_double_backward_under_bf16_autocast():
         cosine = torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0)
         assert cosine > 0.999, cosine
         torch.testing.assert_close(b.norm(), a.norm(), rtol=2e-2, atol=0)
+
+
+# ---------------------------------------------------------------- every kind, every zoo model
+_GRID_CELLS = np.array([[0, 0], [1, 3], [2, 2], [4, 1], [3, 4], [0, 4]])
+_KINDS = ("gradcam", "hirescam", "input_x_gradient")
+
+
+def _tiny_double(name):
+    """A small float64 zoo network without dropout, its input, and its electrode mapping."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    if name in ("ccnn", "fbccnn"):
+        module = (CCNN(in_channels=2, grid_size=(5, 5), dropout=0.0) if name == "ccnn"
+                  else FBCCNN(in_channels=2, grid_size=(5, 5)))
+        X = torch.randn(4, 2, 5, 5, generator=generator, dtype=torch.float64)
+        cells, mask = _GRID_CELLS, torch.tensor([1, 1, 0, 0, 0, 0], dtype=torch.float64)
+    else:
+        module = (EEGNet(chunk_size=16, num_electrodes=4, F1=2, F2=4, D=2, kernel_1=4,
+                         kernel_2=4, dropout=0.0) if name == "eegnet"
+                  else TSCeption(num_electrodes=4, num_T=2, num_S=2, hid_channels=4,
+                                 sampling_rate=16, dropout=0.0, chunk_size=16))
+        X = torch.randn(4, 4, 16, generator=generator, dtype=torch.float64)
+        cells, mask = None, torch.tensor([1, 0, 1, 0], dtype=torch.float64)
+    return module.double().train(), X, cells, mask
+
+
+def _evidence_and_scores(module, X, target, kind, cells, parameters=None):
+    _, layer, axis, submodule = resolve_evidence(module, kind)
+    X = X.detach().requires_grad_(kind == "input_x_gradient")
+    capture = ActivationCapture(submodule) if submodule is not None else contextlib.nullcontext()
+    with capture:
+        logits = module(X) if parameters is None else torch.func.functional_call(
+            module, parameters, (X,))
+    source = X if submodule is None else capture.get()
+    evidence, scores = evidence_from_activations(
+        logits, source, target, axis, cells, evidence=kind, return_scores=True
+    )
+    return logits, evidence, scores
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+@pytest.mark.parametrize("name", ["ccnn", "fbccnn", "eegnet", "tsception"])
+def test_fast_path_gives_autograds_knowledge_guided_gradients_in_float64(name, kind):
+    """The fast double backward's parameter gradients of the whole knowledge-guided loss
+    equal PyTorch's own double backward, for every evidence kind on every zoo model."""
+    module, X, cells, mask = _tiny_double(name)
+    target = torch.tensor([0, 1, 1, 0])
+
+    def gradients(net, fast):
+        net.zero_grad()
+        with fast_double_backward(net) if fast else contextlib.nullcontext():
+            logits, evidence, scores = _evidence_and_scores(net, X, target, kind, cells)
+            ce = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+            loss = knowledge_guided_loss(ce, evidence, mask, 1.0, 0.5, scores=scores)
+            loss.backward()
+        return {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+    plain = gradients(copy.deepcopy(module), fast=False)
+    fast = gradients(module, fast=True)
+    assert plain.keys() == fast.keys() and len(plain) > 0
+    for param_name, expected in plain.items():
+        torch.testing.assert_close(fast[param_name], expected, rtol=1e-9, atol=1e-12,
+                                   msg=f"{name}/{kind}: {param_name}")
+    # The evidence term reaches the parameters: without it the gradients differ.
+    module.zero_grad()
+    logits, _, _ = _evidence_and_scores(module, X, target, kind, cells)
+    torch.nn.functional.cross_entropy(logits, target).backward()
+    assert any(not torch.allclose(p.grad, fast[n]) for n, p in module.named_parameters()
+               if p.grad is not None)
+
+
+# A parameter below (or at) the evidence layer and one above it, per model.
+_CHECKED_PARAMETER = {
+    "ccnn": "conv2.1.bias",
+    "fbccnn": "block2.2.weight",  # a training-mode BatchNorm: its closed-form double backward
+    "eegnet": "separable_pointwise.weight",
+    "tsception": "BN_t.weight",
+}
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+@pytest.mark.parametrize("name", ["ccnn", "fbccnn", "eegnet", "tsception"])
+def test_fast_path_evidence_passes_gradcheck(name, kind):
+    """Finite differences confirm the fast path's derivative of the evidence itself."""
+    module, X, cells, _ = _tiny_double(name)
+    target = torch.tensor([0, 1, 1, 0])
+    param_name = _CHECKED_PARAMETER[name]
+    start = dict(module.named_parameters())[param_name].detach().clone()
+    if start.numel() > 8:
+        start = start.flatten()[:8].clone()
+    # One fixed projection per sample: as exact a check, a quarter of the backward passes.
+    projection = torch.rand(len(_GRID_CELLS) if cells is not None else X.shape[1],
+                            generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    full = dict(module.named_parameters())[param_name].detach()
+
+    def evidence_of(values):
+        weight = torch.cat([values, full.flatten()[values.numel():]]).view_as(full)
+        swapped = {param_name: weight}
+        if name == "eegnet":
+            # Its max-norm forward rewrites the spatial weights in place: a fresh copy per
+            # call keeps the tensors an earlier call's graph saved unchanged.
+            swapped["spatial_conv.weight"] = module.spatial_conv.weight.detach().clone()
+        with fast_double_backward(module):
+            _, evidence, _ = _evidence_and_scores(module, X, target, kind, cells, swapped)
+        return evidence @ projection
+
+    values = start.flatten().requires_grad_(True)
+    assert evidence_of(values).abs().sum() > 0
+    assert torch.autograd.gradcheck(evidence_of, (values,), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_input_x_gradient_matches_captum(rng):
+    from captum.attr import InputXGradient
+
+    module, X = _zoo("eegnet", rng)
+    target = torch.as_tensor(np.arange(len(X)) % 2)
+    reference = InputXGradient(module).attribute(X.clone().requires_grad_(True), target=target)
+    expected = torch.relu(reference.sum(dim=2)).detach().numpy()
+    evidence = guided_gradcam(module, X, target.numpy())  # "auto" is input x gradient here
+    np.testing.assert_allclose(evidence, expected, rtol=1e-5, atol=1e-7)
+    assert (evidence > 0).any()

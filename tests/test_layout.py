@@ -69,7 +69,7 @@ def test_required_regions_exist_and_match_the_authors_sets():
     seed_prefrontal = {SEED_CHANNELS[i] for i in np.flatnonzero(
         region_mask("prefrontal", SEED_CHANNELS))}
     assert seed_prefrontal == {"FP1", "FPZ", "FP2", "AF3", "AF4"}
-    assert layout.DEFAULT_REGION == "prefrontal"
+    assert layout.DEFAULT_REGION == "frontal_left"
 
 
 def test_region_mask_is_case_insensitive_and_accepts_lists():

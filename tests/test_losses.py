@@ -149,6 +149,8 @@ def test_torch_and_numpy_agree():
         ({"region_weight": -1.0}, "region_weight"),
         ({"sample_weighting": float("nan")}, "sample_weighting"),
         ({"ce_per_sample": CE[:2]}, "ce_per_sample"),
+        ({"variant": "paper"}, "variant must be one of"),
+        ({"variant": None}, "variant must be one of"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(kwargs, match):
@@ -156,3 +158,37 @@ def test_bad_inputs_raise_clear_errors(kwargs, match):
                  "region_weight": 1.0, "sample_weighting": 1.0, **kwargs}
     with pytest.raises(ValueError, match=match):
         knowledge_guided_loss(**arguments)
+
+
+def test_region_loss_variants_hand_values_and_gradients():
+    mask = torch.tensor(MASK)
+    # Values: only the all-zero row differs (uniform share 2/3 in the literal formula).
+    literal = ((1 - 3 / 4) + (1 - 2 / 3) + 0.0) / 3
+    assert region_loss(EVIDENCE, MASK, SCORES, variant="literal") == pytest.approx(literal)
+    dead_counts_one = ((1 - 3 / 4) + 1.0 + 0.0) / 3
+    for variant in ("dead_aware", "straight_through"):
+        assert region_loss(EVIDENCE, MASK, SCORES, variant=variant) == pytest.approx(
+            dead_counts_one)
+    # Gradients, on a dead row and on a living row with a region electrode below zero.
+    scores = torch.tensor([[-1.0, -2.0, -1.0], [-1.0, 2.0, -3.0], [1.0, 1.0, 2.0]],
+                          dtype=torch.float64,
+                          requires_grad=True)
+    grads = {}
+    for variant in ("literal", "dead_aware", "straight_through"):
+        loss = region_loss(torch.relu(scores), mask, scores, variant=variant)
+        (grads[variant],) = torch.autograd.grad(loss, scores)
+    exact_living = -(MASK - 3 / 4) / (3 * 4.0)  # row 2: share 3/4, sum 4
+    for variant, grad in grads.items():
+        np.testing.assert_allclose(grad[2].numpy(), exact_living, err_msg=variant)
+    # literal: dead stays dead, the ReLU stops the gradient of the negative electrodes.
+    np.testing.assert_array_equal(grads["literal"][:2].numpy(), 0.0)
+    # dead_aware: the dead row is pulled up on the region; the living row's negative
+    # region electrodes are not (exact gradient behind the ReLU).
+    np.testing.assert_allclose(grads["dead_aware"][0].numpy(), -MASK.astype(float) / (3 * 4.0))
+    np.testing.assert_array_equal(grads["dead_aware"][1].numpy(), 0.0)
+    # straight_through: both.
+    np.testing.assert_allclose(grads["straight_through"][0].numpy(), -MASK.astype(float) / (3 * 4.0))
+    np.testing.assert_allclose(grads["straight_through"][1].numpy(),
+                               [-1 / (3 * 2.0), 0.0, -1 / (3 * 2.0)])
+    with pytest.raises(ValueError, match="variant must be one of"):
+        region_loss(EVIDENCE, MASK, variant="exact")

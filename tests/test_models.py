@@ -175,10 +175,10 @@ def test_evidence_layer_resolves_and_keeps_electrode_axis(name):
     model(torch.randn(2, *shape))
     out = captured["out"]
     assert out.dim() == 4 and out.shape[0] == 2
-    if cls.evidence.kind == "grid":
+    if cls.evidence.electrode_axis == "grid":
         assert out.shape[2:] == (9, 9)
     else:
-        assert cls.evidence.kind == "channels" and out.shape[2] == 6
+        assert cls.evidence.electrode_axis == "channels" and out.shape[2] == 6
 
 
 def test_infer_module_kwargs_and_names():

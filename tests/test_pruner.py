@@ -18,7 +18,10 @@ from skkgp.classifier import EEGClassifier
 from skkgp.datasets import make_deap_like
 from skkgp.pruner import ConstantPredictorWarning, KnowledgeGuidedPruner
 from skkgp.pruning import NetworkSlimming, prune
+from skkgp.knowledge.evidence import guided_gradcam, mean_region_share
+from skkgp.knowledge.losses import region_share
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
+from skkgp.models import EEGNet
 from skkgp.transforms import BandDifferentialEntropy, ToGrid
 
 N_SUBJECTS = 3
@@ -87,12 +90,40 @@ def test_pipeline_on_grids(raw):
     assert report.method == "lfp"
     assert report.params_after == _n_params(kgp.estimator_.module_)
     assert report.params_before == _n_params(kgp.origin_module_) > report.params_after
-    # Grid inputs: the electrodes are the layout's; prefrontal = Fp1, AF3, Fp2, AF4.
+    # Grid inputs: the electrodes are the layout's; the default region is front-left.
     assert kgp.electrodes_ == layout.DEAP_CHANNELS
-    assert sorted(np.asarray(kgp.electrodes_)[kgp.region_mask_]) == ["AF3", "AF4", "Fp1", "Fp2"]
+    assert kgp.region == layout.DEFAULT_REGION == "frontal_left"
+    assert sorted(np.asarray(kgp.electrodes_)[kgp.region_mask_]) == ["AF3", "F3", "F7", "Fp1"]
     np.testing.assert_array_equal(kgp.estimator_.region_mask_, kgp.region_mask_)
     assert 0.0 <= kgp.origin_score_ <= 1.0
     assert kgp.estimator_.max_epochs == 1
+
+    # Evidence where users look for it: the pipeline, the pruner, its networks.
+    X_grid = pipe[:-1].transform(X)
+    by_pipeline = guided_gradcam(pipe, X, y)
+    np.testing.assert_array_equal(by_pipeline, guided_gradcam(kgp, X_grid, y))
+    np.testing.assert_array_equal(by_pipeline, guided_gradcam(kgp.estimator_, X_grid, y))
+    assert by_pipeline.shape == (len(y), 32)
+    origin = guided_gradcam(kgp.origin_estimator_, X_grid, y)  # a plain EEGClassifier
+    assert origin.shape == (len(y), 32) and not np.array_equal(origin, by_pipeline)
+    # Held-out evidence share: the method, the function on the pipeline, by hand.
+    by_hand = region_share(by_pipeline, kgp.region_mask_).mean()
+    assert kgp.region_share(X_grid, y) == pytest.approx(by_hand, rel=1e-6)
+    assert mean_region_share(pipe, X, y) == pytest.approx(by_hand, rel=1e-6)
+    by_hand_origin = region_share(origin, kgp.region_mask_).mean()
+    assert kgp.region_share(X_grid, y, which="origin") == pytest.approx(by_hand_origin, rel=1e-6)
+    assert mean_region_share(pipe, X, y, which="origin") == pytest.approx(by_hand_origin,
+                                                                           rel=1e-6)
+    with pytest.raises(ValueError, match="which must be 'pruned' or 'origin'"):
+        kgp.region_share(X_grid, y, which="both")
+    with pytest.raises(ValueError, match="which='origin' needs a fitted KnowledgeGuidedPruner"):
+        mean_region_share(kgp.estimator_, X_grid, y, which="origin")
+    with pytest.raises(ValueError, match="region_mask is None"):
+        mean_region_share(kgp.origin_estimator_, X_grid, y)
+    with pytest.raises(ValueError, match="not fitted"):
+        guided_gradcam(_pruner(), X_grid)
+    with pytest.raises(NotFittedError):
+        _pruner().region_share(X_grid)
 
 
 def test_estimator_is_never_modified(raw):
@@ -217,7 +248,8 @@ def test_raw_inputs_with_channel_names_and_region_list(raw):
     kgp = _pruner("eegnet", ch_names=names, region=["fp1", "F3"], prune_ratio=0.5).fit(X8, y)
     assert kgp.electrodes_ == tuple(names)
     np.testing.assert_array_equal(kgp.region_mask_, [1, 0, 1, 0, 0, 0, 0, 0])
-    assert kgp.estimator_.evidence_kind_ == "channels"
+    assert kgp.estimator_.electrode_axis_ == "channels"
+    assert kgp.estimator_.evidence_ == EEGNet.evidence.auto  # evidence="auto"
     assert kgp.pruning_report_.params_after < kgp.pruning_report_.params_before
     assert kgp.predict(X8).shape == y.shape
 
@@ -294,10 +326,22 @@ def test_constant_origin_warns(raw):
     assert kgp.origin_score_ == pytest.approx(max(np.mean(y == c) for c in np.unique(y)))
 
 
+def test_collapsed_recovery_warns(raw):
+    X, y, _ = raw
+    origin = _net("eegnet").fit(X, y)
+    # A recovery at a learning rate that destroys the pruned network; the origin is sound.
+    origin.set_params(lr=1e6)
+    kgp = KnowledgeGuidedPruner(origin, prefit=True, region_weight=0, sample_weighting=0,
+                                random_state=0)
+    with pytest.warns(ConstantPredictorWarning, match="recovery collapsed"):
+        kgp.fit(X, y)
+    assert not kgp.origin_is_constant_ and kgp.recovered_is_constant_
+
+
 def test_healthy_origin_does_not_warn(raw, recwarn):
     X, y, _ = raw
     kgp = _pruner("eegnet").fit(X, y)  # seeded: this EEGNet predicts both classes
-    assert not kgp.origin_is_constant_
+    assert not kgp.origin_is_constant_ and not kgp.recovered_is_constant_
     assert not [w for w in recwarn if issubclass(w.category, ConstantPredictorWarning)]
 
 
@@ -315,6 +359,8 @@ def test_healthy_origin_does_not_warn(raw, recwarn):
         ({"sample_weighting": 2.0}, ValueError, "sample_weighting"),
         ({"recovery_epochs": 0}, ValueError, "recovery_epochs"),
         ({"layout": "mars"}, ValueError, "layout"),
+        ({"evidence": "saliency"}, ValueError, "evidence must be one of.*got 'saliency'"),
+        ({"region_loss": "paper"}, ValueError, "region_loss must be one of.*got 'paper'"),
         ({"method": "nsfp"}, ValueError, "(?i)batchnorm"),  # CCNN has no BatchNorm
     ],
 )

@@ -16,7 +16,7 @@ from torch.nn.utils import prune
 from skkgp import layout
 from skkgp.classifier import EEGClassifier
 from skkgp.datasets import make_deap_like
-from skkgp.knowledge.evidence import ActivationCapture, gradcam_from_activations, guided_gradcam
+from skkgp.knowledge.evidence import ActivationCapture, evidence_from_activations, guided_gradcam
 from skkgp.knowledge.losses import knowledge_guided_loss, region_share
 from skkgp.models import EEGNet
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
@@ -63,8 +63,8 @@ def test_zero_weights_train_exactly_like_eeg_classifier(raw_data, grid_data):
 def test_training_step_is_the_design_loss_from_one_forward(raw_data):
     X, y = raw_data
     net = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=2.0,
-                                    sample_weighting=0.5, module__dropout=0.0, max_epochs=1,
-                                    random_state=0).fit(X, y)
+                                    sample_weighting=0.5, evidence="gradcam",
+                                    module__dropout=0.0, max_epochs=1, random_state=0).fit(X, y)
     net.on_train_begin(net)
     Xb = torch.as_tensor(X[:16])
     yb = torch.as_tensor(net._encode(y[:16]))
@@ -76,7 +76,7 @@ def test_training_step_is_the_design_loss_from_one_forward(raw_data):
     module.zero_grad()
     with ActivationCapture(module.temporal_conv) as capture:
         logits = module(Xb)
-    evidence, scores = gradcam_from_activations(logits, capture.get(), yb, "channels",
+    evidence, scores = evidence_from_activations(logits, capture.get(), yb, "channels",
                                                 return_scores=True)
     ce = F.cross_entropy(logits, yb, reduction="none")
     expected = knowledge_guided_loss(ce, evidence, torch.as_tensor(RAW_MASK), 2.0, 0.5,
@@ -182,10 +182,11 @@ def test_masked_weights_stay_zero_during_recovery(raw_data):
 def test_clone_pickle_and_params(raw_data):
     X, y = raw_data
     net = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, region_weight=0.3,
-                                    sample_weighting=0.7, evidence_layer="temporal_conv",
-                                    evidence_kind="channels", max_epochs=1, random_state=0)
+                                    sample_weighting=0.7, evidence="gradcam",
+                                    evidence_layer="temporal_conv",
+                                    electrode_axis="channels", max_epochs=1, random_state=0)
     params = clone(net).get_params()
-    assert params["region_weight"] == 0.3 and params["evidence_kind"] == "channels"
+    assert params["region_weight"] == 0.3 and params["electrode_axis"] == "channels"
     np.testing.assert_array_equal(params["region_mask"], RAW_MASK)
     net.fit(X, y)
     restored = pickle.loads(pickle.dumps(net))
@@ -234,7 +235,12 @@ def test_compiled_network_trains_with_the_knowledge_guided_loss(raw_data):
         ({"region_weight": -1}, "region_weight"),
         ({"sample_weighting": "high"}, "sample_weighting"),
         ({"evidence_layer": "nope"}, "layer='nope'"),
-        ({"evidence_kind": "grid", "cells": np.zeros((3, 3), int)}, "cells"),
+        ({"evidence_layer": "temporal_conv"}, "needs no layer"),
+        ({"electrode_axis": "grid", "cells": np.zeros((3, 3), int)}, "cells"),
+        ({"electrode_axis": "time"}, "electrode_axis must be one of"),
+        ({"evidence": "gradient"}, "evidence must be one of.*'auto'"),
+        ({"evidence": None}, "evidence must be one of.*'auto'"),
+        ({"region_loss": "exact"}, "region_loss must be one of"),
     ],
 )
 def test_bad_parameters_raise_at_fit(raw_data, kwargs, match):
@@ -242,3 +248,45 @@ def test_bad_parameters_raise_at_fit(raw_data, kwargs, match):
     params = {"region_mask": RAW_MASK, "max_epochs": 1, **kwargs}
     with pytest.raises(ValueError, match=match):
         KnowledgeGuidedClassifier("eegnet", **params).fit(X, y)
+
+
+@pytest.mark.parametrize("evidence", ["auto", "gradcam", "hirescam", "input_x_gradient"])
+def test_every_evidence_kind_trains_and_is_recorded(raw_data, evidence):
+    X, y = raw_data
+    net = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, evidence=evidence,
+                                    max_epochs=2, batch_size=16, random_state=0).fit(X, y)
+    expected = EEGNet.evidence.auto if evidence == "auto" else evidence
+    assert net.evidence_ == expected
+    assert net.evidence_layer_ == (None if expected == "input_x_gradient" else "temporal_conv")
+    shares = net.history_[:, "train_region_share"]
+    assert len(shares) == 2 and all(0 <= v <= 1 for v in shares)
+    # guided_gradcam explains the fitted classifier with the kind it was trained with.
+    np.testing.assert_allclose(guided_gradcam(net, X[:5], y[:5]),
+                               guided_gradcam(net.module_, X[:5], np.searchsorted(
+                                   net.classes_, y[:5]), evidence=expected), rtol=1e-6)
+
+
+class _NoDeclaredLayer(torch.nn.Module):
+    """A user module with no evidence declaration: raw (n, C, T) in, two logits out."""
+
+    def __init__(self, n_chans=N_CHANS, n_times=64, num_classes=2):
+        super().__init__()
+        self.spatial = torch.nn.Linear(n_chans, 3)
+        self.head = torch.nn.Linear(3 * n_times, num_classes)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.spatial(x.transpose(1, 2))).flatten(1))
+
+
+def test_input_x_gradient_needs_no_declared_layer(raw_data):
+    X, y = raw_data
+    net = KnowledgeGuidedClassifier(_NoDeclaredLayer, region_mask=RAW_MASK,
+                                    evidence="input_x_gradient", max_epochs=2, batch_size=16,
+                                    random_state=0).fit(X, y)
+    assert net.electrode_axis_ == "channels" and net.evidence_layer_ is None
+    region = net.history_[:, "train_region_share"]
+    assert region[-1] > region[0]  # the region-wise loss moves this evidence
+    # Grad-CAM needs a layer: the error says how to give one, or to use input x gradient.
+    with pytest.raises(ValueError, match="input_x_gradient"):
+        KnowledgeGuidedClassifier(_NoDeclaredLayer, region_mask=RAW_MASK,
+                                  max_epochs=1).fit(X, y)

@@ -1,20 +1,41 @@
-"""Guided Grad-CAM evidence of an EEG network, reduced to one value per electrode.
+"""Evidence of an EEG network on each electrode: Grad-CAM, HiResCAM and input x gradient.
 
-Grad-CAM (Selvaraju et al. 2017) weights the activations ``A`` of a layer by the mean
-gradient of a class score over each feature map: with ``G = ds/dA``,
-``a_k = mean(G_k)`` and ``CAM = ReLU(sum_k a_k A_k)``. skkgp takes ``A`` from a layer
-whose output still resolves electrodes, and reduces the map to electrodes:
+Each kind explains the score ``s`` of one class through the activations ``A`` of a
+layer whose output still resolves electrodes (or through the input itself), with
+``G = ds/dA``:
 
-- kind ``"channels"``: ``A`` has shape ``(n, K, n_electrodes, n_times)``; the map is
-  summed over time;
-- kind ``"grid"``: ``A`` has shape ``(n, K, rows, cols)``; electrode ``e`` takes the map
-  value of its grid cell ``cells[e]``.
+- ``"gradcam"`` (Selvaraju et al. 2017; the evidence of Rao & Zhong 2023): one weight per
+  filter, ``a_k = mean(G_k)``, and ``CAM = ReLU(sum_k a_k A_k)``;
+- ``"hirescam"`` (Draelos & Carin 2020): ``CAM = ReLU(sum_k G_k * A_k)``, element-wise, so
+  the map keeps *where* in the layer the gradient flows;
+- ``"input_x_gradient"``: ``X * ds/dX`` of the input, summed over the electrode's values
+  (time samples or bands), then rectified. It needs no layer: any network whose input has
+  an electrode axis has it.
 
-The *guided* variant multiplies this by the guided-backpropagation saliency of the
+The maps are reduced to electrodes by the layer's (or the input's) electrode axis:
+
+- ``electrode_axis="channels"``: ``A`` has shape ``(n, K, n_electrodes, n_times)``
+  (raw inputs ``(n, n_electrodes, n_times)``); the map is summed over time;
+- ``electrode_axis="grid"``: ``A`` has shape ``(n, K, rows, cols)``; electrode ``e`` takes
+  the map value of its grid cell ``cells[e]``.
+
+Which kind can a region-wise loss steer? Pooled Grad-CAM weights ``a_k`` average the
+gradient over the whole map, electrodes included. On a layer that is temporal only (the
+first convolution of EEGNet and TSCeption: each filter slides along time, the same on
+every electrode) ``A_k(e, t)`` is filter ``k`` applied to electrode ``e``'s signal, so the
+electrode profile of ``sum_k a_k A_k`` is set by the input and the temporal filters; the
+spatial weights the network learns further up enter only through the ``K`` numbers
+``a_k``. HiResCAM keeps ``G_k(e, t)``, which carries those spatial weights, and input x
+gradient carries every layer's. On CCNN and FBCCNN the first layer mixes neighbouring
+cells, and pooled Grad-CAM stays the default there so that the paper's method is
+reproduced. ``evidence="auto"`` takes the kind each zoo model declares
+(:class:`skkgp.models.EvidenceSpec`), and Grad-CAM for other modules.
+
+The *guided* variant multiplies any kind by the guided-backpropagation saliency of the
 input (Springenberg et al. 2015), reduced to electrodes the same way.
 
 :func:`guided_gradcam` computes detached evidence for analysis and plots.
-:func:`gradcam_from_activations` is the differentiable core that the knowledge-guided
+:func:`evidence_from_activations` is the differentiable core that the knowledge-guided
 recovery (:class:`skkgp.knowledge.KnowledgeGuidedClassifier`) calls on the activations
 captured, by :class:`ActivationCapture`, in the very forward pass that made the
 prediction.
@@ -23,9 +44,11 @@ References
 ----------
 .. [1] Selvaraju, R. R. et al. (2017). Grad-CAM: visual explanations from deep networks
    via gradient-based localization. ICCV.
-.. [2] Springenberg, J. T. et al. (2015). Striving for simplicity: the all convolutional
+.. [2] Draelos, R. L., & Carin, L. (2020). Use HiResCAM instead of Grad-CAM for faithful
+   explanations of convolutional neural networks. arXiv:2011.08891.
+.. [3] Springenberg, J. T. et al. (2015). Striving for simplicity: the all convolutional
    net. ICLR workshop.
-.. [3] Rao, & Zhong (2023). Knowledge-guided network pruning for EEG-based emotion
+.. [4] Rao, & Zhong (2023). Knowledge-guided network pruning for EEG-based emotion
    recognition. IEEE BIBM.
 """
 
@@ -44,27 +67,50 @@ from skkgp.knowledge._autograd import input_grads_only
 
 __all__ = [
     "ActivationCapture",
-    "check_cells",
-    "GuidedBackprop",
+    "ELECTRODE_AXES",
     "EVIDENCE_KINDS",
+    "GuidedBackprop",
+    "check_cells",
     "default_cells",
+    "evidence_from_activations",
+    "evidence_map",
     "gradcam_map",
-    "gradcam_from_activations",
     "guided_gradcam",
     "guided_saliency",
+    "mean_region_share",
     "reduce_to_electrodes",
+    "resolve_evidence",
     "resolve_evidence_layer",
 ]
 
-EVIDENCE_KINDS = ("grid", "channels")
+#: The evidence kinds (see the module docstring).
+EVIDENCE_KINDS = ("gradcam", "hirescam", "input_x_gradient")
+#: How a layer's output (or the input) maps to electrodes.
+ELECTRODE_AXES = ("grid", "channels")
 
 # Activations whose backward pass guided backpropagation rectifies. Only module
 # activations can be hooked; a functional ``F.relu`` inside ``forward`` is left alone.
 _RECTIFIED = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU)
 
 
+def _check_axis(electrode_axis) -> str:
+    if electrode_axis not in ELECTRODE_AXES:
+        raise ValueError(
+            f"electrode_axis must be one of {ELECTRODE_AXES}, got {electrode_axis!r}."
+        )
+    return electrode_axis
+
+
+def _check_kind(evidence) -> str:
+    if evidence not in EVIDENCE_KINDS:
+        raise ValueError(
+            f"evidence must be 'auto' or one of {EVIDENCE_KINDS}, got {evidence!r}."
+        )
+    return evidence
+
+
 def resolve_evidence_layer(
-    module: nn.Module, layer: str | None = None, kind: str | None = None
+    module: nn.Module, layer: str | None = None, electrode_axis: str | None = None
 ) -> tuple[str, str, nn.Module]:
     """Find the electrode-resolving layer of a network.
 
@@ -75,15 +121,15 @@ def resolve_evidence_layer(
     layer : str or None, default=None
         Dotted submodule name (as in ``module.named_modules()``); ``None`` uses
         ``module.evidence.layer``.
-    kind : {"grid", "channels"} or None, default=None
+    electrode_axis : {"grid", "channels"} or None, default=None
         How the layer's output maps to electrodes; ``None`` uses
-        ``module.evidence.kind``.
+        ``module.evidence.electrode_axis``.
 
     Returns
     -------
     layer : str
         The submodule name.
-    kind : str
+    electrode_axis : str
         ``"grid"`` or ``"channels"``.
     submodule : torch.nn.Module
         The submodule itself.
@@ -93,18 +139,18 @@ def resolve_evidence_layer(
         if spec is None:
             raise ValueError(
                 f"{type(module).__name__} declares no evidence layer: pass layer=<name of the "
-                "submodule whose output keeps an electrode axis> and kind='grid' or 'channels'."
+                "submodule whose output keeps an electrode axis> and electrode_axis='grid' or "
+                "'channels' (or evidence='input_x_gradient', which needs no layer)."
             )
         layer = spec.layer
-    if kind is None:
+    if electrode_axis is None:
         if spec is None:
             raise ValueError(
-                f"kind is None and {type(module).__name__} declares no evidence kind: pass "
-                f"kind='grid' or kind='channels' for layer {layer!r}."
+                f"electrode_axis is None and {type(module).__name__} declares no evidence "
+                f"layer: pass electrode_axis='grid' or 'channels' for layer {layer!r}."
             )
-        kind = spec.kind
-    if kind not in EVIDENCE_KINDS:
-        raise ValueError(f"kind must be one of {EVIDENCE_KINDS}, got {kind!r}.")
+        electrode_axis = spec.electrode_axis
+    _check_axis(electrode_axis)
     try:
         submodule = module.get_submodule(layer)
     except AttributeError:
@@ -113,7 +159,67 @@ def resolve_evidence_layer(
             f"layer={layer!r} is not a submodule of {type(module).__name__}; its submodules "
             f"are {names[:20]}{' ...' if len(names) > 20 else ''}."
         ) from None
-    return layer, kind, submodule
+    return layer, electrode_axis, submodule
+
+
+def resolve_evidence(
+    module: nn.Module,
+    evidence: str = "auto",
+    layer: str | None = None,
+    electrode_axis: str | None = None,
+    input_ndim: int | None = None,
+) -> tuple[str, str | None, str, nn.Module | None]:
+    """The evidence kind, layer and electrode axis a network's evidence is taken from.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network.
+    evidence : {"auto", "gradcam", "hirescam", "input_x_gradient"}, default="auto"
+        ``"auto"`` takes ``module.evidence.auto`` (declared by every zoo model), and
+        ``"gradcam"`` for a module that declares nothing.
+    layer : str or None, default=None
+        The evidence layer (``"input_x_gradient"`` takes none and refuses one); see
+        :func:`resolve_evidence_layer`.
+    electrode_axis : {"grid", "channels"} or None, default=None
+        ``None`` uses the module's declaration; for ``"input_x_gradient"`` on a module
+        that declares nothing, raw inputs (``input_ndim=3``) have ``"channels"``.
+    input_ndim : int or None, default=None
+        Number of axes of the input batch, when known.
+
+    Returns
+    -------
+    evidence : str
+        The kind, never ``"auto"``.
+    layer : str or None
+        The layer name (``None`` for ``"input_x_gradient"``).
+    electrode_axis : str
+    submodule : torch.nn.Module or None
+    """
+    spec = getattr(module, "evidence", None)
+    if evidence == "auto":
+        evidence = getattr(spec, "auto", "gradcam")
+    evidence = _check_kind(evidence)
+    if evidence != "input_x_gradient":
+        return (evidence, *resolve_evidence_layer(module, layer, electrode_axis))
+    if layer is not None:
+        resolve_evidence_layer(module, layer, electrode_axis or "channels")  # a valid name?
+        raise ValueError(
+            f"layer={layer!r} was given, but the evidence is 'input_x_gradient' (the input's, "
+            "which needs no layer; evidence='auto' picks it for this model): pass "
+            "evidence='gradcam' or 'hirescam' to explain that layer, or leave layer=None."
+        )
+    if electrode_axis is None and spec is not None:
+        electrode_axis = spec.electrode_axis
+    if electrode_axis is None and input_ndim == 3:
+        electrode_axis = "channels"
+    if electrode_axis is None:
+        raise ValueError(
+            f"evidence='input_x_gradient' on {type(module).__name__}, which declares no "
+            "evidence layer: pass electrode_axis='grid' (inputs (n, n_bands, rows, cols)) or "
+            "'channels' (inputs (n, n_electrodes, n_times))."
+        )
+    return evidence, None, _check_axis(electrode_axis), None
 
 
 def default_cells() -> np.ndarray:
@@ -262,35 +368,43 @@ def _target_scores(logits: torch.Tensor, target: torch.Tensor | None) -> torch.T
     return logits.gather(1, target)
 
 
-def gradcam_map(
+def _as_maps(tensor: torch.Tensor) -> torch.Tensor:
+    # Raw input windows (n, n_electrodes, n_times) read as one feature map.
+    return tensor.unsqueeze(1) if tensor.dim() == 3 else tensor
+
+
+def evidence_map(
     logits: torch.Tensor,
     activations: torch.Tensor,
     target: torch.Tensor | None = None,
     *,
+    evidence: str = "gradcam",
     create_graph: bool = True,
     rectify: bool = True,
 ) -> torch.Tensor:
-    """Grad-CAM map of the activations of one layer.
+    """Class-activation map of one layer (or of the input), before the electrode reduction.
 
     Parameters
     ----------
     logits : torch.Tensor, shape (n_samples, n_classes)
         Output of the forward pass that produced ``activations``.
     activations : torch.Tensor, shape (n_samples, K, H, W)
-        Output of the evidence layer in that forward pass.
+        Output of the evidence layer in that forward pass; for
+        ``evidence="input_x_gradient"`` the input of the pass (it must require grad),
+        also ``(n_samples, n_electrodes, n_times)``.
     target : torch.Tensor of int, shape (n_samples,), or None, default=None
         Class whose logit ``s`` is explained; ``None`` takes the predicted class.
+    evidence : {"gradcam", "hirescam", "input_x_gradient"}, default="gradcam"
+        ``"gradcam"``: ``sum_k mean(G_k) A_k``; the others: ``sum_k G_k * A_k``
+        element-wise, with ``G = ds/dA``.
     create_graph : bool, default=True
-        Keep the graph of ``G = ds/dA`` so that the map can be differentiated (training).
+        Keep the graph of ``G`` so that the map can be differentiated (training).
     rectify : bool, default=True
-        Apply the ReLU; ``False`` returns the signed map ``sum_k a_k A_k`` (the
-        knowledge-guided recovery needs it where the rectified map is all zero).
+        Apply a ReLU; ``False`` returns the signed map.
 
     Returns
     -------
     cam : torch.Tensor, shape (n_samples, H, W)
-        ``ReLU(sum_k a_k A_k)`` with ``a_k`` the mean of ``ds/dA_k`` over ``(H, W)``
-        (without the ReLU when ``rectify=False``).
 
     Notes
     -----
@@ -299,6 +413,7 @@ def gradcam_map(
     training mode BatchNorm's batch statistics couple them slightly, as they couple the
     gradients of the training loss.
     """
+    _check_kind(evidence)
     score = _target_scores(logits, target).sum()
     # Summing over the batch gives every sample its own gradient in one backward pass,
     # as the samples of a forward pass in eval mode do not interact.
@@ -306,35 +421,71 @@ def gradcam_map(
         (grads,) = torch.autograd.grad(
             score, activations, create_graph=create_graph, retain_graph=True
         )
-    weights = grads.mean(dim=(2, 3))
-    # One batched product instead of a weighted copy of the activations and a sum.
-    cam = torch.einsum("nk,nkhw->nhw", weights, activations)
+    grads, activations = _as_maps(grads), _as_maps(activations)
+    if evidence == "gradcam":
+        weights = grads.mean(dim=(2, 3))
+        # One batched product instead of a weighted copy of the activations and a sum.
+        cam = torch.einsum("nk,nkhw->nhw", weights, activations)
+    else:
+        cam = (grads * activations).sum(dim=1)
     return torch.relu(cam) if rectify else cam
 
 
+def gradcam_map(
+    logits: torch.Tensor,
+    activations: torch.Tensor,
+    target: torch.Tensor | None = None,
+    *,
+    create_graph: bool = True,
+    rectify: bool = True,
+) -> torch.Tensor:
+    """Grad-CAM map ``ReLU(sum_k a_k A_k)`` of one layer, ``a_k = mean(ds/dA_k)``.
+
+    :func:`evidence_map` with ``evidence="gradcam"``.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (n_samples, n_classes)
+        Output of the forward pass that produced ``activations``.
+    activations : torch.Tensor, shape (n_samples, K, H, W)
+        Output of the evidence layer in that forward pass.
+    target : torch.Tensor of int, shape (n_samples,), or None, default=None
+        Class whose logit is explained; ``None`` takes the predicted class.
+    create_graph : bool, default=True
+        Keep the graph of the gradient so that the map can be differentiated.
+    rectify : bool, default=True
+        Apply the ReLU; ``False`` returns the signed map.
+
+    Returns
+    -------
+    cam : torch.Tensor, shape (n_samples, H, W)
+    """
+    return evidence_map(logits, activations, target, evidence="gradcam",
+                        create_graph=create_graph, rectify=rectify)
+
+
 def reduce_to_electrodes(
-    maps: torch.Tensor, kind: str, cells: np.ndarray | torch.Tensor | None = None
+    maps: torch.Tensor, electrode_axis: str, cells: np.ndarray | torch.Tensor | None = None
 ) -> torch.Tensor:
     """Reduce per-position maps to one value per electrode.
 
     Parameters
     ----------
     maps : torch.Tensor, shape (n_samples, H, W)
-        ``kind="channels"``: ``H`` is the electrode axis and ``W`` time.
-        ``kind="grid"``: ``(H, W)`` is the electrode grid.
-    kind : {"grid", "channels"}
+        ``electrode_axis="channels"``: ``H`` is the electrode axis and ``W`` time.
+        ``electrode_axis="grid"``: ``(H, W)`` is the electrode grid.
+    electrode_axis : {"grid", "channels"}
     cells : array of int, shape (n_electrodes, 2), or None
-        ``(row, col)`` of each electrode (``kind="grid"`` only); ``None`` takes the DEAP
-        electrodes (:func:`default_cells`).
+        ``(row, col)`` of each electrode (``electrode_axis="grid"`` only); ``None`` takes
+        the DEAP electrodes (:func:`default_cells`).
 
     Returns
     -------
     evidence : torch.Tensor, shape (n_samples, n_electrodes)
     """
-    if kind == "channels":
+    if electrode_axis == "channels":
         return maps.sum(dim=2)
-    if kind != "grid":
-        raise ValueError(f"kind must be one of {EVIDENCE_KINDS}, got {kind!r}.")
+    _check_axis(electrode_axis)
     cells = _cells_tensor(cells, maps.shape[1:], maps.device)
     return maps[:, cells[:, 0], cells[:, 1]]
 
@@ -377,17 +528,18 @@ def _cells_tensor(cells, grid_shape, device) -> torch.Tensor:
     return torch.as_tensor(check_cells(cells, tuple(grid_shape)), device=device)
 
 
-def gradcam_from_activations(
+def evidence_from_activations(
     logits: torch.Tensor,
     activations: torch.Tensor,
     target: torch.Tensor | None,
-    kind: Literal["grid", "channels"],
+    electrode_axis: Literal["grid", "channels"],
     cells: np.ndarray | torch.Tensor | None = None,
     *,
+    evidence: str = "gradcam",
     create_graph: bool = True,
     return_scores: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Per-electrode Grad-CAM evidence, differentiable, from one forward pass.
+    """Per-electrode evidence, differentiable, from one forward pass.
 
     Parameters
     ----------
@@ -395,13 +547,16 @@ def gradcam_from_activations(
         Output of the forward pass.
     activations : torch.Tensor, shape (n_samples, K, H, W)
         Output of the evidence layer captured in the same forward pass (see
-        :class:`ActivationCapture`).
+        :class:`ActivationCapture`); for ``evidence="input_x_gradient"`` the input of
+        the pass, which must require grad.
     target : torch.Tensor of int, shape (n_samples,), or None
         Explained class (the true class while training); ``None`` takes the predicted one.
-    kind : {"grid", "channels"}
+    electrode_axis : {"grid", "channels"}
         How ``(H, W)`` maps to electrodes (see :func:`reduce_to_electrodes`).
     cells : array of int, shape (n_electrodes, 2), or None, default=None
-        Grid cell of each electrode, for ``kind="grid"``.
+        Grid cell of each electrode, for ``electrode_axis="grid"``.
+    evidence : {"gradcam", "hirescam", "input_x_gradient"}, default="gradcam"
+        The kind (see the module docstring).
     create_graph : bool, default=True
         Make the evidence differentiable with respect to the network's parameters.
     return_scores : bool, default=False
@@ -410,17 +565,24 @@ def gradcam_from_activations(
     Returns
     -------
     evidence : torch.Tensor, shape (n_samples, n_electrodes)
-        Non-negative evidence of each electrode.
+        Non-negative evidence of each electrode: the rectified map summed over each
+        electrode's positions (Grad-CAM, HiResCAM), or the electrode's summed input x
+        gradient, rectified.
     scores : torch.Tensor, shape (n_samples, n_electrodes)
-        Only with ``return_scores=True``: ``sum_k a_k A_k`` before the ReLU, reduced to
-        electrodes. :func:`skkgp.knowledge.losses.knowledge_guided_loss` takes its gradient where
-        a sample's evidence is all zero (the ReLU has no gradient there).
+        Only with ``return_scores=True``: the signed map reduced to electrodes.
+        :func:`skkgp.knowledge.losses.knowledge_guided_loss` takes its gradient where a
+        sample's evidence is all zero (the ReLU has no gradient there).
     """
-    maps = gradcam_map(logits, activations, target, create_graph=create_graph, rectify=False)
-    evidence = reduce_to_electrodes(torch.relu(maps), kind, cells)
-    if return_scores:
-        return evidence, reduce_to_electrodes(maps, kind, cells)
-    return evidence
+    maps = evidence_map(logits, activations, target, evidence=evidence,
+                        create_graph=create_graph, rectify=False)
+    scores = reduce_to_electrodes(maps, electrode_axis, cells)
+    if evidence == "input_x_gradient":
+        # One attribution per electrode, its sign that of the electrode's net
+        # contribution to the score.
+        result = torch.relu(scores)
+    else:
+        result = reduce_to_electrodes(torch.relu(maps), electrode_axis, cells)
+    return (result, scores) if return_scores else result
 
 
 def guided_saliency(
@@ -428,7 +590,7 @@ def guided_saliency(
     inputs: torch.Tensor,
     target: torch.Tensor | None,
     guide: GuidedBackprop,
-    kind: Literal["grid", "channels"],
+    electrode_axis: Literal["grid", "channels"],
     cells: np.ndarray | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Guided-backpropagation saliency of the input, reduced to electrodes.
@@ -439,16 +601,16 @@ def guided_saliency(
         Output of a forward pass run inside ``guide`` on ``inputs``.
     inputs : torch.Tensor
         The input of that forward pass (``requires_grad=True``): grids
-        ``(n_samples, n_bands, rows, cols)`` for ``kind="grid"``, raw windows
+        ``(n_samples, n_bands, rows, cols)`` for ``electrode_axis="grid"``, raw windows
         ``(n_samples, n_electrodes, n_times)`` (or ``(n_samples, 1, n_electrodes,
-        n_times)``) for ``kind="channels"``.
+        n_times)``) for ``electrode_axis="channels"``.
     target : torch.Tensor of int, shape (n_samples,), or None
         Explained class; ``None`` takes the predicted one.
     guide : GuidedBackprop
         The context the forward pass ran in.
-    kind : {"grid", "channels"}
+    electrode_axis : {"grid", "channels"}
     cells : array of int, shape (n_electrodes, 2), or None, default=None
-        Grid cell of each electrode, for ``kind="grid"``.
+        Grid cell of each electrode, for ``electrode_axis="grid"``.
 
     Returns
     -------
@@ -460,7 +622,7 @@ def guided_saliency(
     with guide.rectifying(), input_grads_only():
         (grads,) = torch.autograd.grad(score, inputs, retain_graph=True)
     magnitude = grads.detach().abs()
-    if kind == "channels":
+    if electrode_axis == "channels":
         if magnitude.dim() == 4:
             magnitude = magnitude.sum(dim=1)
         if magnitude.dim() != 3:
@@ -486,14 +648,52 @@ def _unwrap(module) -> nn.Module:
                 f"The estimator's module_ is not a torch.nn.Module: {module.module_!r}."
             )
         return module.module_
-    if hasattr(module, "module") and hasattr(module, "fit"):
+    if hasattr(module, "fit") and (hasattr(module, "module") or hasattr(module, "estimator")):
         raise ValueError(
             f"This {type(module).__name__} is not fitted yet: call fit before computing evidence."
         )
     raise TypeError(
-        "module must be a torch.nn.Module or a fitted estimator with a module_ attribute; got "
-        f"{type(module).__name__}."
+        "module must be a torch.nn.Module, a fitted EEGClassifier, KnowledgeGuidedPruner or "
+        f"a Pipeline ending in one; got {type(module).__name__}."
     )
+
+
+def _resolve_model(model, X):
+    """The estimator or module that holds the network, and ``X`` as that network takes it.
+
+    A :class:`~sklearn.pipeline.Pipeline` transforms ``X`` through its earlier steps; a
+    fitted :class:`~skkgp.KnowledgeGuidedPruner` stands for its pruned, recovered network.
+    """
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline):
+        if len(model.steps) > 1:
+            head = model[:-1]
+            try:
+                X = head.transform(X)
+            except Exception as error:  # noqa: BLE001 - any unfitted or failing step
+                raise ValueError(
+                    "The pipeline's steps before its last could not transform X "
+                    f"({type(error).__name__}: {error}); fit the pipeline first."
+                ) from error
+        model = model[-1]
+    if not isinstance(model, nn.Module) and hasattr(model, "estimator"):
+        # A meta-estimator such as KnowledgeGuidedPruner: its fitted network.
+        if not hasattr(model, "estimator_"):
+            raise ValueError(
+                f"This {type(model).__name__} is not fitted yet: call fit before computing "
+                "evidence."
+            )
+        model = model.estimator_
+    return model, X
+
+
+def _fitted_evidence(estimator) -> dict:
+    """Evidence settings a fitted knowledge-guided classifier was trained with."""
+    names = {"evidence": "evidence_", "layer": "evidence_layer_",
+             "electrode_axis": "electrode_axis_", "cells": "cells_"}
+    return {key: getattr(estimator, attr) for key, attr in names.items()
+            if getattr(estimator, attr, None) is not None}
 
 
 def _class_indices(estimator, y, n_samples: int) -> np.ndarray | None:
@@ -532,36 +732,49 @@ def guided_gradcam(
     X,
     y=None,
     *,
+    evidence: str | None = None,
     layer: str | None = None,
-    kind: Literal["grid", "channels"] | None = None,
+    electrode_axis: Literal["grid", "channels"] | None = None,
     cells: np.ndarray | None = None,
     guided: bool = False,
     batch_size: int = 256,
     device: str | torch.device | None = None,
 ) -> np.ndarray:
-    """Per-electrode (guided) Grad-CAM evidence of a network, for analysis and plots.
+    """Per-electrode evidence of a network (Grad-CAM family), for analysis and plots.
 
     The network runs in eval mode (no dropout, BatchNorm running statistics) and is put
     back in its former mode afterwards; its weights are not changed.
 
     Parameters
     ----------
-    module : torch.nn.Module or fitted estimator
-        The network, or a fitted estimator holding it in ``module_`` (an
-        :class:`skkgp.EEGClassifier`, say).
+    module : torch.nn.Module, fitted estimator, KnowledgeGuidedPruner or Pipeline
+        The network; or a fitted estimator holding it in ``module_`` (an
+        :class:`skkgp.EEGClassifier` or
+        :class:`~skkgp.knowledge.recovery.KnowledgeGuidedClassifier`); or a fitted
+        :class:`skkgp.KnowledgeGuidedPruner` (its pruned, recovered network, with the
+        evidence kind, electrodes and grid cells it was recovered with); or a fitted
+        :class:`~sklearn.pipeline.Pipeline` ending in one of these (``X`` then passes
+        through the earlier steps first).
     X : array-like or torch.Tensor, shape (n_samples, ...)
-        Inputs as the network takes them: grids ``(n_samples, n_bands, rows, cols)`` or
-        raw windows ``(n_samples, n_electrodes, n_times)``.
+        Inputs: what the network takes (grids ``(n_samples, n_bands, rows, cols)`` or
+        raw windows ``(n_samples, n_electrodes, n_times)``), or what the pipeline takes.
     y : array-like of shape (n_samples,) or None, default=None
         Class explained for each sample: class labels (of ``classes_`` for an estimator,
         indices for a bare module). ``None`` explains the predicted class.
+    evidence : {"auto", "gradcam", "hirescam", "input_x_gradient"} or None, default=None
+        The evidence kind (see :mod:`skkgp.knowledge.evidence`). ``None`` takes the kind
+        a knowledge-guided classifier or pruner was trained with, and ``"auto"``
+        otherwise: the kind the zoo model declares, Grad-CAM for other modules.
     layer : str or None, default=None
         Name of the electrode-resolving submodule; ``None`` uses ``module.evidence``.
-    kind : {"grid", "channels"} or None, default=None
-        How the layer's output maps to electrodes; ``None`` uses ``module.evidence``.
+        Not used by ``"input_x_gradient"``.
+    electrode_axis : {"grid", "channels"} or None, default=None
+        How the layer's output (or the input) maps to electrodes; ``None`` uses
+        ``module.evidence``.
     cells : array of int, shape (n_electrodes, 2), or None, default=None
-        Grid cell of each electrode for ``kind="grid"``; ``None`` takes the 32 DEAP
-        electrodes in DEAP order.
+        Grid cell of each electrode for ``electrode_axis="grid"``; ``None`` takes those a
+        knowledge-guided estimator was trained with, else the 32 DEAP electrodes in DEAP
+        order.
     guided : bool, default=False
         Multiply by the guided-backpropagation saliency of the input.
     batch_size : int, default=256
@@ -578,7 +791,8 @@ def guided_gradcam(
 
     See Also
     --------
-    gradcam_from_activations : The differentiable core used while training.
+    evidence_from_activations : The differentiable core used while training.
+    skkgp.knowledge.losses.region_share : The share of this evidence on a region.
 
     Examples
     --------
@@ -586,7 +800,20 @@ def guided_gradcam(
     >>> evidence.shape  # doctest: +SKIP
     (n_samples, 32)
     """
-    net = _unwrap(module)
+    estimator, X = _resolve_model(module, X)
+    net = _unwrap(estimator)
+    fitted = {} if isinstance(estimator, nn.Module) else _fitted_evidence(estimator)
+    if evidence is None:
+        evidence = fitted.get("evidence", "auto")
+    elif evidence != fitted.get("evidence", evidence):
+        # Another kind than the one trained with: the trained layer/axis do not apply.
+        fitted = {"cells": fitted["cells"]} if "cells" in fitted else {}
+    if layer is None:
+        layer = fitted.get("layer")
+    if electrode_axis is None:
+        electrode_axis = fitted.get("electrode_axis")
+    if cells is None:
+        cells = fitted.get("cells")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     param = next(net.parameters(), None)
@@ -595,15 +822,17 @@ def guided_gradcam(
     if not _same_device(device, home):
         # Compute on a copy: the caller's network stays where it is.
         net = copy.deepcopy(net).to(device)
-    _, kind, submodule = resolve_evidence_layer(net, layer, kind)
     X = torch.as_tensor(X) if not isinstance(X, torch.Tensor) else X
     if X.dim() < 3:
         raise ValueError(
             f"X must have shape (n_samples, ...) with 3 or 4 axes; got {tuple(X.shape)}."
         )
+    evidence, _, electrode_axis, submodule = resolve_evidence(
+        net, evidence, layer, electrode_axis, X.dim()
+    )
     if X.is_floating_point() and not torch.isfinite(X).all():
         raise ValueError("X contains NaN or infinite values.")
-    fitted_shape = getattr(module, "input_shape_", None)
+    fitted_shape = getattr(estimator, "input_shape_", None)
     if fitted_shape is not None and tuple(X.shape[1:]) != tuple(fitted_shape):
         raise ValueError(
             f"X has samples of shape {tuple(X.shape[1:])}; the estimator was fitted on samples "
@@ -611,7 +840,7 @@ def guided_gradcam(
             "differs)."
         )
     dtype = next((p.dtype for p in net.parameters()), torch.float32)
-    targets = _class_indices(module, y, X.shape[0])
+    targets = _class_indices(estimator, y, X.shape[0])
 
     was_training = net.training
     net.eval()
@@ -626,20 +855,100 @@ def guided_gradcam(
                 else torch.as_tensor(targets[start:start + batch_size], device=device)
             )
             guide = GuidedBackprop(net) if guided else contextlib.nullcontext()
-            with torch.enable_grad(), ActivationCapture(submodule) as capture, guide:
+            capture = (ActivationCapture(submodule) if submodule is not None
+                       else contextlib.nullcontext())
+            with torch.enable_grad(), capture, guide:
                 logits = net(batch)
                 if target is None:
                     target = logits.detach().argmax(dim=1)
-                evidence = gradcam_from_activations(
-                    logits, capture.get(), target, kind, cells, create_graph=False
+                source = batch if submodule is None else capture.get()
+                values = evidence_from_activations(
+                    logits, source, target, electrode_axis, cells, evidence=evidence,
+                    create_graph=False,
                 )
                 if guided:
-                    evidence = evidence * guided_saliency(
-                        logits, batch, target, guide, kind, cells
+                    values = values * guided_saliency(
+                        logits, batch, target, guide, electrode_axis, cells
                     )
-            chunks.append(evidence.detach().cpu())
+            chunks.append(values.detach().cpu())
     finally:
         net.train(was_training)
     if not chunks:
         raise ValueError("X has no samples.")
     return torch.cat(chunks).numpy()
+
+
+def mean_region_share(
+    model,
+    X,
+    y=None,
+    *,
+    region_mask=None,
+    which: Literal["pruned", "origin"] = "pruned",
+    **evidence_params,
+) -> float:
+    """Mean share of a network's normalised evidence that falls on the knowledge region.
+
+    "How much of the held-out evidence lies in the region": the mean over samples of
+    :func:`skkgp.knowledge.losses.region_share` of :func:`guided_gradcam`.
+
+    Parameters
+    ----------
+    model : KnowledgeGuidedPruner, KnowledgeGuidedClassifier, Pipeline, estimator or module
+        Fitted; anything :func:`guided_gradcam` takes.
+    X : array-like, shape (n_samples, ...)
+        Inputs (held-out data, for a held-out share).
+    y : array-like of shape (n_samples,) or None, default=None
+        Classes explained; ``None`` explains the predicted ones.
+    region_mask : array-like of bool, shape (n_electrodes,), or None, default=None
+        The region; ``None`` takes the ``region_mask_`` of a fitted pruner or
+        knowledge-guided classifier.
+    which : {"pruned", "origin"}, default="pruned"
+        For a pruner (or a pipeline ending in one): the pruned, recovered network, or
+        the unpruned origin, explained with the evidence kind and electrodes of the
+        recovery.
+    **evidence_params
+        ``evidence``, ``layer``, ``electrode_axis``, ``cells``, ``guided``,
+        ``batch_size``, ``device`` of :func:`guided_gradcam`.
+
+    Returns
+    -------
+    share : float
+        In ``[0, 1]``; the uniform share ``region_mask.mean()`` means no preference.
+
+    See Also
+    --------
+    skkgp.KnowledgeGuidedPruner.region_share : The same, as a method.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from skkgp.knowledge.losses import region_share
+
+    if which not in ("pruned", "origin"):
+        raise ValueError(f"which must be 'pruned' or 'origin', got {which!r}.")
+    if isinstance(model, Pipeline):
+        if len(model.steps) > 1:
+            X = model[:-1].transform(X)
+        model = model[-1]
+    holder = model
+    if which == "origin":
+        if not hasattr(model, "origin_estimator_"):
+            raise ValueError(
+                f"which='origin' needs a fitted KnowledgeGuidedPruner (or a pipeline ending in "
+                f"one); got {type(model).__name__}"
+                f"{'' if hasattr(model, 'estimator') else ' (it has no origin network)'}."
+            )
+        settings = _fitted_evidence(model.estimator_)
+        evidence_params = {**settings, **evidence_params}
+        model = model.origin_estimator_
+    if region_mask is None:
+        region_mask = getattr(holder, "region_mask_", None)
+        if region_mask is None:
+            region_mask = getattr(getattr(holder, "estimator_", None), "region_mask_", None)
+        if region_mask is None:
+            raise ValueError(
+                f"region_mask is None and this {type(holder).__name__} has no region_mask_: "
+                "pass region_mask (skkgp.layout.region_mask makes one)."
+            )
+    evidence = guided_gradcam(model, X, y, **evidence_params)
+    return float(np.mean(region_share(evidence, np.asarray(region_mask, dtype=bool))))

@@ -11,12 +11,21 @@ of the knowledge region, ``alpha = region_weight`` and ``beta = sample_weighting
   where the mean is 0);
 - total loss ``L = mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region``.
 
-One deviation, in the region-wise loss only: a sample whose evidence is all zero counts
-there as ``r_b = 0`` (loss term 1), not as the uniform share, and, given the signed
-Grad-CAM scores, the gradient passes the ReLU on the region's electrodes (see
-:func:`region_loss`). The region
-share as a statistic, the normalised evidence and the sample weights keep the uniform
-fallback.
+The region-wise loss comes in three variants (``variant`` of :func:`region_loss` and
+:func:`knowledge_guided_loss`; ``region_loss`` of the estimators), which differ only in
+samples whose evidence is all zero and in the gradient behind the evidence's ReLU:
+
+- ``"literal"``: the formulas as written. All-zero evidence takes the uniform share and
+  has no gradient; an electrode whose map is below zero has no gradient either.
+- ``"dead_aware"``: an all-zero sample counts as ``r_b = 0`` (term 1, the worst), and
+  gets a gradient that raises the region's signed map until its evidence is positive
+  again; every other sample has the exact gradient of the formula.
+- ``"straight_through"``: ``"dead_aware"``, and on the region's electrodes of every
+  sample the gradient passes the ReLU (straight-through), so a region electrode below
+  zero is raised too. The loss can then push every sample's share to 1.
+
+The region share as a statistic, the normalised evidence and the sample weights keep the
+uniform fallback in every variant.
 
 Every function accepts torch tensors (and stays differentiable) or numpy arrays (and
 returns numpy values).
@@ -29,9 +38,12 @@ from numbers import Real
 import numpy as np
 import torch
 
-from skkgp._validation import Interval, validate_params
+from skkgp._validation import Interval, Options, validate_params
 
 __all__ = [
+    "DEFAULT_REGION_LOSS",
+    "REGION_LOSS",
+    "REGION_LOSSES",
     "knowledge_guided_loss",
     "normalize_evidence",
     "region_loss",
@@ -45,6 +57,15 @@ REGION_WEIGHT = Interval(Real, 0, None, closed="left")
 #: The range of ``beta = sample_weighting``: a mixing weight between uniform and
 #: evidence-based sample weights.
 SAMPLE_WEIGHTING = Interval(Real, 0, 1, closed="both")
+
+
+#: The variants of the region-wise loss (see the module docstring).
+REGION_LOSSES = ("literal", "dead_aware", "straight_through")
+#: The variant the estimators use unless told otherwise.
+DEFAULT_REGION_LOSS = "straight_through"
+#: The constraint on ``region_loss`` (``variant`` of the functions) wherever it is a
+#: parameter.
+REGION_LOSS = Options(REGION_LOSSES)
 
 
 def _as_tensor(evidence) -> tuple[torch.Tensor, bool]:
@@ -113,24 +134,30 @@ def _region_share(evidence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _loss_share(
-    evidence: torch.Tensor, mask: torch.Tensor, scores: torch.Tensor | None
+    evidence: torch.Tensor, mask: torch.Tensor, scores: torch.Tensor | None,
+    variant: str = DEFAULT_REGION_LOSS,
 ) -> torch.Tensor:
-    """The share the region-wise loss uses: ``r_b``, and 0 for all-zero evidence.
+    """The share the region-wise loss uses, by variant.
 
-    Given the signed scores ``z`` (``evidence = ReLU(z)`` before the reduction to
-    electrodes), the value is unchanged but the ReLU lets the gradient through on the
-    region's electrodes (straight-through), so that a region electrode below zero is
-    still raised; on all-zero evidence the gradient is that of ``sum_e m_e z_e /
-    sg(sum_e |z_e|)``, the exact share's gradient ``(1 - r_b) / sum_e E_b(e)`` at
-    ``r_b = 0`` with the scale ``sum_e |z_e|`` in place of the zero sum.
+    ``"literal"``: ``r_b`` as :func:`region_share` gives it. Otherwise 0 for all-zero
+    evidence, whose gradient, given the signed scores ``z`` (``evidence = ReLU(z)``
+    before the reduction to electrodes), is that of ``sum_e m_e z_e / sg(sum_e |z_e|)``:
+    the exact share's gradient ``(1 - r_b) / sum_e E_b(e)`` at ``r_b = 0`` with the
+    scale ``sum_e |z_e|`` in place of the zero sum. ``"straight_through"`` also lets
+    the gradient through the ReLU on the region's electrodes (the value is unchanged),
+    so that a region electrode below zero is still raised.
     """
+    if variant == "literal":
+        return _region_share(evidence, mask)
     dead = evidence.sum(dim=1) <= 0
     if scores is None:
         share = _region_share(evidence, mask)
         return torch.where(dead, torch.zeros_like(share), share)
     scores = scores.to(evidence.dtype)
-    # Value: the evidence; gradient on the region's electrodes: that of the scores.
-    passed = evidence + mask * ((scores - evidence) - (scores - evidence).detach())
+    passed = evidence
+    if variant == "straight_through":
+        # Value: the evidence; gradient on the region's electrodes: that of the scores.
+        passed = evidence + mask * ((scores - evidence) - (scores - evidence).detach())
     share = _region_share(passed, mask)
     scale = scores.detach().abs().sum(dim=1)
     safe_scale = torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -194,8 +221,8 @@ def region_share(evidence, mask):
     return _out(_region_share(tensor, _as_mask(mask, tensor)), is_numpy)
 
 
-def region_loss(evidence, mask, scores=None):
-    """Region-wise loss ``L_region = mean_b (1 - r_b)``, all-zero evidence counting 1.
+def region_loss(evidence, mask, scores=None, *, variant=DEFAULT_REGION_LOSS):
+    """Region-wise loss ``L_region = mean_b (1 - r_b)``.
 
     Parameters
     ----------
@@ -206,8 +233,11 @@ def region_loss(evidence, mask, scores=None):
     scores : torch.Tensor or array-like, shape (n_samples, n_electrodes), or None
         The signed Grad-CAM map ``z = sum_k a_k A_k`` reduced to electrodes like the
         evidence, which is that of ``ReLU(z)`` (``return_scores=True`` of
-        :func:`skkgp.knowledge.evidence.gradcam_from_activations`). They change the gradient,
+        :func:`skkgp.knowledge.evidence.evidence_from_activations`). They change the gradient,
         never the value (see Notes); ``None`` leaves the ReLU's dead zone without one.
+    variant : {"literal", "dead_aware", "straight_through"}, default="straight_through"
+        How all-zero evidence and the ReLU's dead zone count (see Notes and the module
+        docstring).
 
     Returns
     -------
@@ -215,10 +245,11 @@ def region_loss(evidence, mask, scores=None):
 
     Notes
     -----
-    For every sample whose evidence is not all zero, the term is ``1 - r_b`` exactly as
-    in the module's definition. A sample whose evidence is all zero (every Grad-CAM value below 0)
-    counts as ``r_b = 0``, term 1, and not as the uniform share ``|region| /
-    n_electrodes`` of :func:`region_share`. With the uniform share, vanishing evidence
+    For every sample whose evidence is not all zero, the term is ``1 - r_b`` in every
+    variant. With ``"dead_aware"`` and ``"straight_through"`` a sample whose evidence is
+    all zero (every map value below 0) counts as ``r_b = 0``, term 1, and not as the
+    uniform share ``|region| / n_electrodes`` of :func:`region_share` (``"literal"``).
+    With the uniform share, vanishing evidence
     scored better than evidence mostly outside the region, and, behind the ReLU, got no
     gradient to come back: on CCNN (evidence layer ``conv1``, 4 of 32 electrodes) the
     recovery drove the evidence of every window to zero within two epochs. Given
@@ -230,8 +261,9 @@ def region_loss(evidence, mask, scores=None):
     of CCNN's windows with all-zero held-out evidence falls to none
     (:doc:`/user_guide/performance` has the figures and their command).
     """
+    validate_params({"variant": [REGION_LOSS]}, {"variant": variant})
     tensor, is_numpy = _as_tensor(evidence)
-    share = _loss_share(tensor, _as_mask(mask, tensor), _as_scores(scores, tensor))
+    share = _loss_share(tensor, _as_mask(mask, tensor), _as_scores(scores, tensor), variant)
     return _out((1 - share).mean(), is_numpy)
 
 
@@ -255,7 +287,7 @@ def sample_weights(evidence, mask):
 
 
 def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_weighting,
-                          scores=None):
+                          scores=None, *, variant=DEFAULT_REGION_LOSS):
     """Total recovery loss ``mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region``.
 
     Parameters
@@ -273,6 +305,8 @@ def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_w
     scores : torch.Tensor or array-like, shape (n_samples, n_electrodes), or None
         Signed Grad-CAM scores of the evidence, for the gradient of samples whose
         evidence is all zero (see :func:`region_loss`).
+    variant : {"literal", "dead_aware", "straight_through"}, default="straight_through"
+        The region-wise loss variant (see :func:`region_loss`).
 
     Returns
     -------
@@ -281,15 +315,17 @@ def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_w
 
     Notes
     -----
-    ``L_region`` is :func:`region_loss`: all-zero evidence counts as ``r_b = 0`` there.
+    ``L_region`` is :func:`region_loss` (with ``variant``).
     The sample weights ``w_b`` keep the uniform share for such a sample (about weight 1
     when the mean share is near the uniform one): evidence that vanished says nothing
     for or against the knowledge, and a weight of 0 would drop those samples from the
     cross-entropy.
     """
     validate_params(
-        {"region_weight": [REGION_WEIGHT], "sample_weighting": [SAMPLE_WEIGHTING]},
-        {"region_weight": region_weight, "sample_weighting": sample_weighting},
+        {"region_weight": [REGION_WEIGHT], "sample_weighting": [SAMPLE_WEIGHTING],
+         "variant": [REGION_LOSS]},
+        {"region_weight": region_weight, "sample_weighting": sample_weighting,
+         "variant": variant},
     )
     alpha, beta = float(region_weight), float(sample_weighting)
     tensor, is_numpy = _as_tensor(evidence)
@@ -312,6 +348,6 @@ def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_w
         weights = (1 - beta) + beta * _sample_weights(share).to(ce.dtype)
         loss = (weights * ce).mean()
     if alpha != 0:
-        share = _loss_share(tensor, mask_t, _as_scores(scores, tensor))
+        share = _loss_share(tensor, mask_t, _as_scores(scores, tensor), variant)
         loss = loss + alpha * (1 - share).mean()
     return _out(loss, is_numpy)

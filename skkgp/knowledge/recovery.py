@@ -2,8 +2,9 @@
 the region-wise loss and the evidence-based sample weights of Rao & Zhong (2023).
 
 Each training step runs one forward pass, keeps the activations of the evidence layer
-from that pass, computes the Grad-CAM evidence of the true class from them (differentiable
-when the region-wise loss is on), and minimises
+(or the input) from that pass, computes the evidence of the true class from them
+(Grad-CAM, HiResCAM or input x gradient; differentiable when the region-wise loss is on),
+and minimises
 ``mean_b[(1 - beta + beta * w_b) * CE_b] + alpha * L_region`` (:mod:`skkgp.knowledge.losses`).
 Validation and prediction use the plain cross-entropy.
 """
@@ -21,15 +22,20 @@ from skorch.utils import to_tensor
 from skkgp._training import uncompiled
 from skkgp.classifier import EEGClassifier
 from skkgp.knowledge._autograd import fast_double_backward
+from skkgp._validation import Options
 from skkgp.knowledge.evidence import (
+    ELECTRODE_AXES,
+    EVIDENCE_KINDS,
     ActivationCapture,
     GuidedBackprop,
     check_cells,
-    gradcam_from_activations,
+    evidence_from_activations,
     guided_saliency,
-    resolve_evidence_layer,
+    resolve_evidence,
 )
 from skkgp.knowledge.losses import (
+    DEFAULT_REGION_LOSS,
+    REGION_LOSS,
     REGION_WEIGHT,
     SAMPLE_WEIGHTING,
     knowledge_guided_loss,
@@ -40,7 +46,7 @@ __all__ = ["KnowledgeGuidedClassifier"]
 
 
 class KnowledgeGuidedClassifier(EEGClassifier):
-    """EEG classifier trained with knowledge-guided losses on its Grad-CAM evidence.
+    """EEG classifier trained with knowledge-guided losses on its evidence maps.
 
     While training, the loss of a batch is
 
@@ -48,12 +54,14 @@ class KnowledgeGuidedClassifier(EEGClassifier):
 
     with ``alpha = region_weight``, ``beta = sample_weighting``, ``L_region = mean_b(1 -
     r_b)``, ``w_b = sg(r_b) / mean_b sg(r_b)`` and ``r_b`` the share of sample ``b``'s
-    normalised evidence that falls on the electrodes of ``region_mask``. The evidence is
-    the Grad-CAM of the true class on the network's electrode-resolving layer, taken from
-    the activations of the same forward pass that gave the prediction (one forward pass:
-    dropout masks and BatchNorm statistics are those of the prediction), and it is
-    differentiated (``create_graph``) when ``region_weight > 0``. Validation and
-    prediction use the plain cross-entropy.
+    normalised evidence that falls on the electrodes of ``region_mask``. The evidence
+    (``evidence``: Grad-CAM, HiResCAM or input x gradient, see
+    :mod:`skkgp.knowledge.evidence`) explains the true class, on the network's
+    electrode-resolving layer or its input, taken from the same forward pass that gave
+    the prediction (one forward pass: dropout masks and BatchNorm statistics are those of
+    the prediction), and it is differentiated exactly (double backward,
+    ``create_graph``) when ``region_weight > 0``. Validation and prediction use the
+    plain cross-entropy.
 
     With ``region_weight=0`` and ``sample_weighting=0`` no evidence is computed and the
     training is exactly that of :class:`~skkgp.EEGClassifier` (same ``random_state``,
@@ -78,17 +86,33 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         ``alpha``, weight of the region-wise loss.
     sample_weighting : float in [0, 1], default=1.0
         ``beta``, how much the evidence-based sample weights replace uniform ones.
+    region_loss : {"literal", "dead_aware", "straight_through"}, default="straight_through"
+        How the region-wise loss treats evidence the ReLU zeroed
+        (:func:`skkgp.knowledge.losses.region_loss`): ``"literal"``, the formulas as
+        written (all-zero evidence takes the uniform share, no gradient behind the
+        ReLU); ``"dead_aware"``, all-zero evidence counts as the worst share and gets a
+        gradient back; ``"straight_through"``, that and a gradient through the ReLU on
+        the region's electrodes of every sample.
     guided : bool, default=False
         Multiply the Grad-CAM evidence by the guided-backpropagation saliency of the
         input (a second backward pass through the whole network per batch). The
         saliency is a weight without gradient.
+    evidence : {"auto", "gradcam", "hirescam", "input_x_gradient"}, default="auto"
+        The evidence the loss terms see. ``"gradcam"``: the paper's Grad-CAM, one pooled
+        weight per filter of the evidence layer. ``"hirescam"``: element-wise gradient x
+        activation on that layer, summed over filters (keeps where in the layer the
+        gradient flows). ``"input_x_gradient"``: input x gradient summed over each
+        electrode's values (needs no layer). ``"auto"``: the kind the zoo model declares
+        (Grad-CAM for CCNN and FBCCNN; see :mod:`skkgp.knowledge.evidence` for EEGNet and
+        TSCeption and why), Grad-CAM for other modules.
     evidence_layer : str or None, default=None
         Name of the electrode-resolving submodule; ``None`` uses ``module.evidence``
         (declared by every zoo model).
-    evidence_kind : {"grid", "channels"} or None, default=None
-        How that layer's output maps to electrodes; ``None`` uses ``module.evidence``.
+    electrode_axis : {"grid", "channels"} or None, default=None
+        How that layer's output (or the input, for ``"input_x_gradient"``) maps to
+        electrodes; ``None`` uses ``module.evidence``.
     cells : array-like of int, shape (n_electrodes, 2), or None, default=None
-        ``(row, col)`` grid cell of each electrode for ``evidence_kind="grid"``;
+        ``(row, col)`` grid cell of each electrode for ``electrode_axis="grid"``;
         ``None`` takes the 32 DEAP electrodes in DEAP order.
     **kwargs
         Any :class:`~skkgp.EEGClassifier` parameter (``max_epochs``, ``lr``,
@@ -98,9 +122,11 @@ class KnowledgeGuidedClassifier(EEGClassifier):
     ----------
     region_mask_ : ndarray of bool, shape (n_electrodes,) or None
         The validated region mask (``None`` when both weights are 0 and no mask is given).
-    evidence_layer_ : str
-        The evidence layer used.
-    evidence_kind_ : str
+    evidence_ : str
+        The evidence kind used (``"auto"`` resolved).
+    evidence_layer_ : str or None
+        The evidence layer used (``None`` for ``"input_x_gradient"``).
+    electrode_axis_ : str
         ``"grid"`` or ``"channels"``.
     cells_ : ndarray of int, shape (n_electrodes, 2), or None
         Grid cells of the electrodes (grid evidence only).
@@ -112,14 +138,13 @@ class KnowledgeGuidedClassifier(EEGClassifier):
 
     Notes
     -----
-    A sample whose Grad-CAM evidence is all zero (every value of ``sum_k a_k A_k``
-    below 0) counts as ``r_b = 0`` in the region-wise loss, not as the uniform share
-    that :func:`skkgp.knowledge.losses.normalize_evidence` gives it, and the gradient of the region-wise loss
-    passes the ReLU on the region's electrodes, through the signed map (straight-through;
-    the loss value is unchanged). Without this, on CCNN (layer ``conv1``, region
-    ``"prefrontal"``) the recovery drove the evidence of every held-out window to zero
-    (3 of 3 seeds; see :func:`skkgp.knowledge.losses.region_loss`). The sample weights and the
-    recorded ``train_region_share`` keep the uniform fallback.
+    With ``region_loss="dead_aware"`` or ``"straight_through"``, a sample whose evidence
+    is all zero (every value of the signed map below 0) counts as ``r_b = 0`` in the
+    region-wise loss, not as the uniform share of the literal normalisation, and gets a
+    gradient that revives it. With the literal formulas, on CCNN (layer ``conv1``,
+    region ``"prefrontal"``) the recovery drove the evidence of every held-out window
+    to zero (3 of 3 seeds; see :func:`skkgp.knowledge.losses.region_loss`). The sample
+    weights and the recorded ``train_region_share`` keep the uniform fallback.
 
     See Also
     --------
@@ -154,9 +179,11 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         region_mask=None,
         region_weight=1.0,
         sample_weighting=1.0,
+        region_loss=DEFAULT_REGION_LOSS,
         guided=False,
+        evidence="auto",
         evidence_layer=None,
-        evidence_kind=None,
+        electrode_axis=None,
         cells=None,
         **kwargs,
     ):
@@ -164,16 +191,21 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         self.region_mask = region_mask
         self.region_weight = region_weight
         self.sample_weighting = sample_weighting
+        self.region_loss = region_loss
         self.guided = guided
+        self.evidence = evidence
         self.evidence_layer = evidence_layer
-        self.evidence_kind = evidence_kind
+        self.electrode_axis = electrode_axis
         self.cells = cells
 
     _parameter_constraints: dict = {
         **EEGClassifier._parameter_constraints,
         "region_weight": [REGION_WEIGHT],
         "sample_weighting": [SAMPLE_WEIGHTING],
+        "region_loss": [REGION_LOSS],
         "guided": ["boolean"],
+        "evidence": [Options({"auto", *EVIDENCE_KINDS})],
+        "electrode_axis": [Options(ELECTRODE_AXES), None],
     }
 
     @property
@@ -194,16 +226,18 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         return self.region_weight != 0 or self.sample_weighting != 0
 
     def _knowledge_setup(self) -> dict:
-        """The evidence layer, its kind, the grid cells and the region mask, checked
-        against the built network and the input shapes (nothing is set here)."""
-        layer, kind, _ = resolve_evidence_layer(
-            uncompiled(self.module_), self.evidence_layer, self.evidence_kind
+        """The evidence kind, layer and electrode axis, the grid cells and the region mask,
+        checked against the built network and the input shapes (nothing is set here)."""
+        input_shape = getattr(self, "input_shape_", None)
+        kind, layer, axis, _ = resolve_evidence(
+            uncompiled(self.module_), self.evidence, self.evidence_layer, self.electrode_axis,
+            None if input_shape is None else len(input_shape) + 1,
         )
         cells = None
-        if kind == "grid":
+        if axis == "grid":
             cells = check_cells(self.cells, getattr(self, "grid_size_", None))
-        setup = {"evidence_layer_": layer, "evidence_kind_": kind, "cells_": cells,
-                 "region_mask_": None}
+        setup = {"evidence_": kind, "evidence_layer_": layer, "electrode_axis_": axis,
+                 "cells_": cells, "region_mask_": None}
         if self.region_mask is None:
             if self._knowledge_on():
                 raise ValueError(
@@ -226,7 +260,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
                 f"region_mask has {len(mask)} entries but there are {len(cells)} "
                 "electrodes (rows of cells): give one entry per electrode."
             )
-        if kind == "channels" and getattr(self, "n_chans_", None) not in (None, len(mask)):
+        if axis == "channels" and getattr(self, "n_chans_", None) not in (None, len(mask)):
             raise ValueError(
                 f"region_mask has {len(mask)} entries but X has {self.n_chans_} channels: give "
                 "one entry per channel."
@@ -300,19 +334,22 @@ class KnowledgeGuidedClassifier(EEGClassifier):
             self.on_train_begin(self)
         # torch.compile has no double backward: these steps run the network uncompiled.
         module = uncompiled(self.module_)
-        layer = module.get_submodule(self.evidence_layer_)
+        from_input = self.evidence_layer_ is None  # input x gradient
         guided = bool(self.guided)
-        if guided:
+        if guided or from_input:
             Xi = to_tensor(Xi, device=self.device).detach().requires_grad_(True)
         guide = GuidedBackprop(module) if guided else contextlib.nullcontext()
+        capture = (contextlib.nullcontext() if from_input
+                   else ActivationCapture(module.get_submodule(self.evidence_layer_)))
         differentiate = self.region_weight != 0
         with contextlib.ExitStack() as stack:
             if differentiate:
                 stack.enter_context(fast_double_backward(module))
-            with ActivationCapture(layer) as capture, guide:
+            with capture, guide:
                 y_pred = self._infer_on(module, Xi, **fit_params)
+            source = Xi if from_input else capture.get()
             loss, evidence, mask = self._knowledge_loss(
-                Xi, yi, y_pred, capture, guide, differentiate
+                Xi, yi, y_pred, source, guide, differentiate
             )
             loss.backward()
         evidence = evidence.detach()
@@ -322,25 +359,25 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         self._record_batch_value("train_zero_evidence", zero)
         return {"loss": loss, "y_pred": y_pred}
 
-    def _knowledge_loss(self, Xi, yi, y_pred, capture, guide, differentiate):
+    def _knowledge_loss(self, Xi, yi, y_pred, source, guide, differentiate):
         """The loss of one batch from its forward pass, and the evidence it used."""
         mask, cells = self._knowledge_tensors_["mask"], self._knowledge_tensors_["cells"]
         y_true = to_tensor(yi, device=self.device)
         ce = self._per_sample_loss(y_pred, y_true)
-        evidence, scores = gradcam_from_activations(
-            y_pred, capture.get(), y_true, self.evidence_kind_, cells,
+        evidence, scores = evidence_from_activations(
+            y_pred, source, y_true, self.electrode_axis_, cells, evidence=self.evidence_,
             # The sample weights alone are stop-gradient: no graph needed then.
             create_graph=differentiate, return_scores=True,
         )
         if self.guided:
-            saliency = guided_saliency(y_pred, Xi, y_true, guide, self.evidence_kind_, cells)
+            saliency = guided_saliency(y_pred, Xi, y_true, guide, self.electrode_axis_, cells)
             evidence, scores = evidence * saliency, scores * saliency
         if evidence.shape[1] != mask.shape[0]:
             raise ValueError(
-                f"region_mask has {mask.shape[0]} entries but the evidence layer "
-                f"{self.evidence_layer_!r} resolves {evidence.shape[1]} electrodes."
+                f"region_mask has {mask.shape[0]} entries but the {self.evidence_} evidence "
+                f"resolves {evidence.shape[1]} electrodes."
             )
         # The signed scores give all-zero evidence a gradient back (skkgp.knowledge.losses.region_loss).
         loss = knowledge_guided_loss(ce, evidence, mask, self.region_weight, self.sample_weighting,
-                                     scores=scores)
+                                     scores=scores, variant=self.region_loss)
         return loss, evidence, mask

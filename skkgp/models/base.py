@@ -22,15 +22,20 @@ class EvidenceSpec:
     layer : str
         Dotted name of the submodule (as in ``module.named_modules()``) whose output
         still has an electrode axis. Grad-CAM hooks this module's output.
-    kind : {"grid", "channels"}
+    electrode_axis : {"grid", "channels"}
         ``"grid"``: the output has shape ``(n, n_filters, rows, cols)`` and each grid
         cell is one electrode of the layout's grid (CCNN, FBCCNN). ``"channels"``: the
         output has shape ``(n, n_filters, n_electrodes, n_times)`` and axis 2 is the
-        electrode axis (EEGNet, TSCeption).
+        electrode axis (EEGNet, TSCeption). The model's input maps to electrodes the
+        same way (grids, or raw windows with channels on axis 1).
+    auto : {"gradcam", "hirescam", "input_x_gradient"}, default="gradcam"
+        The evidence kind that ``evidence="auto"`` picks for this model: the one a
+        region-wise loss was measured to move (see :mod:`skkgp.knowledge.evidence`).
     """
 
     layer: str
-    kind: Literal["grid", "channels"]
+    electrode_axis: Literal["grid", "channels"]
+    auto: Literal["gradcam", "hirescam", "input_x_gradient"] = "gradcam"
 
 
 class ZooModule(nn.Module):

@@ -53,7 +53,7 @@ class CCNN(ZooModule):
     """
 
     input_kind = "grid"
-    evidence = EvidenceSpec(layer="conv1", kind="grid")
+    evidence = EvidenceSpec(layer="conv1", electrode_axis="grid")
     # Channels-last weights: faster steps on CPU and GPU at the same float32 accuracy
     # (figures in docs/user_guide/performance.rst).
     channels_last_devices = ("cpu", "cuda")

@@ -70,7 +70,10 @@ class EEGNet(ZooModule):
     Input: ``(n_samples, num_electrodes, chunk_size)``; the singleton input channel is
     added inside ``forward`` (a 4-D ``(n, 1, C, T)`` input is accepted too). The pooling
     sizes shrink for windows too short for them. The evidence layer is
-    ``temporal_conv``, whose output ``(n, F1, C, T)`` keeps the electrode axis.
+    ``temporal_conv``, whose output ``(n, F1, C, T)`` keeps the electrode axis; the
+    knowledge-guided losses use input x gradient by default (``evidence="auto"``), as
+    pooled Grad-CAM on a temporal-only layer cannot be steered towards a region (see
+    :mod:`skkgp.knowledge.evidence`).
 
     References
     ----------
@@ -79,7 +82,11 @@ class EEGNet(ZooModule):
     """
 
     input_kind = "raw"
-    evidence = EvidenceSpec(layer="temporal_conv", kind="channels")
+    # Grad-CAM's pooled weights cannot steer the electrode profile of this temporal-only
+    # layer; input x gradient is the kind the region-wise loss moved most (figures in
+    # docs/user_guide/method.rst).
+    evidence = EvidenceSpec(layer="temporal_conv", electrode_axis="channels",
+                            auto="input_x_gradient")
     # Contiguous by default: channels-last is slower on GPUs and its BatchNorm loses
     # float32 accuracy on CPUs (figures in docs/user_guide/performance.rst).
     channels_last_devices = ()

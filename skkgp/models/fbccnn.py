@@ -53,7 +53,7 @@ class FBCCNN(ZooModule):
     """
 
     input_kind = "grid"
-    evidence = EvidenceSpec(layer="block1", kind="grid")
+    evidence = EvidenceSpec(layer="block1", electrode_axis="grid")
     # Contiguous by default although channels-last steps are faster: channels-last
     # BatchNorm loses float32 accuracy (figures in docs/user_guide/performance.rst).
     channels_last_devices = ()

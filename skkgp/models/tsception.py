@@ -81,7 +81,9 @@ class TSCeption(ZooModule):
     Notes
     -----
     Input: ``(n_samples, num_electrodes, n_times)`` (or ``(n, 1, C, T)``). The evidence
-    layer is ``temporal``, the multi-scale temporal block.
+    layer is ``temporal``, the multi-scale temporal block; the knowledge-guided losses
+    use input x gradient by default (``evidence="auto"``, see
+    :mod:`skkgp.knowledge.evidence`).
 
     References
     ----------
@@ -90,7 +92,10 @@ class TSCeption(ZooModule):
     """
 
     input_kind = "raw"
-    evidence = EvidenceSpec(layer="temporal", kind="channels")
+    # As for EEGNet: the temporal-only evidence layer leaves pooled Grad-CAM no way to
+    # follow the spatial weights; input x gradient moved most (docs/user_guide/method.rst).
+    evidence = EvidenceSpec(layer="temporal", electrode_axis="channels",
+                            auto="input_x_gradient")
     # Contiguous by default, as EEGNet (figures in docs/user_guide/performance.rst).
     channels_last_devices = ()
 

@@ -13,6 +13,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from skkgp.layout import DEFAULT_REGION
+
 __all__ = [
     "ConfigError",
     "ReproduceConfig",
@@ -65,7 +67,7 @@ QUICK: dict[str, Any] = {
     "methods": ("lfp",),
     "recoveries": ("finetune",),
     "prune_ratio": 0.5,
-    "region": "frontal_left",
+    "region": DEFAULT_REGION,
     "region_weight": 1.0,
     "sample_weighting": 1.0,
     "epochs": 10,

@@ -161,7 +161,8 @@ def _pruner(group: OriginGroup, origin, cell: Cell, *, proposed: bool, ch_names)
 def electrode_evidence(module, X: np.ndarray, cells: np.ndarray | None) -> np.ndarray:
     """Mean evidence share per electrode over the windows ``X``.
 
-    Each window's Grad-CAM evidence is normalised to sum 1 (uniform where it is all
+    Each window's evidence (of the kind ``evidence="auto"`` picks for the model, the one
+    its knowledge-guided recovery used) is normalised to sum 1 (uniform where it is all
     zero), as the knowledge-guided losses do, then averaged over windows.
 
     Returns
