@@ -16,13 +16,14 @@ from sklearn.preprocessing import StandardScaler
 
 from skkgp.datasets import (
     DEAP_PERIPHERAL_CHANNELS,
+    SHORTCUT_CHANNELS,
     load_deap,
     make_deap_like,
     write_deap_like,
 )
 from skkgp.datasets._safe_pickle import UnsafePickleError, dump_py2_arrays, load_arrays
 from skkgp.layout import DEAP_CHANNELS
-from skkgp.transforms import BandDifferentialEntropy
+from skkgp.transforms import BandDifferentialEntropy, segment_mean_features
 
 SMALL = dict(n_subjects=2, n_trials=3, duration=4.0, random_state=7)
 
@@ -112,6 +113,10 @@ def test_make_deap_like_overlap_baseline_and_targets():
         ({"noise": -1.0}, "noise"),
         ({"valence_effect": np.nan}, "valence_effect"),
         ({"random_state": "seed"}, "random_state"),
+        ({"scenario": "decoy"}, "scenario must be one of 'default', 'shortcut'"),
+        ({"scenario": None}, "scenario must be one of"),
+        ({"scenario": "shortcut", "shortcut_effect": -0.5}, "shortcut_effect"),
+        ({"shortcut_effect": np.inf}, "shortcut_effect"),
     ],
 )
 def test_make_deap_like_bad_arguments(kwargs, match):
@@ -140,6 +145,61 @@ def test_band_power_classifier_beats_chance_and_shuffled_labels_do_not():
     assert score > 0.65, score
     assert abs(chance - 0.5) < 0.12, chance
     assert score - chance > 0.1
+
+
+# --- the shortcut scenario -------------------------------------------------------------
+
+
+def test_shortcut_scenario_adds_the_shortcut_and_nothing_else():
+    kwargs = dict(n_subjects=2, n_trials=7, duration=2.0, random_state=3)
+    default = make_deap_like(**kwargs)
+    shortcut = make_deap_like(**kwargs, scenario="shortcut")
+    np.testing.assert_array_equal(shortcut.y, default.y)
+    assert "shortcut" not in default and "shortcut" not in default.frame
+    sites = [DEAP_CHANNELS.index(name) for name in SHORTCUT_CHANNELS]
+    others = np.setdiff1d(np.arange(32), sites)
+    np.testing.assert_array_equal(shortcut.X[:, others], default.X[:, others])
+    assert not np.allclose(shortcut.X[:, sites], default.X[:, sites])
+    # One sign per trial; ceil(7 / 2) = 4 trials of each subject follow valence.
+    assert shortcut.shortcut.dtype == np.int8
+    for trial in np.unique(shortcut.trials):
+        assert np.unique(shortcut.shortcut[shortcut.trials == trial]).size == 1
+    for subject in (1, 2):
+        in_subject = shortcut.groups == subject
+        first = np.unique(shortcut.trials[in_subject], return_index=True)[1]
+        assert sorted(shortcut.shortcut[in_subject][first].tolist()) == [-1] * 3 + [1] * 4
+    np.testing.assert_array_equal(shortcut.frame["shortcut"], shortcut.shortcut)
+    assert "shortcut" in shortcut.DESCR
+
+
+def _trial_correlations(data, channels, band):
+    """Per trial: valence rating and baseline-corrected mean DE of ``channels`` in ``band``."""
+    entropy = BandDifferentialEntropy()
+    features = entropy.fit_transform(data.X)
+    base = segment_mean_features(entropy, data.baseline, data.X.shape[-1])
+    features = features - base[data.baseline_index]
+    picks = [DEAP_CHANNELS.index(name) for name in channels]
+    trials = np.unique(data.trials)
+    power = np.array([features[data.trials == t][:, picks, band].mean() for t in trials])
+    valence = np.array([data.frame["valence"][data.trials == t].iloc[0] for t in trials])
+    sign = np.array([data.shortcut[data.trials == t][0] for t in trials])
+    return {s: np.corrcoef(power[sign == s], valence[sign == s])[0, 1] for s in (1, -1)}
+
+
+def test_shortcut_follows_valence_in_training_trials_and_is_reversed_in_held_out_ones():
+    data = make_deap_like(n_subjects=2, n_trials=30, duration=2.0, random_state=0,
+                          scenario="shortcut", baseline="return")
+    # Gamma (band 3) power on T7/T8: the shortcut.
+    emg = _trial_correlations(data, ("T7", "T8"), 3)
+    assert emg[1] > 0.6 and emg[-1] < -0.6, emg
+    # Left-frontal alpha (band 1): the true signal, the same in both halves.
+    alpha = _trial_correlations(data, ("Fp1", "AF3", "F3", "F7"), 1)
+    assert alpha[1] < -0.5 and alpha[-1] < -0.5, alpha
+    # Without the shortcut, temporal gamma says nothing about valence.
+    default = make_deap_like(n_subjects=2, n_trials=30, duration=2.0, random_state=0,
+                             baseline="return")
+    default.shortcut = data.shortcut
+    assert max(abs(r) for r in _trial_correlations(default, ("T7", "T8"), 3).values()) < 0.4
 
 
 # --- write_deap_like -> load_deap -------------------------------------------------------

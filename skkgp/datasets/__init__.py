@@ -17,7 +17,13 @@ from .deap import (
     RATINGS,
     load_deap,
 )
-from .simulate import make_deap_like, simulate_subject, write_deap_like
+from .simulate import (
+    SCENARIOS,
+    SHORTCUT_CHANNELS,
+    make_deap_like,
+    simulate_subject,
+    write_deap_like,
+)
 
 __all__ = [
     "load_deap",
@@ -30,4 +36,6 @@ __all__ = [
     "DEAP_TRIAL_SAMPLES",
     "DEAP_PERIPHERAL_CHANNELS",
     "RATINGS",
+    "SCENARIOS",
+    "SHORTCUT_CHANNELS",
 ]

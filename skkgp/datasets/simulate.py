@@ -13,6 +13,10 @@ as parameters:
 - uninformative distractors: occipital alpha bursts and eye blinks on Fp1/Fp2 (and,
   weaker, AF3/AF4 and the frontal row; strongest on the vEOG channel).
 
+``scenario="shortcut"`` adds a label-correlated signal outside the frontal region that
+holds in one half of each subject's trials and is reversed in the other half: the
+"right for the right reasons" case of a knowledge prior (see :func:`make_deap_like`).
+
 The 3 s baseline before each trial has the subject's traits and the trial's electrode
 gains but no emotion effect, so baseline removal can cancel those nuisances. Ratings
 are drawn uniformly on 1-9; dominance and liking correlate with valence.
@@ -45,11 +49,24 @@ from .deap import (
     check_window_args,
 )
 
-__all__ = ["make_deap_like", "write_deap_like", "simulate_subject"]
+__all__ = ["make_deap_like", "write_deap_like", "simulate_subject", "SCENARIOS",
+           "SHORTCUT_CHANNELS"]
+
+#: Values of ``make_deap_like(scenario=...)``.
+SCENARIOS = ("default", "shortcut")
+
+#: Electrodes of the shortcut signal of ``scenario="shortcut"`` and their gains:
+#: temporal-muscle activity is strongest on T7/T8 and spreads to the neighbouring
+#: fronto- and centro-parietal-temporal sites. None is frontal, parietal or occipital.
+SHORTCUT_CHANNELS: dict[str, float] = {"T7": 1.0, "T8": 1.0, "FC5": 0.5, "FC6": 0.5,
+                                       "CP5": 0.5, "CP6": 0.5}
 
 _SIM_NOTE = ("SIMULATED DEAP-like EEG from skkgp.datasets.make_deap_like: NOT real data. "
              "Valence is carried by frontal alpha asymmetry and prefrontal theta, arousal by "
              "beta/gamma power; occipital alpha bursts and eye blinks are distractors.")
+_SHORTCUT_NOTE = (" Scenario 'shortcut': temporal muscle (EMG, 40 Hz band) power on T7/T8 "
+                  "(half on FC5/FC6/CP5/CP6) rises with valence in the trials with "
+                  "shortcut == +1 and falls with it in those with shortcut == -1.")
 
 _N_EEG = len(DEAP_CHANNELS)
 _UPPER = [name.upper() for name in DEAP_CHANNELS]
@@ -68,6 +85,12 @@ _BLINK_GAIN = np.zeros(_N_EEG)
 _BLINK_GAIN[_indices(("FP1", "FP2"))] = 1.0
 _BLINK_GAIN[_indices(("AF3", "AF4"))] = 0.5
 _BLINK_GAIN[_indices(("F7", "F3", "FZ", "F4", "F8"))] = 0.2
+_SHORTCUT_GAIN = np.zeros(_N_EEG)
+_SHORTCUT_GAIN[_indices([name.upper() for name in SHORTCUT_CHANNELS])] = list(
+    SHORTCUT_CHANNELS.values())
+# Amplitude of the EMG at the shortcut sites without any valence effect (the std of
+# the background's gamma is 0.2).
+_SHORTCUT_AMPLITUDE = 0.3
 
 
 def _spatial_mixing(length_scale: float = 1.5) -> np.ndarray:
@@ -111,6 +134,28 @@ def _events(rng: np.random.Generator, shape: tuple[int, int], rate: float, sfreq
     return signal.oaconvolve(impulses, kernel[None, :], mode="same", axes=-1)
 
 
+def _side_generator(rng: np.random.Generator, key: int) -> np.random.Generator:
+    """An independent generator derived from ``rng``'s seed, leaving ``rng`` untouched.
+
+    The draws of the shortcut scenario come from here, so that the rest of a subject
+    (ratings, background, rhythms, distractors) is the same as in the default scenario.
+    """
+    seed_seq = rng.bit_generator.seed_seq
+    child = np.random.SeedSequence(seed_seq.entropy,
+                                   spawn_key=(*seed_seq.spawn_key, 0x5C0000 + key))
+    return np.random.default_rng(child)
+
+
+def _shortcut_signs(rng: np.random.Generator, n_trials: int) -> np.ndarray:
+    """+1 for a random half of the trials (``n_trials // 2`` rounded up), -1 for the rest.
+
+    Drawn from a generator derived from ``rng`` (``rng`` itself is not advanced).
+    """
+    signs = np.full(n_trials, -1, dtype=np.int8)
+    signs[_side_generator(rng, 0).permutation(n_trials)[: n_trials - n_trials // 2]] = 1
+    return signs
+
+
 def simulate_subject(
     rng: np.random.Generator,
     n_trials: int = DEAP_N_TRIALS,
@@ -125,6 +170,8 @@ def simulate_subject(
     blink_rate: float = 0.3,
     trial_variability: float = 0.4,
     scale: float = 10.0,
+    shortcut_effect: float = 0.0,
+    shortcut_sign: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One simulated subject in DEAP's layout (see :func:`make_deap_like`).
 
@@ -143,6 +190,11 @@ trial_variability : float
         See :func:`make_deap_like`.
     scale : float
         Overall amplitude in microvolts.
+    shortcut_effect : float, default=0.0
+        Log-amplitude change of the shortcut EMG at the extreme valence ratings (see
+        :func:`make_deap_like`); 0 adds no shortcut (and draws nothing for it).
+    shortcut_sign : ndarray of int, shape (n_trials,), optional
+        +1 where the EMG rises with valence, -1 where it falls; all +1 when omitted.
 
     Returns
     -------
@@ -220,6 +272,18 @@ trial_variability : float
     blinks = _events(rng, (n_trials, n_samples), blink_rate, sfreq, blink_kernel) * 8.0
     eeg += (_BLINK_GAIN[None, :, None] * blinks[:, None]).astype(np.float32)
 
+    if shortcut_effect > 0:
+        sign = np.ones(n_trials) if shortcut_sign is None else np.asarray(shortcut_sign)
+        if sign.shape != (n_trials,) or not np.isin(sign, (-1, 1)).all():
+            raise ValueError(f"shortcut_sign must hold n_trials={n_trials} values of +1 or "
+                             f"-1; got {shortcut_sign!r}.")
+        # Its own generator: every other draw of the subject stays as without it.
+        emg = _shaped_noise(_side_generator(rng, 1), shape, _band(freqs, 40.0, 4.0))
+        emg *= (_SHORTCUT_AMPLITUDE * _SHORTCUT_GAIN).astype(np.float32)[None, :, None]
+        log_effect = shortcut_effect * effect_gain * sign * v
+        emg[..., baseline_samples:] *= np.exp(log_effect).astype(np.float32)[:, None, None]
+        eeg += emg
+
     eeg *= (scale * channel_gain[None, :, None] * trial_gain).astype(np.float32)
 
     # Peripheral channels: plausible shapes, unused by the EEG models.
@@ -281,10 +345,11 @@ def _check_sim_args(n_subjects, n_trials, duration, sfreq, window, params) -> in
     return n_stimulus
 
 
-def _simulated_subjects(rngs, n_trials, n_samples, params
+def _simulated_subjects(rngs, n_trials, n_samples, params, signs=None
                         ) -> Iterator[tuple[int, np.ndarray, np.ndarray, str]]:
     for number, rng in enumerate(rngs, start=1):
-        data, labels = simulate_subject(rng, n_trials, n_samples, **params)
+        extra = {} if signs is None else {"shortcut_sign": signs[number - 1]}
+        data, labels = simulate_subject(rng, n_trials, n_samples, **params, **extra)
         yield number, data, labels, f"simulated subject {number}"
 
 
@@ -306,6 +371,8 @@ def make_deap_like(
     subject_variability: float = 0.3,
     blink_rate: float = 0.3,
     trial_variability: float = 0.4,
+    scenario: str = "default",
+    shortcut_effect: float = 0.9,
     verbose: bool = False,
 ) -> Bunch:
     """Simulate DEAP-like EEG windows with known ground truth (a SIMULATION, not DEAP).
@@ -344,6 +411,39 @@ def make_deap_like(
     trial_variability : float, default=0.4
         Spread (log scale) of per-trial, per-channel gains (electrode contact). The
         trial's baseline shares them, so baseline removal can cancel them.
+    scenario : {"default", "shortcut"}, default="default"
+        ``"shortcut"`` simulates the textbook case for a knowledge prior, "right for
+        the right reasons" (Ross et al. 2017): beside the valence signal, which stays
+        inside the frontal region and holds in every trial, a *shortcut* signal outside
+        it follows valence in the trials used for training and contradicts it in those
+        held out. Exactly:
+
+        - the shortcut is temporal-muscle activity (EMG): band-limited noise at 40 Hz
+          (Gaussian band, 4 Hz wide: DEAP's gamma band), amplitude 0.3 (the
+          background's gamma has 0.2) on T7 and T8 and half that on FC5, FC6, CP5 and
+          CP6 (:data:`SHORTCUT_CHANNELS`: none is frontal, parietal or occipital);
+        - after the baseline seconds its log-amplitude changes by
+          ``shortcut_effect * s * v``, with ``v`` the valence rating mapped to
+          [-1, 1] (scaled by the subject's effect strength, like the valence effect)
+          and ``s`` the trial's sign: +1 in a random half of each subject's trials
+          (``ceil(n_trials / 2)``, drawn per subject) and -1 in the others, where
+          the relation is reversed;
+        - the signs are returned in ``shortcut`` (one per window; also a column of
+          ``frame``). Train on the windows with ``shortcut == 1`` and test on those
+          with ``shortcut == -1`` (``skkgp reproduce --scenario shortcut`` keeps, in
+          every trial-grouped fold, the +1 trials of the training side and the -1
+          trials of the test side): in training the shortcut predicts the label as
+          well as, or better than, the valence signal; on the test trials it
+          predicts the opposite label, while the valence signal still holds.
+
+        Everything else (ratings, background, valence and arousal signals,
+        distractors) is drawn exactly as in ``"default"`` with the same
+        ``random_state``: the shortcut's draws come from generators of their own.
+    shortcut_effect : float, default=0.9
+        Log-amplitude change of the shortcut EMG at the extreme valence ratings, used
+        by ``scenario="shortcut"`` only. The default is twice the default
+        ``valence_effect`` on an electrode group with little background power in
+        its band, so that the shortcut is the easier cue, as shortcuts are.
     verbose : bool, default=False
         Progress bar over subjects.
 
@@ -353,7 +453,15 @@ def make_deap_like(
         Fields of :func:`load_deap`: ``X`` float32 (n_windows, n_chans, window), ``y``,
         ``groups`` (subject), ``trials``, ``ch_names``, ``sfreq``, ``frame``, and
         ``baseline``/``baseline_index`` with ``baseline="return"``. ``DESCR`` says it is
-        simulated.
+        simulated. With ``scenario="shortcut"`` also ``shortcut``: int8 array, shape
+        (n_windows,), the sign of the shortcut's relation to valence in each window's
+        trial (+1 follows, -1 reversed).
+
+    References
+    ----------
+    .. [1] Ross, A. S., Hughes, M. C., & Doshi-Velez, F. (2017). Right for the right
+       reasons: training differentiable models by constraining their explanations.
+       IJCAI 2017, 2662-2670.
 
     Examples
     --------
@@ -363,18 +471,34 @@ def make_deap_like(
     ((800, 32, 128), 'float32')
     """
     window, overlap, threshold = check_window_args(window, overlap, target, threshold,
-                                                    baseline, eeg_only)
+                                                   baseline, eeg_only)
+    if not isinstance(scenario, str) or scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {', '.join(map(repr, SCENARIOS))}; "
+                         f"got {scenario!r}.")
     params = dict(valence_effect=valence_effect, arousal_effect=arousal_effect, noise=noise,
                   trial_variability=trial_variability,
                   subject_variability=subject_variability, blink_rate=blink_rate)
-    n_stimulus = _check_sim_args(n_subjects, n_trials, duration, DEAP_SFREQ, window, params)
+    n_stimulus = _check_sim_args(n_subjects, n_trials, duration, DEAP_SFREQ, window,
+                                 {**params, "shortcut_effect": shortcut_effect})
     rngs = _subject_rngs(random_state, n_subjects)
-    return assemble(
-        _simulated_subjects(rngs, n_trials, DEAP_BASELINE_SAMPLES + n_stimulus, params),
+    signs = None
+    description = _SIM_NOTE
+    if scenario == "shortcut":
+        signs = [_shortcut_signs(rng, n_trials) for rng in rngs]
+        params["shortcut_effect"] = shortcut_effect
+        description += _SHORTCUT_NOTE
+    data = assemble(
+        _simulated_subjects(rngs, n_trials, DEAP_BASELINE_SAMPLES + n_stimulus, params, signs),
         n_subjects, window=window, overlap=overlap, target=target, threshold=threshold,
         baseline=baseline, eeg_only=eeg_only, baseline_samples=DEAP_BASELINE_SAMPLES,
-        sfreq=DEAP_SFREQ, description=_SIM_NOTE, verbose=verbose, desc="simulating subjects",
+        sfreq=DEAP_SFREQ, description=description, verbose=verbose,
+        desc="simulating subjects",
     )
+    if signs is not None:
+        # Global trial ids are (subject - 1) * n_trials + trial - 1, subjects in order.
+        data.shortcut = np.concatenate(signs)[data.trials]
+        data.frame["shortcut"] = data.shortcut
+    return data
 
 
 def write_deap_like(
