@@ -23,6 +23,7 @@ from skkgp.reproduce.config import (
     MODEL_LR,
     PROTOCOLS,
     QUICK,
+    SCENARIOS,
     ConfigError,
     ReproduceConfig,
 )
@@ -35,10 +36,12 @@ examples:
   skkgp reproduce                                  # quick run on simulated data (a few minutes)
   skkgp reproduce --models fbccnn --methods lfp nsfp --recovery finetune scratch
   skkgp reproduce --data ~/data/deap --full --device cuda   # the paper's whole Table 1
+  skkgp reproduce --seeds 0 1 2 3 4                # paired statistics over 5 seeds x folds
+  skkgp reproduce --scenario shortcut --seeds 0 1 2 3 4   # a shortcut outside the region
   skkgp reproduce --scheduler tcp://10.0.0.1:8786  # cells on a Dask cluster
 
-Rerun the same command after an interruption: finished (cell, fold) results in --out
-are kept and only the missing ones are computed.
+Rerun the same command after an interruption: finished (cell, seed, fold) results in
+--out are kept and only the missing ones are computed.
 """
 
 
@@ -166,8 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
                                  "grouped by subject")
     evaluation.add_argument("--target", choices=("valence", "arousal", "dominance", "liking"),
                             help="DEAP rating to classify (>= 5 is positive; default valence)")
-    evaluation.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    evaluation.add_argument("--seeds", "--seed", nargs="+", type=_number(int, 0), default=None,
+                            metavar="SEED",
+                            help="random seeds (default 0): the grid is repeated for each "
+                                 "(simulated data, folds of protocol paper, initialisation) "
+                                 "and proposed is compared with baseline over seeds x folds; "
+                                 "each seed's results are stored apart, so adding seeds "
+                                 "reuses those already computed")
     synthetic = rep.add_argument_group("simulated data (--data synthetic)")
+    synthetic.add_argument("--scenario", choices=SCENARIOS,
+                           help="default: the simulation's valence signal only; shortcut: "
+                                "plus a valence-correlated EMG signal on temporal electrodes "
+                                "that holds in the training trials and is reversed in the "
+                                "test trials (each fold trains on the former and tests on "
+                                "the latter); see skkgp.datasets.make_deap_like")
     synthetic.add_argument("--n-subjects", type=_number(int, 1),
                            help=f"simulated subjects (default {QUICK['n_subjects']})")
     synthetic.add_argument("--n-trials", type=_number(int, 2),
@@ -264,6 +279,7 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
         "n_subjects": args.n_subjects,
         "n_trials": args.n_trials,
         "trial_seconds": args.trial_seconds,
+        "scenario": args.scenario,
     }
     if args.full and args.data is None:
         raise ConfigError(
@@ -277,7 +293,7 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
         # One folder, one identity: ~/deap, ./deap and /home/me/deap resume each other.
         values["data"] = os.path.abspath(os.path.expanduser(values["data"]))
         check_data_path(values["data"])
-        for name in ("n_subjects", "n_trials", "trial_seconds"):
+        for name in ("n_subjects", "n_trials", "trial_seconds", "scenario"):
             if given[name] is not None:
                 raise ConfigError(f"--{name.replace('_', '-')} applies to --data synthetic only.")
     if values["protocol"] == "subject" and args.folds is None:
@@ -300,8 +316,9 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
     if not [1 for m in values["models"] for me in values["methods"]
             if f"{m}-{me}" not in skipped]:
         raise ConfigError("no (model, method) pair left to run.")
+    seeds = (0,) if args.seeds is None else tuple(dict.fromkeys(args.seeds))
     return ReproduceConfig(
-        **values, seed=args.seed, device=args.device, threads=args.threads, full=args.full,
+        **values, seeds=seeds, seed=seeds[0], device=args.device, threads=args.threads, full=args.full,
         skipped=skipped,
     )
 

@@ -19,7 +19,7 @@ import skkgp
 from skkgp.cli import main
 from skkgp.reproduce.config import Cell, ReproduceConfig
 from skkgp.reproduce.data import DataSpec, fold_indices, load_windows
-from skkgp.reproduce.report import RESULT_COLUMNS, TABLE_COLUMNS, paired_test
+from skkgp.reproduce.report import LEGEND, RESULT_COLUMNS, TABLE_COLUMNS
 from skkgp.reproduce.store import ResultStore
 
 # The smallest run that still exercises every step: one raw model, 2 folds, 1 epoch,
@@ -66,8 +66,9 @@ def test_tiny_run_writes_results_csv(tiny_run):
     _, _, _, out = tiny_run
     frame = pd.read_csv(out / "results.csv")
     assert list(frame.columns) == list(RESULT_COLUMNS)
-    assert len(frame) == 2  # one row per (cell, fold)
+    assert len(frame) == 2  # one row per (cell, seed, fold)
     assert sorted(frame["fold"]) == [0, 1]
+    assert (frame["seed"] == 0).all()
     for stage in ("origin", "baseline", "proposed"):
         accuracy = frame[f"{stage}_accuracy"]
         assert accuracy.between(0, 1).all()
@@ -84,7 +85,11 @@ def test_tiny_run_writes_markdown_table_and_plots(tiny_run):
     _, _, _, out = tiny_run
     markdown = (out / "table.md").read_text()
     assert "| eegnet | lfp    | finetune |" in markdown
-    assert "paired t-test" in markdown
+    assert LEGEND in markdown
+    assert "- eegnet lfp finetune: proposed vs baseline:" in markdown
+    comparison = pd.read_csv(out / "comparison.csv")
+    assert list(comparison["metric"]) == ["accuracy", "region_share"]
+    assert (comparison["n_pairs"] == 2).all() and (comparison["n_boot"] == 10_000).all()
     for name in ("accuracy.png", "evidence-eegnet-lfp-finetune.png"):
         png = (out / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000
@@ -95,7 +100,7 @@ def test_tiny_run_stores_every_fold_with_evidence(tiny_run):
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["models"] == ["eegnet"] and config["folds"] == 2
     for fold in range(2):
-        result = json.loads((out / "cells" / f"eegnet-lfp-finetune-fold{fold}.json").read_text())
+        result = json.loads((out / "cells" / f"eegnet-lfp-finetune-seed0-fold{fold}.json").read_text())
         evidence = result["evidence"]
         assert len(evidence["ch_names"]) == 32
         for stage in ("origin", "baseline", "proposed"):
@@ -106,7 +111,7 @@ def test_tiny_run_stores_every_fold_with_evidence(tiny_run):
 
 def test_same_command_again_recomputes_nothing(tiny_run, capsys):
     _, first_stdout, _, out = tiny_run
-    cell_file = out / "cells" / "eegnet-lfp-finetune-fold0.json"
+    cell_file = out / "cells" / "eegnet-lfp-finetune-seed0-fold0.json"
     before = cell_file.stat().st_mtime_ns, cell_file.read_bytes()
     status, stdout, _ = _run([*TINY, "--out", str(out)], capsys)
     assert status == 0
@@ -173,6 +178,9 @@ def test_pending_results_are_grouped_by_the_origin_they_prune():
         (["--epochs", "two"], "not a valid int"),
         (["--protocol", "random"], "invalid choice"),
         (["--region", "nowhere"], "nowhere"),
+        (["--seeds", "-1"], "out of range"),
+        (["--seeds", "one"], "not a valid int"),
+        (["--seeds"], "expected at least one argument"),
     ],
 )
 def test_bad_options_exit_2(extra, message, tmp_path, capsys):
@@ -244,6 +252,43 @@ def test_protocols_split_by_their_unit(protocol, key, shared):
     assert (max(overlap) > 0) == shared
 
 
+def test_shortcut_scenario_trains_where_the_shortcut_holds_and_tests_where_it_is_reversed():
+    config = ReproduceConfig(scenario="shortcut", folds=3, n_subjects=2, n_trials=8,
+                             trial_seconds=3)
+    bunch = load_windows(DataSpec.from_config(config))
+    plain = load_windows(DataSpec.from_config(config.replace(scenario="default")))
+    assert "shortcut" not in plain
+    tested = []
+    for fold in range(3):
+        train, test = fold_indices(config, bunch, fold)
+        assert (bunch.shortcut[train] == 1).all() and (bunch.shortcut[test] == -1).all()
+        assert not np.intersect1d(bunch.trials[train], bunch.trials[test]).size
+        tested.append(test)
+    # Every held-out (-1) window is tested once, no shortcut (+1) window ever.
+    covered = np.sort(np.concatenate(tested))
+    assert np.array_equal(covered, np.flatnonzero(bunch.shortcut == -1))
+    assert "scenario" in config.identity()
+    assert "scenario" not in config.replace(data="/deap").identity()
+
+
+def test_scenario_needs_the_simulation_and_a_known_name(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([*TINY, "--scenario", "decoy", "--out", str(tmp_path / "a")])
+    assert "invalid choice: 'decoy'" in capsys.readouterr().err
+    (tmp_path / "deap").mkdir()
+    status, _, stderr = _run([*TINY[:TINY.index("--n-subjects")], "--data",
+                              str(tmp_path / "deap"), "--scenario", "shortcut", "--out",
+                              str(tmp_path / "b")], capsys)
+    assert status == 2 and "--scenario applies to --data synthetic only" in stderr
+
+
+def test_reproduce_scenarios_are_the_simulations():
+    from skkgp.datasets import SCENARIOS
+    from skkgp.reproduce.config import SCENARIOS as CLI_SCENARIOS
+
+    assert CLI_SCENARIOS == SCENARIOS
+
+
 def test_paper_protocol_warns_about_leakage(tmp_path, capsys):
     status, _, stderr = _run([*TINY, "--protocol", "paper", "--out", str(tmp_path / "out")],
                              capsys)
@@ -252,14 +297,49 @@ def test_paper_protocol_warns_about_leakage(tmp_path, capsys):
     assert "**Warning:**" in (tmp_path / "out" / "table.md").read_text()
 
 
-def test_paired_test_matches_scipy():
-    proposed, baseline = [0.7, 0.8, 0.65, 0.9], [0.6, 0.75, 0.7, 0.8]
-    difference, p_value = paired_test(proposed, baseline)
-    assert difference == pytest.approx(np.mean(np.subtract(proposed, baseline)))
-    assert p_value == pytest.approx(stats.ttest_rel(proposed, baseline).pvalue)
-    assert np.isnan(paired_test([0.7], [0.6])[1])
-    assert paired_test([0.7], [0.6])[0] == pytest.approx(0.1)
-    assert np.isnan(paired_test([0.7, 0.8], [0.6, 0.7])[1])  # constant differences
+def test_console_table_has_a_legend_and_a_verdict_per_cell(tiny_run):
+    _, stdout, _, _ = tiny_run
+    assert "Accuracy: held-out, mean ± sample std over (seed, fold) pairs" in stdout
+    verdicts = [line for line in stdout.splitlines() if "proposed vs baseline:" in line]
+    assert len(verdicts) == 1
+    assert verdicts[0].startswith("eegnet lfp finetune: proposed vs baseline: ")
+    assert verdicts[0].endswith(": too few pairs to tell")  # 2 pairs
+    assert "of 2 pairs" in verdicts[0]
+
+
+def test_more_seeds_reuse_the_finished_ones(tiny_run, tmp_path, capsys):
+    _, _, _, first = tiny_run
+    out = tmp_path / "out"
+    # A run over seeds 0 and 1 into a copy of the one-seed folder computes only seed 1.
+    import shutil
+
+    shutil.copytree(first, out)
+    before = {p.name: p.read_bytes() for p in (out / "cells").iterdir()}
+    status, stdout, _ = _run([*TINY, "--out", str(out), "--seeds", "0", "1"], capsys)
+    assert status == 0
+    assert "computed 2 and reused 2 of 4" in (out / "run.log").read_text().splitlines()[-1]
+    for name, content in before.items():
+        assert (out / "cells" / name).read_bytes() == content
+    frame = pd.read_csv(out / "results.csv")
+    assert sorted(zip(frame["seed"], frame["fold"])) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    # Seed 1 draws other data, so its origins differ from seed 0's.
+    assert frame.groupby("seed")["random_state"].apply(set).map(len).sum() == 4
+    assert "of 4 pairs" in stdout
+
+    # The same command again computes nothing and prints the same table.
+    status, again, _ = _run([*TINY, "--out", str(out), "--seeds", "0", "1"], capsys)
+    assert status == 0 and again == stdout
+    assert "computed 0 and reused 4 of 4" in (out / "run.log").read_text().splitlines()[-1]
+
+
+def test_seeds_are_checked_and_deduplicated():
+    from skkgp.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["reproduce", "--seeds", "3", "1", "3"])
+    config = config_from_args(args)
+    assert config.seeds == (3, 1) and config.seed == 3
+    assert "seed" not in config.identity() and "seeds" not in config.identity()
+    assert config_from_args(build_parser().parse_args(["reproduce", "--seed", "7"])).seeds == (7,)
 
 
 def test_store_refuses_a_file_as_out(tmp_path):

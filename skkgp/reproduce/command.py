@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,14 @@ from skkgp.reproduce.data import (
     load_windows,
     n_folds,
 )
-from skkgp.reproduce.report import format_table, results_frame, summarize
+from skkgp.reproduce.report import (
+    LEGEND,
+    comparisons_frame,
+    format_table,
+    results_frame,
+    summarize,
+    verdicts,
+)
 from skkgp.reproduce.runner import OriginGroup, group_pending, run_dask, run_sequential
 from skkgp.reproduce.store import ResultStore
 
@@ -35,13 +43,14 @@ class Outcome:
     Attributes
     ----------
     computed : int
-        (cell, fold) results computed by this run.
+        (cell, seed, fold) results computed by this run.
     reused : int
-        (cell, fold) results found in ``--out`` from an earlier run and not recomputed.
+        (cell, seed, fold) results found in ``--out`` from an earlier run and not
+        recomputed.
     summary : DataFrame
         One row per cell (see :func:`skkgp.reproduce.report.summarize`).
     table : str
-        The printed table.
+        The printed table, its legend and one verdict line per cell.
     files : list of Path
         Files written in ``--out``.
     """
@@ -62,14 +71,14 @@ def reproduce(
     quiet: bool = False,
     stream: TextIO | None = None,
 ) -> Outcome:
-    """Run (or resume) the grid of ``config`` into the folder ``out``.
+    """Run (or resume) the grid of ``config`` over its seeds into the folder ``out``.
 
     Parameters
     ----------
     config : ReproduceConfig
         The run's options.
     out : path-like
-        Output folder; finished (cell, fold) results found there are reused.
+        Output folder; finished (cell, seed, fold) results found there are reused.
     scheduler : str or None, default=None
         Address of a Dask scheduler to send the work to, one task per origin (model,
         origin family, fold).
@@ -93,42 +102,58 @@ def reproduce(
     stream = sys.stdout if stream is None else stream
     if not config.synthetic:
         check_data_path(config.data)
-    bunch = load_windows(DataSpec.from_config(config))
-    _check_region(config, bunch.ch_names)
-    config = config.replace(folds=n_folds(config, bunch))
-    check_folds(config, bunch)
+    folds = None
+    for seed in config.seeds:
+        seeded = config.for_seed(seed)
+        bunch = load_windows(DataSpec.from_config(seeded))
+        _check_region(seeded, bunch.ch_names)
+        folds = n_folds(seeded, bunch)
+        check_folds(seeded.replace(folds=folds), bunch)
+    config = config.replace(folds=folds)
     if config.protocol == "paper":
         print(f"skkgp reproduce: warning: {LEAKAGE_WARNING}", file=sys.stderr)
 
     store = ResultStore(out)
     store.open(config, overwrite=overwrite)
     cells = config.cells()
-    pending = [(cell, fold) for cell in cells for fold in range(config.folds)
-               if not store.has(cell, fold)]
-    total = len(cells) * config.folds
+    keys = [(cell, seed, fold) for seed in config.seeds for cell in cells
+            for fold in range(config.folds)]
+    pending = [key for key in keys if not store.has(*key)]
+    total = len(keys)
     reused = total - len(pending)
     if not quiet:
-        print(f"skkgp reproduce: {len(cells)} cells x {config.folds} folds into {store.out}"
+        print(f"skkgp reproduce: {len(cells)} cells x {len(config.seeds)} seeds x "
+              f"{config.folds} folds into {store.out}"
               + (f" ({reused} finished results reused)" if reused else ""), file=sys.stderr)
 
     show_epochs = not quiet and scheduler is None
-    # One origin trained per (model, origin family, fold) with missing results, shared
-    # by every missing cell that prunes it.
-    groups = group_pending(config, pending, progress=show_epochs)
+    # One origin trained per (seed, model, origin family, fold) with missing results,
+    # shared by every missing cell that prunes it.
+    groups = [
+        group
+        for seed in config.seeds
+        for group in group_pending(
+            config.for_seed(seed),
+            [(cell, fold) for cell, s, fold in pending if s == seed],
+            progress=show_epochs,
+        )
+    ]
     computed = _compute(groups, store, scheduler=scheduler, quiet=quiet, total=total,
                         done=reused)
 
-    results = [store.load(cell, fold) for cell in cells for fold in range(config.folds)]
+    results = [store.load(*key) for key in keys]
     frame = results_frame(results)
     summary = summarize(frame, cells)
-    table = format_table(summary)
+    table = "\n".join([format_table(summary), "", textwrap.fill(LEGEND, width=100), "",
+                       *verdicts(summary)])
     files = _write_outputs(config, store, frame, summary, results)
-    _log(store, f"computed {computed} and reused {reused} of {total} (cell, fold) results")
+    _log(store, f"computed {computed} and reused {reused} of {total} (cell, seed, fold) "
+                "results")
     print(table, file=stream)
     if not quiet:
-        print(f"\nskkgp reproduce: computed {computed}, reused {reused} of {total} (cell, fold) "
-              f"results; wrote {', '.join(p.name for p in files[:3])} and "
-              f"{len(files) - 3} evidence plots in {store.out}", file=sys.stderr)
+        print(f"\nskkgp reproduce: computed {computed}, reused {reused} of {total} "
+              f"(cell, seed, fold) results; wrote {', '.join(p.name for p in files[:4])} and "
+              f"{len(files) - 4} evidence plots in {store.out}", file=sys.stderr)
     return Outcome(computed, reused, summary, table, files)
 
 
@@ -146,16 +171,16 @@ def _compute(groups: list[OriginGroup], store: ResultStore, *, scheduler: str | 
              quiet: bool, total: int, done: int) -> int:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=done, desc="cells x folds", position=0,
+    bar = tqdm(total=total, initial=done, desc="cells x seeds x folds", position=0,
                disable=quiet, dynamic_ncols=True)
     count = 0
 
-    def on_result(cell: Cell, fold: int, result: dict) -> None:
+    def on_result(cell: Cell, seed: int, fold: int, result: dict) -> None:
         nonlocal count
         # Saved the moment it exists: an interruption from here on loses nothing.
-        store.save(cell, fold, result)
+        store.save(cell, seed, fold, result)
         count += 1
-        bar.set_postfix_str(f"{cell.key} fold {fold}", refresh=False)
+        bar.set_postfix_str(f"{cell.key} seed {seed} fold {fold}", refresh=False)
         bar.update(1)
 
     try:
@@ -188,7 +213,9 @@ def _write_outputs(config: ReproduceConfig, store: ResultStore, frame: pd.DataFr
     atomic_write_text(csv_path, frame.to_csv(index=False))
     md_path = out / "table.md"
     atomic_write_text(md_path, _markdown(config, summary))
-    files = [csv_path, md_path, plot_accuracy(summary, out / "accuracy.png")]
+    comparison_path = out / "comparison.csv"
+    atomic_write_text(comparison_path, comparisons_frame(summary).to_csv(index=False))
+    files = [csv_path, md_path, comparison_path, plot_accuracy(summary, out / "accuracy.png")]
     for cell in config.cells():
         evidence = _mean_evidence(results, cell)
         if evidence is None:
@@ -210,7 +237,8 @@ def _region_label(config: ReproduceConfig) -> str:
 
 
 def _markdown(config: ReproduceConfig, summary: pd.DataFrame) -> str:
-    data = "simulated DEAP-like EEG (skkgp.datasets.make_deap_like)" if config.synthetic \
+    data = (f"simulated DEAP-like EEG (skkgp.datasets.make_deap_like, scenario "
+            f"{config.scenario})") if config.synthetic \
         else f"DEAP at {config.data}"
     lines = [
         "# skkgp reproduce: Table 1",
@@ -221,17 +249,14 @@ def _markdown(config: ReproduceConfig, summary: pd.DataFrame) -> str:
         f"weight {config.sample_weighting}); {config.epochs} origin epochs, "
         f"{config.recovery_epochs} recovery epochs; Adam, batch {config.batch_size}, lr "
         + ", ".join(f"{m} {config.learning_rate(m):g}" for m in config.models)
-        + f"; seed {config.seed}. Inputs standardised per channel on each training fold.",
+        + f"; seeds {', '.join(str(s) for s in config.seeds)}. Inputs standardised per "
+        "channel on each training fold.",
         "",
         format_table(summary, markdown=True),
         "",
-        "Accuracy: held-out, mean ± sample std over folds (%). Params and FLOPs (2 × MACs) "
-        "before → after pruning; non-zero counts for umwp. P - B: mean paired difference "
-        "of proposed and baseline accuracy (points); p: two-sided paired t-test over folds "
-        "(n/a with fewer than 2 folds or constant differences). Region share: share of "
-        "held-out Grad-CAM evidence on the region's electrodes after baseline / proposed "
-        "recovery. Folds: \"(k const.)\" counts origins that collapsed to a constant "
-        "predictor on their training windows (their rows compare nothing).",
+        LEGEND,
+        "",
+        *(f"- {line}" for line in verdicts(summary)),
     ]
     if config.protocol == "paper":
         lines += ["", f"**Warning:** {LEAKAGE_WARNING}"]

@@ -26,6 +26,7 @@ __all__ = [
     "ALL_METHODS",
     "ALL_RECOVERIES",
     "PROTOCOLS",
+    "SCENARIOS",
     "method_family",
     "stable_seed",
 ]
@@ -34,10 +35,15 @@ ALL_MODELS = ("ccnn", "fbccnn", "eegnet", "tsception")
 ALL_METHODS = ("lfp", "nsfp", "umwp", "sfp")
 ALL_RECOVERIES = ("finetune", "scratch")
 PROTOCOLS = ("paper", "trial", "subject")
+# The same as skkgp.datasets.SCENARIOS (a test checks): the command line reads this
+# module before it imports any data code.
+#: Simulated data sets of ``--data synthetic`` (see :func:`skkgp.datasets.make_deap_like`).
+SCENARIOS = ("default", "shortcut")
 
 # Options that change what a run computes. Output, display and execution options
 # (--out, --quiet, --scheduler, --device, --threads, --overwrite) are left out:
-# they change where or how fast, not what.
+# they change where or how fast, not what. The seeds are left out too: each seed's
+# results are stored apart, so a run with more seeds reuses those of fewer.
 _IDENTITY_FIELDS = (
     "data",
     "models",
@@ -51,13 +57,13 @@ _IDENTITY_FIELDS = (
     "recovery_epochs",
     "folds",
     "protocol",
-    "seed",
     "batch_size",
     "lr",
     "n_subjects",
     "n_trials",
     "trial_seconds",
     "target",
+    "scenario",
 )
 
 #: The default run: synthetic data, small and fast (a few minutes on a 2-core CPU).
@@ -80,6 +86,7 @@ QUICK: dict[str, Any] = {
     "n_trials": 16,
     "trial_seconds": 10,
     "target": "valence",
+    "scenario": "default",
 }
 
 #: ``--full``: the whole grid of the paper's Table 1 (plus the raw-signal models) with
@@ -151,6 +158,9 @@ class ReproduceConfig:
     """Every option of one ``skkgp reproduce`` run (presets already applied).
 
     Attributes mirror the command-line options; see ``skkgp reproduce --help``.
+    ``seeds`` are the run's seeds; ``seed`` is the one a per-seed configuration
+    (:meth:`for_seed`) computes: it draws the simulated data, the shuffled folds of
+    protocol ``paper``, and every origin's initialisation.
     """
 
     data: str = QUICK["data"]
@@ -165,6 +175,7 @@ class ReproduceConfig:
     recovery_epochs: int = QUICK["recovery_epochs"]
     folds: int | None = QUICK["folds"]
     protocol: str = QUICK["protocol"]
+    seeds: tuple[int, ...] = (0,)
     seed: int = 0
     batch_size: int = QUICK["batch_size"]
     lr: float | None = QUICK["lr"]
@@ -172,6 +183,7 @@ class ReproduceConfig:
     n_trials: int = QUICK["n_trials"]
     trial_seconds: int = QUICK["trial_seconds"]
     target: str = QUICK["target"]
+    scenario: str = QUICK["scenario"]
     device: str = "cpu"
     threads: int | None = None
     full: bool = False
@@ -186,7 +198,8 @@ class ReproduceConfig:
         out: dict[str, Any] = {}
         for name in _IDENTITY_FIELDS:
             value = getattr(self, name)
-            if not self.synthetic and name in ("n_subjects", "n_trials", "trial_seconds"):
+            if not self.synthetic and name in ("n_subjects", "n_trials", "trial_seconds",
+                                               "scenario"):
                 continue
             out[name] = list(value) if isinstance(value, tuple) else value
         return out
@@ -201,6 +214,10 @@ class ReproduceConfig:
             if f"{model}-{method}" not in skipped
             for recovery in self.recoveries
         ]
+
+    def for_seed(self, seed: int) -> ReproduceConfig:
+        """This configuration computing the seed ``seed`` (one of :attr:`seeds`)."""
+        return dataclasses.replace(self, seed=int(seed))
 
     def learning_rate(self, model: str) -> float:
         """``--lr`` when given, else the model's default of :data:`MODEL_LR`."""

@@ -46,11 +46,12 @@ class DataSpec(NamedTuple):
     trial_seconds: int
     target: str
     seed: int
+    scenario: str = "default"
 
     @classmethod
     def from_config(cls, config: ReproduceConfig) -> DataSpec:
         return cls(config.data, config.n_subjects, config.n_trials, config.trial_seconds,
-                   config.target, config.seed)
+                   config.target, config.seed, config.scenario)
 
 
 def check_data_path(path: str) -> None:
@@ -83,11 +84,12 @@ def load_windows(spec: DataSpec) -> Bunch:
     -------
     data : Bunch
         ``X`` (n_windows, n_chans, n_times) float32, ``y``, ``groups`` (subject),
-        ``trials`` (global trial id), ``ch_names``, ``sfreq``.
+        ``trials`` (global trial id), ``ch_names``, ``sfreq``; ``shortcut`` in the
+        simulation's shortcut scenario.
     """
     from skkgp import datasets
 
-    data, n_subjects, n_trials, trial_seconds, target, seed = spec
+    data, n_subjects, n_trials, trial_seconds, target, seed, scenario = spec
     if data == "synthetic":
         kwargs = _accepted(
             datasets.make_deap_like,
@@ -99,6 +101,8 @@ def load_windows(spec: DataSpec) -> Bunch:
             baseline="return",
             random_state=seed,
         )
+        if scenario != "default":
+            kwargs["scenario"] = scenario
         bunch = datasets.make_deap_like(**kwargs)
     else:
         check_data_path(data)
@@ -197,18 +201,39 @@ def check_folds(config: ReproduceConfig, bunch: Bunch) -> None:
     """
     y = np.asarray(bunch.y)
     for fold in range(n_folds(config, bunch)):
-        train, _ = fold_indices(config, bunch, fold)
-        classes = np.unique(y[train])
-        if classes.size < 2:
+        train, test = fold_indices(config, bunch, fold)
+        for side, indices in (("trains", train), ("tests", test)):
+            classes = np.unique(y[indices])
+            if classes.size >= 2 or (side == "tests" and classes.size == 1):
+                continue
+            what = ("no windows" if classes.size == 0
+                    else f"windows of the single class {classes[0].tolist()!r}")
             raise ConfigError(
-                f"fold {fold} of --protocol {config.protocol} trains on windows of the single "
-                f"class {classes[0].tolist()!r}: the data have too few trials of each class for "
+                f"fold {fold} of --protocol {config.protocol}"
+                + (f" (scenario {config.scenario})" if bunch.get("shortcut") is not None
+                   else "")
+                + f" {side} on {what}: the data have too few trials of each class for "
                 f"{config.folds} folds. Use fewer --folds, or more subjects or trials."
             )
 
 
 def fold_indices(config: ReproduceConfig, bunch: Bunch, fold: int) -> tuple[np.ndarray, ...]:
-    """Train and test window indices of fold ``fold`` under the run's protocol."""
+    """Train and test window indices of fold ``fold`` under the run's protocol.
+
+    In the shortcut scenario (``bunch.shortcut`` present) each fold keeps, of its
+    training side, the windows of trials where the shortcut follows valence (+1) and,
+    of its test side, those where it is reversed (-1): the model learns where the
+    shortcut holds and is tested where it misleads.
+    """
+    train, test = _protocol_fold(config, bunch, fold)
+    shortcut = bunch.get("shortcut")
+    if shortcut is not None:
+        shortcut = np.asarray(shortcut)
+        train, test = train[shortcut[train] == 1], test[shortcut[test] == -1]
+    return train, test
+
+
+def _protocol_fold(config: ReproduceConfig, bunch: Bunch, fold: int) -> tuple[np.ndarray, ...]:
     folds = n_folds(config, bunch)
     n = len(bunch.y)
     if config.protocol == "paper":

@@ -1,38 +1,46 @@
-"""Table 1 from the finished (cell, fold) results: per-fold rows, summary, paired test.
+"""Table 1 from the finished results: per-(seed, fold) rows, summary, paired statistics.
 
 One row of the table is one (model, method, recovery) cell: accuracy mean +- std over
-folds of the origin, baseline-recovered and proposed-recovered models; parameters and
-FLOPs (2 x MACs; non-zero counts for masked pruning) before and after pruning with
-their reductions; and a paired t-test of proposed against baseline over folds.
+(seed, fold) pairs of the origin, baseline-recovered and proposed-recovered models;
+parameters and FLOPs (2 x MACs; non-zero counts for masked pruning) before and after
+pruning with their reductions; and the paired comparison of proposed against baseline
+(:func:`skkgp.reproduce.stats.paired_comparison`). Pairs whose origin collapsed to a
+constant predictor are counted and left out of every mean and statistic.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from skkgp.reproduce.config import Cell
+from skkgp.reproduce.stats import MIN_PAIRS, PairedComparison, paired_comparison
 
 __all__ = [
     "RESULT_COLUMNS",
     "results_frame",
     "summarize",
-    "paired_test",
+    "compare",
+    "comparisons_frame",
+    "verdicts",
     "format_table",
     "TABLE_COLUMNS",
+    "LEGEND",
+    "BOOTSTRAP_RESAMPLES",
 ]
 
-#: Columns of ``results.csv``: one row per (cell, fold).
+#: Bootstrap resamples of the paired interval (seeded: the same interval every run).
+BOOTSTRAP_RESAMPLES = 10_000
+
+#: Columns of ``results.csv``: one row per (cell, seed, fold).
 RESULT_COLUMNS = (
     "model",
     "method",
     "recovery",
+    "seed",
     "fold",
     "n_train",
     "n_test",
@@ -54,7 +62,7 @@ RESULT_COLUMNS = (
     "baseline_region_share",
     "proposed_region_share",
     "origin_constant",
-    "seed",
+    "random_state",
     "origin_seconds",
     "seconds",
 )
@@ -71,15 +79,30 @@ TABLE_COLUMNS = (
     "Origin acc.",
     "Baseline acc.",
     "Proposed acc.",
-    "P - B",
-    "p (paired t)",
+    "P - B [95% CI]",
+    "p (Wilcoxon)",
     "Region share B / P",
-    "Folds",
+    "Pairs",
+)
+
+#: What the table's columns mean, printed under it and written in ``table.md``.
+LEGEND = (
+    "Accuracy: held-out, mean ± sample std over (seed, fold) pairs (%). Params and FLOPs "
+    "(2 × MACs) before → after pruning; non-zero counts for umwp. P - B: mean paired "
+    "difference of proposed and baseline accuracy (points) with its 95 % percentile "
+    f"bootstrap interval ({BOOTSTRAP_RESAMPLES:,} resamples of the pairs, seeded); "
+    "p (Wilcoxon): two-sided Wilcoxon signed-rank p-value over the pairs (n/a when all "
+    "differences are 0). Region share: share of held-out Grad-CAM evidence on the "
+    "region's electrodes after baseline / proposed recovery. Pairs: (seed, fold) pairs "
+    "compared; \"(k collapsed)\" counts origins that collapsed to a constant predictor on "
+    "their training windows: they are left out of every mean and statistic. A verdict "
+    "says \"higher\" or \"lower\" only when the interval excludes 0, over at least "
+    f"{MIN_PAIRS} pairs."
 )
 
 
 def results_frame(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Per-(cell, fold) results as a frame with :data:`RESULT_COLUMNS`, in grid order.
+    """Per-(cell, seed, fold) results as a frame with :data:`RESULT_COLUMNS`, in grid order.
 
     Parameters
     ----------
@@ -94,75 +117,126 @@ def results_frame(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
 
-def paired_test(proposed: Sequence[float], baseline: Sequence[float]) -> tuple[float, float]:
-    """Mean difference and two-sided paired t-test p-value of ``proposed - baseline``.
+def _cell_rows(frame: pd.DataFrame, cell: Cell) -> pd.DataFrame:
+    return frame[
+        (frame["model"] == cell.model)
+        & (frame["method"] == cell.method)
+        & (frame["recovery"] == cell.recovery)
+    ].sort_values(["seed", "fold"])
+
+
+def compare(part: pd.DataFrame, metric: str = "accuracy") -> PairedComparison:
+    """Paired comparison of proposed and baseline ``metric`` over the rows of ``part``.
 
     Parameters
     ----------
-    proposed, baseline : sequence of float, length n_folds
-        Accuracies of the two recoveries on the same folds.
+    part : DataFrame
+        Rows of :func:`results_frame` of one cell.
+    metric : {"accuracy", "region_share"}, default="accuracy"
 
     Returns
     -------
-    mean_difference : float
-        ``nan`` for no folds.
-    p_value : float
-        ``nan`` when the test is undefined: fewer than two folds, or differences that
-        are all equal (zero variance), where a t statistic does not exist.
+    comparison : PairedComparison
+        Rows with a collapsed origin excluded (counted in ``n_excluded``).
     """
-    difference = np.asarray(proposed, dtype=float) - np.asarray(baseline, dtype=float)
-    if difference.size == 0:
-        return math.nan, math.nan
-    mean_difference = float(difference.mean())
-    # Accuracies are ratios k/n: equal differences may differ in the last bits.
-    if difference.size < 2 or np.allclose(difference, difference[0], rtol=0, atol=1e-12):
-        return mean_difference, math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p_value = float(stats.ttest_rel(proposed, baseline).pvalue)
-    return mean_difference, p_value
+    return paired_comparison(
+        part[f"proposed_{metric}"].astype(float).to_numpy(),
+        part[f"baseline_{metric}"].astype(float).to_numpy(),
+        exclude=part["origin_constant"].astype(bool).to_numpy(),
+        n_boot=BOOTSTRAP_RESAMPLES,
+        random_state=0,
+    )
 
 
 def summarize(frame: pd.DataFrame, cells: Sequence[Cell]) -> pd.DataFrame:
-    """One row per cell: means, standard deviations, counts and the paired test.
+    """One row per cell: means, standard deviations, counts and the paired comparison.
 
     Parameters
     ----------
     frame : DataFrame
         Output of :func:`results_frame`.
     cells : sequence of Cell
-        The grid, in table order; cells without any finished fold are left out.
+        The grid, in table order; cells without any finished result are left out.
 
     Returns
     -------
-    summary : DataFrame, one row per cell with at least one fold
+    summary : DataFrame, one row per cell with at least one result
+        Means and standard deviations are over the pairs whose origin did not
+        collapse (``nan`` when every origin collapsed); ``comparison`` holds the
+        :class:`~skkgp.reproduce.stats.PairedComparison` of accuracy,
+        ``share_comparison`` that of the region share.
     """
     rows = []
     for cell in cells:
-        part = frame[
-            (frame["model"] == cell.model)
-            & (frame["method"] == cell.method)
-            & (frame["recovery"] == cell.recovery)
-        ].sort_values("fold")
+        part = _cell_rows(frame, cell)
         if part.empty:
             continue
+        kept = part[~part["origin_constant"].astype(bool)]
         row: dict[str, Any] = {"model": cell.model, "method": cell.method,
-                               "recovery": cell.recovery, "folds": len(part)}
+                               "recovery": cell.recovery, "results": len(part),
+                               "seeds": int(part["seed"].nunique())}
         for name in ("origin", "baseline", "proposed"):
-            values = part[f"{name}_accuracy"].astype(float)
-            row[f"{name}_mean"] = float(values.mean())
-            # Sample standard deviation over folds (ddof=1), 0 for a single fold.
+            values = kept[f"{name}_accuracy"].astype(float)
+            row[f"{name}_mean"] = float(values.mean()) if len(values) else math.nan
+            # Sample standard deviation over pairs (ddof=1), 0 for a single pair.
             row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         for name in ("params_before", "params_after", "flops_before", "flops_after",
-                     "params_reduction", "flops_reduction", "baseline_region_share",
-                     "proposed_region_share"):
+                     "params_reduction", "flops_reduction"):
             row[name] = float(part[name].astype(float).mean())
-        row["difference"], row["p_value"] = paired_test(
-            part["proposed_accuracy"].astype(float), part["baseline_accuracy"].astype(float)
-        )
-        row["constant_origins"] = int(part["origin_constant"].astype(bool).sum())
+        for name in ("baseline_region_share", "proposed_region_share"):
+            values = kept[name].astype(float)
+            row[name] = float(values.mean()) if len(values) else math.nan
+        comparison = compare(part)
+        row["comparison"] = comparison
+        row["share_comparison"] = compare(part, "region_share")
+        row["difference"] = comparison.mean_difference
+        row["p_value"] = comparison.wilcoxon_p
+        row["constant_origins"] = comparison.n_excluded
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def comparisons_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """The paired statistics of every cell, one row per (cell, metric): ``comparison.csv``.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        Output of :func:`summarize`.
+
+    Returns
+    -------
+    frame : DataFrame
+        Columns ``model``, ``method``, ``recovery``, ``metric`` (``accuracy`` or
+        ``region_share``) and the fields of
+        :meth:`~skkgp.reproduce.stats.PairedComparison.as_dict`.
+    """
+    rows = []
+    for row in summary.to_dict("records"):
+        for metric, key in (("accuracy", "comparison"), ("region_share", "share_comparison")):
+            rows.append({"model": row["model"], "method": row["method"],
+                         "recovery": row["recovery"], "metric": metric,
+                         **row[key].as_dict()})
+    return pd.DataFrame(rows)
+
+
+def verdicts(summary: pd.DataFrame) -> list[str]:
+    """One line per cell: proposed vs baseline accuracy, its interval, p-values, direction.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        Output of :func:`summarize`.
+
+    Returns
+    -------
+    lines : list of str
+        E.g. ``"ccnn lfp finetune: proposed vs baseline: +0.4 points [-1.2, +2.0] (95 %
+        bootstrap), Wilcoxon p = 0.41, paired t p = 0.35; 8 up, 6 down, 1 tied of 15
+        pairs: no difference"``.
+    """
+    return [f"{row['model']} {row['method']} {row['recovery']}: {row['comparison'].verdict()}"
+            for row in summary.to_dict("records")]
 
 
 def _count(value: float) -> str:
@@ -173,16 +247,30 @@ def _count(value: float) -> str:
 
 
 def _accuracy(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
     return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.0f}%"
+
+
+def _difference(comparison: PairedComparison) -> str:
+    if comparison.n_pairs == 0:
+        return "n/a"
+    return (f"{100 * comparison.mean_difference:+.1f} [{100 * comparison.ci_low:+.1f}, "
+            f"{100 * comparison.ci_high:+.1f}]")
 
 
 def _table_rows(summary: pd.DataFrame) -> list[list[str]]:
     rows = []
     for row in summary.to_dict("records"):
-        p_value = "n/a" if math.isnan(row["p_value"]) else f"{row['p_value']:.3f}"
-        folds = str(row["folds"])
-        if row["constant_origins"]:
-            folds += f" ({row['constant_origins']} const.)"
+        comparison = row["comparison"]
+        p_value = "n/a" if math.isnan(comparison.wilcoxon_p) else f"{comparison.wilcoxon_p:.3f}"
+        pairs = str(comparison.n_pairs)
+        if comparison.n_excluded:
+            pairs += f" ({comparison.n_excluded} collapsed)"
         rows.append([
             row["model"],
             row["method"],
@@ -194,11 +282,11 @@ def _table_rows(summary: pd.DataFrame) -> list[list[str]]:
             _accuracy(row["origin_mean"], row["origin_std"]),
             _accuracy(row["baseline_mean"], row["baseline_std"]),
             _accuracy(row["proposed_mean"], row["proposed_std"]),
-            f"{100 * row['difference']:+.1f}",
+            _difference(comparison),
             p_value,
-            f"{100 * row['baseline_region_share']:.0f}% / "
-            f"{100 * row['proposed_region_share']:.0f}%",
-            folds,
+            f"{_percent(row['baseline_region_share'])} / "
+            f"{_percent(row['proposed_region_share'])}",
+            pairs,
         ])
     return rows
 

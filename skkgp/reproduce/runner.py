@@ -43,8 +43,8 @@ __all__ = [
 #: the mean over a few hundred windows is stable, and Grad-CAM costs a backward each).
 EVIDENCE_SAMPLES = 256
 
-#: Called with each finished (cell, fold) result, the moment it exists.
-OnResult = Callable[[Cell, int, dict[str, Any]], None]
+#: Called with each finished (cell, seed, fold) result, the moment it exists.
+OnResult = Callable[[Cell, int, int, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class OriginGroup:
     Attributes
     ----------
     config : ReproduceConfig
+        The run's configuration for one seed (:meth:`ReproduceConfig.for_seed`).
     model : str
     family : str
         Which origin training the cells need
@@ -81,7 +82,7 @@ class OriginGroup:
 
     @property
     def label(self) -> str:
-        return f"{self.model} {self.family} origin fold {self.fold}"
+        return f"{self.model} {self.family} origin seed {self.config.seed} fold {self.fold}"
 
 
 def group_pending(
@@ -123,7 +124,8 @@ def _origin(group: OriginGroup):
     if group.progress:
         from skkgp.reproduce.progress import EpochBar
 
-        callbacks.append(("epoch_bar", EpochBar(desc=f"{group.model} fold {group.fold}")))
+        desc = f"{group.model} seed {config.seed} fold {group.fold}"
+        callbacks.append(("epoch_bar", EpochBar(desc=desc)))
     # The cells of a group share their method's origin training: append its own
     # callbacks, as KnowledgeGuidedPruner does to the origin it fits.
     callbacks.extend(get_method(group.cells[0].method).origin_callbacks())
@@ -208,7 +210,7 @@ def run_group(group: OriginGroup, on_result: OnResult | None = None) -> list[dic
     ----------
     group : OriginGroup
     on_result : callable or None, default=None
-        Called as ``on_result(cell, fold, result)`` as soon as each cell is done, so
+        Called as ``on_result(cell, seed, fold, result)`` as soon as each cell is done, so
         that a caller in this process can save it before the next cell starts.
 
     Returns
@@ -246,7 +248,7 @@ def run_group(group: OriginGroup, on_result: OnResult | None = None) -> list[dic
             result = _run_cell(group, origin, cell, data)
         result["origin_seconds"] = origin_seconds
         if on_result is not None:
-            on_result(cell, group.fold, result)
+            on_result(cell, config.seed, group.fold, result)
         results.append(result)
     return results
 
@@ -294,6 +296,7 @@ def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData) -> dict[s
         "method": cell.method,
         "recovery": cell.recovery,
         "fold": group.fold,
+        "seed": group.config.seed,
         "n_train": len(y_train),
         "n_test": len(y_test),
         "origin_train_accuracy": float(baseline.origin_score_),
@@ -302,7 +305,7 @@ def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData) -> dict[s
         "proposed_accuracy": float(proposed.score(X_test, y_test)),
         **_counts(baseline.pruning_report_),
         "origin_constant": bool(baseline.origin_is_constant_),
-        "seed": group.seed,
+        "random_state": group.seed,
     }
     for name, share in evidence.items():
         result[f"{name}_region_share"] = float(share[region].sum())
@@ -318,7 +321,7 @@ def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData) -> dict[s
 def run_sequential(groups: Iterable[OriginGroup], on_result: OnResult) -> None:
     """Compute ``groups`` one after the other in this process, reporting each result.
 
-    Each (cell, fold) result is reported the moment it is done, before the next cell
+    Each (cell, seed, fold) result is reported the moment it is done, before the next cell
     of its group starts.
     """
     for group in groups:
@@ -346,4 +349,4 @@ def run_dask(groups: list[OriginGroup], on_result: OnResult, address: str) -> No
         for future in as_completed(futures, loop=client.loop):
             group = futures[future]
             for cell, result in zip(group.cells, future.result(), strict=True):
-                on_result(cell, group.fold, result)
+                on_result(cell, group.config.seed, group.fold, result)

@@ -3,7 +3,7 @@
 Layout::
 
     OUT/config.json                         what the results in OUT were computed with
-    OUT/cells/MODEL-METHOD-RECOVERY-foldK.json   one finished (cell, fold)
+    OUT/cells/MODEL-METHOD-RECOVERY-seedS-foldK.json   one finished (cell, seed, fold)
     OUT/results.csv, OUT/table.md, OUT/*.png     written from cells/ at the end
 
 Each (cell, fold) file is written to a temporary name and moved into place with
@@ -27,11 +27,13 @@ __all__ = ["ResultStore"]
 
 # 2: one origin per (model, origin family, fold); results gained origin_train_accuracy
 # and origin_seconds and lost origins_identical.
-_FORMAT = 2
+# 3: results per seed (the seed left the configuration and joined the file names);
+# results gained seed (the run's) and random_state (the origin's, formerly seed).
+_FORMAT = 3
 
 
 class ResultStore:
-    """Finished (cell, fold) results of one configuration in one folder.
+    """Finished (cell, seed, fold) results of one configuration in one folder.
 
     Parameters
     ----------
@@ -103,15 +105,15 @@ class ResultStore:
             png.unlink()
 
     # -- results --------------------------------------------------------------------
-    def path(self, cell: Cell, fold: int) -> Path:
-        return self.cells_dir / f"{cell.key}-fold{fold}.json"
+    def path(self, cell: Cell, seed: int, fold: int) -> Path:
+        return self.cells_dir / f"{cell.key}-seed{seed}-fold{fold}.json"
 
-    def has(self, cell: Cell, fold: int) -> bool:
-        return self.path(cell, fold).exists()
+    def has(self, cell: Cell, seed: int, fold: int) -> bool:
+        return self.path(cell, seed, fold).exists()
 
-    def save(self, cell: Cell, fold: int, result: dict[str, Any]) -> None:
-        """Store one finished (cell, fold) at once, atomically."""
-        atomic_write_text(self.path(cell, fold), json.dumps(result, sort_keys=True) + "\n")
+    def save(self, cell: Cell, seed: int, fold: int, result: dict[str, Any]) -> None:
+        """Store one finished (cell, seed, fold) at once, atomically."""
+        atomic_write_text(self.path(cell, seed, fold), json.dumps(result, sort_keys=True) + "\n")
 
-    def load(self, cell: Cell, fold: int) -> dict[str, Any]:
-        return json.loads(self.path(cell, fold).read_text(encoding="utf-8"))
+    def load(self, cell: Cell, seed: int, fold: int) -> dict[str, Any]:
+        return json.loads(self.path(cell, seed, fold).read_text(encoding="utf-8"))
