@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import os
 import sys
 import time
@@ -325,9 +326,20 @@ def _check(args, parser) -> None:
 
 
 def _read(path: str) -> pd.DataFrame:
-    results = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    results["evidence"] = results["evidence"].fillna("")
+    results = pd.read_csv(path)
+    evidence = results["evidence"].astype(object)
+    results["evidence"] = evidence.where(evidence.notna(), "")
     return results
+
+
+def _setting(value) -> str:
+    """A setting as comparable text: None, nan and "" alike, 1 and 1.0 alike."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _resumed(args, settings: dict) -> pd.DataFrame:
@@ -337,7 +349,7 @@ def _resumed(args, settings: dict) -> pd.DataFrame:
     found = done[list(SETTINGS)].drop_duplicates()
     wanted = pd.DataFrame([settings])[list(SETTINGS)]
     same = len(found) == 1 and all(
-        str(found.iloc[0][name]) == str(wanted.iloc[0][name]) for name in SETTINGS)
+        _setting(found.iloc[0][name]) == _setting(wanted.iloc[0][name]) for name in SETTINGS)
     if not same:
         raise SystemExit(f"--out {args.out!r} holds results of other settings; it is kept. "
                          "Choose another --out, or rerun with that file's settings to "

@@ -53,3 +53,19 @@ def weights_layout():
         return formats.pop()
 
     return layout
+
+
+@pytest.fixture
+def load_benchmark():
+    """A script of ``benchmarks/`` as a module: ``load_benchmark("train_speed")``."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name: str):
+        path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+        return bench
+
+    return load

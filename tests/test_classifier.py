@@ -427,20 +427,8 @@ def test_predict_with_other_dimensionality():
         clf.predict(X[:, :, 0])
 
 
-def _load_benchmark(name: str):
-    """A script of benchmarks/ as a module."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
-
-
-def test_train_speed_benchmark_runs(capsys):
-    bench = _load_benchmark("train_speed")
+def test_train_speed_benchmark_runs(capsys, load_benchmark):
+    bench = load_benchmark("train_speed")
     bench.main(["--model", "eegnet", "--n-samples", "64", "--batch-sizes", "32", "--epochs", "1"])
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines if line.strip().startswith("32")]
@@ -450,8 +438,8 @@ def test_train_speed_benchmark_runs(capsys):
     assert "kg/fit" in lines[1] and "plain layout=contiguous" in lines[0]
 
 
-def test_memory_format_benchmark_runs(capsys):
-    bench = _load_benchmark("memory_format")
+def test_memory_format_benchmark_runs(capsys, load_benchmark):
+    bench = load_benchmark("memory_format")
     bench.main(["--models", "ccnn", "eegnet", "--batch-size", "4", "--steps", "1",
                 "--rounds", "2"])
     lines = capsys.readouterr().out.splitlines()
@@ -465,10 +453,10 @@ def test_memory_format_benchmark_runs(capsys):
         assert 0 <= float(row[4]) < 1e-4 and 0 <= float(row[5]) < 1e-4
 
 
-def test_fit_overhead_benchmark_runs(capsys):
+def test_fit_overhead_benchmark_runs(capsys, load_benchmark):
     import re
 
-    bench = _load_benchmark("fit_overhead")
+    bench = load_benchmark("fit_overhead")
     bench.main(["--steps", "6", "--batch-size", "8", "--repeats", "2"])
     out = capsys.readouterr().out
     plain, fit = map(int, re.search(r"plain (\d+) us, fit (\d+) us", out).groups())

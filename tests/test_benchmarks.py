@@ -1,0 +1,79 @@
+"""Tests of ``benchmarks/knowledge_effect.py``: its options, output file and statistics."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+TINY = ["--models", "eegnet", "--seeds", "0", "1", "--subjects", "2", "--trials", "8",
+        "--duration", "2", "--epochs", "1", "--recovery-epochs", "1", "--batch-size", "8",
+        "--scenario", "shortcut", "--region", "frontal", "parietal"]
+
+
+@pytest.fixture(scope="module")
+def knowledge_effect():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "knowledge_effect.py"
+    spec = importlib.util.spec_from_file_location("knowledge_effect", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_knowledge_effect_runs_resumes_and_summarises(knowledge_effect, tmp_path, capsys):
+    out = tmp_path / "results.csv"
+    results = knowledge_effect.main([*TINY, "--jobs", "2", "--out", str(out)])
+    printed = capsys.readouterr().out
+    # One row per (model, scenario, seed, region): the origin and baseline are shared
+    # by the regions of a seed, so their figures repeat.
+    assert len(results) == 4
+    assert set(results["region"]) == {"frontal", "parietal"}
+    for _, part in results.groupby("seed"):
+        assert part["acc_baseline"].nunique() == 1 and part["acc_origin"].nunique() == 1
+        # The shortcut scenario trains on the +1 half of the trials, tests on the rest.
+        assert (part["n_train"] == 16).all() and (part["n_test"] == 16).all()
+    for region in ("frontal", "parietal"):
+        assert f"eegnet shortcut {region}:" in printed
+    assert printed.count("  accuracy proposed vs baseline: ") == 2
+    assert printed.count("  region share proposed vs baseline: ") == 2
+    assert "of 2 pairs" in printed
+
+    written = pd.read_csv(out)
+    assert len(written) == 4 and (written["sample_weighting"] == 1.0).all()
+    before = out.read_bytes()
+
+    # The same command again computes nothing; --summary-only prints the same summary.
+    again = knowledge_effect.main([*TINY, "--out", str(out)])
+    assert len(again) == 4
+    resumed = capsys.readouterr()
+    assert "2 cells there, 0 to compute" in resumed.err
+    assert out.read_bytes() == before
+    knowledge_effect.main(["--summary-only", str(out)])
+    summary = capsys.readouterr().out
+    assert summary.split("\n\n", 1)[1] in printed
+
+    # Other settings never overwrite the file.
+    with pytest.raises(SystemExit, match="holds results of other settings"):
+        knowledge_effect.main([*TINY, "--region-weight", "0.5", "--out", str(out)])
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--region", "nowhere"], "unknown region 'nowhere'"),
+        (["--scenario", "decoy"], "invalid choice: 'decoy'"),
+        (["--sample-weighting", "2"], "--sample-weighting must lie in [0, 1]"),
+        (["--region-weight", "-1"], "--region-weight must be >= 0"),
+        (["--jobs", "0"], "0 is not a positive int"),
+        (["--seeds", "-3"], "--seeds must be non-negative"),
+        (["--models", "resnet"], "invalid choice: 'resnet'"),
+    ],
+)
+def test_knowledge_effect_bad_options(knowledge_effect, extra, message, capsys):
+    with pytest.raises(SystemExit) as error:
+        knowledge_effect.main([*TINY, *extra])
+    assert error.value.code == 2
+    assert message in capsys.readouterr().err
