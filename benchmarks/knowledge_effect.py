@@ -33,9 +33,9 @@ Splits (every seed draws its own subjects, split and initialisation):
 
 The data are a simulation, not DEAP.
 
-The runs behind the documentation (each line a few hundred (model, scenario, seed,
-region) cells; ``--jobs`` runs (model, scenario, seed) cells in parallel processes, one
-torch thread each, so use one job per core)::
+The measurement runs (``--jobs`` computes (model, scenario, seed) cells in parallel
+processes, one torch thread each: give one job per core; each cell trains one origin,
+one baseline and one proposed recovery per region)::
 
     # 1. default scenario, prior on the true region and on the control region
     python benchmarks/knowledge_effect.py --seeds 0 1 2 3 4 5 6 7 8 9 \\
