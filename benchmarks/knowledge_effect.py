@@ -11,12 +11,14 @@ with ``prefit=True``, the same ``random_state``):
 
 On the held-out windows it measures the accuracy of origin, baseline and proposed
 networks and the *region share* of the evidence: the mean, over held-out windows, of
-the share of the (normalised, true-class) Grad-CAM evidence on the region's electrodes
+the share of the (normalised, true-class) evidence on the region's electrodes
 (:func:`skkgp.knowledge.evidence.guided_gradcam`,
 :func:`skkgp.knowledge.losses.region_share`), next to the
 fraction of windows whose evidence is all zero (their share is the uniform one,
 ``share_uniform``: a recovery that killed the evidence would show that, not a knowledge
-effect). Proposed is paired with baseline over seeds
+effect). Every network is explained with the evidence kind the proposed recovery used
+(``--evidence``; by default the model's own, see :mod:`skkgp.knowledge.evidence`).
+Proposed is paired with baseline over seeds
 (:func:`skkgp.reproduce.stats.paired_comparison`: mean difference, 95 % bootstrap
 interval, Wilcoxon and paired t p-values, pairs up/down/tied), for accuracy and for the
 region share; origins that collapsed to a constant predictor are counted and left out.
@@ -39,13 +41,13 @@ one baseline and one proposed recovery per region)::
 
     # 1. default scenario, prior on the true region and on the control region
     python benchmarks/knowledge_effect.py --seeds 0 1 2 3 4 5 6 7 8 9 \\
-        --scenario default --region frontal parietal --jobs 16 --out default.csv
+        --scenario default --region frontal_left parietal --jobs 16 --out default.csv
     # 2. shortcut scenario, true region and control
     python benchmarks/knowledge_effect.py --seeds 0 1 2 3 4 5 6 7 8 9 \\
-        --scenario shortcut --region frontal parietal --jobs 16 --out shortcut.csv
+        --scenario shortcut --region frontal_left parietal --jobs 16 --out shortcut.csv
     # 3. everything in one run (both scenarios, both regions)
     python benchmarks/knowledge_effect.py --seeds 0 1 2 3 4 5 6 7 8 9 \\
-        --scenario default shortcut --region frontal parietal --jobs 16 --out all.csv
+        --scenario default shortcut --region frontal_left parietal --jobs 16 --out all.csv
     # 4. statistics again from a finished CSV, without training
     python benchmarks/knowledge_effect.py --summary-only all.csv
 
@@ -58,7 +60,6 @@ Run ``--help`` for the sizes; ``--device cuda`` on a GPU. A tiny check:
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import os
 import sys
@@ -72,9 +73,9 @@ from sklearn.pipeline import make_pipeline
 
 from skkgp import EEGClassifier, KnowledgeGuidedPruner
 from skkgp.datasets import SCENARIOS, make_deap_like
-from skkgp.knowledge.evidence import guided_gradcam
-from skkgp.knowledge.losses import region_share
-from skkgp.layout import REGIONS
+from skkgp.knowledge.evidence import EVIDENCE_KINDS, guided_gradcam
+from skkgp.knowledge.losses import DEFAULT_REGION_LOSS, REGION_LOSSES, region_share
+from skkgp.layout import DEFAULT_REGION, REGIONS
 from skkgp.reproduce.stats import paired_comparison
 from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer, ToGrid
 
@@ -85,7 +86,7 @@ DEFAULT_LR = {"ccnn": 1e-4, "eegnet": 1e-3}
 # resumed from nor summarised together.
 SETTINGS = ("subjects", "trials", "duration", "epochs", "recovery_epochs", "batch_size",
             "lr", "valence_effect", "region_weight", "sample_weighting", "evidence",
-            "prune_ratio")
+            "region_loss", "prune_ratio")
 PRUNE_RATIO = 0.5
 BOOTSTRAP_RESAMPLES = 10_000
 
@@ -99,10 +100,10 @@ def _features(model: str):
     return make_pipeline(ChannelStandardizer())
 
 
-def _share(net, X, y, mask) -> tuple[float, float]:
-    """Mean region share of the true-class evidence, and the fraction of windows whose
-    evidence is all zero (their share falls back to the uniform one)."""
-    evidence = guided_gradcam(net, X, y)
+def _share(net, X, y, mask, kind) -> tuple[float, float]:
+    """Mean region share of the true-class evidence (of kind ``kind``), and the fraction of
+    windows whose evidence is all zero (their share falls back to the uniform one)."""
+    evidence = guided_gradcam(net, X, y, evidence=kind)
     dead = float(np.mean(evidence.sum(axis=1) == 0))
     return float(np.mean(region_share(evidence, mask))), dead
 
@@ -118,10 +119,9 @@ def _knowledge_params(settings: dict, region: str | None) -> dict:
     """The pruner's knowledge-guided parameters: baseline when ``region`` is None."""
     params = {"region_weight": 0.0 if region is None else settings["region_weight"],
               "sample_weighting": 0.0 if region is None else settings["sample_weighting"]}
+    params["evidence"] = settings["evidence"]
     if region is not None:
-        params["region"] = region
-    if settings["evidence"]:
-        params["evidence"] = settings["evidence"]
+        params.update(region=region, region_loss=settings["region_loss"])
     return params
 
 
@@ -165,6 +165,7 @@ def run_cell(model: str, scenario: str, seed: int, regions: list[str], settings:
         "acc_origin": float(origin.score(X_test, y_test)),
         "acc_baseline": float(baseline.score(X_test, y_test)),
         "origin_constant": bool(baseline.origin_is_constant_),
+        "baseline_constant": bool(baseline.recovered_is_constant_),
         "params_reduction": baseline.pruning_report_.params_reduction,
         "macs_reduction": baseline.pruning_report_.macs_reduction,
         **{name: settings[name] for name in SETTINGS},
@@ -173,13 +174,17 @@ def run_cell(model: str, scenario: str, seed: int, regions: list[str], settings:
     for region in regions:
         proposed = recover(region)
         mask = proposed.region_mask_
-        shares = {"origin": _share(origin, X_test, y_test, mask),
-                  "baseline": _share(baseline.estimator_, X_test, y_test, mask),
-                  "proposed": _share(proposed.estimator_, X_test, y_test, mask)}
+        # Every network is explained with the evidence kind the proposed recovery steered.
+        kind = proposed.estimator_.evidence_
+        shares = {"origin": _share(origin, X_test, y_test, mask, kind),
+                  "baseline": _share(baseline.estimator_, X_test, y_test, mask, kind),
+                  "proposed": _share(proposed.estimator_, X_test, y_test, mask, kind)}
         rows.append({
             **common,
             "region": region,
             "acc_proposed": float(proposed.score(X_test, y_test)),
+            "proposed_constant": bool(proposed.recovered_is_constant_),
+            "evidence_kind": kind,
             **{f"share_{name}": share for name, (share, _) in shares.items()},
             **{f"zero_evidence_{name}": dead for name, (_, dead) in shares.items()},
             "share_uniform": float(np.mean(mask)),
@@ -257,7 +262,7 @@ def _settings_line(results: pd.DataFrame) -> str:
     return ("LFP at {prune_ratio}, held-out trials; {subjects} subjects x {trials} trials x "
             "{duration} s; {epochs} origin + {recovery_epochs} recovery epochs; "
             "region_weight={region_weight}, sample_weighting={sample_weighting}, "
-            "evidence={evidence}; seeds {seeds}".format(
+            "region_loss={region_loss}, evidence={evidence}; seeds {seeds}".format(
                 **{name: first[name] for name in SETTINGS},
                 seeds=" ".join(str(s) for s in sorted(results["seed"].unique()))))
 
@@ -283,10 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--scenario", nargs="+", choices=SCENARIOS, default=["default"],
                         help="simulation scenario(s) (default: default)")
-    parser.add_argument("--region", nargs="+", type=_region, default=["frontal"],
+    parser.add_argument("--region", nargs="+", type=_region, default=[DEFAULT_REGION],
                         help="region(s) of the prior, one proposed recovery each; the "
-                             "valence signal is frontal, parietal is a control "
-                             "(default: frontal)")
+                             "valence signal is frontal, parietal holds none: a control "
+                             f"(default: {DEFAULT_REGION})")
     parser.add_argument("--subjects", type=_positive_int, default=4)
     parser.add_argument("--trials", type=_positive_int, default=16)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per trial")
@@ -297,8 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--valence-effect", type=float, default=1.0)
     parser.add_argument("--region-weight", type=float, default=1.0)
     parser.add_argument("--sample-weighting", type=float, default=1.0)
-    parser.add_argument("--evidence", default=None,
-                        help="evidence kind of the pruner's recovery (passed only when given)")
+    parser.add_argument("--evidence", default="auto", choices=("auto", *EVIDENCE_KINDS),
+                        help="evidence kind of the recoveries; every network is explained "
+                             "with the kind the proposed recovery used (default: per model)")
+    parser.add_argument("--region-loss", default=DEFAULT_REGION_LOSS, choices=REGION_LOSSES,
+                        help=f"region-wise loss variant (default {DEFAULT_REGION_LOSS})")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=_positive_int, default=1,
                         help="(model, scenario, seed) cells computed in parallel processes, "
@@ -318,18 +326,12 @@ def _check(args, parser) -> None:
         parser.error(f"--region-weight must be >= 0; got {args.region_weight}")
     if not 0 <= args.sample_weighting <= 1:
         parser.error(f"--sample-weighting must lie in [0, 1]; got {args.sample_weighting}")
-    if args.evidence and "evidence" not in inspect.signature(KnowledgeGuidedPruner).parameters:
-        parser.error("--evidence: this skkgp's KnowledgeGuidedPruner has no evidence "
-                     "parameter.")
     if min(args.seeds) < 0:
         parser.error(f"--seeds must be non-negative; got {args.seeds}")
 
 
 def _read(path: str) -> pd.DataFrame:
-    results = pd.read_csv(path)
-    evidence = results["evidence"].astype(object)
-    results["evidence"] = evidence.where(evidence.notna(), "")
-    return results
+    return pd.read_csv(path)
 
 
 def _setting(value) -> str:
@@ -377,7 +379,8 @@ def main(argv=None) -> pd.DataFrame:
                 "epochs": args.epochs, "recovery_epochs": args.recovery_epochs,
                 "batch_size": args.batch_size, "lr": args.lr,
                 "valence_effect": args.valence_effect, "region_weight": args.region_weight,
-                "sample_weighting": args.sample_weighting, "evidence": args.evidence or "",
+                "sample_weighting": args.sample_weighting, "evidence": args.evidence,
+                "region_loss": args.region_loss,
                 "prune_ratio": PRUNE_RATIO}
     done = _resumed(args, settings)
     finished = set()
@@ -418,6 +421,11 @@ def main(argv=None) -> pd.DataFrame:
     if results["origin_constant"].any():
         print("WARNING: some origins predicted a single class (origin_constant); they are "
               "left out of the statistics.")
+    for name in ("baseline", "proposed"):
+        if results[f"{name}_constant"].any():
+            print(f"WARNING: some {name} recoveries collapsed to a single class "
+                  f"({name}_constant); they count in the statistics, as the failures "
+                  "they are.")
     print()
     print(_settings_line(results))
     print(summarize(results))

@@ -7,7 +7,7 @@ import pytest
 
 TINY = ["--models", "eegnet", "--seeds", "0", "1", "--subjects", "2", "--trials", "8",
         "--duration", "2", "--epochs", "1", "--recovery-epochs", "1", "--batch-size", "8",
-        "--scenario", "shortcut", "--region", "frontal", "parietal"]
+        "--scenario", "shortcut", "--region", "frontal_left", "parietal"]
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +29,12 @@ def test_knowledge_effect_runs_resumes_and_summarises(knowledge_effect, tmp_path
     # One row per (model, scenario, seed, region): the origin and baseline are shared
     # by the regions of a seed, so their figures repeat.
     assert len(results) == 4
-    assert set(results["region"]) == {"frontal", "parietal"}
+    assert set(results["region"]) == {"frontal_left", "parietal"}
     for _, part in results.groupby("seed"):
         assert part["acc_baseline"].nunique() == 1 and part["acc_origin"].nunique() == 1
         # The shortcut scenario trains on the +1 half of the trials, tests on the rest.
         assert (part["n_train"] == 16).all() and (part["n_test"] == 16).all()
-    for region in ("frontal", "parietal"):
+    for region in ("frontal_left", "parietal"):
         assert f"eegnet shortcut {region}:" in printed
     assert printed.count("  accuracy proposed vs baseline: ") == 2
     assert printed.count("  region share proposed vs baseline: ") == 2
