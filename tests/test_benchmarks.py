@@ -10,16 +10,9 @@ TINY = ["--models", "eegnet", "--seeds", "0", "1", "--subjects", "2", "--trials"
         "--scenario", "shortcut", "--region", "frontal_left", "parietal"]
 
 
-@pytest.fixture(scope="module")
-def knowledge_effect():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "benchmarks" / "knowledge_effect.py"
-    spec = importlib.util.spec_from_file_location("knowledge_effect", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+@pytest.fixture
+def knowledge_effect(load_benchmark):
+    return load_benchmark("knowledge_effect")
 
 
 def test_knowledge_effect_runs_resumes_and_summarises(knowledge_effect, tmp_path, capsys):
