@@ -123,7 +123,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         channel, by default the layout's channel list when its length is
         ``n_chans``. Grid inputs ``(n, n_bands, rows, cols)``: the electrodes placed
         on the grid, by default all channels of the layout.
-    layout : {"deap", "seed"} or dict, default="deap"
+    layout : {"deap", "seed", "dreamer"} or dict, default="deap"
         Channel list and grid layout (electrode -> (row, col)) the electrodes come from.
     random_state : int or None, default=None
         Seed of the origin fit, of the re-initialisation for ``recovery="scratch"`` and
@@ -232,7 +232,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         "evidence": [Options({"auto", *EVIDENCE_KINDS})],
         "recovery_epochs": [Interval(Integral, 1, None, closed="left"), None],
         "ch_names": [list, tuple, np.ndarray, None],
-        "layout": [Options({"deap", "seed"}), Mapping],
+        "layout": [Options({"deap", "seed", "dreamer"}), Mapping],
         "random_state": [Interval(Integral, 0, None, closed="left"), None],
         "prefit": ["boolean"],
         "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],

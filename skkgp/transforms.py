@@ -394,7 +394,7 @@ class ToGrid(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    layout : {"deap", "seed"} or mapping of str to (int, int), default="deap"
+    layout : {"deap", "seed", "dreamer"} or mapping of str to (int, int), default="deap"
         Electrode name -> (row, col). The grid is 9x9 (larger if a custom layout needs it).
     ch_names : sequence of str, default=None
         Names of the channels of ``X``, in order. ``None``: the layout's channel list

@@ -22,7 +22,9 @@ from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
 from ..layout import DEAP_CHANNELS
+from ._matfile import read_mat
 from ._safe_pickle import UnsafePickleError, load_arrays
+from ._validation import check_samples
 
 __all__ = [
     "DEAP_SFREQ",
@@ -258,18 +260,7 @@ def _read_python(file: Path) -> dict:
 
 
 def _read_matlab(file: Path) -> dict:
-    from scipy.io import loadmat
-
-    try:
-        with open(file, "rb") as f:
-            return loadmat(f, variable_names=("data", "labels"))
-    except NotImplementedError as exc:  # scipy's answer to MATLAB v7.3 (HDF5) files
-        raise ValueError(f"{str(file)!r} is a MATLAB v7.3 file, which scipy cannot read; "
-                         "DEAP's release is v5: use the original file or the Python "
-                         "release.") from exc
-    except Exception as exc:  # scipy raises several types for broken files
-        raise ValueError(f"{str(file)!r} is not a readable DEAP .mat file "
-                         f"({type(exc).__name__}: {exc}); is it truncated?") from exc
+    return read_mat(file, what="DEAP .mat file", variable_names=("data", "labels"))
 
 
 def _read_subject(file: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -301,8 +292,8 @@ def _iter_files(files: Sequence[tuple[int, Path]], kind: str, eeg_only: bool,
                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, str]]:
     for subject, file in files:
         data, labels = _read_subject(file, kind)
-        if not np.isfinite(data[:, : len(DEAP_CHANNELS) if eeg_only else None]).all():
-            raise ValueError(f"{str(file)!r}: 'data' contains NaN or infinite samples.")
+        check_samples(data[:, : len(DEAP_CHANNELS) if eeg_only else None], source=str(file),
+                      name="data")
         yield subject, data, labels, str(file)
 
 
@@ -343,6 +334,7 @@ def load_deap(
         Keep the 32 EEG channels only; ``False`` keeps the 8 peripheral channels too.
     format : {None, "python", "matlab"}, default=None
         Which release to read; ``None`` prefers the Python pickles when both exist.
+        MATLAB files may be v5 (as released) or v7.3 (HDF5, read with h5py).
     verbose : bool, default=False
         Show a progress bar over subjects.
 
@@ -368,9 +360,9 @@ def load_deap(
     FileNotFoundError
         Missing folder or subject file.
     ValueError
-        Truncated or corrupt file, a file without ``data``/``labels``, a pickle that
-        names anything but numpy arrays (it is refused before any code could run), or a
-        bad argument.
+        Truncated or corrupt file, a file without ``data``/``labels``, samples that are
+        not finite or beyond float32's range, a pickle that names anything but numpy
+        arrays (it is refused before any code could run), or a bad argument.
 
     Notes
     -----
