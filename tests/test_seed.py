@@ -83,7 +83,8 @@ def test_options_select_subjects_sessions_windows_and_smoothing(releases):
     data = load_seed(root, subjects=[2], sessions=2, window=100, overlap=50)
     assert set(data.groups) == {2} and set(data.sessions) == {2}
     assert data.X.shape[1:] == (62, 100)
-    assert set(np.diff(data.frame.start.to_numpy())[data.frame["window"].to_numpy()[1:] > 0]) == {50}
+    steps = np.diff(data.frame.start.to_numpy())[data.frame["window"].to_numpy()[1:] > 0]
+    assert set(steps) == {50}
     moving = load_seed(root / "ExtractedFeatures", features="de", smoothing="movingAve")
     assert moving.X.shape == load_seed(root, features="de").X.shape
 

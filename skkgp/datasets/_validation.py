@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["check_samples"]
+__all__ = ["check_samples", "existing_folder"]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -37,3 +40,31 @@ def check_samples(values: np.ndarray, *, source: str, name: str) -> None:
     if max(-low, high) > _FLOAT32_MAX:
         raise ValueError(f"{source!r}: {name!r} holds values beyond float32's range "
                          f"(up to {max(-low, high):.3g}); the file is corrupt.")
+
+
+def existing_folder(path, *, dataset: str, hint: str) -> Path:
+    """``path`` as a :class:`~pathlib.Path` to a folder that exists.
+
+    Parameters
+    ----------
+    path : str or path-like
+    dataset : str
+        The dataset's name, for messages (``"DEAP"``).
+    hint : str
+        What to give instead, for the message when ``path`` is a file.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is not a path.
+    FileNotFoundError, NotADirectoryError
+    """
+    try:
+        root = Path(os.fspath(path)).expanduser()
+    except TypeError:
+        raise ValueError(f"path must be a folder path; got {path!r}.") from None
+    if not root.exists():
+        raise FileNotFoundError(f"{dataset} folder {str(root)!r} does not exist.")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{dataset} path {str(root)!r} is not a folder; {hint}.")
+    return root

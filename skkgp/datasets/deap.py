@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..layout import DEAP_CHANNELS
 from ._matfile import read_mat
 from ._safe_pickle import UnsafePickleError, load_arrays
-from ._validation import check_samples
+from ._validation import check_samples, existing_folder
 
 __all__ = [
     "DEAP_SFREQ",
@@ -189,15 +189,8 @@ def _resolve_release(path, fmt: str | None) -> tuple[Path, str]:
     """The folder holding the sXX files, and its format."""
     if fmt not in (None, "python", "matlab"):
         raise ValueError(f"format must be None, 'python' or 'matlab'; got {fmt!r}.")
-    try:
-        root = Path(os.fspath(path)).expanduser()
-    except TypeError:
-        raise ValueError(f"path must be a folder path; got {path!r}.") from None
-    if not root.exists():
-        raise FileNotFoundError(f"DEAP folder {str(root)!r} does not exist.")
-    if not root.is_dir():
-        raise NotADirectoryError(f"DEAP path {str(root)!r} is not a folder; give the release "
-                                 "root or its data_preprocessed_python/_matlab folder.")
+    root = existing_folder(path, dataset="DEAP", hint="give the release root or its "
+                           "data_preprocessed_python/_matlab folder")
     candidates = [fmt] if fmt else ["python", "matlab"]
     folders = [(root / FOLDERS[kind], kind) for kind in candidates
                if (root / FOLDERS[kind]).is_dir()]

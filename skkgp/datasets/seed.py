@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..layout import SEED_CHANNELS
 from ._matfile import MAT_FORMATS, read_mat, write_mat
-from ._validation import check_samples
+from ._validation import check_samples, existing_folder
 
 __all__ = [
     "SEED_SFREQ",
@@ -120,15 +120,8 @@ def _numbers(values, name: str, upper: int) -> list[int] | None:
 
 def _resolve_folder(path, version: str, features: str) -> Path:
     name = _FOLDERS[(version, features)]
-    try:
-        root = Path(os.fspath(path)).expanduser()
-    except TypeError:
-        raise ValueError(f"path must be a folder path; got {path!r}.") from None
-    if not root.exists():
-        raise FileNotFoundError(f"{_NAME[version]} folder {str(root)!r} does not exist.")
-    if not root.is_dir():
-        raise NotADirectoryError(f"{_NAME[version]} path {str(root)!r} is not a folder; give the "
-                                 f"release root or its {name} folder.")
+    root = existing_folder(path, dataset=_NAME[version],
+                           hint=f"give the release root or its {name} folder")
     if (root / name).is_dir():
         return root / name
     if root.name == name:
@@ -247,10 +240,11 @@ def _clips(content: dict, file: Path, version: str, features: str, smoothing: st
     for number in range(1, n_clips + 1):
         key, value = numbered[number]
         ndim = 2 if features == "raw" else 3
-        if not isinstance(value, np.ndarray) or value.ndim != ndim or value.dtype.kind not in "fiu":
-            raise ValueError(f"{str(file)!r}: {key!r} must be a numeric "
-                             f"{'(channels, samples)' if ndim == 2 else '(channels, windows, bands)'}"
-                             f" array; got {getattr(value, 'shape', type(value).__name__)}.")
+        if (not isinstance(value, np.ndarray) or value.ndim != ndim
+                or value.dtype.kind not in "fiu"):
+            axes = "(channels, samples)" if ndim == 2 else "(channels, windows, bands)"
+            raise ValueError(f"{str(file)!r}: {key!r} must be a numeric {axes} array; got "
+                             f"{getattr(value, 'shape', type(value).__name__)}.")
         if value.shape[0] != n_chans:
             raise ValueError(f"{str(file)!r}: {key!r} has {value.shape[0]} channels; "
                              f"{_NAME[version]} recordings have {n_chans} (SEED_CHANNELS).")
