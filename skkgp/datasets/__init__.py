@@ -2,8 +2,9 @@
 
 :func:`load_deap` reads the preprocessed DEAP release (Python pickles through a
 restricted unpickler, or MATLAB files); :func:`load_seed` reads SEED and SEED-IV (raw
-EEG or the released DE features) and :func:`write_seed_like` writes a simulation in
-their layout. :func:`make_deap_like` simulates DEAP-shaped EEG
+EEG or the released DE features) and :func:`load_dreamer` reads ``DREAMER.mat``;
+:func:`write_seed_like` and :func:`write_dreamer_like` write simulations in their
+layouts; :func:`from_epochs` and :func:`load_moabb` take EEG from MNE and MOABB. :func:`make_deap_like` simulates DEAP-shaped EEG
 with known ground truth and :func:`write_deap_like` writes that simulation in the
 release's exact file format. Every function returns the same
 :class:`~sklearn.utils.Bunch`: ``X`` (n_windows, n_chans, n_times) float32, ``y``,
@@ -19,6 +20,15 @@ from .deap import (
     RATINGS,
     load_deap,
 )
+from .dreamer import (
+    DREAMER_BASELINE_SECONDS,
+    DREAMER_N_CLIPS,
+    DREAMER_SCORES,
+    DREAMER_SFREQ,
+    load_dreamer,
+    write_dreamer_like,
+)
+from .epochs import from_epochs, load_moabb
 from .seed import (
     SEED_DE_BANDS,
     SEED_IV_LABELS,
@@ -34,6 +44,10 @@ __all__ = [
     "load_deap",
     "load_seed",
     "write_seed_like",
+    "load_dreamer",
+    "write_dreamer_like",
+    "from_epochs",
+    "load_moabb",
     "make_deap_like",
     "write_deap_like",
     "simulate_subject",
@@ -48,4 +62,8 @@ __all__ = [
     "SEED_IV_LABELS",
     "SEED_DE_BANDS",
     "SEED_VERSIONS",
+    "DREAMER_SFREQ",
+    "DREAMER_SCORES",
+    "DREAMER_N_CLIPS",
+    "DREAMER_BASELINE_SECONDS",
 ]
