@@ -2,11 +2,11 @@
 
 :func:`load_deap` reads the preprocessed DEAP release (Python pickles through a
 restricted unpickler, or MATLAB files); :func:`load_seed` reads SEED and SEED-IV (raw
-EEG or the released DE features) and :func:`load_dreamer` reads ``DREAMER.mat``;
-:func:`write_seed_like` and :func:`write_dreamer_like` write simulations in their
-layouts; :func:`from_epochs` and :func:`load_moabb` take EEG from MNE and MOABB. :func:`make_deap_like` simulates DEAP-shaped EEG
-with known ground truth and :func:`write_deap_like` writes that simulation in the
-release's exact file format. Every function returns the same
+EEG or the released DE features); :func:`load_dreamer` reads ``DREAMER.mat``;
+:func:`from_epochs` and :func:`load_moabb` take EEG from MNE and MOABB.
+:func:`make_deap_like` simulates DEAP-shaped EEG with known ground truth, and
+:func:`write_deap_like`, :func:`write_seed_like` and :func:`write_dreamer_like` write
+simulations in the releases' exact file formats. Every loader returns the same
 :class:`~sklearn.utils.Bunch`: ``X`` (n_windows, n_chans, n_times) float32, ``y``,
 ``groups`` (subject), ``trials`` (trial id), ``ch_names``, ``sfreq`` and ``frame``.
 """
