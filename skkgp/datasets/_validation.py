@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["check_samples", "existing_folder"]
+__all__ = ["check_samples", "check_threshold", "check_windowing", "existing_folder"]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -68,3 +68,35 @@ def existing_folder(path, *, dataset: str, hint: str) -> Path:
     if not root.is_dir():
         raise NotADirectoryError(f"{dataset} path {str(root)!r} is not a folder; {hint}.")
     return root
+
+
+def check_windowing(window, overlap) -> tuple[int, int]:
+    """``window`` and ``overlap`` in samples, checked: ``window >= 1``, ``0 <= overlap < window``.
+
+    Raises
+    ------
+    ValueError
+    """
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be a positive int (samples); got {window!r}.")
+    if (isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer))
+            or not 0 <= overlap < window):
+        raise ValueError(f"overlap must be an int in [0, window={window}) (samples); got "
+                         f"{overlap!r}.")
+    return int(window), int(overlap)
+
+
+def check_threshold(threshold) -> float:
+    """A rating threshold as a finite float.
+
+    Raises
+    ------
+    ValueError
+    """
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a number; got {threshold!r}.") from None
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be finite; got {threshold!r}.")
+    return threshold

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..layout import DEAP_CHANNELS
 from ._matfile import read_mat
 from ._safe_pickle import UnsafePickleError, load_arrays
-from ._validation import check_samples, existing_folder
+from ._validation import check_samples, check_threshold, check_windowing, existing_folder
 
 __all__ = [
     "DEAP_SFREQ",
@@ -56,25 +56,15 @@ _SUBJECT_FILE = re.compile(r"^s(\d{2})\.(dat|mat)$")
 
 def check_window_args(window, overlap, target, threshold, baseline, eeg_only):
     """Validate the windowing arguments of :func:`load_deap` and the simulator."""
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window must be a positive int (samples); got {window!r}.")
-    if (isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer))
-            or not 0 <= overlap < window):
-        raise ValueError(f"overlap must be an int in [0, window={window}) (samples); got "
-                         f"{overlap!r}.")
+    window, overlap = check_windowing(window, overlap)
     if target not in RATINGS:
         raise ValueError(f"target must be one of {RATINGS}; got {target!r}.")
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        raise ValueError(f"threshold must be a number; got {threshold!r}.") from None
-    if not np.isfinite(threshold):
-        raise ValueError(f"threshold must be finite; got {threshold!r}.")
+    threshold = check_threshold(threshold)
     if baseline not in ("drop", "return"):
         raise ValueError(f"baseline must be 'drop' or 'return'; got {baseline!r}.")
     if eeg_only not in (True, False):
         raise ValueError(f"eeg_only must be a bool; got {eeg_only!r}.")
-    return int(window), int(overlap), threshold
+    return window, overlap, threshold
 
 
 def _n_windows(n_stimulus: int, window: int, step: int) -> int:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..layout import DREAMER_CHANNELS
 from ._matfile import is_mat_v73, read_mat
-from ._validation import check_samples
+from ._validation import check_samples, check_threshold, check_windowing
 
 __all__ = [
     "DREAMER_SFREQ",
@@ -110,21 +110,11 @@ def _read(file: Path) -> np.void:
 def _check_args(target, threshold, window, overlap, baseline):
     if target not in DREAMER_SCORES:
         raise ValueError(f"target must be one of {DREAMER_SCORES}; got {target!r}.")
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        raise ValueError(f"threshold must be a number; got {threshold!r}.") from None
-    if not np.isfinite(threshold):
-        raise ValueError(f"threshold must be finite; got {threshold!r}.")
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window must be a positive int (samples); got {window!r}.")
-    if (isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer))
-            or not 0 <= overlap < window):
-        raise ValueError(f"overlap must be an int in [0, window={window}) (samples); got "
-                         f"{overlap!r}.")
+    threshold = check_threshold(threshold)
+    window, overlap = check_windowing(window, overlap)
     if baseline not in ("drop", "return"):
         raise ValueError(f"baseline must be 'drop' or 'return'; got {baseline!r}.")
-    return threshold, int(window), int(overlap)
+    return threshold, window, overlap
 
 
 def load_dreamer(

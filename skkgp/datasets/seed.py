@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..layout import SEED_CHANNELS
 from ._matfile import MAT_FORMATS, read_mat, write_mat
-from ._validation import check_samples, existing_folder
+from ._validation import check_samples, check_windowing, existing_folder
 
 __all__ = [
     "SEED_SFREQ",
@@ -88,13 +88,7 @@ def _check_args(features, version, window, overlap, smoothing):
                          f"entropy); got {features!r}.")
     if smoothing not in _SMOOTHING:
         raise ValueError(f"smoothing must be one of {_SMOOTHING}; got {smoothing!r}.")
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window must be a positive int (samples); got {window!r}.")
-    if (isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer))
-            or not 0 <= overlap < window):
-        raise ValueError(f"overlap must be an int in [0, window={window}) (samples); got "
-                         f"{overlap!r}.")
-    return int(window), int(overlap)
+    return check_windowing(window, overlap)
 
 
 def _numbers(values, name: str, upper: int) -> list[int] | None:
