@@ -5,8 +5,9 @@ Writes, unless already there, a simulated SEED release with the release's struct
 ``Preprocessed_EEG`` and DE features in ``ExtractedFeatures``) with ``write_seed_like``,
 and a simulated DEAP release with ``write_deap_like``. Then times, each in a fresh
 interpreter (so that the peak resident memory is the loader's alone), ``load_seed`` on
-the raw and the DE release and ``load_deap`` on the Python release, and reports wall
-time, CPU time, peak memory and the rate in MB of file read per second.
+the raw and the DE release and ``load_deap`` on the Python release, and reports the
+loader's wall time, the process's CPU time (interpreter start and imports included),
+its peak memory and the rate in MB of file read per wall second.
 
 The real SEED films last about 4 minutes (16 GB of raw files); ``--clip-seconds``
 sets the simulated length so that the release fits the disk (the default, 20 s, makes
@@ -76,13 +77,13 @@ def main(argv=None) -> None:
         ("load_seed de", "de", seed_root, seed_root / "ExtractedFeatures"),
         ("load_deap python", "deap", deap_root, deap_root / "data_preprocessed_python"),
     ]
-    print(f"{'loader':<18} {'files MB':>9} {'X shape':>20} {'wall s':>7} {'cpu s':>7} "
+    print(f"{'loader':<18} {'files MB':>9} {'X shape':>20} {'wall s':>7} {'proc cpu s':>10} "
           f"{'MB/s':>7} {'peak RSS GB':>12}")
     for name, kind, path, folder in rows:
         size = folder_bytes(folder) / 1e6
         result = time_load(kind, path)
         print(f"{name:<18} {size:>9.0f} {str(tuple(result['shape'])):>20} "
-              f"{result['seconds']:>7.2f} {result['cpu_seconds']:>7.2f} "
+              f"{result['seconds']:>7.2f} {result['cpu_seconds']:>10.2f} "
               f"{size / result['seconds']:>7.0f} {result['peak_rss_gb']:>12.2f}")
 
 
