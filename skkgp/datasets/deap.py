@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..layout import DEAP_CHANNELS
 from ._matfile import read_mat
 from ._safe_pickle import UnsafePickleError, load_arrays
-from ._validation import check_samples, check_threshold, check_windowing, existing_folder
+from ._checks import check_samples, check_threshold, check_windowing, existing_folder
 
 __all__ = [
     "DEAP_SFREQ",

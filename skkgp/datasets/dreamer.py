@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..layout import DREAMER_CHANNELS
 from ._matfile import is_mat_v73, read_mat
-from ._validation import check_samples, check_threshold, check_windowing
+from ._checks import check_samples, check_threshold, check_windowing
 
 __all__ = [
     "DREAMER_SFREQ",

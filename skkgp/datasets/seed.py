@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..layout import SEED_CHANNELS
 from ._matfile import MAT_FORMATS, read_mat, write_mat
-from ._validation import check_samples, check_windowing, existing_folder
+from ._checks import check_samples, check_windowing, existing_folder
 
 __all__ = [
     "SEED_SFREQ",
