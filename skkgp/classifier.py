@@ -16,6 +16,7 @@ from skorch.dataset import Dataset as SkorchDataset
 from skorch.utils import is_dataset, to_tensor
 from torch import nn
 
+from skkgp._input import eeg_input
 from skkgp._training import (
     FastTrainingLoop,
     TensorBatchIterator,
@@ -222,6 +223,7 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         name = type(self).__name__
         if X is None:
             raise ValueError(f"{name} needs X, got None.")
+        X = eeg_input(X).X
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
         try:
@@ -300,6 +302,7 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
     def _training_data(self, X, y, *, reset: bool) -> tuple[TensorData, np.ndarray]:
         """Validate ``X``/``y`` (learning shapes and classes when ``reset``) as tensors."""
         self._validate_params()
+        X, y = eeg_input(X, y)[:2]
         X = self._check_X(X, reset=reset)
         y = self._check_y(y)
         if len(X) != len(y):
@@ -408,15 +411,17 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         return y_pred
 
     # ------------------------------------------------------------------ public API
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y=None, **fit_params):
         """Infer the input shapes and classes, build the module and train it.
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_chans, n_times) or (n_samples, n_bands, rows, cols)
-            Raw EEG windows or band-feature grids (any numeric dtype; used as float32).
-        y : array-like, shape (n_samples,)
-            Class labels (strings or integers), at least two classes.
+            Raw EEG windows or band-feature grids (any numeric dtype; used as float32),
+            or an :class:`mne.Epochs` (its EEG channels not marked bad, in microvolts).
+        y : array-like, shape (n_samples,), default=None
+            Class labels (strings or integers), at least two classes; ``None`` only
+            with Epochs, whose event codes are then the labels.
         **fit_params : dict
             Passed to the module's ``forward`` (skorch convention).
 

@@ -19,6 +19,7 @@ from skkgp.reproduce.config import (
     ALL_METHODS,
     ALL_MODELS,
     ALL_RECOVERIES,
+    DATASETS,
     FULL,
     MODEL_LR,
     PROTOCOLS,
@@ -38,6 +39,8 @@ examples:
   skkgp reproduce --data ~/data/deap --full --device cuda   # the paper's whole Table 1
   skkgp reproduce --seeds 0 1 2 3 4                # paired statistics over 5 seeds x folds
   skkgp reproduce --scenario shortcut --seeds 0 1 2 3 4   # a shortcut outside the region
+  skkgp reproduce --dataset seed --data ~/data/SEED          # SEED's 62-channel grid
+  skkgp reproduce --dataset dreamer --data ~/data/DREAMER.mat --target arousal
   skkgp reproduce --scheduler tcp://10.0.0.1:8786  # cells on a Dask cluster
 
 Rerun the same command after an interruption: finished (cell, seed, fold) results in
@@ -119,9 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     # an explicit value always wins over a preset.
     what = rep.add_argument_group("what to run")
     what.add_argument("--data", metavar="synthetic|PATH",
-                      help="'synthetic' (built-in DEAP-like simulation, default) or a DEAP "
-                           "folder (data_preprocessed_python or data_preprocessed_matlab, or "
-                           "the release folder holding one)")
+                      help="'synthetic' (built-in DEAP-like simulation, default) or the "
+                           "release of --dataset: a DEAP folder (data_preprocessed_python or "
+                           "data_preprocessed_matlab, or the release folder holding one), a "
+                           "SEED folder (Preprocessed_EEG or the folder holding it), or "
+                           "DREAMER.mat")
+    what.add_argument("--dataset", choices=tuple(DATASETS),
+                      help="which release --data PATH holds (default deap). Grid, bands, "
+                           "baseline and default region: "
+                           + "; ".join(f"{name}: {_dataset_summary(choice)}"
+                                       for name, choice in DATASETS.items()))
     what.add_argument("--models", nargs="+", type=_names(ALL_MODELS, "model"),
                       metavar="MODEL",
                       help=f"models (comma or space separated) from {', '.join(ALL_MODELS)} "
@@ -168,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "split); trial: grouped by trial (default); subject: "
                                  "grouped by subject")
     evaluation.add_argument("--target", choices=("valence", "arousal", "dominance", "liking"),
-                            help="DEAP rating to classify (>= 5 is positive; default valence)")
+                            help="rating to classify: DEAP (>= 5 is positive) or DREAMER "
+                                 "(>= 3; no liking); SEED classifies the clips' emotions "
+                                 "(default valence)")
     evaluation.add_argument("--seeds", "--seed", nargs="+", type=_number(int, 0), default=None,
                             metavar="SEED",
                             help="random seeds (default 0): the grid is repeated for each "
@@ -206,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "(e.g. tcp://127.0.0.1:8786)")
     run.add_argument("--quiet", action="store_true", help="no progress bars or information")
     return parser
+
+
+def _dataset_summary(choice) -> str:
+    bands = "theta-gamma" if choice.bands == "paper" else "delta-gamma"
+    baseline = "baseline removed" if choice.baseline else "no baseline"
+    return f"{choice.layout} grid, {bands} DE, {baseline}, region {choice.region}"
 
 
 def _check_device(device: str) -> None:
@@ -262,6 +280,7 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
     preset = {**QUICK, **FULL} if args.full else dict(QUICK)
     given: dict[str, Any] = {
         "data": args.data,
+        "dataset": args.dataset,
         "models": _flat(args.models),
         "methods": _flat(args.methods),
         "recoveries": _flat(args.recovery),
@@ -286,13 +305,25 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
             "--full reproduces the paper on DEAP: give --data PATH (the DEAP folder), or "
             "--data synthetic to run the whole grid on simulated data."
         )
+    preset = {**preset, "dataset": "deap"}
+    dataset = args.dataset or "deap"
+    if args.region is None:
+        preset["region"] = DATASETS[dataset].region
     values = {name: preset[name] if value is None else value for name, value in given.items()}
+    if dataset != "deap" and values["data"] == "synthetic":
+        raise ConfigError(f"--dataset {dataset} reads a release: give --data PATH (the "
+                          "simulation is DEAP-like).")
+    if args.target is not None and args.target not in DATASETS[dataset].targets:
+        allowed = DATASETS[dataset].targets
+        raise ConfigError(f"--target {args.target} does not apply to --dataset {dataset}" + (
+            f"; choose from {', '.join(allowed)}." if allowed
+            else ": its labels are the clips' emotions."))
     if values["data"] != "synthetic":
         from skkgp.reproduce.data import check_data_path
 
         # One folder, one identity: ~/deap, ./deap and /home/me/deap resume each other.
         values["data"] = os.path.abspath(os.path.expanduser(values["data"]))
-        check_data_path(values["data"])
+        check_data_path(values["data"], dataset)
         for name in ("n_subjects", "n_trials", "trial_seconds", "scenario"):
             if given[name] is not None:
                 raise ConfigError(f"--{name.replace('_', '-')} applies to --data synthetic only.")

@@ -21,6 +21,8 @@ __all__ = [
     "DEAP_GRID",
     "SEED_CHANNELS",
     "SEED_GRID",
+    "DREAMER_CHANNELS",
+    "DREAMER_GRID",
     "CHANNELS",
     "LAYOUTS",
     "REGIONS",
@@ -92,8 +94,21 @@ SEED_GRID: dict[str, tuple[int, int]] = {
     if name != "-"
 }
 
-CHANNELS: dict[str, tuple[str, ...]] = {"deap": DEAP_CHANNELS, "seed": SEED_CHANNELS}
-LAYOUTS: dict[str, dict[str, tuple[int, int]]] = {"deap": DEAP_GRID, "seed": SEED_GRID}
+#: The 14 EEG channels of DREAMER (Emotiv EPOC), in the order of ``DREAMER.mat``.
+DREAMER_CHANNELS: tuple[str, ...] = (
+    "AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2", "P8", "T8", "FC6", "F4", "F8", "AF4",
+)  # fmt: skip
+
+#: DREAMER electrode -> (row, col): the cells of the same electrodes on the DEAP grid
+#: (torcheeg's DREAMER layout).
+DREAMER_GRID: dict[str, tuple[int, int]] = {name: DEAP_GRID[name] for name in DREAMER_CHANNELS}
+
+CHANNELS: dict[str, tuple[str, ...]] = {
+    "deap": DEAP_CHANNELS, "seed": SEED_CHANNELS, "dreamer": DREAMER_CHANNELS,
+}
+LAYOUTS: dict[str, dict[str, tuple[int, int]]] = {
+    "deap": DEAP_GRID, "seed": SEED_GRID, "dreamer": DREAMER_GRID,
+}
 
 #: Knowledge regions as electrode names (upper case). ``frontal_left``,
 #: ``frontal_right`` and ``frontal`` are the front-left, front-right and all-front
@@ -143,7 +158,7 @@ def get_channels(layout: str) -> tuple[str, ...]:
 
     Parameters
     ----------
-    layout : {"deap", "seed"}
+    layout : {"deap", "seed", "dreamer"}
         Layout name (case-insensitive).
 
     Returns
@@ -161,7 +176,7 @@ def get_layout(layout: Layout = "deap") -> dict[str, tuple[int, int]]:
 
     Parameters
     ----------
-    layout : {"deap", "seed"} or mapping of str to (int, int)
+    layout : {"deap", "seed", "dreamer"} or mapping of str to (int, int)
         A built-in layout name, or a mapping from electrode name to grid cell.
 
     Returns
@@ -176,7 +191,7 @@ def get_layout(layout: Layout = "deap") -> dict[str, tuple[int, int]]:
                              "or a mapping electrode name -> (row, col).")
         layout = LAYOUTS[key]
     if not isinstance(layout, Mapping) or not layout:
-        raise ValueError(f"layout must be 'deap', 'seed' or a non-empty mapping electrode "
+        raise ValueError(f"layout must be a built-in layout name or a non-empty mapping electrode "
                          f"name -> (row, col); got {layout!r}.")
     names = _canonical(layout.keys(), "layout")
     resolved: dict[str, tuple[int, int]] = {}
@@ -202,7 +217,7 @@ def grid_shape(layout: Layout = "deap") -> tuple[int, int]:
 
     Parameters
     ----------
-    layout : {"deap", "seed"} or mapping of str to (int, int)
+    layout : {"deap", "seed", "dreamer"} or mapping of str to (int, int)
 
     Returns
     -------
@@ -220,7 +235,7 @@ def grid_cells(ch_names: Sequence[str], layout: Layout = DEAP_GRID) -> np.ndarra
     ----------
     ch_names : sequence of str, length n_chans
         Electrode names (case-insensitive).
-    layout : {"deap", "seed"} or mapping of str to (int, int), default=DEAP_GRID
+    layout : {"deap", "seed", "dreamer"} or mapping of str to (int, int), default=DEAP_GRID
         Electrode name -> (row, col).
 
     Returns
@@ -314,7 +329,7 @@ def region_grid_mask(region: str | Sequence[str], layout: Layout = "deap",
     ----------
     region : str or sequence of str
         As in :func:`region_mask`.
-    layout : {"deap", "seed"} or mapping of str to (int, int), default="deap"
+    layout : {"deap", "seed", "dreamer"} or mapping of str to (int, int), default="deap"
         Electrode name -> (row, col).
     ch_names : sequence of str, default=None
         Electrodes present on the grid; ``None``: every electrode of the layout.

@@ -23,6 +23,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import check_is_fitted
 
 from skkgp import pruning
+from skkgp._input import eeg_input
 from skkgp._validation import HasMethods, Interval, Options, validate_params
 from skkgp.classifier import EEGClassifier
 from skkgp.layout import DEFAULT_REGION, get_channels, get_layout, grid_cells, region_mask
@@ -123,7 +124,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         channel, by default the layout's channel list when its length is
         ``n_chans``. Grid inputs ``(n, n_bands, rows, cols)``: the electrodes placed
         on the grid, by default all channels of the layout.
-    layout : {"deap", "seed"} or dict, default="deap"
+    layout : {"deap", "seed", "dreamer"} or dict, default="deap"
         Channel list and grid layout (electrode -> (row, col)) the electrodes come from.
     random_state : int or None, default=None
         Seed of the origin fit, of the re-initialisation for ``recovery="scratch"`` and
@@ -232,7 +233,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         "evidence": [Options({"auto", *EVIDENCE_KINDS})],
         "recovery_epochs": [Interval(Integral, 1, None, closed="left"), None],
         "ch_names": [list, tuple, np.ndarray, None],
-        "layout": [Options({"deap", "seed"}), Mapping],
+        "layout": [Options({"deap", "seed", "dreamer"}), Mapping],
         "random_state": [Interval(Integral, 0, None, closed="left"), None],
         "prefit": ["boolean"],
         "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
@@ -274,15 +275,17 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y) -> KnowledgeGuidedPruner:
+    def fit(self, X, y=None) -> KnowledgeGuidedPruner:
         """Fit the origin network (unless ``prefit``), prune it and recover it.
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_chans, n_times) or (n_samples, n_bands, rows, cols)
-            Raw windows (EEGNet, TSCeption) or electrode grids (CCNN, FBCCNN).
-        y : array-like, shape (n_samples,)
-            Class labels.
+            Raw windows (EEGNet, TSCeption) or electrode grids (CCNN, FBCCNN), or an
+            :class:`mne.Epochs`, whose EEG channel names stand for ``ch_names`` when
+            that is ``None``.
+        y : array-like, shape (n_samples,), default=None
+            Class labels; ``None`` only with Epochs, whose event codes are then the labels.
 
         Returns
         -------
@@ -294,9 +297,12 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
                 "estimator must be an skkgp.EEGClassifier, got "
                 f"{type(self.estimator).__name__}: {self.estimator!r}."
             )
+        X, y, epochs_names, _ = eeg_input(X, y)
+        if y is None:
+            raise ValueError("KnowledgeGuidedPruner.fit needs y (labels) unless X is Epochs.")
         X = _check_X(X)
         y = np.asarray(y)
-        self.electrodes_, cells = self._resolve_electrodes(X)
+        self.electrodes_, cells = self._resolve_electrodes(X, epochs_names)
         self.region_mask_ = self._resolve_region(self.electrodes_)
 
         method = pruning.get_method(self.method)
@@ -494,10 +500,13 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             return tuple(self.layout), get_layout(self.layout)
         return get_channels(self.layout), get_layout(self.layout)
 
-    def _resolve_electrodes(self, X: np.ndarray) -> tuple[tuple[str, ...], np.ndarray | None]:
+    def _resolve_electrodes(self, X: np.ndarray, input_names=None
+                            ) -> tuple[tuple[str, ...], np.ndarray | None]:
         """Electrode names of the evidence and, for grid inputs, their grid cells."""
         channels, layout = self._layout()
         names = None if self.ch_names is None else tuple(str(c) for c in self.ch_names)
+        if names is None and input_names is not None:
+            names = tuple(input_names)
         if X.ndim == 3:
             n_chans = X.shape[1]
             if names is None:

@@ -21,6 +21,7 @@ from scipy import signal
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._input import eeg_input
 from .layout import get_channels, get_layout, grid_cells, grid_shape
 
 __all__ = [
@@ -48,6 +49,7 @@ _CHUNK_WINDOWS = 1024
 def _check_array(X, *, name: str = "X", ndim: int | tuple[int, ...] = 3,
                  shape_hint: str = "(n_samples, n_chans, n_times)") -> np.ndarray:
     """Numeric, finite array of the expected number of dimensions (no copy if possible)."""
+    X = eeg_input(X).X  # mne.Epochs: the EEG channels' data
     try:
         X = np.asarray(X)
     except (TypeError, ValueError) as exc:
@@ -149,6 +151,13 @@ class BandDifferentialEntropy(TransformerMixin, BaseEstimator):
         return [signal.butter(int(self.order), edge, btype="bandpass", fs=float(self.sfreq),
                               output="sos") for edge in edges]
 
+    def _windows(self, X) -> np.ndarray:
+        X, _, _, sfreq = eeg_input(X)
+        if sfreq is not None and sfreq != float(self.sfreq):
+            raise ValueError(f"X is Epochs sampled at {sfreq:g} Hz but sfreq={self.sfreq!r}: use "
+                             f"BandDifferentialEntropy(sfreq={sfreq:g}).")
+        return _check_array(X)
+
     @staticmethod
     def _padlen(sos: np.ndarray) -> int:
         # sosfiltfilt's default padding, from its own source.
@@ -159,7 +168,7 @@ class BandDifferentialEntropy(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : ndarray, shape (n_samples, n_chans, n_times)
+        X : ndarray, shape (n_samples, n_chans, n_times), or mne.Epochs
             Raw EEG windows.
         y : ignored
 
@@ -167,7 +176,7 @@ class BandDifferentialEntropy(TransformerMixin, BaseEstimator):
         -------
         self : BandDifferentialEntropy
         """
-        X = _check_array(X)
+        X = self._windows(X)
         self.band_names_, _ = self._resolved_bands()
         self.n_chans_ = X.shape[1]
         return self
@@ -177,14 +186,14 @@ class BandDifferentialEntropy(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : ndarray, shape (n_samples, n_chans, n_times)
+        X : ndarray, shape (n_samples, n_chans, n_times), or mne.Epochs
             Raw EEG windows.
 
         Returns
         -------
         de : ndarray of float32, shape (n_samples, n_chans, n_bands)
         """
-        X = _check_array(X)
+        X = self._windows(X)
         filters = self._filters()
         n_times = X.shape[-1]
         needed = max(self._padlen(sos) for sos in filters) + 1
@@ -394,7 +403,7 @@ class ToGrid(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    layout : {"deap", "seed"} or mapping of str to (int, int), default="deap"
+    layout : {"deap", "seed", "dreamer"} or mapping of str to (int, int), default="deap"
         Electrode name -> (row, col). The grid is 9x9 (larger if a custom layout needs it).
     ch_names : sequence of str, default=None
         Names of the channels of ``X``, in order. ``None``: the layout's channel list

@@ -507,6 +507,10 @@ CASES = [
          lambda c: load_deap(c.deap_folder("nan", {"s01.dat": _deap_content(
              data=_with(np.zeros((2, 40, 640)), (0, 0, 500), np.nan))})),
          ValueError, "NaN or infinite"),
+    Case(DEAP, ".dat with a sample beyond float32 (was inf after a numpy warning)",
+         lambda c: load_deap(c.deap_folder("overflow", {"s01.dat": _deap_content(
+             data=_with(np.zeros((2, 40, 640)), (0, 3, 500), 1e300))})),
+         ValueError, r"s01\.dat'.*beyond float32's range"),
     Case(DEAP, "unknown target", lambda c: load_deap(c.deap, target="joy"), ValueError,
          "target must be one of"),
     Case(DEAP, "window 0", lambda c: load_deap(c.deap, window=0), ValueError,

@@ -437,3 +437,69 @@ def test_version_of_the_installed_command():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"skkgp {skkgp.__version__}"
+
+
+def test_seed_release_runs_end_to_end_on_its_grid_and_bands(tmp_path, capsys):
+    from skkgp.cli import build_parser, config_from_args
+    from skkgp.datasets import write_seed_like
+    from skkgp.reproduce.data import model_inputs
+
+    write_seed_like(tmp_path / "seed", n_subjects=1, n_sessions=1, features="raw",
+                    random_state=0)
+    argv = [*TINY[:TINY.index("--n-subjects")], "--batch-size", "16", "--quiet",
+            "--dataset", "seed", "--data", str(tmp_path / "seed"), "--out", str(tmp_path / "out")]
+    status, stdout, stderr = _run(argv, capsys)
+    assert status == 0, stderr
+    assert stdout.splitlines()[2].split()[:3] == ["eegnet", "lfp", "finetune"]
+    config = json.loads((tmp_path / "out" / "config.json").read_text())["config"]
+    assert config["dataset"] == "seed" and config["region"] == "temporal"
+    assert "target" not in config
+    frame = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(frame) == 2
+    # The grid models get SEED's five DE bands on SEED's 9x9 grid.
+    config = config_from_args(build_parser().parse_args(argv[:-2]))
+    bunch = load_windows(DataSpec.from_config(config))
+    assert bunch.X.shape[1:] == (62, 200) and set(np.unique(bunch.y)) == {-1, 0, 1}
+    train, test = fold_indices(config, bunch, 0)
+    X_train, _ = model_inputs(DataSpec.from_config(config), "grid", train, test)
+    assert X_train.shape[1:] == (5, 9, 9)
+    assert (X_train[:, :, 0, 4] != 0).all()  # FPZ, a SEED electrode DEAP does not have
+
+
+def test_dreamer_release_runs_end_to_end_with_its_baseline(tmp_path, capsys):
+    from skkgp.cli import build_parser, config_from_args
+    from skkgp.datasets import write_dreamer_like
+    from skkgp.reproduce.data import model_inputs, window_features
+
+    file = write_dreamer_like(tmp_path / "dreamer", n_subjects=2, n_clips=6, random_state=0)
+    argv = [*TINY[:TINY.index("--n-subjects")], "--batch-size", "16", "--quiet",
+            "--dataset", "dreamer", "--data", str(file), "--target", "arousal",
+            "--out", str(tmp_path / "out")]
+    status, stdout, stderr = _run(argv, capsys)
+    assert status == 0, stderr
+    config = json.loads((tmp_path / "out" / "config.json").read_text())["config"]
+    assert config["dataset"] == "dreamer" and config["target"] == "arousal"
+    assert config["region"] == "frontal_left"
+    config = config_from_args(build_parser().parse_args(argv[:-2]))
+    spec = DataSpec.from_config(config)
+    bunch = load_windows(spec)
+    assert bunch.ch_names[0] == "AF3" and bunch.baseline.shape[1:] == (14, 512)
+    # DE relative to the clip's baseline: not the plain DE of the window.
+    from skkgp.transforms import BandDifferentialEntropy
+
+    plain = BandDifferentialEntropy().fit_transform(bunch.X[:5])
+    assert not np.allclose(window_features(spec, "grid")[:5], plain)
+    train, test = fold_indices(config, bunch, 0)
+    X_train, _ = model_inputs(spec, "grid", train, test)
+    assert X_train.shape[1:] == (4, 9, 9)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--dataset", "seed"], "--dataset seed reads a release: give --data PATH"),
+    (["--dataset", "dreamer", "--data", "/no/such/DREAMER.mat"], "no such file or folder"),
+    (["--dataset", "dreamer", "--data", ".", "--target", "liking"],
+     "--target liking does not apply to --dataset dreamer; choose from valence"),
+])
+def test_bad_dataset_options_exit_2(extra, message, tmp_path, capsys):
+    status, _, stderr = _run(["reproduce", *extra, "--out", str(tmp_path / "out")], capsys)
+    assert status == 2 and message in stderr

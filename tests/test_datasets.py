@@ -21,6 +21,7 @@ from skkgp.datasets import (
     make_deap_like,
     write_deap_like,
 )
+from skkgp.datasets._matfile import read_mat, write_mat
 from skkgp.datasets._safe_pickle import UnsafePickleError, dump_py2_arrays, load_arrays
 from skkgp.layout import DEAP_CHANNELS
 from skkgp.transforms import BandDifferentialEntropy, segment_mean_features
@@ -271,6 +272,33 @@ def test_truncated_files_raise_naming_the_file(tmp_path, small_release, kind):
     victim = folder / f"s02.{'dat' if kind == 'python' else 'mat'}"
     victim.write_bytes(victim.read_bytes()[:5000])
     with pytest.raises(ValueError, match=r"s02\.(dat|mat).*truncated"):
+        load_deap(folder)
+
+
+def test_matlab_v73_release_loads_like_the_v5_release(tmp_path, small_release):
+    release = _copy_release(small_release, tmp_path / "release")
+    for file in (release / "data_preprocessed_matlab").glob("s*.mat"):
+        write_mat(file, read_mat(file, what="test"), format="v7.3")
+        assert file.read_bytes()[:10] == b"MATLAB 7.3"
+    v73 = load_deap(release, format="matlab")
+    v5 = load_deap(small_release, format="matlab")
+    np.testing.assert_array_equal(v73.X, v5.X)
+    np.testing.assert_array_equal(v73.y, v5.y)
+
+
+@pytest.mark.parametrize("kind", ["python", "matlab"])
+def test_samples_beyond_float32_are_refused_naming_the_file(tmp_path, small_release, kind):
+    # A corrupt sample of 1e300 used to become inf in the float32 windows, with only a
+    # numpy overflow warning.
+    release = _copy_release(small_release, tmp_path / "release")
+    folder = release / f"data_preprocessed_{kind}"
+    victim = folder / f"s02.{'dat' if kind == 'python' else 'mat'}"
+    content = (load_arrays(open(victim, "rb"), encoding="latin1") if kind == "python"
+               else read_mat(victim, what="test"))
+    content["data"][1, 3, 700] = 1e300
+    with open(victim, "wb") as f:
+        dump_py2_arrays(content, f) if kind == "python" else savemat(f, content)
+    with pytest.raises(ValueError, match=r"s02\.(dat|mat)'.*beyond float32's range"):
         load_deap(folder)
 
 

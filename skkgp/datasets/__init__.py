@@ -1,9 +1,12 @@
-"""EEG datasets: the DEAP loader and a DEAP-like simulator.
+"""EEG datasets: loaders of the public releases, and simulators that write their layouts.
 
 :func:`load_deap` reads the preprocessed DEAP release (Python pickles through a
-restricted unpickler, or MATLAB files). :func:`make_deap_like` simulates DEAP-shaped EEG
-with known ground truth and :func:`write_deap_like` writes that simulation in the
-release's exact file format. Every function returns the same
+restricted unpickler, or MATLAB files); :func:`load_seed` reads SEED and SEED-IV (raw
+EEG or the released DE features); :func:`load_dreamer` reads ``DREAMER.mat``;
+:func:`from_epochs` and :func:`load_moabb` take EEG from MNE and MOABB.
+:func:`make_deap_like` simulates DEAP-shaped EEG with known ground truth, and
+:func:`write_deap_like`, :func:`write_seed_like` and :func:`write_dreamer_like` write
+simulations in the releases' exact file formats. Every loader returns the same
 :class:`~sklearn.utils.Bunch`: ``X`` (n_windows, n_chans, n_times) float32, ``y``,
 ``groups`` (subject), ``trials`` (trial id), ``ch_names``, ``sfreq`` and ``frame``.
 """
@@ -17,6 +20,24 @@ from .deap import (
     RATINGS,
     load_deap,
 )
+from .dreamer import (
+    DREAMER_BASELINE_SECONDS,
+    DREAMER_N_CLIPS,
+    DREAMER_SCORES,
+    DREAMER_SFREQ,
+    load_dreamer,
+    write_dreamer_like,
+)
+from .epochs import from_epochs, load_moabb
+from .seed import (
+    SEED_DE_BANDS,
+    SEED_IV_LABELS,
+    SEED_LABELS,
+    SEED_SFREQ,
+    SEED_VERSIONS,
+    load_seed,
+    write_seed_like,
+)
 from .simulate import (
     SCENARIOS,
     SHORTCUT_CHANNELS,
@@ -27,6 +48,12 @@ from .simulate import (
 
 __all__ = [
     "load_deap",
+    "load_seed",
+    "write_seed_like",
+    "load_dreamer",
+    "write_dreamer_like",
+    "from_epochs",
+    "load_moabb",
     "make_deap_like",
     "write_deap_like",
     "simulate_subject",
@@ -38,4 +65,13 @@ __all__ = [
     "RATINGS",
     "SCENARIOS",
     "SHORTCUT_CHANNELS",
+    "SEED_SFREQ",
+    "SEED_LABELS",
+    "SEED_IV_LABELS",
+    "SEED_DE_BANDS",
+    "SEED_VERSIONS",
+    "DREAMER_SFREQ",
+    "DREAMER_SCORES",
+    "DREAMER_N_CLIPS",
+    "DREAMER_BASELINE_SECONDS",
 ]

@@ -22,7 +22,9 @@ from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
 from ..layout import DEAP_CHANNELS
+from ._matfile import read_mat
 from ._safe_pickle import UnsafePickleError, load_arrays
+from ._checks import check_samples, check_threshold, check_windowing, existing_folder
 
 __all__ = [
     "DEAP_SFREQ",
@@ -54,25 +56,15 @@ _SUBJECT_FILE = re.compile(r"^s(\d{2})\.(dat|mat)$")
 
 def check_window_args(window, overlap, target, threshold, baseline, eeg_only):
     """Validate the windowing arguments of :func:`load_deap` and the simulator."""
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window must be a positive int (samples); got {window!r}.")
-    if (isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer))
-            or not 0 <= overlap < window):
-        raise ValueError(f"overlap must be an int in [0, window={window}) (samples); got "
-                         f"{overlap!r}.")
+    window, overlap = check_windowing(window, overlap)
     if target not in RATINGS:
         raise ValueError(f"target must be one of {RATINGS}; got {target!r}.")
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        raise ValueError(f"threshold must be a number; got {threshold!r}.") from None
-    if not np.isfinite(threshold):
-        raise ValueError(f"threshold must be finite; got {threshold!r}.")
+    threshold = check_threshold(threshold)
     if baseline not in ("drop", "return"):
         raise ValueError(f"baseline must be 'drop' or 'return'; got {baseline!r}.")
     if eeg_only not in (True, False):
         raise ValueError(f"eeg_only must be a bool; got {eeg_only!r}.")
-    return int(window), int(overlap), threshold
+    return window, overlap, threshold
 
 
 def _n_windows(n_stimulus: int, window: int, step: int) -> int:
@@ -187,15 +179,8 @@ def _resolve_release(path, fmt: str | None) -> tuple[Path, str]:
     """The folder holding the sXX files, and its format."""
     if fmt not in (None, "python", "matlab"):
         raise ValueError(f"format must be None, 'python' or 'matlab'; got {fmt!r}.")
-    try:
-        root = Path(os.fspath(path)).expanduser()
-    except TypeError:
-        raise ValueError(f"path must be a folder path; got {path!r}.") from None
-    if not root.exists():
-        raise FileNotFoundError(f"DEAP folder {str(root)!r} does not exist.")
-    if not root.is_dir():
-        raise NotADirectoryError(f"DEAP path {str(root)!r} is not a folder; give the release "
-                                 "root or its data_preprocessed_python/_matlab folder.")
+    root = existing_folder(path, dataset="DEAP", hint="give the release root or its "
+                           "data_preprocessed_python/_matlab folder")
     candidates = [fmt] if fmt else ["python", "matlab"]
     folders = [(root / FOLDERS[kind], kind) for kind in candidates
                if (root / FOLDERS[kind]).is_dir()]
@@ -258,18 +243,7 @@ def _read_python(file: Path) -> dict:
 
 
 def _read_matlab(file: Path) -> dict:
-    from scipy.io import loadmat
-
-    try:
-        with open(file, "rb") as f:
-            return loadmat(f, variable_names=("data", "labels"))
-    except NotImplementedError as exc:  # scipy's answer to MATLAB v7.3 (HDF5) files
-        raise ValueError(f"{str(file)!r} is a MATLAB v7.3 file, which scipy cannot read; "
-                         "DEAP's release is v5: use the original file or the Python "
-                         "release.") from exc
-    except Exception as exc:  # scipy raises several types for broken files
-        raise ValueError(f"{str(file)!r} is not a readable DEAP .mat file "
-                         f"({type(exc).__name__}: {exc}); is it truncated?") from exc
+    return read_mat(file, what="DEAP .mat file", variable_names=("data", "labels"))
 
 
 def _read_subject(file: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -301,8 +275,8 @@ def _iter_files(files: Sequence[tuple[int, Path]], kind: str, eeg_only: bool,
                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, str]]:
     for subject, file in files:
         data, labels = _read_subject(file, kind)
-        if not np.isfinite(data[:, : len(DEAP_CHANNELS) if eeg_only else None]).all():
-            raise ValueError(f"{str(file)!r}: 'data' contains NaN or infinite samples.")
+        check_samples(data[:, : len(DEAP_CHANNELS) if eeg_only else None], source=str(file),
+                      name="data")
         yield subject, data, labels, str(file)
 
 
@@ -343,6 +317,7 @@ def load_deap(
         Keep the 32 EEG channels only; ``False`` keeps the 8 peripheral channels too.
     format : {None, "python", "matlab"}, default=None
         Which release to read; ``None`` prefers the Python pickles when both exist.
+        MATLAB files may be v5 (as released) or v7.3 (HDF5, read with h5py).
     verbose : bool, default=False
         Show a progress bar over subjects.
 
@@ -368,9 +343,9 @@ def load_deap(
     FileNotFoundError
         Missing folder or subject file.
     ValueError
-        Truncated or corrupt file, a file without ``data``/``labels``, a pickle that
-        names anything but numpy arrays (it is refused before any code could run), or a
-        bad argument.
+        Truncated or corrupt file, a file without ``data``/``labels``, samples that are
+        not finite or beyond float32's range, a pickle that names anything but numpy
+        arrays (it is refused before any code could run), or a bad argument.
 
     Notes
     -----

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from skkgp._atomic import atomic_write_text
-from skkgp.reproduce.config import Cell, ConfigError, ReproduceConfig
+from skkgp.reproduce.config import DATASETS, Cell, ConfigError, ReproduceConfig
 from skkgp.reproduce.data import (
     LEAKAGE_WARNING,
     DataSpec,
@@ -101,7 +101,7 @@ def reproduce(
     """
     stream = sys.stdout if stream is None else stream
     if not config.synthetic:
-        check_data_path(config.data)
+        check_data_path(config.data, config.dataset)
     folds = None
     for seed in config.seeds:
         seeded = config.for_seed(seed)
@@ -239,7 +239,7 @@ def _region_label(config: ReproduceConfig) -> str:
 def _markdown(config: ReproduceConfig, summary: pd.DataFrame) -> str:
     data = (f"simulated DEAP-like EEG (skkgp.datasets.make_deap_like, scenario "
             f"{config.scenario})") if config.synthetic \
-        else f"DEAP at {config.data}"
+        else f"{DATASETS[config.dataset].description} at {config.data}"
     lines = [
         "# skkgp reproduce: Table 1",
         "",

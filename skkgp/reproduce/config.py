@@ -27,6 +27,8 @@ __all__ = [
     "ALL_RECOVERIES",
     "PROTOCOLS",
     "SCENARIOS",
+    "DATASETS",
+    "DatasetChoice",
     "method_family",
     "stable_seed",
 ]
@@ -40,12 +42,50 @@ PROTOCOLS = ("paper", "trial", "subject")
 #: Simulated data sets of ``--data synthetic`` (see :func:`skkgp.datasets.make_deap_like`).
 SCENARIOS = ("default", "shortcut")
 
+
+@dataclass(frozen=True)
+class DatasetChoice:
+    """How ``skkgp reproduce`` treats one release (``--dataset``)."""
+
+    #: Electrode grid of the grid models (a layout name of :mod:`skkgp.layout`).
+    layout: str
+    #: Knowledge region when ``--region`` is not given.
+    region: str
+    #: Ratings ``--target`` may name; empty when the labels are fixed (SEED's emotions).
+    targets: tuple[str, ...]
+    #: Band set of the grid models' differential entropy: "paper" (theta, alpha, beta,
+    #: gamma) or "seed" (SEED's five bands, delta to gamma).
+    bands: str
+    #: Whether each window's features are taken relative to its trial's baseline.
+    baseline: bool
+    #: What the release is, for --help and the report.
+    description: str
+
+
+#: ``--dataset``: the releases ``skkgp reproduce`` reads from ``--data PATH``.
+DATASETS: dict[str, DatasetChoice] = {
+    "deap": DatasetChoice(
+        layout="deap", region="frontal_left",
+        targets=("valence", "arousal", "dominance", "liking"), bands="paper", baseline=True,
+        description="DEAP (32 channels, 128 Hz; rating >= 5; DE minus the 3 s baseline's)"),
+    "seed": DatasetChoice(
+        layout="seed", region="temporal", targets=(), bands="seed", baseline=False,
+        description="SEED raw EEG (62 channels, 200 Hz; positive/neutral/negative clips; "
+                    "5 DE bands, no baseline)"),
+    "dreamer": DatasetChoice(
+        layout="dreamer", region="frontal_left", targets=("valence", "arousal", "dominance"),
+        bands="paper", baseline=True,
+        description="DREAMER (14 Emotiv channels, 128 Hz; score >= 3; DE minus the clip's "
+                    "61 s baseline's)"),
+}
+
 # Options that change what a run computes. Output, display and execution options
 # (--out, --quiet, --scheduler, --device, --threads, --overwrite) are left out:
 # they change where or how fast, not what. The seeds are left out too: each seed's
 # results are stored apart, so a run with more seeds reuses those of fewer.
 _IDENTITY_FIELDS = (
     "data",
+    "dataset",
     "models",
     "methods",
     "recoveries",
@@ -164,6 +204,7 @@ class ReproduceConfig:
     """
 
     data: str = QUICK["data"]
+    dataset: str = "deap"
     models: tuple[str, ...] = QUICK["models"]
     methods: tuple[str, ...] = QUICK["methods"]
     recoveries: tuple[str, ...] = QUICK["recoveries"]
@@ -200,6 +241,10 @@ class ReproduceConfig:
             value = getattr(self, name)
             if not self.synthetic and name in ("n_subjects", "n_trials", "trial_seconds",
                                                "scenario"):
+                continue
+            if name == "dataset" and value == "deap":
+                continue  # runs from before --dataset existed read DEAP: they resume
+            if name == "target" and not DATASETS[self.dataset].targets:
                 continue
             out[name] = list(value) if isinstance(value, tuple) else value
         return out

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.model_selection import GroupKFold, KFold
 from sklearn.utils import Bunch
 
-from skkgp.reproduce.config import ConfigError, ReproduceConfig
+from skkgp.reproduce.config import DATASETS, ConfigError, ReproduceConfig
 
 __all__ = [
     "DataSpec",
@@ -41,6 +41,7 @@ class DataSpec(NamedTuple):
     """The data options of a run: hashable, so that loading can be cached per process."""
 
     data: str
+    dataset: str
     n_subjects: int
     n_trials: int
     trial_seconds: int
@@ -50,25 +51,29 @@ class DataSpec(NamedTuple):
 
     @classmethod
     def from_config(cls, config: ReproduceConfig) -> DataSpec:
-        return cls(config.data, config.n_subjects, config.n_trials, config.trial_seconds,
-                   config.target, config.seed, config.scenario)
+        return cls(config.data, config.dataset, config.n_subjects, config.n_trials,
+                   config.trial_seconds, config.target, config.seed, config.scenario)
 
 
-def check_data_path(path: str) -> None:
-    """Refuse a DEAP folder that does not exist before any work starts.
+def check_data_path(path: str, dataset: str = "deap") -> None:
+    """Refuse a data path that does not exist before any work starts.
 
     Raises
     ------
     ConfigError
     """
+    wanted = {
+        "deap": "the DEAP release folder (holding data_preprocessed_python/ or "
+                "data_preprocessed_matlab/) or one of those folders",
+        "seed": "the SEED release folder (holding Preprocessed_EEG/) or that folder",
+        "dreamer": "DREAMER.mat or the folder holding it",
+    }[dataset]
     if not os.path.exists(path):
-        raise ConfigError(
-            f"--data {path!r}: no such folder. Give the DEAP release folder (holding "
-            "data_preprocessed_python/ or data_preprocessed_matlab/), one of those folders, "
-            "or 'synthetic' for the built-in simulation."
-        )
-    if not os.path.isdir(path):
-        raise ConfigError(f"--data {path!r} is a file; give the DEAP folder.")
+        what = "file or folder" if dataset == "dreamer" else "folder"
+        raise ConfigError(f"--data {path!r}: no such {what}. Give {wanted}, or 'synthetic' "
+                          "for the built-in simulation.")
+    if not os.path.isdir(path) and dataset != "dreamer":
+        raise ConfigError(f"--data {path!r} is a file; give {wanted}.")
 
 
 def _accepted(function, **kwargs: Any) -> dict[str, Any]:
@@ -78,7 +83,7 @@ def _accepted(function, **kwargs: Any) -> dict[str, Any]:
 
 @lru_cache(maxsize=2)
 def load_windows(spec: DataSpec) -> Bunch:
-    """The windows of the run: simulated, or read from a DEAP folder.
+    """The windows of the run: simulated, or read from the ``--dataset`` release.
 
     Returns
     -------
@@ -89,7 +94,7 @@ def load_windows(spec: DataSpec) -> Bunch:
     """
     from skkgp import datasets
 
-    data, n_subjects, n_trials, trial_seconds, target, seed, scenario = spec
+    data, dataset, n_subjects, n_trials, trial_seconds, target, seed, scenario = spec
     if data == "synthetic":
         kwargs = _accepted(
             datasets.make_deap_like,
@@ -103,14 +108,17 @@ def load_windows(spec: DataSpec) -> Bunch:
         )
         if scenario != "default":
             kwargs["scenario"] = scenario
-        bunch = datasets.make_deap_like(**kwargs)
-    else:
-        check_data_path(data)
-        try:
-            bunch = datasets.load_deap(data, target=target, baseline="return")
-        except (OSError, ValueError) as error:
-            raise ConfigError(f"--data {data!r}: {error}") from error
-    return bunch
+        return datasets.make_deap_like(**kwargs)
+    check_data_path(data, dataset)
+    try:
+        if dataset == "seed":
+            # 1 s raw windows of the 62 channels; the clips' emotions are the labels.
+            return datasets.load_seed(data, features="raw", version="seed", window=200)
+        if dataset == "dreamer":
+            return datasets.load_dreamer(data, target=target, baseline="return")
+        return datasets.load_deap(data, target=target, baseline="return")
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"--data {data!r}: {error}") from error
 
 
 @lru_cache(maxsize=4)
@@ -119,20 +127,26 @@ def window_features(spec: DataSpec, input_kind: str) -> np.ndarray:
 
     Raw models (EEGNet, TSCeption) take the windows ``(n, n_chans, n_times)``; grid
     models (CCNN, FBCCNN) the band differential entropy ``(n, n_chans, 4)`` of each
-    window, minus that of its trial's baseline seconds where the data have them
-    (DEAP's 3 s, as in the paper). Both work window by window (nothing is learnt from
+    window (the bands of the ``--dataset``: theta to gamma, or SEED's five), minus that
+    of its trial's baseline seconds where the release has them (DEAP's 3 s, as in the
+    paper; DREAMER's 61 s). Both work window by window (nothing is learnt from
     other windows), so computing them once before the split leaks nothing.
     """
     from skkgp.transforms import BandDifferentialEntropy, BaselineRemoval, segment_mean_features
+
+    from skkgp.datasets import SEED_DE_BANDS
 
     bunch = load_windows(spec)
     X = np.asarray(bunch.X, dtype=np.float32)
     if input_kind == "raw":
         return X
-    entropy = BandDifferentialEntropy(sfreq=float(bunch.sfreq))
+    choice = DATASETS[spec.dataset]
+    bands = SEED_DE_BANDS if choice.bands == "seed" else None
+    entropy = BandDifferentialEntropy(bands=bands, sfreq=float(bunch.sfreq))
     features = entropy.fit_transform(X)
     baseline = bunch.get("baseline")
-    if baseline is not None and bunch.get("baseline_index") is not None:
+    if (choice.baseline and baseline is not None
+            and bunch.get("baseline_index") is not None):
         base = segment_mean_features(entropy, baseline, X.shape[-1])[bunch.baseline_index]
         features = BaselineRemoval().fit_transform(features, baseline=base)
     return np.asarray(features, dtype=np.float32)
@@ -145,11 +159,11 @@ def model_inputs(
 
     Each channel (raw) or each (channel, band) (grid) is standardised with the mean
     and scale of the training windows only; grid models then get their features
-    mapped onto the 9x9 electrode grid, ``(n, 4, 9, 9)``.
+    mapped onto the dataset's 9x9 electrode grid, ``(n, n_bands, 9, 9)``.
 
     Returns
     -------
-    X_train : ndarray, shape (n_train, n_chans, n_times) or (n_train, 4, 9, 9)
+    X_train : ndarray, shape (n_train, n_chans, n_times) or (n_train, n_bands, 9, 9)
     X_test : ndarray, shape (n_test, ...) like ``X_train``
     """
     from skkgp.transforms import ChannelStandardizer, ToGrid
@@ -158,7 +172,8 @@ def model_inputs(
     scaler = ChannelStandardizer(per_feature=input_kind == "grid").fit(features[train])
     X_train, X_test = scaler.transform(features[train]), scaler.transform(features[test])
     if input_kind == "grid":
-        to_grid = ToGrid(ch_names=list(load_windows(spec).ch_names))
+        to_grid = ToGrid(layout=DATASETS[spec.dataset].layout,
+                         ch_names=list(load_windows(spec).ch_names))
         X_train, X_test = to_grid.fit_transform(X_train), to_grid.transform(X_test)
     return np.asarray(X_train, dtype=np.float32), np.asarray(X_test, dtype=np.float32)
 

@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from skkgp.reproduce.config import Cell, ReproduceConfig, method_family, stable_seed
+from skkgp.reproduce.config import (
+    DATASETS,
+    Cell,
+    ReproduceConfig,
+    method_family,
+    stable_seed,
+)
 from skkgp.reproduce.data import DataSpec, fold_indices, load_windows, model_inputs
 
 __all__ = [
@@ -155,6 +161,7 @@ def _pruner(group: OriginGroup, origin, cell: Cell, *, proposed: bool, ch_names)
         sample_weighting=config.sample_weighting if proposed else 0.0,
         recovery_epochs=config.recovery_epochs,
         ch_names=ch_names,
+        layout=DATASETS[config.dataset].layout,
         random_state=group.seed,
         prefit=True,
     )
@@ -280,7 +287,8 @@ def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData) -> dict[s
     if data.input_kind == "grid":
         from skkgp.layout import grid_cells
 
-        cells = np.asarray(grid_cells(list(baseline.electrodes_)))
+        cells = np.asarray(grid_cells(list(baseline.electrodes_),
+                                      layout=DATASETS[group.config.dataset].layout))
     modules = {
         "origin": baseline.origin_module_,
         "baseline": baseline.estimator_.module_,
