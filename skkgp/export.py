@@ -44,10 +44,10 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
-from torch.nn.utils import prune as torch_prune
 
 from skkgp._atomic import atomic_write_bytes
-from skkgp._training import copy_module, uncompiled
+from skkgp._training import uncompiled
+from skkgp.pruning.masks import copy_module, fold_masks
 
 __all__ = [
     "export_onnx",
@@ -278,10 +278,7 @@ def inference_copy(module: nn.Module) -> nn.Module:
     copy : torch.nn.Module
     """
     result = copy_module(uncompiled(module)).cpu().float().eval()
-    for layer in result.modules():
-        for hook in list(layer._forward_pre_hooks.values()):
-            if isinstance(hook, torch_prune.BasePruningMethod):
-                torch_prune.remove(layer, hook._tensor_name)
+    fold_masks(result)
     result = result.to(memory_format=torch.contiguous_format)
     with torch.no_grad():
         for layer in result.modules():

@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skkgp import pruning
 from skkgp._validation import HasMethods, Interval, Options, validate_params
+from skkgp._training import uncompiled
 from skkgp.classifier import EEGClassifier
 from skkgp.layout import DEFAULT_REGION, get_channels, get_layout, grid_cells, region_mask
 from skkgp.pruning.masks import store_derived_tensors
@@ -351,7 +352,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         # The recovery trained a copy of the pruned network it was given; keeping that
         # pre-recovery copy as its parameter would double the memory and the model file.
         # (A plain assignment: set_params would re-initialise the network.)
-        recovered.module = getattr(recovered.module_, "_orig_mod", recovered.module_)
+        recovered.module = uncompiled(recovered.module_)
         self.estimator_ = recovered
         self.classes_ = recovered.classes_
         recovered_pred = recovered.predict(X)
