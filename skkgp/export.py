@@ -377,7 +377,7 @@ def calibration_inputs(
 
     Returns
     -------
-    inputs : ndarray of float32, shape (n, *input_shape)
+    inputs : ndarray of float32, shape (n, ...)
         As the network takes them.
     """
     net, preprocessing = network_estimator(estimator)
@@ -420,7 +420,7 @@ def knowledge_ranking(estimator: Any, inputs: np.ndarray, y: Any = None) -> np.n
     ----------
     estimator : KnowledgeGuidedPruner, KnowledgeGuidedClassifier or Pipeline
         Fitted, with a knowledge region (``region_mask_``).
-    inputs : ndarray, shape (n_samples, *input_shape)
+    inputs : ndarray, shape (n_samples, ...)
         Network inputs (after any pipeline preprocessing).
     y : array-like of shape (n_samples,) or None
         Class explained per sample; ``None`` explains the predicted class.
