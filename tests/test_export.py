@@ -268,3 +268,46 @@ def test_knowledge_calibration_takes_the_samples_with_most_region_evidence(fitte
     path = export_onnx(pruner, tmp_path / "k.onnx", quantize="int8", calibration="knowledge",
                        X=X, y=y, n_calibration=8)
     assert _onnx_proba(path, X).shape == (len(X), 2)
+
+
+# ---------------------------------------------------------------------- benchmarks
+def _load_benchmark(name: str):
+    """A script of benchmarks/ as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_deploy_latency_benchmark_runs(capsys):
+    bench = _load_benchmark("deploy_latency")
+    rows = bench.main(["--models", "eegnet", "--ratios", "0.5", "--batches", "1",
+                       "--threads", "1", "--repeats", "1", "--min-time", "0.001",
+                       "--profile", "eegnet"])
+    assert {(r["runtime"], r["net"]) for r in rows} == {("torch", "lfp 0.5"),
+                                                        ("onnxruntime", "lfp 0.5")}
+    for row in rows:
+        assert row["origin_ms"] > 0 and row["pruned_ms"] > 0
+        assert row["mac_reduction"] == pytest.approx(2.0, rel=0.1)  # half the filters
+        assert row["efficiency"] == pytest.approx(row["speedup"] / row["mac_reduction"])
+        assert row["pruned_mb"] < row["origin_mb"]
+    out = capsys.readouterr().out
+    assert "onnxruntime profile of eegnet" in out and "Conv" in out
+
+
+def test_int8_accuracy_benchmark_runs(capsys):
+    bench = _load_benchmark("int8_accuracy")
+    results = bench.main(["--models", "eegnet", "--seeds", "0", "--subjects", "1",
+                          "--trials", "6", "--duration", "2", "--epochs", "1",
+                          "--recovery-epochs", "1", "--n-calibration", "4", "--repeats", "1"])
+    row = results.iloc[0]
+    for name in bench.FILES:
+        assert 0 <= row[f"acc_{name}"] <= 1 and row[f"mb_{name}"] > 0
+        assert row[f"ms1_{name}"] > 0 and row[f"ms256_{name}"] > 0
+    # The float file predicts what PyTorch predicts.
+    assert row["acc_float"] == pytest.approx(row["acc_pytorch"])
+    assert "int8 speed-up b1" in capsys.readouterr().out
