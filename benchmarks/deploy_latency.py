@@ -6,8 +6,8 @@ and in onnxruntime (the files :func:`skkgp.export_onnx` writes, all graph optimi
 on), at batch 1 and batch 256, on one thread and on all cores. The networks of one
 (model, runtime, threads, batch) group take turns within every repeat, in an order
 rotated from repeat to repeat, so that a change of load on a shared machine hits them
-alike; each turn loops a network long enough (``--min-time``) to be measurable, and the
-table gives medians over the repeats.
+alike; each turn calls a network for at least ``--min-time`` seconds and keeps the median
+call, and the table gives the median over the repeats.
 
 Columns: latency of the origin and of the pruned network (ms per batch), speed-up
 (origin / pruned latency), MAC reduction (origin / pruned MACs: the speed-up a perfect
@@ -56,7 +56,9 @@ def interleaved(calls: dict[str, Callable[[], object]], repeats: int,
     """Seconds per call of each callable, one value per repeat.
 
     Within a repeat every callable runs once (looped to last ``min_time``); the order
-    rotates from one repeat to the next so that none always runs first.
+    rotates from one repeat to the next so that none always runs first. Each call is
+    timed alone and a repeat's value is the median of its calls: on a shared machine a
+    call that was preempted is an outlier, not part of the figure.
     """
     loops = {}
     for label, call in calls.items():
@@ -71,10 +73,12 @@ def interleaved(calls: dict[str, Callable[[], object]], repeats: int,
         shift = repeat % len(labels)
         for label in labels[shift:] + labels[:shift]:
             call = calls[label]
-            start = time.perf_counter()
+            durations = []
             for _ in range(loops[label]):
+                start = time.perf_counter()
                 call()
-            times[label].append((time.perf_counter() - start) / loops[label])
+                durations.append(time.perf_counter() - start)
+            times[label].append(statistics.median(durations))
     return times
 
 
