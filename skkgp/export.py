@@ -5,8 +5,8 @@
 :class:`~sklearn.pipeline.Pipeline` ending in one as an ONNX file that runs without
 Python's torch, e.g. in onnxruntime on a phone, a headset's processor or a server.
 
-What the file holds
--------------------
+The file holds:
+
 - One input, ``"input"``, float32 of shape ``(batch, *input_shape)``: exactly the
   arrays the estimator itself receives, i.e. ``(batch, n_bands, rows, cols)`` grids for
   CCNN and FBCCNN and ``(batch, n_chans, n_times)`` raw windows for EEGNet and
