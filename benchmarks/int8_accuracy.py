@@ -6,8 +6,9 @@ trial (no trial on both sides), fits a pipeline ending in a
 :class:`~skkgp.KnowledgeGuidedPruner` (LFP at 0.5) on the training trials, and exports
 its network three times with :func:`skkgp.export_onnx`: float32, int8 calibrated on
 ``--n-calibration`` training windows drawn at random, and int8 calibrated on the
-training windows whose Grad-CAM evidence lies most in the knowledge region
-(``calibration="knowledge"``). On the held-out trials it measures, in onnxruntime:
+training windows whose evidence (Grad-CAM for CCNN, input x gradient for EEGNet) lies
+most in the knowledge region (``calibration="knowledge"``). On the held-out trials it
+measures, in onnxruntime:
 
 - accuracy of each file, and the share of windows where int8 predicts the float class;
 - latency (ms per call, one thread, batch 1 and 256; median of interleaved repeats);

@@ -122,8 +122,8 @@ default=None
         Calibration inputs for ``quantize="int8"``, shaped like what ``estimator``
         takes (raw windows for a pipeline that starts from them): an array is used
         whole. ``"random"`` draws ``n_calibration`` samples of ``X``;
-        ``"knowledge"`` takes the ``n_calibration`` samples of ``X`` whose Grad-CAM
-        evidence (:func:`skkgp.knowledge.evidence.guided_gradcam`) lies most in the knowledge
+        ``"knowledge"`` takes the ``n_calibration`` samples of ``X`` whose evidence
+        (:func:`skkgp.knowledge.evidence.guided_gradcam`) lies most in the knowledge
         region (:func:`skkgp.knowledge.losses.region_share`), which needs a network recovered
         with the knowledge-guided losses (a ``KnowledgeGuidedPruner`` or a
         ``KnowledgeGuidedClassifier``, which know their region).
@@ -441,12 +441,8 @@ def knowledge_ranking(estimator: Any, inputs: np.ndarray, y: Any = None) -> np.n
             "(or a KnowledgeGuidedClassifier with region_mask), or pass "
             "calibration='random' or an array."
         )
-    evidence = guided_gradcam(
-        net, inputs, y,
-        layer=getattr(net, "evidence_layer_", None),
-        kind=getattr(net, "evidence_kind_", None),
-        cells=getattr(net, "cells_", None),
-    )
+    # The evidence kind, layer and grid cells the network was recovered with.
+    evidence = guided_gradcam(net, inputs, y)
     share = np.asarray(region_share(evidence, np.asarray(mask, dtype=bool)))
     return np.argsort(-share, kind="stable")
 

@@ -256,8 +256,7 @@ def test_knowledge_calibration_takes_the_samples_with_most_region_evidence(fitte
     pruner, X, y = fitted_pruners["ccnn"]
     chosen = calibration_inputs(pruner, "knowledge", X=X, y=y, n_calibration=8)
     net = pruner.estimator_
-    evidence = guided_gradcam(net, X, y, layer=net.evidence_layer_, kind=net.evidence_kind_,
-                              cells=net.cells_)
+    evidence = guided_gradcam(net, X, y)
     share = region_share(evidence, pruner.region_mask_)
     chosen_share = np.sort([share[np.flatnonzero((X == c).all(axis=(1, 2, 3)))[0]]
                             for c in chosen])
