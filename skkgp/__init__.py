@@ -23,10 +23,12 @@ _LAZY_NAMES = {
     "KnowledgeGuidedPruner": "skkgp.pruner",
     "save": "skkgp.persistence",
     "load": "skkgp.persistence",
+    "export_onnx": "skkgp.export",
 }
 _SUBMODULES = {
     "classifier",
     "datasets",
+    "export",
     "models",
     "layout",
     "knowledge",
@@ -36,7 +38,8 @@ _SUBMODULES = {
     "persistence",
 }
 
-__all__ = ["EEGClassifier", "KnowledgeGuidedPruner", "save", "load", "__version__"]
+__all__ = ["EEGClassifier", "KnowledgeGuidedPruner", "save", "load", "export_onnx",
+           "__version__"]
 
 
 def __getattr__(name: str) -> Any:

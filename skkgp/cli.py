@@ -4,6 +4,7 @@
 methods x recoveries x folds it trains the origin network, prunes it, recovers it
 with the baseline (cross-entropy) and the proposed (knowledge-guided) losses, and
 prints and writes the table and its plots. See ``skkgp reproduce --help``.
+``skkgp export`` writes the network of a model file as ONNX (``skkgp export --help``).
 """
 
 from __future__ import annotations
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(model, origin type, fold) "
                           "(e.g. tcp://127.0.0.1:8786)")
     run.add_argument("--quiet", action="store_true", help="no progress bars or information")
+    _add_export_parser(commands)
     return parser
 
 
@@ -224,6 +226,86 @@ def _dataset_summary(choice) -> str:
     bands = "theta-gamma" if choice.bands == "paper" else "delta-gamma"
     baseline = "baseline removed" if choice.baseline else "no baseline"
     return f"{choice.layout} grid, {bands} DE, {baseline}, region {choice.region}"
+
+
+def _add_export_parser(commands) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write the network of a model file as ONNX (float32 or int8)",
+        description=(
+            "Export the network of a model file written by skkgp.save (an EEGClassifier, a "
+            "KnowledgeGuidedPruner: its pruned, recovered network, or a pipeline ending in "
+            "one: its network only) as an ONNX file with input 'input' (batch, *input "
+            "shape) and output 'probabilities' (batch, n_classes)."
+        ),
+        epilog=_EXPORT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("model_file", metavar="MODEL_FILE", help="a file written by skkgp.save")
+    export.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
+    export.add_argument("--opset", type=_number(int, 7), help="ONNX opset (default: torch's)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
+    export.add_argument("--quantize", choices=("int8",),
+                        help="int8: static quantization (QDQ) calibrated on --calibration")
+    export.add_argument("--calibration", metavar="FILE.npy",
+                        help="calibration inputs for --quantize int8: a .npy array shaped as "
+                             "the model's input (raw windows for a pipeline that starts "
+                             "from them)")
+
+
+_EXPORT_EXAMPLES = """\
+examples:
+  skkgp export pruned.skkgp pruned.onnx
+  skkgp export pruned.skkgp pruned-int8.onnx --quantize int8 --calibration X_cal.npy
+"""
+
+
+def _export(args: argparse.Namespace) -> int:
+    """``skkgp export``: checks first, so that a bad option writes and overwrites nothing."""
+    from pathlib import Path
+
+    def error(message: str) -> int:
+        print(f"{_PROG} export: error: {message}", file=sys.stderr)
+        return 2
+
+    out = Path(args.out)
+    if args.quantize and not args.calibration:
+        return error("--quantize int8 needs --calibration FILE.npy (inputs shaped as the "
+                     "model's input).")
+    if args.calibration and not args.quantize:
+        return error("--calibration serves --quantize int8 only.")
+    if out.exists() and not args.overwrite:
+        return error(f"{str(out)!r} exists; pass --overwrite to replace it.")
+    import numpy as np
+
+    from skkgp.export import export_onnx
+    from skkgp.persistence import load
+
+    calibration = None
+    if args.calibration:
+        try:
+            calibration = np.load(args.calibration, allow_pickle=False)
+        except FileNotFoundError:
+            return error(f"no calibration file at {args.calibration!r}.")
+        except (ValueError, OSError) as problem:
+            return error(f"{args.calibration!r} is not a readable .npy array of numbers "
+                         f"(pickled objects are refused): {problem}")
+        if not isinstance(calibration, np.ndarray):
+            return error(f"{args.calibration!r} holds several arrays (an .npz); give one "
+                         ".npy array.")
+    try:
+        estimator = load(args.model_file)
+    except (ValueError, FileNotFoundError) as problem:
+        return error(str(problem))
+    try:
+        export_onnx(estimator, out, opset=args.opset, quantize=args.quantize,
+                    calibration=calibration, overwrite=args.overwrite)
+    except (ValueError, TypeError, ImportError, OSError) as problem:
+        return error(str(problem))
+    except Exception as problem:  # noqa: BLE001 - e.g. NotFittedError, exporter failures
+        return error(f"{type(problem).__name__}: {problem}")
+    print(f"wrote {out}")
+    return 0
 
 
 def _check_device(device: str) -> None:
@@ -374,6 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupted (finished results are kept; rerun to resume).
     """
     args = build_parser().parse_args(argv)
+    if args.command == "export":
+        return _export(args)
     from skkgp.reproduce.command import reproduce
 
     try:

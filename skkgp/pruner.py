@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from skkgp import pruning
 from skkgp._input import eeg_input
 from skkgp._validation import HasMethods, Interval, Options, validate_params
+from skkgp._training import uncompiled
 from skkgp.classifier import EEGClassifier
 from skkgp.layout import DEFAULT_REGION, get_channels, get_layout, grid_cells, region_mask
 from skkgp.pruning.masks import store_derived_tensors
@@ -144,7 +145,10 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     estimator_ : KnowledgeGuidedClassifier
-        The pruned and recovered network, fitted.
+        The pruned and recovered network, fitted. Its ``module`` parameter is its
+        fitted network ``module_`` itself (not the pruned network as it was before
+        recovery), so that memory and model files hold one copy; a clone of it trains
+        on from the recovered weights.
     origin_estimator_ : EEGClassifier
         The fitted origin network (unpruned); with ``prefit=True``, a deep copy of
         ``estimator``.
@@ -351,6 +355,10 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             )
             # The optimizer still points at the unpruned tensors.
             recovered.initialize_optimizer()
+        # The recovery trained a copy of the pruned network it was given; keeping that
+        # pre-recovery copy as its parameter would double the memory and the model file.
+        # (A plain assignment: set_params would re-initialise the network.)
+        recovered.module = uncompiled(recovered.module_)
         self.estimator_ = recovered
         self.classes_ = recovered.classes_
         recovered_pred = recovered.predict(X)

@@ -19,8 +19,9 @@ PUBLIC_MODULES = (
     "skkgp.pruning",
     "skkgp.knowledge.evidence",
     "skkgp.knowledge.losses",
+    "skkgp.export",
 )
-TOP_LEVEL = ("EEGClassifier", "KnowledgeGuidedPruner", "save", "load")
+TOP_LEVEL = ("EEGClassifier", "KnowledgeGuidedPruner", "save", "load", "export_onnx")
 # Methods of the estimators that users call with data.
 ESTIMATOR_METHODS = ("fit", "partial_fit", "predict", "predict_proba", "score", "transform",
                      "fit_transform", "inverse_transform")

@@ -490,3 +490,66 @@ def test_file_holds_no_code_objects(pruners, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         skkgp.load(tmp_path / "k.skkgp")
+
+
+# ---------------------------------------------------------------------- one copy per file
+def _state_dict_bytes(module) -> int:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(module.state_dict(), buffer)
+    return len(buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def pruned_ccnn():
+    """A full-size CCNN (6.2 M parameters) pruned by lfp at 0.5 and recovered for an epoch."""
+    X, y = _data((4, 9, 9))
+    return KnowledgeGuidedPruner(_net("ccnn", batch_size=16), method="lfp", prune_ratio=0.5,
+                                 random_state=0).fit(X, y), X
+
+
+def test_pruned_network_is_stored_once(pruned_ccnn, tmp_path):
+    kgp, X = pruned_ccnn
+    net = kgp.estimator_
+    assert net.module is net.module_  # no pre-recovery copy beside the recovered network
+    path = tmp_path / "pruned.skkgp"
+    skkgp.save(net, path)
+    size, state = os.path.getsize(path), _state_dict_bytes(net.module_)
+    assert state > 10_000_000  # about 11.6 MB: the test measures the real network
+    assert abs(size - state) <= 0.05 * state
+    loaded = skkgp.load(path)
+    assert loaded.module is loaded.module_
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+
+
+def test_pruner_file_without_origin_holds_what_predicting_needs(pruned_ccnn, tmp_path):
+    kgp, X = pruned_ccnn
+    full, lean = tmp_path / "full.skkgp", tmp_path / "lean.skkgp"
+    skkgp.save(kgp, full)
+    skkgp.save(kgp, lean, include_origin=False)
+    state = _state_dict_bytes(kgp.estimator_.module_)
+    origin = _state_dict_bytes(kgp.origin_module_)
+    # Default: the origin and the pruned network, each once.
+    assert abs(os.path.getsize(full) - (state + origin)) <= 0.05 * (state + origin)
+    assert abs(os.path.getsize(lean) - state) <= 0.05 * state
+    again = skkgp.load(lean)
+    np.testing.assert_array_equal(again.predict_proba(X), kgp.predict_proba(X))
+    assert again.origin_score_ == kgp.origin_score_
+    assert not hasattr(again, "origin_estimator_") and not hasattr(again, "origin_module_")
+    assert hasattr(skkgp.load(full), "origin_estimator_")
+
+
+def test_prefit_origin_is_stored_unfitted_without_origin(tmp_path):
+    X, y = _data(SHAPES["eegnet"])
+    origin = _net("eegnet").fit(X, y)
+    kgp = KnowledgeGuidedPruner(origin, prefit=True, ch_names=CH_NAMES, random_state=0).fit(X, y)
+    path = tmp_path / "prefit.skkgp"
+    skkgp.save(kgp, path, include_origin=False)
+    again = skkgp.load(path)
+    assert not hasattr(again.estimator, "module_")  # the origin's weights stayed out
+    np.testing.assert_array_equal(again.predict(X), kgp.predict(X))
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="prefit=True"):
+        again.fit(X, y)

@@ -449,3 +449,24 @@ def test_nsfp_keeps_one_channel_per_layer():
     # Every scale of block1 lies below the threshold: the authors' rule would empty it.
     assert report.kept_channels["block1.0"] == (1, 12)
     assert net.block1[2].weight.item() == pytest.approx(0.002)
+
+
+def test_fold_masks_makes_umwp_masks_permanent():
+    from skkgp.pruning.masks import fold_masks
+
+    torch.manual_seed(0)
+    net = EEGNet(chunk_size=64, num_electrodes=8).eval()
+    x = torch.randn(3, 8, 64)
+    prune(net, "umwp", 0.6, x[:2])
+    masks = {name: layer.weight_mask.clone() for name, layer in net.named_modules()
+             if hasattr(layer, "weight_mask")}
+    before = net(x)
+    folded = fold_masks(net)
+    assert sorted(folded) == sorted(f"{name}.weight" for name in masks)
+    for name, mask in masks.items():
+        layer = net.get_submodule(name)
+        assert not hasattr(layer, "weight_mask") and not hasattr(layer, "weight_orig")
+        assert isinstance(layer.weight, torch.nn.Parameter)
+        assert torch.all(layer.weight[mask == 0] == 0)
+    torch.testing.assert_close(net(x), before, rtol=0, atol=0)
+    assert fold_masks(net) == []

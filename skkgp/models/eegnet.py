@@ -27,10 +27,17 @@ class Conv2dWithConstraint(nn.Conv2d):
         super().__init__(*args, **kwargs)
         self.max_norm = max_norm
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def constrain_(self) -> None:
+        """Renormalise the filters in place to an L2 norm of at most ``max_norm``."""
         # The constraint is a projection, not part of the graph: no gradient flows through it.
         with torch.no_grad():
             self.weight.copy_(torch.renorm(self.weight, p=2, dim=0, maxnorm=self.max_norm))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # An ONNX export traces a copy whose filters were projected beforehand
+        # (skkgp.export_onnx): an in-place update of a weight has no ONNX form.
+        if not torch.onnx.is_in_onnx_export():
+            self.constrain_()
         return super().forward(x)
 
 

@@ -90,10 +90,22 @@ class Unrepresentable(ValueError):
     """A value that a model file cannot hold without pickle."""
 
 
+# Fitted attributes of a KnowledgeGuidedPruner that hold its unpruned origin network;
+# predicting never reads them (save(..., include_origin=False) leaves them out).
+_ORIGIN_ATTRIBUTES = ("origin_estimator_", "origin_module_")
+
+
+def _holds_origin(estimator: Any) -> bool:
+    from skkgp.pruner import KnowledgeGuidedPruner
+
+    return isinstance(estimator, KnowledgeGuidedPruner)
+
+
 class Encoder:
     """Turns estimators into JSON-ready trees, collecting tensors on the side."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, include_origin: bool = True) -> None:
+        self.include_origin = include_origin
         self.tensors: dict[str, torch.Tensor] = {}
         self._modules: dict[int, int] = {}  # id(module) -> index, for shared modules
         self._module_records: list = []
@@ -113,10 +125,15 @@ class Encoder:
         params = est.get_params(deep=False)
         record: dict[str, Any] = {"class": class_path(cls)}
         encoded_params = {}
+        drop_origin = not self.include_origin and _holds_origin(est)
         for name, value in params.items():
             if name == "callbacks":
                 encoded_params[name] = self._callbacks(value)
                 continue
+            if drop_origin and name == "estimator":
+                from sklearn.base import clone
+
+                value = clone(value)  # a prefit origin, stored unfitted
             try:
                 encoded_params[name] = self.value(value)
             except Unrepresentable as error:
@@ -142,6 +159,8 @@ class Encoder:
                      and n not in _NET_SKIP]
         else:
             names = [n for n in vars(est) if n.endswith("_") and not n.startswith("_")]
+        if drop_origin:
+            names = [n for n in names if n not in _ORIGIN_ATTRIBUTES]
         for name in sorted(names):
             value = getattr(est, name)
             if isinstance(est, NeuralNet) and isinstance(value, (nn.Module, torch.optim.Optimizer)):

@@ -31,6 +31,7 @@ __all__ = [
     "copy_module",
     "effective_tensor",
     "effective_tensors",
+    "fold_masks",
     "mask_state_keys",
     "masked_tensors",
     "register_detach_hook",
@@ -111,6 +112,32 @@ def masked_tensors(module: nn.Module) -> dict[str, list[str]]:
             if isinstance(hook, torch_prune.BasePruningMethod):
                 masks.setdefault(name, []).append(hook._tensor_name)
     return masks
+
+
+def fold_masks(module: nn.Module) -> list[str]:
+    """Make every mask of ``module`` permanent, in place.
+
+    Each masked tensor becomes a plain parameter holding ``<name>_orig * <name>_mask``
+    (the zeros stay) and the reparametrisation (``<name>_orig``, ``<name>_mask``, the
+    pre-hook) goes, as an exported or deployed network needs. The masks no longer
+    stay applied in later training.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Returns
+    -------
+    folded : list of str
+        ``"layer.tensor"`` names of the tensors whose masks were folded.
+    """
+    folded = []
+    for name, tensors in masked_tensors(module).items():
+        layer = module.get_submodule(name) if name else module
+        for tensor in tensors:
+            torch_prune.remove(layer, tensor)
+            folded.append(f"{name}.{tensor}" if name else tensor)
+    return folded
 
 
 def mask_state_keys(masks: Mapping[str, list[str]]) -> set[str]:

@@ -1,0 +1,172 @@
+"""int8 against float32 ONNX files of pruned networks, on simulated DEAP-like data.
+
+For CCNN (band-DE grids) and EEGNet (raw windows), each seed simulates its own subjects
+(:func:`skkgp.datasets.make_deap_like`: a simulation, not DEAP), splits the windows by
+trial (no trial on both sides), fits a pipeline ending in a
+:class:`~skkgp.KnowledgeGuidedPruner` (LFP at 0.5) on the training trials, and exports
+its network three times with :func:`skkgp.export_onnx`: float32, int8 calibrated on
+``--n-calibration`` training windows drawn at random, and int8 calibrated on the
+training windows whose evidence (Grad-CAM for CCNN, input x gradient for EEGNet) lies
+most in the knowledge region (``calibration="knowledge"``). On the held-out trials it
+measures, in onnxruntime:
+
+- accuracy of each file, and the share of windows where int8 predicts the float class;
+- latency (ms per call, one thread, batch 1 and 256; median of interleaved repeats);
+- file size.
+
+The summary gives mean +- std over seeds and the paired differences (int8 - float,
+knowledge - random) with a 95 % t-interval over seeds.
+
+Run ``python benchmarks/int8_accuracy.py [--seeds 0 1 2 3 4] [--models ccnn eegnet]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from sklearn.model_selection import GroupShuffleSplit
+from sklearn.pipeline import make_pipeline
+
+from skkgp import EEGClassifier, KnowledgeGuidedPruner, export_onnx
+from skkgp.datasets import make_deap_like
+from skkgp.export import INPUT_NAME
+from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer, ToGrid
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from deploy_latency import interleaved, session  # noqa: E402 - the sibling benchmark
+
+# CCNN with Adam at 1e-3 collapses to a constant predictor on these small data.
+LR = {"ccnn": 1e-4, "eegnet": 1e-3}
+FILES = ("float", "int8-random", "int8-knowledge")
+
+
+def pipeline(model: str, args) -> object:
+    steps = ([BandDifferentialEntropy(), ChannelStandardizer(per_feature=True), ToGrid()]
+             if model == "ccnn" else [ChannelStandardizer()])
+    net = EEGClassifier(model, lr=LR[model], max_epochs=args.epochs,
+                        batch_size=args.batch_size)
+    return make_pipeline(*steps, KnowledgeGuidedPruner(
+        net, method="lfp", prune_ratio=0.5, recovery_epochs=args.recovery_epochs,
+        region=args.region, random_state=0))
+
+
+def run_cell(model: str, seed: int, args, folder: Path) -> dict:
+    data = make_deap_like(n_subjects=args.subjects, n_trials=args.trials,
+                          duration=args.duration, valence_effect=args.valence_effect,
+                          random_state=seed)
+    split = GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed)
+    train, test = next(split.split(data.X, data.y, groups=data.trials))
+    pipe = pipeline(model, args).set_params(knowledgeguidedpruner__random_state=seed)
+    start = time.perf_counter()
+    pipe.fit(data.X[train], data.y[train])
+    fit_seconds = time.perf_counter() - start
+    paths = {name: folder / f"{model}-{seed}-{name}.onnx" for name in FILES}
+    export_onnx(pipe, paths["float"], overwrite=True)
+    for strategy in ("random", "knowledge"):
+        export_onnx(pipe, paths[f"int8-{strategy}"], quantize="int8", calibration=strategy,
+                    X=data.X[train], y=data.y[train], n_calibration=args.n_calibration,
+                    random_state=seed, overwrite=True)
+    features = pipe[:-1].transform(data.X[test]).astype(np.float32)
+    classes = pipe.classes_
+    sessions = {name: session(path, 1) for name, path in paths.items()}
+    predictions = {name: classes[s.run(None, {INPUT_NAME: features})[0].argmax(1)]
+                   for name, s in sessions.items()}
+    row = {"model": model, "seed": seed, "n_train": len(train), "n_test": len(test),
+           "fit_s": fit_seconds,
+           "acc_pytorch": float(np.mean(pipe.predict(data.X[test]) == data.y[test]))}
+    for name in FILES:
+        row[f"acc_{name}"] = float(np.mean(predictions[name] == data.y[test]))
+        row[f"agree_{name}"] = float(np.mean(predictions[name] == predictions["float"]))
+        row[f"mb_{name}"] = paths[name].stat().st_size / 1e6
+    torch.set_num_threads(1)
+    for batch in (1, 256):
+        x = {INPUT_NAME: np.resize(features, (batch, *features.shape[1:]))}
+        calls = {name: (lambda s=s: s.run(None, x)) for name, s in sessions.items()}
+        times = interleaved(calls, args.repeats, 0.05)
+        for name in FILES:
+            row[f"ms{batch}_{name}"] = 1e3 * statistics.median(times[name])
+    return row
+
+
+def interval(values: pd.Series) -> str:
+    """Mean and 95 % t-interval over seeds."""
+    mean = values.mean()
+    if len(values) < 2:
+        return f"{mean:+.3f}"
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for model, cell in results.groupby("model", sort=False):
+        row = {"model": model, "seeds": len(cell)}
+        for name in FILES:
+            row[f"acc {name}"] = f"{cell[f'acc_{name}'].mean():.3f} ± " \
+                                 f"{cell[f'acc_{name}'].std(ddof=1):.3f}"
+        for name in FILES[1:]:
+            row[f"Δacc {name} - float"] = interval(cell[f"acc_{name}"] - cell["acc_float"])
+            row[f"agree {name}"] = f"{cell[f'agree_{name}'].mean():.3f} (min " \
+                                   f"{cell[f'agree_{name}'].min():.3f})"
+        row["Δacc knowledge - random"] = interval(cell["acc_int8-knowledge"]
+                                                  - cell["acc_int8-random"])
+        for batch in (1, 256):
+            for name in ("float", "int8-random"):
+                row[f"ms b{batch} {name}"] = f"{cell[f'ms{batch}_{name}'].median():.3f}"
+            row[f"int8 speed-up b{batch}"] = (
+                f"{(cell[f'ms{batch}_float'] / cell[f'ms{batch}_int8-random']).median():.2f}")
+        for name in ("float", "int8-random"):
+            row[f"MB {name}"] = f"{cell[f'mb_{name}'].mean():.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model").T
+
+
+def main(argv=None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["ccnn", "eegnet"],
+                        choices=["ccnn", "eegnet"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--subjects", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per trial")
+    parser.add_argument("--epochs", type=int, default=4, help="origin epochs")
+    parser.add_argument("--recovery-epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--valence-effect", type=float, default=1.0)
+    parser.add_argument("--region", default="prefrontal")
+    parser.add_argument("--n-calibration", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=None, help="CSV file for the per-seed results")
+    args = parser.parse_args(argv)
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="skkgp-int8-") as folder:
+        for model in args.models:
+            for seed in args.seeds:
+                row = run_cell(model, seed, args, Path(folder))
+                rows.append(row)
+                print(f"{model:7s} seed {seed}: acc float/int8-random/int8-knowledge "
+                      f"{row['acc_float']:.3f}/{row['acc_int8-random']:.3f}/"
+                      f"{row['acc_int8-knowledge']:.3f}  agree "
+                      f"{row['agree_int8-random']:.3f}/{row['agree_int8-knowledge']:.3f}  "
+                      f"({row['fit_s']:.0f} s fit)", flush=True)
+    results = pd.DataFrame(rows)
+    if args.out:
+        results.to_csv(args.out, index=False)
+    print(f"\nLFP at 0.5, held-out trials, {args.n_calibration} calibration windows from the "
+          f"training trials; seeds {args.seeds}; onnxruntime, 1 thread")
+    print(summarize(results).to_string())
+    return results
+
+
+if __name__ == "__main__":
+    main()

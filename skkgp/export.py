@@ -1,0 +1,506 @@
+"""Export a fitted network to ONNX, in float32 or statically quantized to int8.
+
+:func:`export_onnx` writes the network of a fitted :class:`~skkgp.EEGClassifier`,
+:class:`~skkgp.KnowledgeGuidedPruner` (its pruned, recovered network) or
+:class:`~sklearn.pipeline.Pipeline` ending in one as an ONNX file that runs without
+Python's torch, e.g. in onnxruntime on a phone, a headset's processor or a server.
+
+The file holds:
+
+- One input, ``"input"``, float32 of shape ``(batch, *input_shape)``: exactly the
+  arrays the estimator itself receives, i.e. ``(batch, n_bands, rows, cols)`` grids for
+  CCNN and FBCCNN and ``(batch, n_chans, n_times)`` raw windows for EEGNet and
+  TSCeption. The batch axis is dynamic.
+- One output, ``"probabilities"`` (:data:`OUTPUT_NAME`), float32 of shape
+  ``(batch, n_classes)``: the softmax of the network's logits, columns in the order
+  of the estimator's ``classes_``.
+- Metadata (``metadata_props``): ``classes`` (JSON list of the class labels),
+  ``input_shape`` (JSON list), ``preprocessing`` (JSON list of the pipeline steps
+  that stay in Python, empty for a bare estimator) and ``skkgp_version``.
+
+The network is exported from a copy, in eval mode (no dropout; BatchNorm with its
+running statistics): magnitude-pruning masks (``torch.nn.utils.prune``) are folded
+into the weights, channels-last weights are written in ONNX's plain layout, and the
+max-norm constraint of EEGNet's spatial filters is applied to the weights once.
+The estimator and its network are never changed.
+
+Pipeline steps before the network (e.g. :class:`~skkgp.transforms.BandDifferentialEntropy`
+and :class:`~skkgp.transforms.ToGrid`) are *not* exported: run them in Python (or
+re-implement them where the model runs) and feed their output to the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from skkgp._atomic import atomic_write_bytes
+from skkgp._training import uncompiled
+from skkgp.pruning.masks import copy_module, fold_masks
+
+__all__ = [
+    "export_onnx",
+    "calibration_inputs",
+    "knowledge_ranking",
+    "network_estimator",
+    "inference_copy",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "QUANTIZED_OP_TYPES",
+]
+
+#: Name of the input of every exported file.
+INPUT_NAME = "input"
+#: Name of the output of every exported file: class probabilities.
+OUTPUT_NAME = "probabilities"
+#: Operators quantized by ``quantize="int8"``: those that carry the weights and the MACs.
+#: Softmax, pooling, BatchNorm and activations stay float, so the probabilities keep
+#: float resolution.
+QUANTIZED_OP_TYPES = ("Conv", "Gemm", "MatMul")
+
+_QUANTIZE = (None, "int8")
+_CALIBRATION_STRATEGIES = ("random", "knowledge")
+
+
+class _Probabilities(nn.Module):
+    """The network followed by a softmax over classes."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.network(x), dim=1)
+
+
+def export_onnx(
+    estimator: Any,
+    path: str | os.PathLike,
+    *,
+    opset: int | None = None,
+    quantize: str | None = None,
+    calibration: Any = None,
+    X: Any = None,
+    y: Any = None,
+    n_calibration: int = 128,
+    random_state: int | None = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write the network of a fitted estimator to an ONNX file.
+
+    Parameters
+    ----------
+    estimator : EEGClassifier, KnowledgeGuidedPruner or Pipeline
+        A fitted estimator. For a :class:`~skkgp.KnowledgeGuidedPruner` the pruned,
+        recovered network (``estimator_``) is exported; for a
+        :class:`~sklearn.pipeline.Pipeline`, the network of its last step (the
+        steps before it stay in Python and are listed in the file's
+        ``preprocessing`` metadata).
+    path : path-like
+        Destination file (by convention ``*.onnx``); its folder must exist. Written
+        atomically: a failure leaves no partial file.
+    opset : int or None, default=None
+        ONNX opset; ``None`` uses torch's default. Quantization needs at least 13.
+    quantize : {None, "int8"}, default=None
+        ``"int8"``: static quantization with onnxruntime
+        (:func:`onnxruntime.quantization.quantize_static`, QDQ format, int8 weights
+        per output channel, int8 activations) of the operators in
+        :data:`QUANTIZED_OP_TYPES`. Activation ranges come from ``calibration``.
+    calibration : array-like, shape (n_samples, ...), {"random", "knowledge"} or None, \
+default=None
+        Calibration inputs for ``quantize="int8"``, shaped like what ``estimator``
+        takes (raw windows for a pipeline that starts from them): an array is used
+        whole. ``"random"`` draws ``n_calibration`` samples of ``X``;
+        ``"knowledge"`` takes the ``n_calibration`` samples of ``X`` whose evidence
+        (:func:`skkgp.knowledge.evidence.guided_gradcam`) lies most in the knowledge
+        region (:func:`skkgp.knowledge.losses.region_share`), which needs a network recovered
+        with the knowledge-guided losses (a ``KnowledgeGuidedPruner`` or a
+        ``KnowledgeGuidedClassifier``, which know their region).
+    X : array-like, shape (n_samples, ...), or None, default=None
+        Samples to choose calibration inputs from (``calibration="random"`` or
+        ``"knowledge"``), e.g. the training data.
+    y : array-like, shape (n_samples,), or None, default=None
+        Labels of ``X`` for ``calibration="knowledge"``: the evidence of the true
+        class; ``None`` explains the predicted class.
+    n_calibration : int, default=128
+        Number of calibration samples drawn from ``X``.
+    random_state : int or None, default=0
+        Seed of ``calibration="random"``.
+    overwrite : bool, default=False
+        Replace an existing ``path``. By default an existing file raises
+        :class:`FileExistsError` before any work and is left untouched.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ImportError
+        If ``onnx`` (or, for ``quantize``, ``onnxruntime``) is not installed: install
+        ``skkgp[deploy]``.
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    ValueError
+        For an unfitted estimator, an unknown ``quantize`` or ``calibration``, or
+        calibration inputs of the wrong shape.
+
+    See Also
+    --------
+    skkgp.save : The estimator itself, for Python.
+
+    Notes
+    -----
+    The file computes in float32 whatever the estimator's ``precision`` (a network
+    trained with ``precision="bf16"`` predicts under bfloat16 autocast in PyTorch,
+    so its probabilities differ from the file's by that rounding). Float exports
+    agree with :meth:`~skkgp.EEGClassifier.predict_proba` to about 1e-6.
+
+    Examples
+    --------
+    >>> import skkgp  # doctest: +SKIP
+    >>> skkgp.export_onnx(fitted_pruner, "pruned.onnx")  # doctest: +SKIP
+    >>> import onnxruntime  # doctest: +SKIP
+    >>> session = onnxruntime.InferenceSession("pruned.onnx")  # doctest: +SKIP
+    >>> proba = session.run(["probabilities"], {"input": X_grid})[0]  # doctest: +SKIP
+    """
+    path = Path(path)
+    if quantize not in _QUANTIZE:
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}.")
+    if quantize is None and (calibration is not None or X is not None):
+        raise ValueError("calibration and X serve quantize='int8' only; pass quantize='int8' "
+                         "or leave them out.")
+    if opset is not None and (isinstance(opset, bool) or not isinstance(opset, int)
+                              or opset < 7):
+        raise ValueError(f"opset must be an int >= 7 or None, got {opset!r}.")
+    if quantize is not None and opset is not None and opset < 13:
+        raise ValueError(f"quantize='int8' needs opset >= 13, got opset={opset}.")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it.")
+    if path.is_dir():
+        raise IsADirectoryError(f"Cannot write {str(path)!r}: it is a folder.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"Cannot write {str(path)!r}: folder {str(path.parent)!r} "
+                                "does not exist.")
+    _require("onnx")
+    if quantize is not None:
+        _require("onnxruntime")
+
+    net, preprocessing = network_estimator(estimator)
+    network = inference_copy(net.module_)
+    input_shape = tuple(int(s) for s in net.input_shape_)
+    model = _export_float(network, input_shape, opset)
+    metadata = {
+        "classes": json.dumps(np.asarray(net.classes_).tolist()),
+        "input_shape": json.dumps(list(input_shape)),
+        "preprocessing": json.dumps([name for name, _ in preprocessing]),
+        "skkgp_version": _skkgp_version(),
+    }
+    if quantize == "int8":
+        inputs = calibration_inputs(estimator, calibration, X=X, y=y,
+                                    n_calibration=n_calibration, random_state=random_state)
+        model = _quantize_int8(model, inputs)
+        metadata["quantization"] = "int8 static QDQ"
+    data = _with_metadata(model, metadata)
+    atomic_write_bytes(path, data, overwrite=overwrite)
+    return path
+
+
+# ---------------------------------------------------------------------- network
+def network_estimator(estimator: Any) -> tuple[Any, list[tuple[str, Any]]]:
+    """The fitted net that holds the network, and the pipeline steps before it.
+
+    Parameters
+    ----------
+    estimator : EEGClassifier, KnowledgeGuidedPruner or Pipeline
+        Fitted.
+
+    Returns
+    -------
+    net : EEGClassifier
+        The fitted net (``estimator_`` of a pruner, the last step of a pipeline).
+    preprocessing : list of (str, transformer)
+        Pipeline steps that run before the network (empty without a pipeline).
+    """
+    from sklearn.pipeline import Pipeline
+
+    from skkgp.classifier import EEGClassifier
+    from skkgp.pruner import KnowledgeGuidedPruner
+
+    preprocessing: list[tuple[str, Any]] = []
+    final = estimator
+    if isinstance(estimator, Pipeline):
+        preprocessing = [(name, step) for name, step in estimator.steps[:-1]
+                         if step is not None and step != "passthrough"]
+        final = estimator.steps[-1][1]
+    if isinstance(final, KnowledgeGuidedPruner):
+        check_is_fitted(final, "estimator_")
+        final = final.estimator_
+    if not isinstance(final, EEGClassifier):
+        raise TypeError(
+            "export_onnx exports the network of a fitted skkgp.EEGClassifier, "
+            "KnowledgeGuidedPruner or a Pipeline ending in one; got "
+            f"{type(final).__name__}."
+        )
+    check_is_fitted(final, "input_shape_")
+    if not isinstance(getattr(final, "module_", None), nn.Module):
+        raise ValueError(f"The {type(final).__name__} holds no network (module_): fit it first.")
+    return final, preprocessing
+
+
+def inference_copy(module: nn.Module) -> nn.Module:
+    """A float32, eval-mode, CPU copy of ``module`` ready for tracing.
+
+    Masks of :mod:`torch.nn.utils.prune` are folded into the weights
+    (``prune.remove`` on the copy), 4-D weights get the contiguous memory format, and
+    layers with a weight constraint (``constrain_`` method, e.g. EEGNet's max-norm
+    spatial filters) are projected once, as their forward pass would.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network (a ``torch.compile`` wrapper is unwrapped). It is not changed.
+
+    Returns
+    -------
+    copy : torch.nn.Module
+    """
+    result = copy_module(uncompiled(module)).cpu().float().eval()
+    fold_masks(result)
+    result = result.to(memory_format=torch.contiguous_format)
+    with torch.no_grad():
+        for layer in result.modules():
+            constrain = getattr(layer, "constrain_", None)
+            if callable(constrain):
+                constrain()
+    for parameter in result.parameters():
+        parameter.requires_grad_(False)
+    return result
+
+
+def _export_float(network: nn.Module, input_shape: tuple[int, ...], opset: int | None):
+    import onnx
+
+    wrapped = _Probabilities(network).eval()
+    # Batch 2 so that nothing batch-dependent is constant-folded into the graph.
+    example = torch.zeros((2, *input_shape), dtype=torch.float32)
+    buffer = io.BytesIO()
+    kwargs = {} if opset is None else {"opset_version": int(opset)}
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
+        # onnxscript; its output is the same plain ONNX graph.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # ZeroPad2d's negative-step slices are left to the runtime: a note, not a fault.
+        warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
+        torch.onnx.export(
+            wrapped,
+            (example,),
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            do_constant_folding=True,
+            dynamo=False,
+            **kwargs,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    onnx.checker.check_model(model)
+    return model
+
+
+def _with_metadata(model, metadata: dict[str, str]) -> bytes:
+    import onnx
+
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name = "skkgp"
+    model.producer_version = _skkgp_version()
+    return model.SerializeToString()
+
+
+def _skkgp_version() -> str:
+    import skkgp
+
+    return skkgp.__version__
+
+
+def _require(package: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(package) is None:
+        raise ImportError(
+            f"export_onnx needs the {package!r} package: pip install 'skkgp[deploy]' "
+            "(onnx and onnxruntime)."
+        )
+
+
+# ---------------------------------------------------------------------- int8
+def calibration_inputs(
+    estimator: Any,
+    calibration: Any,
+    *,
+    X: Any = None,
+    y: Any = None,
+    n_calibration: int = 128,
+    random_state: int | None = 0,
+) -> np.ndarray:
+    """The network inputs that calibrate a static int8 quantization.
+
+    Parameters
+    ----------
+    estimator : EEGClassifier, KnowledgeGuidedPruner or Pipeline
+        Fitted. The inputs of a pipeline pass through its steps before the network.
+    calibration : array-like, shape (n_samples, ...), or {"random", "knowledge"}
+        Inputs to use whole, or how to choose ``n_calibration`` samples of ``X``.
+    X : array-like, shape (n_samples, ...), or None
+        Candidates for ``"random"`` and ``"knowledge"``.
+    y : array-like, shape (n_samples,), or None
+        Labels of ``X`` for ``"knowledge"`` (``None``: the predicted class).
+    n_calibration : int, default=128
+    random_state : int or None, default=0
+
+    Returns
+    -------
+    inputs : ndarray of float32, shape (n, ...)
+        As the network takes them.
+    """
+    net, preprocessing = network_estimator(estimator)
+    shape = tuple(int(s) for s in net.input_shape_)
+    if calibration is None:
+        raise ValueError(
+            "quantize='int8' needs calibration inputs: calibration=X_cal (an array of "
+            "inputs), or calibration='random' or 'knowledge' with X=the training data."
+        )
+    if isinstance(calibration, str):
+        if calibration not in _CALIBRATION_STRATEGIES:
+            raise ValueError(f"calibration must be an array or one of "
+                             f"{list(_CALIBRATION_STRATEGIES)}, got {calibration!r}.")
+        if X is None:
+            raise ValueError(f"calibration={calibration!r} chooses samples of X: pass X "
+                             "(e.g. the training data).")
+        if (isinstance(n_calibration, bool) or not isinstance(n_calibration, int)
+                or n_calibration < 1):
+            raise ValueError(f"n_calibration must be a positive int, got {n_calibration!r}.")
+        candidates = _network_inputs(X, preprocessing, shape, "X")
+        if calibration == "random":
+            rng = np.random.default_rng(random_state)
+            count = min(n_calibration, len(candidates))
+            return candidates[np.sort(rng.choice(len(candidates), count, replace=False))]
+        if y is not None and len(np.asarray(y)) != len(candidates):
+            raise ValueError(f"X has {len(candidates)} samples but y has "
+                             f"{len(np.asarray(y))}.")
+        order = knowledge_ranking(estimator, candidates, y)
+        return candidates[np.sort(order[:n_calibration])]
+    if X is not None:
+        raise ValueError("X chooses calibration samples for calibration='random' or "
+                         "'knowledge'; with a calibration array, leave X out.")
+    return _network_inputs(calibration, preprocessing, shape, "calibration")
+
+
+def knowledge_ranking(estimator: Any, inputs: np.ndarray, y: Any = None) -> np.ndarray:
+    """Indices of ``inputs``, highest share of evidence on the knowledge region first.
+
+    Parameters
+    ----------
+    estimator : KnowledgeGuidedPruner, KnowledgeGuidedClassifier or Pipeline
+        Fitted, with a knowledge region (``region_mask_``).
+    inputs : ndarray, shape (n_samples, ...)
+        Network inputs (after any pipeline preprocessing).
+    y : array-like of shape (n_samples,) or None
+        Class explained per sample; ``None`` explains the predicted class.
+
+    Returns
+    -------
+    order : ndarray of int, shape (n_samples,)
+    """
+    from skkgp.knowledge.evidence import guided_gradcam
+    from skkgp.knowledge.losses import region_share
+
+    net, _ = network_estimator(estimator)
+    mask = getattr(net, "region_mask_", None)
+    if mask is None:
+        raise ValueError(
+            "calibration='knowledge' ranks samples by the share of their evidence on the "
+            "knowledge region, but this network has none: export a KnowledgeGuidedPruner "
+            "(or a KnowledgeGuidedClassifier with region_mask), or pass "
+            "calibration='random' or an array."
+        )
+    # The evidence kind, layer and grid cells the network was recovered with.
+    evidence = guided_gradcam(net, inputs, y)
+    share = np.asarray(region_share(evidence, np.asarray(mask, dtype=bool)))
+    return np.argsort(-share, kind="stable")
+
+
+def _network_inputs(data: Any, preprocessing: Sequence[tuple[str, Any]],
+                    shape: tuple[int, ...], what: str) -> np.ndarray:
+    for _, step in preprocessing:
+        data = step.transform(data)
+    array = np.asarray(data, dtype=np.float32)
+    if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape:
+        raise ValueError(
+            f"{what} has shape {array.shape}, but the network takes samples of shape "
+            f"{shape}" + (" (after the pipeline's preprocessing)" if preprocessing else "")
+            + "."
+        )
+    if len(array) == 0:
+        raise ValueError(f"{what} holds no sample.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} holds NaN or infinite values.")
+    return np.ascontiguousarray(array)
+
+
+def _quantize_int8(model, inputs: np.ndarray):
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        """Feeds the calibration inputs to onnxruntime in batches of 32."""
+
+        def __init__(self) -> None:
+            self.batches = iter(inputs[i:i + 32] for i in range(0, len(inputs), 32))
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    with tempfile.TemporaryDirectory(prefix="skkgp-int8-") as folder:
+        folder = Path(folder)
+        source, prepared, target = (folder / name for name in
+                                    ("float.onnx", "prepared.onnx", "int8.onnx"))
+        onnx.save(model, source)
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(target),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+        return onnx.load(target)
