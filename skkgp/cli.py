@@ -36,6 +36,8 @@ examples:
   skkgp reproduce --models fbccnn --methods lfp nsfp --recovery finetune scratch
   skkgp reproduce --data ~/data/deap --full --device cuda   # the paper's whole Table 1
   skkgp reproduce --scheduler tcp://10.0.0.1:8786  # cells on a Dask cluster
+  skkgp reproduce --data ~/data/deap --full --device cuda --workers 4 --dry-run
+                                                   # the grid and its estimated time
 
 Rerun the same command after an interruption: finished (cell, fold) results in --out
 are kept and only the missing ones are computed.
@@ -189,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="send the work to the Dask scheduler at ADDRESS, one task per origin "
                           "(model, origin type, fold) "
                           "(e.g. tcp://127.0.0.1:8786)")
+    run.add_argument("--workers", type=_number(int, 1), default=1, metavar="N",
+                     help="run N origin groups (model, origin type, fold) at once on this "
+                          "machine, each in its own process with its share of the CPU cores "
+                          "(or --threads each), on the same --device; the results are those "
+                          "of --workers 1 (default 1). Device memory is checked first")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the grid, time a few training steps of each model here and "
+                          "print the estimated wall time for 1 and N workers; trains nothing "
+                          "and writes nothing")
     run.add_argument("--quiet", action="store_true", help="no progress bars or information")
     return parser
 
@@ -283,6 +294,11 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
     if values["protocol"] == "subject" and args.folds is None:
         values["folds"] = None  # one fold per subject
     _check_device(args.device)
+    if args.workers > 1 and args.scheduler is not None:
+        raise ConfigError(
+            f"--workers {args.workers} with --scheduler: the Dask cluster's workers run the "
+            "origin groups there (start them with `dask worker --nworkers N`); drop --workers."
+        )
 
     inapplicable = _inapplicable(values["models"], values["methods"])
     skipped: tuple[str, ...] = ()
@@ -301,8 +317,8 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
             if f"{m}-{me}" not in skipped]:
         raise ConfigError("no (model, method) pair left to run.")
     return ReproduceConfig(
-        **values, seed=args.seed, device=args.device, threads=args.threads, full=args.full,
-        skipped=skipped,
+        **values, seed=args.seed, device=args.device, threads=args.threads,
+        workers=args.workers, full=args.full, skipped=skipped,
     )
 
 
@@ -330,6 +346,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         config = config_from_args(args)
+        if args.dry_run:
+            from skkgp.reproduce.estimate import dry_run
+
+            dry_run(config, quiet=args.quiet)
+            return 0
         reproduce(config, args.out, scheduler=args.scheduler, overwrite=args.overwrite,
                   quiet=args.quiet)
     except ConfigError as error:

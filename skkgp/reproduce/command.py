@@ -18,6 +18,7 @@ from skkgp.reproduce.data import (
     DataSpec,
     check_data_path,
     check_folds,
+    input_shape,
     load_windows,
     n_folds,
 )
@@ -111,12 +112,16 @@ def reproduce(
         print(f"skkgp reproduce: {len(cells)} cells x {config.folds} folds into {store.out}"
               + (f" ({reused} finished results reused)" if reused else ""), file=sys.stderr)
 
-    show_epochs = not quiet and scheduler is None
+    if scheduler is None and config.workers > 1:
+        for message in _check_workers(config, bunch):
+            print(f"skkgp reproduce: warning: {message}", file=sys.stderr)
+    # Epoch bars of several processes would overwrite each other's line.
+    show_epochs = not quiet and scheduler is None and config.workers == 1
     # One origin trained per (model, origin family, fold) with missing results, shared
     # by every missing cell that prunes it.
     groups = group_pending(config, pending, progress=show_epochs)
     computed = _compute(groups, store, scheduler=scheduler, quiet=quiet, total=total,
-                        done=reused)
+                        done=reused, config=config)
 
     results = [store.load(cell, fold) for cell in cells for fold in range(config.folds)]
     frame = results_frame(results)
@@ -142,8 +147,16 @@ def _check_region(config: ReproduceConfig, ch_names) -> None:
         raise ConfigError(f"--region {_region_label(config)}: {error}") from None
 
 
+def _check_workers(config: ReproduceConfig, bunch) -> list[str]:
+    from skkgp.reproduce.parallel import check_workers
+
+    shapes = {model: input_shape(model, bunch) for model in config.models}
+    n_classes = int(np.unique(np.asarray(bunch.y)).size)
+    return check_workers(config, config.workers, shapes, n_classes, len(bunch.y))
+
+
 def _compute(groups: list[OriginGroup], store: ResultStore, *, scheduler: str | None,
-             quiet: bool, total: int, done: int) -> int:
+             quiet: bool, total: int, done: int, config: ReproduceConfig) -> int:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=done, desc="cells x folds", position=0,
@@ -159,10 +172,15 @@ def _compute(groups: list[OriginGroup], store: ResultStore, *, scheduler: str | 
         bar.update(1)
 
     try:
-        if scheduler is None:
-            run_sequential(groups, on_result)
-        else:
+        if scheduler is not None:
             run_dask(groups, on_result, scheduler)
+        elif config.workers > 1:
+            from skkgp.reproduce.parallel import run_parallel, worker_threads
+
+            run_parallel(groups, on_result, config.workers,
+                         threads=worker_threads(config, config.workers))
+        else:
+            run_sequential(groups, on_result)
     finally:
         bar.close()
     return count

@@ -36,7 +36,7 @@ ALL_RECOVERIES = ("finetune", "scratch")
 PROTOCOLS = ("paper", "trial", "subject")
 
 # Options that change what a run computes. Output, display and execution options
-# (--out, --quiet, --scheduler, --device, --threads, --overwrite) are left out:
+# (--out, --quiet, --scheduler, --device, --threads, --workers, --overwrite) are left out:
 # they change where or how fast, not what.
 _IDENTITY_FIELDS = (
     "data",
@@ -174,6 +174,7 @@ class ReproduceConfig:
     target: str = QUICK["target"]
     device: str = "cpu"
     threads: int | None = None
+    workers: int = 1
     full: bool = False
     skipped: tuple[str, ...] = field(default=())
 
