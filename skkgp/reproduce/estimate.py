@@ -55,8 +55,9 @@ __all__ = [
     "dry_run",
 ]
 
-#: Timed training steps of each kind per model (after a warm-up epoch of as many).
+#: Training steps per timed epoch, for each kind and model.
 PROBE_STEPS = 4
+_TIMED_EPOCHS = 3
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def time_steps(
     device : str, default="cpu"
     lr : float, default=1e-3
     steps : int, default=PROBE_STEPS
-        Steps per epoch; the second of two epochs is timed.
+        Steps per epoch; after a warm-up epoch, the median of three is timed.
     n_classes : int, default=2
     clock : callable, default=time.perf_counter
         The clock that times them; ``time.process_time`` gives CPU seconds.
@@ -139,7 +140,9 @@ def time_steps(
     rng = np.random.default_rng(0)
     X = rng.standard_normal((steps * batch_size, *sample_shape)).astype(np.float32)
     y = np.arange(len(X)) % n_classes
-    common = dict(max_epochs=2, batch_size=batch_size, device=device, lr=lr, random_state=0)
+    # A warm-up epoch, then the median of three timed ones: robust to a moment of load.
+    common = dict(max_epochs=1 + _TIMED_EPOCHS, batch_size=batch_size, device=device, lr=lr,
+                  random_state=0)
     seconds = {}
     for name, make in (
         ("plain", lambda: EEGClassifier(model, **common)),
@@ -149,9 +152,9 @@ def time_steps(
         epochs = _epoch_clock(clock)
         net = make().set_params(callbacks=[("epoch_clock", epochs)])
         net.fit(X, y)
-        seconds[name] = epochs.times_[-1] / steps
+        seconds[name] = statistics.median(epochs.times_[1:]) / steps
         if name == "plain":
-            seconds["warmup"] = max(0.0, epochs.times_[0] - epochs.times_[-1])
+            seconds["warmup"] = max(0.0, epochs.times_[0] - seconds[name] * steps)
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
     start = clock()
@@ -367,7 +370,10 @@ def estimate(
     """Wall time of the groups ``work`` with ``workers`` workers at step ``times``."""
     seconds = [group.seconds(times[group.model]) for group in work]
     n_workers = max(1, min(workers, len(work)))
-    # Each worker starts, then prepares the data (in parallel with the others).
+    # This process prepares the data, then (with workers) each worker starts and
+    # prepares them again, in parallel with the others.
+    if workers > 1:
+        startup += data_seconds
     tasks = [(group.model, s) for group, s in zip(work, seconds, strict=True)]
     warmup = {model: t.warmup for model, t in times.items()}
     total = _makespan(tasks, n_workers, startup + data_seconds, warmup) + output_seconds
@@ -398,6 +404,49 @@ def _time_outputs(config: ReproduceConfig, bunch,
     # One plot per cell and the accuracy plot. The fastest of three: a plot's own cost,
     # without the garbage collections and first-use set-up that happen to fall in it.
     return min(seconds) * (len(config.cells()) + 1)
+
+
+def _prepare(config: ReproduceConfig, clock: Callable[[], float]):
+    """Load the windows and their features as a run does; the bunch and the seconds."""
+    from skkgp.models import get_model_class
+
+    spec = DataSpec.from_config(config)
+    start = clock()
+    bunch = load_windows(spec)
+    for kind in sorted({get_model_class(m).input_kind for m in config.models}):
+        window_features(spec, kind)
+    return bunch, clock() - start
+
+
+def _data_layout(config: ReproduceConfig, clock: Callable[[], float]):
+    """The windows' layout (count, subjects, trials, shape) and the seconds to prepare them.
+
+    A DEAP folder is read as the run reads it. Simulated data are laid out without
+    simulating them all (DEAP's full size takes about a minute of CPU): one subject is
+    simulated and timed, and the layout and time are scaled to ``n_subjects``
+    (subjects are simulated one after the other, alike in size). Fold sizes depend on
+    the layout only, not on the values.
+    """
+    from sklearn.utils import Bunch
+
+    if not config.synthetic or config.n_subjects == 1:
+        return _prepare(config, clock)
+    one = config.replace(n_subjects=1)
+    subject, seconds = _prepare(one, clock)
+    load_windows.cache_clear()
+    window_features.cache_clear()
+    n = config.n_subjects
+    trials = np.asarray(subject.trials)
+    per_subject = int(trials.max()) + 1
+    layout = Bunch(
+        X=np.broadcast_to(np.float32(0), (n * len(trials), *np.shape(subject.X)[1:])),
+        y=np.tile(np.asarray(subject.y), n),
+        groups=np.repeat(np.asarray(subject.groups)[0] + np.arange(n), len(trials)),
+        trials=np.concatenate([trials + index * per_subject for index in range(n)]),
+        ch_names=subject.ch_names,
+        sfreq=subject.sfreq,
+    )
+    return layout, seconds * n
 
 
 def _format_seconds(seconds: float) -> str:
@@ -462,14 +511,7 @@ def dry_run(
     result : DryRun
     """
     stream = sys.stdout if stream is None else stream
-    spec = DataSpec.from_config(config)
-    start = clock()
-    bunch = load_windows(spec)
-    from skkgp.models import get_model_class
-
-    for kind in sorted({get_model_class(m).input_kind for m in config.models}):
-        window_features(spec, kind)
-    data_seconds = clock() - start
+    bunch, data_seconds = _data_layout(config, clock)
     work = grid_work(config, bunch)
     folds = n_folds(config, bunch)
     cells = config.cells()
