@@ -111,6 +111,14 @@ def stage_train_speed(args) -> None:
                            f"fit/plain {fields[4]}, kg/plain {fields[6]}, kg/fit {fields[7]}")
     if rc != 0:
         SUMMARY.append(f"train_speed fp32: exit {rc}")
+    rc, out, _ = run("train_speed fp32, mean gradient", [
+        sys.executable, script, "--device", args.device, "--n-samples", samples,
+        "--batch-sizes", "256", "1024", "--mean-gradient"], 50, budget)
+    for line in out.splitlines():
+        if re.match(r"\s+(256|1024)\s+wall", line):
+            fields = line.split()
+            SUMMARY.append(f"train_speed fp32 batch {fields[0]} without the pooled shortcut: "
+                           f"kg/plain {fields[6]}, kg/fit {fields[7]}")
     rc, out, _ = run("train_speed bf16", [sys.executable, script, "--device", args.device,
                                           "--n-samples", samples, "--batch-sizes", "1024",
                                           "--bf16"], 40, budget)
