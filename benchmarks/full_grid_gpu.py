@@ -5,7 +5,9 @@ out of time is reported and the next one runs; the summary is printed in any cas
 
 1. ``train_speed``: ``benchmarks/train_speed.py --device cuda`` on CCNN at batch 256 and
    1024 (``kg/fit``: the knowledge-guided step over a plain ``fit`` step, same layout),
-   then at batch 1024 under bf16 autocast.
+   again with ``--mean-gradient`` (without the pooled Grad-CAM shortcut), single
+   synchronised steps of both with ``benchmarks/knowledge_step.py``, then batch 1024
+   under bf16 autocast.
 2. ``full estimate``: ``skkgp reproduce --full --dry-run`` on DEAP-sized simulated data
    (32 subjects x 40 trials x 60 s: the windows ``load_deap(write_deap_like(...))``
    gives), for 1 worker and each ``--workers`` count: the whole grid's wall time
@@ -119,6 +121,15 @@ def stage_train_speed(args) -> None:
             fields = line.split()
             SUMMARY.append(f"train_speed fp32 batch {fields[0]} without the pooled shortcut: "
                            f"kg/plain {fields[6]}, kg/fit {fields[7]}")
+    for batch in ("256", "1024"):
+        rc, out, _ = run(f"knowledge_step {batch}", [
+            sys.executable, str(ROOT / "benchmarks" / "knowledge_step.py"), "--device",
+            args.device, "--clock", "wall", "--batch-size", batch, "--repeats", "15"], 40,
+            budget)
+        for line in out.splitlines():
+            if "knowledge-guided" in line:
+                SUMMARY.append(f"knowledge_step batch {batch} (synchronised steps): "
+                               + line.strip())
     rc, out, _ = run("train_speed bf16", [sys.executable, script, "--device", args.device,
                                           "--n-samples", samples, "--batch-sizes", "1024",
                                           "--bf16"], 40, budget)

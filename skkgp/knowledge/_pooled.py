@@ -8,8 +8,9 @@ padded input,
 
 ``sum_hw G[n, k] = <conv^T(D, W)[n, k], M> = sum_o <D[n, o], conv(M, W[o, k])>``,
 
-so ``a = einsum("nop,okp->nk", D, C) / (H W)`` with the constant maps ``C[o, k] =
-conv(M, W[o, k])``, a convolution of one ``H x W`` image. Differentiating the evidence
+so ``a = einsum("nop,okp->nk", D, C) / (H W)`` with the maps ``C[o, k] = conv(M, W[o,
+k])``, which are ``W`` against a fixed 0/1 matrix ``T`` of kernel taps by output positions
+(:meth:`PooledPlan.taps`). Differentiating the evidence
 then also skips that convolution's tangent and weight-gradient terms of the double
 backward: for CCNN (evidence layer ``conv1``, consumer ``conv2``) a knowledge-guided step
 needs about 1.87 instead of 2.0 plain steps of arithmetic. The weights are the same
@@ -58,19 +59,15 @@ class PooledPlan:
     conv: nn.Conv2d
     padding: tuple[int, int, int, int]
 
-    def constant_maps(self) -> torch.Tensor:
-        """``C``, shape ``(O, K, H' * W')``: what each output position sums of ``G_k``."""
+    def taps(self) -> torch.Tensor:
+        """``T``, shape ``(kh * kw, H' * W')``: 1 where a kernel tap of an output position
+        lands on one of ``A``'s positions (not on padding)."""
         height, width = self.activations.shape[-2:]
-        weight = self.weight
+        weight, conv = self.weight, self.conv
         ones = torch.ones((1, 1, height, width), dtype=weight.dtype, device=weight.device)
         ones = nn.functional.pad(ones, self.padding)
-        out_channels, in_channels, kh, kw = weight.shape
-        conv = self.conv
-        maps = nn.functional.conv2d(
-            ones, weight.reshape(out_channels * in_channels, 1, kh, kw), None,
-            conv.stride, conv.padding, conv.dilation,
-        )
-        return maps.reshape(out_channels, in_channels, -1)
+        return nn.functional.unfold(ones, weight.shape[-2:], conv.dilation, conv.padding,
+                                    conv.stride)[0]
 
 
 def _edges_into(root, targets: set) -> dict:
@@ -139,7 +136,8 @@ class ConsumerCapture:
             if isinstance(sub, _ZERO_PADS):
                 self._handles.append(sub.register_forward_hook(self._on_pad))
             elif (isinstance(sub, nn.Conv2d) and type(sub).forward is nn.Conv2d.forward
-                    and sub.groups == 1 and sub.padding_mode == "zeros"):
+                    and sub.groups == 1 and sub.padding_mode == "zeros"
+                    and not isinstance(sub.padding, str)):
                 self._handles.append(sub.register_forward_hook(self._on_conv))
         return self
 
@@ -197,7 +195,13 @@ def pooled_weights(score: torch.Tensor, plan: PooledPlan, *, create_graph: bool 
         (grad_output,) = torch.autograd.grad(
             score, plan.output, create_graph=create_graph, retain_graph=True
         )
+    out_channels, in_channels, kh, kw = plan.weight.shape
+    taps = plan.taps().to(grad_output.dtype)
+    # a[n, k] = sum_o,p D[n, o, p] C[o, k, p] with C[o, k, p] = sum_q W[o, k, q] T[q, p]:
+    # first E = D T' (what each kernel tap q of filter o sees of D), then E against W. Two
+    # matrix products of (n O P Q + n O Q K) multiply-adds, fewer than with C itself.
+    seen = grad_output.flatten(2) @ taps.t()
+    weight = plan.weight.reshape(out_channels, in_channels, kh * kw).transpose(1, 2)
+    weights = seen.flatten(1) @ weight.reshape(-1, in_channels).to(grad_output.dtype)
     height, width = plan.activations.shape[-2:]
-    maps = plan.constant_maps().reshape(*plan.weight.shape[:2], *grad_output.shape[-2:])
-    weights = torch.einsum("nohw,okhw->nk", grad_output, maps.to(grad_output.dtype))
     return weights / (height * width)
