@@ -5,15 +5,14 @@ out of time is reported and the next one runs; the summary is printed in any cas
 
 1. ``train_speed``: ``benchmarks/train_speed.py --device cuda`` on CCNN at batch 256 and
    1024 (``kg/fit``: the knowledge-guided step over a plain ``fit`` step, same layout),
-   again with ``--mean-gradient`` (without the pooled Grad-CAM shortcut), single
-   synchronised steps of both with ``benchmarks/knowledge_step.py``, then batch 1024
-   under bf16 autocast.
+   single synchronised steps with and without the pooled Grad-CAM shortcut
+   (``benchmarks/knowledge_step.py``), then batch 1024 under bf16 autocast.
 2. ``full estimate``: ``skkgp reproduce --full --dry-run`` on DEAP-sized simulated data
    (32 subjects x 40 trials x 60 s: the windows ``load_deap(write_deap_like(...))``
    gives), for 1 worker and each ``--workers`` count: the whole grid's wall time
    extrapolated from steps timed on this GPU.
 3. ``short grid``: a real ``skkgp reproduce`` run of CCNN (LFP, fine-tuning, 4 folds,
-   protocol paper, batch 64 as ``--full``) on a quarter of DEAP's size, with
+   protocol paper, 1 + 1 epochs, batch 64 as ``--full``) on a quarter of DEAP's size, with
    ``--workers 1`` and ``--workers N``: wall times, the per-cell compute time alone and
    under N concurrent workers (the throughput gain), and the largest difference
    between the two runs' accuracies (GPU kernels are not deterministic by default).
@@ -113,14 +112,6 @@ def stage_train_speed(args) -> None:
                            f"fit/plain {fields[4]}, kg/plain {fields[6]}, kg/fit {fields[7]}")
     if rc != 0:
         SUMMARY.append(f"train_speed fp32: exit {rc}")
-    rc, out, _ = run("train_speed fp32, mean gradient", [
-        sys.executable, script, "--device", args.device, "--n-samples", samples,
-        "--batch-sizes", "256", "1024", "--mean-gradient"], 50, budget)
-    for line in out.splitlines():
-        if re.match(r"\s+(256|1024)\s+wall", line):
-            fields = line.split()
-            SUMMARY.append(f"train_speed fp32 batch {fields[0]} without the pooled shortcut: "
-                           f"kg/plain {fields[6]}, kg/fit {fields[7]}")
     for batch in ("256", "1024"):
         rc, out, _ = run(f"knowledge_step {batch}", [
             sys.executable, str(ROOT / "benchmarks" / "knowledge_step.py"), "--device",
@@ -202,8 +193,8 @@ def stage_grid(args) -> None:
     common = [sys.executable, "-m", "skkgp", "reproduce", "--data", "synthetic",
               "--n-subjects", size[0], "--n-trials", size[1], "--trial-seconds", size[2],
               "--models", "ccnn", "--methods", "lfp", "--recovery", "finetune",
-              "--folds", "4", "--protocol", "paper", "--epochs", "2", "--recovery-epochs",
-              "2", "--batch-size", "64", "--prune-ratio", "0.1", "--device", args.device,
+              "--folds", "4", "--protocol", "paper", "--epochs", "1", "--recovery-epochs",
+              "1", "--batch-size", "64", "--prune-ratio", "0.1", "--device", args.device,
               "--quiet"]
     rc1, _, wall1 = run("short grid, 1 worker", [*common, "--out", str(out / "w1")], 100,
                         budget)
@@ -215,7 +206,7 @@ def stage_grid(args) -> None:
     sampler.stop.set()
     one, many = _rows(out / "w1" / "results.csv"), _rows(out / "wn" / "results.csv")
     windows = int(size[0]) * int(size[1]) * int(size[2])
-    SUMMARY.append(f"short grid (CCNN lfp finetune, 4 folds, {windows:,} windows, 2+2 epochs, "
+    SUMMARY.append(f"short grid (CCNN lfp finetune, 4 folds, {windows:,} windows, 1+1 epochs, "
                    f"batch 64): --workers 1 {wall1:.1f} s (exit {rc1}), --workers {workers} "
                    f"{walln:.1f} s (exit {rcn})")
     if one and many:
