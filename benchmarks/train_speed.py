@@ -11,9 +11,12 @@ CPU: the process's peak resident set size, reset before each run through
 ``/proc/self/clear_refs``). With ``--repeats`` above 1 it also prints the wall-clock
 ratios of each repeat: their spread is the noise of the machine.
 
-Targets: ``EEGClassifier`` at most 1.05x the plain loop at every batch size, the
-knowledge-guided recovery at most 1.8x; the measured figures are in
-``docs/user_guide/performance.rst``.
+Targets: ``EEGClassifier`` at most 1.05x the plain loop at every batch size; a
+knowledge-guided step at most 2.0x a ``fit`` step in the same layout (``kg/fit``), what
+the exact gradient of the evidence costs; the measured figures and the derivation are
+in ``docs/user_guide/performance.rst``. ``--mean-gradient`` takes the Grad-CAM weights
+as the mean of ``ds/dA`` through the evidence layer's consumer, without the pooled
+shortcut of ``skkgp/knowledge/_pooled.py``, for comparison.
 
 The plain loop keeps the network in PyTorch's default (contiguous) layout, as a loop
 written by hand does; ``fit`` and the knowledge-guided run use ``EEGClassifier``'s
@@ -59,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--plain-channels-last", action="store_true",
                         help="channels-last weights in the plain loop too")
+    parser.add_argument("--mean-gradient", action="store_true",
+                        help="knowledge-guided steps take the Grad-CAM weights as the mean of "
+                             "ds/dA, as without the pooled shortcut (for comparison)")
     return parser.parse_args(argv)
 
 
@@ -186,6 +192,11 @@ def region_mask_for(model: str):
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.mean_gradient:
+        from skkgp.knowledge import _pooled
+
+        # No consumer found: every step takes the mean of ds/dA through its consumer.
+        _pooled.ConsumerCapture.plan = lambda self, logits: None
     device = torch.device(args.device)
     X, y = make_data(args.model, args.n_samples)
     cls = get_model_class(args.model)
@@ -200,7 +211,8 @@ def main(argv=None) -> None:
         f"model={args.model} input={X.shape} device={device} threads={args.threads} "
         f"bf16={args.bf16} compile={args.compile} epochs={args.epochs} (+1 warm-up) "
         f"repeats={args.repeats} torch={torch.__version__} "
-        f"plain layout={'channels_last' if args.plain_channels_last else 'contiguous'}"
+        f"plain layout={'channels_last' if args.plain_channels_last else 'contiguous'} "
+        f"grad-cam weights={'mean of ds/dA' if args.mean_gradient else 'pooled shortcut'}"
     )
     clocks = ("wall", "cpu") if device.type == "cpu" else ("wall",)
     header = (f"{'batch':>6} {'clock':>5} {'plain s/ep':>11} {'fit s/ep':>9} {'fit/plain':>9} "

@@ -43,6 +43,8 @@ examples:
   skkgp reproduce --dataset seed --data ~/data/SEED          # SEED's 62-channel grid
   skkgp reproduce --dataset dreamer --data ~/data/DREAMER.mat --target arousal
   skkgp reproduce --scheduler tcp://10.0.0.1:8786  # cells on a Dask cluster
+  skkgp reproduce --data ~/data/deap --full --device cuda --workers 4 --dry-run
+                                                   # the grid and its estimated time
 
 Rerun the same command after an interruption: finished (cell, seed, fold) results in
 --out are kept and only the missing ones are computed.
@@ -217,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="send the work to the Dask scheduler at ADDRESS, one task per origin "
                           "(model, origin type, fold) "
                           "(e.g. tcp://127.0.0.1:8786)")
+    run.add_argument("--workers", type=_number(int, 1), default=1, metavar="N",
+                     help="run N origin groups (model, origin type, fold) at once on this "
+                          "machine, each in its own process with its share of the CPU cores "
+                          "(or --threads each), on the same --device; the results are those "
+                          "of --workers 1 (default 1). Device memory is checked first")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the grid, time a few training steps of each model here and "
+                          "print the estimated wall time for 1 and N workers; trains nothing "
+                          "and writes nothing")
     run.add_argument("--quiet", action="store_true", help="no progress bars or information")
     _add_export_parser(commands)
     return parser
@@ -412,6 +423,11 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
     if values["protocol"] == "subject" and args.folds is None:
         values["folds"] = None  # one fold per subject
     _check_device(args.device)
+    if args.workers > 1 and args.scheduler is not None:
+        raise ConfigError(
+            f"--workers {args.workers} with --scheduler: the Dask cluster's workers run the "
+            "origin groups there (start them with `dask worker --nworkers N`); drop --workers."
+        )
 
     inapplicable = _inapplicable(values["models"], values["methods"])
     skipped: tuple[str, ...] = ()
@@ -431,8 +447,8 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
         raise ConfigError("no (model, method) pair left to run.")
     seeds = (0,) if args.seeds is None else tuple(dict.fromkeys(args.seeds))
     return ReproduceConfig(
-        **values, seeds=seeds, seed=seeds[0], device=args.device, threads=args.threads, full=args.full,
-        skipped=skipped,
+        **values, seeds=seeds, seed=seeds[0], device=args.device, threads=args.threads,
+        workers=args.workers, full=args.full, skipped=skipped,
     )
 
 
@@ -462,6 +478,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         config = config_from_args(args)
+        if args.dry_run:
+            from skkgp.reproduce.estimate import dry_run
+
+            dry_run(config, quiet=args.quiet)
+            return 0
         reproduce(config, args.out, scheduler=args.scheduler, overwrite=args.overwrite,
                   quiet=args.quiet)
     except ConfigError as error:

@@ -491,3 +491,21 @@ def test_progress_bar_callback(capsys):
     clf = _eegnet(max_epochs=1, callbacks=[ProgressBar()]).fit(X, y)
     assert len(clf.history) == 1
     assert "0/2" in capsys.readouterr().err  # the bar knows an epoch has 2 batches of 16
+
+
+def test_knowledge_step_benchmark_runs(capsys):
+    import re
+
+    bench = _load_benchmark("knowledge_step")
+    bench.main(["--batch-size", "8", "--repeats", "2"])
+    out = capsys.readouterr().out
+    fit, kg, mean = map(float, re.search(
+        r"fit step ([\d.]+) s; knowledge-guided ([\d.]+) s .* mean of ds/dA ([\d.]+) s",
+        out).groups())
+    assert fit > 0 and kg > 0 and mean > 0  # all three steps ran and were timed
+    assert len(re.findall(r"per repeat: \d", out)) == 2
+    # The pooled shortcut is on again after the comparison.
+    from skkgp.knowledge import _pooled
+
+    assert _pooled.ConsumerCapture.plan is bench._pooled.ConsumerCapture.plan
+    assert _pooled.ConsumerCapture.plan.__name__ == "plan"

@@ -236,9 +236,45 @@ def _fast_batch_norm_forward(layer: nn.BatchNorm2d, x):
     )
 
 
+class _CropFunction(torch.autograd.Function):
+    """The backward pass of zero padding: the padded gradient's interior, as a view."""
+
+    @staticmethod
+    def forward(ctx, grad_out, padding):
+        ctx.padding = padding
+        left, right, top, bottom = padding
+        height, width = grad_out.shape[-2:]
+        return grad_out[..., top:height - bottom, left:width - right]
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        return nn.functional.pad(grad_grad, ctx.padding), None
+
+
+class _ZeroPadFunction(torch.autograd.Function):
+    # PyTorch's backward of a pad is a pad by negative amounts, which fills a new tensor
+    # with zeros and copies the interior into it; a view of the interior does the same.
+    @staticmethod
+    def forward(ctx, x, padding):
+        ctx.padding = padding
+        return nn.functional.pad(x, padding)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return _CropFunction.apply(grad_out, ctx.padding), None
+
+
+def _fast_zero_pad_forward(layer: nn.ZeroPad2d, x):
+    padding = tuple(int(p) for p in layer.padding)
+    if x.dim() != 4 or min(padding) < 0:
+        return type(layer).forward(layer, x)
+    return _ZeroPadFunction.apply(x, padding)
+
+
 @contextlib.contextmanager
 def fast_double_backward(module: nn.Module) -> Iterator[None]:
-    """Give the ``Conv2d`` and ``BatchNorm2d`` layers of ``module`` a faster double backward.
+    """Give the ``Conv2d``, ``BatchNorm2d`` and ``ZeroPad2d`` layers of ``module`` a faster
+    double backward.
 
     Forward values, running statistics and gradients are unchanged (up to rounding);
     only the kernels that differentiate the layers' backward passes change (see the
@@ -260,6 +296,9 @@ def fast_double_backward(module: nn.Module) -> Iterator[None]:
             patched.append((layer, "_conv_forward"))
         elif isinstance(layer, nn.BatchNorm2d) and "forward" not in vars(layer):
             layer.forward = functools.partial(_fast_batch_norm_forward, layer)
+            patched.append((layer, "forward"))
+        elif isinstance(layer, nn.ZeroPad2d) and "forward" not in vars(layer):
+            layer.forward = functools.partial(_fast_zero_pad_forward, layer)
             patched.append((layer, "forward"))
     try:
         yield

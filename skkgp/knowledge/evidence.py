@@ -64,6 +64,7 @@ import torch
 from torch import nn
 
 from skkgp.knowledge._autograd import input_grads_only
+from skkgp.knowledge._pooled import PooledPlan, pooled_weights
 
 __all__ = [
     "ActivationCapture",
@@ -381,6 +382,7 @@ def evidence_map(
     evidence: str = "gradcam",
     create_graph: bool = True,
     rectify: bool = True,
+    consumer: PooledPlan | None = None,
 ) -> torch.Tensor:
     """Class-activation map of one layer (or of the input), before the electrode reduction.
 
@@ -401,6 +403,10 @@ def evidence_map(
         Keep the graph of ``G`` so that the map can be differentiated (training).
     rectify : bool, default=True
         Apply a ReLU; ``False`` returns the signed map.
+    consumer : PooledPlan or None, default=None
+        For ``evidence="gradcam"``: the convolution that alone consumes ``activations``
+        in this pass (found by ``skkgp.knowledge._pooled.ConsumerCapture``); the same
+        weights ``a_k`` are then computed without that convolution's backward pass.
 
     Returns
     -------
@@ -417,17 +423,20 @@ def evidence_map(
     score = _target_scores(logits, target).sum()
     # Summing over the batch gives every sample its own gradient in one backward pass,
     # as the samples of a forward pass in eval mode do not interact.
-    with input_grads_only():
-        (grads,) = torch.autograd.grad(
-            score, activations, create_graph=create_graph, retain_graph=True
-        )
-    grads, activations = _as_maps(grads), _as_maps(activations)
-    if evidence == "gradcam":
-        weights = grads.mean(dim=(2, 3))
-        # One batched product instead of a weighted copy of the activations and a sum.
-        cam = torch.einsum("nk,nkhw->nhw", weights, activations)
+    if evidence == "gradcam" and consumer is not None and consumer.activations is activations:
+        weights = pooled_weights(score, consumer, create_graph=create_graph)
     else:
-        cam = (grads * activations).sum(dim=1)
+        with input_grads_only():
+            (grads,) = torch.autograd.grad(
+                score, activations, create_graph=create_graph, retain_graph=True
+            )
+        grads, activations = _as_maps(grads), _as_maps(activations)
+        if evidence != "gradcam":
+            cam = (grads * activations).sum(dim=1)
+            return torch.relu(cam) if rectify else cam
+        weights = grads.mean(dim=(2, 3))
+    # One batched product instead of a weighted copy of the activations and a sum.
+    cam = torch.einsum("nk,nkhw->nhw", weights, activations)
     return torch.relu(cam) if rectify else cam
 
 
@@ -538,6 +547,7 @@ def evidence_from_activations(
     evidence: str = "gradcam",
     create_graph: bool = True,
     return_scores: bool = False,
+    consumer: PooledPlan | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Per-electrode evidence, differentiable, from one forward pass.
 
@@ -561,6 +571,8 @@ def evidence_from_activations(
         Make the evidence differentiable with respect to the network's parameters.
     return_scores : bool, default=False
         Also return the signed (not rectified) map reduced to electrodes the same way.
+    consumer : PooledPlan or None, default=None
+        Passed to :func:`evidence_map`.
 
     Returns
     -------
@@ -574,7 +586,7 @@ def evidence_from_activations(
         sample's evidence is all zero (the ReLU has no gradient there).
     """
     maps = evidence_map(logits, activations, target, evidence=evidence,
-                        create_graph=create_graph, rectify=False)
+                        create_graph=create_graph, rectify=False, consumer=consumer)
     scores = reduce_to_electrodes(maps, electrode_axis, cells)
     if evidence == "input_x_gradient":
         # One attribution per electrode, its sign that of the electrode's net

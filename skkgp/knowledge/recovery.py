@@ -23,6 +23,7 @@ from skkgp._training import uncompiled
 from skkgp.classifier import EEGClassifier
 from skkgp.knowledge._autograd import fast_double_backward
 from skkgp._validation import Options
+from skkgp.knowledge._pooled import ConsumerCapture
 from skkgp.knowledge.evidence import (
     ELECTRODE_AXES,
     EVIDENCE_KINDS,
@@ -341,15 +342,21 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         guide = GuidedBackprop(module) if guided else contextlib.nullcontext()
         capture = (contextlib.nullcontext() if from_input
                    else ActivationCapture(module.get_submodule(self.evidence_layer_)))
+        # Pooled Grad-CAM's weights can skip the backward of the layer's consumer
+        # (skkgp.knowledge._pooled); the other kinds need the whole gradient of A.
+        pooled = (ConsumerCapture(module, module.get_submodule(self.evidence_layer_))
+                  if self.evidence_ == "gradcam" and not from_input
+                  else contextlib.nullcontext())
         differentiate = self.region_weight != 0
         with contextlib.ExitStack() as stack:
             if differentiate:
                 stack.enter_context(fast_double_backward(module))
-            with capture, guide:
+            with capture, guide, pooled:
                 y_pred = self._infer_on(module, Xi, **fit_params)
             source = Xi if from_input else capture.get()
+            consumer = pooled.plan(y_pred) if isinstance(pooled, ConsumerCapture) else None
             loss, evidence, mask = self._knowledge_loss(
-                Xi, yi, y_pred, source, guide, differentiate
+                Xi, yi, y_pred, source, guide, differentiate, consumer
             )
             loss.backward()
         evidence = evidence.detach()
@@ -359,7 +366,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         self._record_batch_value("train_zero_evidence", zero)
         return {"loss": loss, "y_pred": y_pred}
 
-    def _knowledge_loss(self, Xi, yi, y_pred, source, guide, differentiate):
+    def _knowledge_loss(self, Xi, yi, y_pred, source, guide, differentiate, consumer=None):
         """The loss of one batch from its forward pass, and the evidence it used."""
         mask, cells = self._knowledge_tensors_["mask"], self._knowledge_tensors_["cells"]
         y_true = to_tensor(yi, device=self.device)
@@ -367,7 +374,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         evidence, scores = evidence_from_activations(
             y_pred, source, y_true, self.electrode_axis_, cells, evidence=self.evidence_,
             # The sample weights alone are stop-gradient: no graph needed then.
-            create_graph=differentiate, return_scores=True,
+            create_graph=differentiate, return_scores=True, consumer=consumer,
         )
         if self.guided:
             saliency = guided_saliency(y_pred, Xi, y_true, guide, self.electrode_axis_, cells)

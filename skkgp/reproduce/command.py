@@ -19,6 +19,7 @@ from skkgp.reproduce.data import (
     DataSpec,
     check_data_path,
     check_folds,
+    input_shape,
     load_windows,
     n_folds,
 )
@@ -126,7 +127,11 @@ def reproduce(
               f"{config.folds} folds into {store.out}"
               + (f" ({reused} finished results reused)" if reused else ""), file=sys.stderr)
 
-    show_epochs = not quiet and scheduler is None
+    if scheduler is None and config.workers > 1:
+        for message in _check_workers(config, bunch):
+            print(f"skkgp reproduce: warning: {message}", file=sys.stderr)
+    # Epoch bars of several processes would overwrite each other's line.
+    show_epochs = not quiet and scheduler is None and config.workers == 1
     # One origin trained per (seed, model, origin family, fold) with missing results,
     # shared by every missing cell that prunes it.
     groups = [
@@ -139,7 +144,7 @@ def reproduce(
         )
     ]
     computed = _compute(groups, store, scheduler=scheduler, quiet=quiet, total=total,
-                        done=reused)
+                        done=reused, config=config)
 
     results = [store.load(*key) for key in keys]
     frame = results_frame(results)
@@ -167,8 +172,16 @@ def _check_region(config: ReproduceConfig, ch_names) -> None:
         raise ConfigError(f"--region {_region_label(config)}: {error}") from None
 
 
+def _check_workers(config: ReproduceConfig, bunch) -> list[str]:
+    from skkgp.reproduce.parallel import check_workers
+
+    shapes = {model: input_shape(model, bunch) for model in config.models}
+    n_classes = int(np.unique(np.asarray(bunch.y)).size)
+    return check_workers(config, config.workers, shapes, n_classes, len(bunch.y))
+
+
 def _compute(groups: list[OriginGroup], store: ResultStore, *, scheduler: str | None,
-             quiet: bool, total: int, done: int) -> int:
+             quiet: bool, total: int, done: int, config: ReproduceConfig) -> int:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=done, desc="cells x seeds x folds", position=0,
@@ -184,10 +197,15 @@ def _compute(groups: list[OriginGroup], store: ResultStore, *, scheduler: str | 
         bar.update(1)
 
     try:
-        if scheduler is None:
-            run_sequential(groups, on_result)
-        else:
+        if scheduler is not None:
             run_dask(groups, on_result, scheduler)
+        elif config.workers > 1:
+            from skkgp.reproduce.parallel import run_parallel, worker_threads
+
+            run_parallel(groups, on_result, config.workers,
+                         threads=worker_threads(config, config.workers))
+        else:
+            run_sequential(groups, on_result)
     finally:
         bar.close()
     return count

@@ -23,6 +23,7 @@ __all__ = [
     "load_windows",
     "window_features",
     "model_inputs",
+    "input_shape",
     "fold_indices",
     "n_folds",
     "check_data_path",
@@ -176,6 +177,22 @@ def model_inputs(
                          ch_names=list(load_windows(spec).ch_names))
         X_train, X_test = to_grid.fit_transform(X_train), to_grid.transform(X_test)
     return np.asarray(X_train, dtype=np.float32), np.asarray(X_test, dtype=np.float32)
+
+
+def input_shape(model: str, bunch: Bunch) -> tuple[int, ...]:
+    """Shape of one input window of ``model`` (what :func:`model_inputs` gives it).
+
+    Raw models take ``(n_chans, n_times)``; grid models ``(n_bands, rows, cols)``, the
+    bands of :data:`skkgp.transforms.DEFAULT_BANDS` on :data:`skkgp.layout.GRID_SIZE`.
+    Nothing is computed from the windows.
+    """
+    from skkgp.layout import GRID_SIZE
+    from skkgp.models import get_model_class
+    from skkgp.transforms import DEFAULT_BANDS
+
+    if get_model_class(model).input_kind == "raw":
+        return tuple(int(n) for n in np.shape(bunch.X)[1:])
+    return (len(DEFAULT_BANDS), *GRID_SIZE)
 
 
 def n_folds(config: ReproduceConfig, bunch: Bunch) -> int:

@@ -1,0 +1,577 @@
+"""What a ``skkgp reproduce`` run will cost, before it starts: ``--dry-run``.
+
+The run's work is counted from its grid (origin groups, folds, training windows per
+fold, epochs, batch size) and priced with training steps of each model timed on this
+machine and device: a plain step and a knowledge-guided step of ``EEGClassifier.fit``
+and :class:`~skkgp.knowledge.recovery.KnowledgeGuidedClassifier.fit`, and a prediction
+batch, each on random inputs of the model's shape after a warm-up epoch.
+
+- Origin group: ``epochs x steps`` plain steps, then per cell ``recovery_epochs x
+  steps`` plain steps (baseline) and as many knowledge-guided steps (proposed), the
+  predictions that score the three networks, and the evidence of the topomaps.
+  Recovery steps are priced at the unpruned network's cost: an upper bound for
+  structured pruning (LFP at ``--full``'s ratio 0.1 keeps 81 % of CCNN's MACs).
+- 1 worker: the groups one after the other, plus preparing the data once.
+- N workers: the steps are timed again in N processes at once, each with its share of
+  the cores (the device is shared, so each runs slower than alone); the groups are
+  dealt out as :func:`skkgp.reproduce.parallel.run_parallel` deals them (most cells
+  first, to the first free worker), and each worker starts and prepares the data
+  once.
+- Writing the table and the plots, timed once with one plot.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+import numpy as np
+
+from skkgp.reproduce.config import ReproduceConfig, method_family
+from skkgp.reproduce.data import (
+    DataSpec,
+    fold_indices,
+    input_shape,
+    load_windows,
+    n_folds,
+    window_features,
+)
+
+__all__ = [
+    "StepTimes",
+    "time_steps",
+    "measure_steps",
+    "GroupWork",
+    "grid_work",
+    "Estimate",
+    "estimate",
+    "dry_run",
+]
+
+#: Training steps per timed epoch, for each kind and model.
+PROBE_STEPS = 4
+_TIMED_EPOCHS = 3
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """Seconds per batch of one model at the run's batch size.
+
+    ``warmup`` is what the first epoch of a process's first fit of the model takes
+    beyond a later one (lazy initialisation, kernel selection): paid once per worker
+    and model.
+    """
+
+    plain: float
+    knowledge: float
+    predict: float
+    warmup: float = 0.0
+
+
+def _epoch_clock(clock: Callable[[], float]):
+    import torch
+    from skorch.callbacks import Callback
+
+    class EpochClock(Callback):
+        def initialize(self):
+            self.times_ = []
+            return self
+
+        def on_epoch_begin(self, net, **kwargs):
+            if torch.device(net.device).type == "cuda":
+                torch.cuda.synchronize(net.device)
+            self._start = clock()
+
+        def on_epoch_end(self, net, **kwargs):
+            if torch.device(net.device).type == "cuda":
+                torch.cuda.synchronize(net.device)
+            self.times_.append(clock() - self._start)
+
+    return EpochClock()
+
+
+def time_steps(
+    model: str,
+    sample_shape: Sequence[int],
+    region_mask: np.ndarray,
+    *,
+    batch_size: int,
+    device: str = "cpu",
+    lr: float = 1e-3,
+    steps: int = PROBE_STEPS,
+    n_classes: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
+) -> StepTimes:
+    """Time training and prediction steps of ``model`` on random inputs.
+
+    Parameters
+    ----------
+    model : str
+        A zoo name.
+    sample_shape : tuple of int
+        Shape of one input window.
+    region_mask : ndarray of bool, shape (n_electrodes,)
+        Knowledge region of the knowledge-guided steps.
+    batch_size : int
+    device : str, default="cpu"
+    lr : float, default=1e-3
+    steps : int, default=PROBE_STEPS
+        Steps per epoch; after a warm-up epoch, the median of three is timed.
+    n_classes : int, default=2
+    clock : callable, default=time.perf_counter
+        The clock that times them; ``time.process_time`` gives CPU seconds.
+
+    Returns
+    -------
+    times : StepTimes
+    """
+    import torch
+
+    from skkgp import EEGClassifier
+    from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((steps * batch_size, *sample_shape)).astype(np.float32)
+    y = np.arange(len(X)) % n_classes
+    # A warm-up epoch, then the median of three timed ones: robust to a moment of load.
+    common = dict(max_epochs=1 + _TIMED_EPOCHS, batch_size=batch_size, device=device, lr=lr,
+                  random_state=0)
+    seconds = {}
+    for name, make in (
+        ("plain", lambda: EEGClassifier(model, **common)),
+        ("knowledge", lambda: KnowledgeGuidedClassifier(model, region_mask=region_mask,
+                                                        **common)),
+    ):
+        epochs = _epoch_clock(clock)
+        net = make().set_params(callbacks=[("epoch_clock", epochs)])
+        net.fit(X, y)
+        seconds[name] = statistics.median(epochs.times_[1:]) / steps
+        if name == "plain":
+            seconds["warmup"] = max(0.0, epochs.times_[0] - seconds[name] * steps)
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    start = clock()
+    net.predict_proba(X)
+    seconds["predict"] = (clock() - start) / steps
+    return StepTimes(**seconds)
+
+
+def _region_mask(config: ReproduceConfig, model: str, ch_names: Sequence[str]) -> np.ndarray:
+    from skkgp import layout
+    from skkgp.models import get_model_class
+
+    region = config.region if isinstance(config.region, str) else list(config.region)
+    if get_model_class(model).input_kind == "grid":
+        # Grid evidence covers the electrodes that have a cell (all 32 of DEAP).
+        electrodes = [c for c in ch_names if c.upper() in
+                      {name.upper() for name in layout.DEAP_GRID}]
+        return layout.region_mask(region, electrodes)
+    return layout.region_mask(region, list(ch_names))
+
+
+def _probe_models(config: ReproduceConfig, shapes, masks, steps: int,
+                  clock: Callable[[], float] = time.perf_counter) -> dict[str, StepTimes]:
+    import warnings
+
+    times = {}
+    for model in config.models:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            times[model] = time_steps(
+                model, shapes[model], masks[model], batch_size=config.batch_size,
+                device=config.device, lr=config.learning_rate(model), steps=steps, clock=clock,
+            )
+    return times
+
+
+def _probe_worker(config, shapes, masks, steps, threads, barrier, results) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    results.put(("ready", time.perf_counter()))
+    barrier.wait()  # every worker times its steps while the others time theirs
+    results.put(("times", _probe_models(config, shapes, masks, steps)))
+
+
+def measure_steps(
+    config: ReproduceConfig,
+    shapes: dict[str, tuple[int, ...]],
+    masks: dict[str, np.ndarray],
+    workers: int = 1,
+    *,
+    steps: int = PROBE_STEPS,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[dict[str, StepTimes], float]:
+    """Time the models' steps alone, or in ``workers`` processes at once.
+
+    ``clock`` times the steps of one worker (this process); several workers are
+    timed by the wall clock, since what they cost each other shows only there.
+
+    Returns
+    -------
+    times : dict
+        Model -> :class:`StepTimes`; with several workers the median over them of
+        the times each measured while the others ran.
+    startup : float
+        Seconds for a worker process to start and import skkgp (0 for one worker,
+        which is this process).
+    """
+    import torch
+
+    from skkgp.reproduce.parallel import worker_threads
+
+    if workers == 1:
+        previous = torch.get_num_threads()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        try:
+            return _probe_models(config, shapes, masks, steps, clock), 0.0
+        finally:
+            torch.set_num_threads(previous)
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(workers), context.Queue()
+    threads = worker_threads(config, workers)
+    start = time.perf_counter()
+    processes = [
+        context.Process(target=_probe_worker, daemon=True,
+                        args=(config, shapes, masks, steps, threads, barrier, results))
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    ready, measured = [], []
+    try:
+        while len(measured) < workers:
+            try:
+                kind, payload = results.get(timeout=1.0)
+            except Exception:  # queue.Empty: check that the workers still live
+                if any(p.exitcode not in (None, 0) for p in processes):
+                    raise RuntimeError("a timing worker failed; run --dry-run with "
+                                       "--workers 1 to see its error.") from None
+                continue
+            (ready if kind == "ready" else measured).append(payload)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+    times = {
+        model: StepTimes(*(statistics.median(getattr(m[model], name) for m in measured)
+                           for name in ("plain", "knowledge", "predict", "warmup")))
+        for model in config.models
+    }
+    # time.perf_counter is system-wide on Linux (CLOCK_MONOTONIC), comparable across
+    # processes.
+    return times, max(ready) - start
+
+
+@dataclass(frozen=True)
+class GroupWork:
+    """The work of one origin group: steps of each kind and prediction batches."""
+
+    model: str
+    family: str
+    fold: int
+    n_cells: int
+    plain_steps: int
+    knowledge_steps: int
+    predict_batches: int
+
+    def seconds(self, times: StepTimes) -> float:
+        return (self.plain_steps * times.plain + self.knowledge_steps * times.knowledge
+                + self.predict_batches * times.predict)
+
+
+def grid_work(config: ReproduceConfig, bunch) -> list[GroupWork]:
+    """The origin groups of the whole grid of ``config`` and the work of each.
+
+    In the order :func:`skkgp.reproduce.parallel.run_parallel` starts them.
+    """
+    from skkgp.reproduce.runner import EVIDENCE_SAMPLES
+
+    folds = n_folds(config, bunch)
+    config = config.replace(folds=folds)
+    batch = config.batch_size
+    sizes = [tuple(len(part) for part in fold_indices(config, bunch, fold))
+             for fold in range(folds)]
+    cells_of: dict[tuple[str, str, int], int] = {}
+    for cell in config.cells():
+        for fold in range(folds):
+            key = (cell.model, method_family(cell.method), fold)
+            cells_of[key] = cells_of.get(key, 0) + 1
+    work = []
+    for (model, family, fold), n_cells in cells_of.items():
+        n_train, n_test = sizes[fold]
+        steps = math.ceil(n_train / batch)
+        test_batches = math.ceil(n_test / batch)
+        evidence_batches = math.ceil(min(EVIDENCE_SAMPLES, n_test) / batch)
+        work.append(GroupWork(
+            model, family, fold, n_cells,
+            plain_steps=config.epochs * steps
+            # Baseline recovery; and the evidence of 3 networks, a forward and a backward.
+            + n_cells * (config.recovery_epochs * steps + 3 * evidence_batches),
+            knowledge_steps=n_cells * config.recovery_epochs * steps,
+            # Two pruners score the origin on the training windows; three networks
+            # are scored on the test windows.
+            predict_batches=n_cells * (2 * steps + 3 * test_batches),
+        ))
+    return sorted(work, key=lambda group: -group.n_cells)
+
+
+def _makespan(
+    tasks: Sequence[tuple[str, float]], workers: int, start: float,
+    warmup: dict[str, float] | None = None,
+) -> float:
+    """Wall time of ``(model, seconds)`` tasks dealt in order to the first free worker.
+
+    A worker's first task of a model also pays that model's ``warmup``.
+    """
+    warmup = warmup or {}
+    free = [start] * workers
+    seen: list[set[str]] = [set() for _ in range(workers)]
+    for model, duration in tasks:
+        index = free.index(min(free))
+        free[index] += duration
+        if model not in seen[index]:
+            seen[index].add(model)
+            free[index] += warmup.get(model, 0.0)
+    return max(free)
+
+
+@dataclass
+class Estimate:
+    """The estimated wall time of a run, and what it is made of."""
+
+    workers: int
+    seconds: float
+    times: dict[str, StepTimes]
+    group_seconds: list[float]
+    startup: float
+    data_seconds: float
+    output_seconds: float
+
+
+def estimate(
+    work: list[GroupWork],
+    times: dict[str, StepTimes],
+    workers: int,
+    *,
+    startup: float,
+    data_seconds: float,
+    output_seconds: float,
+) -> Estimate:
+    """Wall time of the groups ``work`` with ``workers`` workers at step ``times``."""
+    seconds = [group.seconds(times[group.model]) for group in work]
+    n_workers = max(1, min(workers, len(work)))
+    # This process prepares the data, then (with workers) each worker starts and
+    # prepares them again, in parallel with the others.
+    if workers > 1:
+        startup += data_seconds
+    tasks = [(group.model, s) for group, s in zip(work, seconds, strict=True)]
+    warmup = {model: t.warmup for model, t in times.items()}
+    total = _makespan(tasks, n_workers, startup + data_seconds, warmup) + output_seconds
+    return Estimate(workers, total, times, seconds, startup, data_seconds, output_seconds)
+
+
+def _time_outputs(config: ReproduceConfig, bunch,
+                  clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds to write the table and plots, from the time of one evidence plot."""
+    from skkgp import layout
+    from skkgp.reproduce.plots import plot_evidence
+
+    ch_names = [c for c in bunch.ch_names if c.upper() in
+                {name.upper() for name in layout.DEAP_GRID}] or list(bunch.ch_names)
+    n = len(ch_names)
+    # Maps with structure, as a run's are (a constant map draws faster).
+    rng = np.random.default_rng(0)
+    evidence = {name: rng.dirichlet(np.ones(n)) for name in ("origin", "baseline", "proposed")}
+    region = np.arange(n) < max(1, n // 8)
+    shares = {name: float(share[region].sum()) for name, share in evidence.items()}
+    seconds = []
+    with tempfile.TemporaryDirectory() as folder:
+        for index in range(3):
+            start = clock()
+            plot_evidence(evidence, ch_names, region, f"{folder}/probe{index}.png",
+                          title="probe", shares=shares)
+            seconds.append(clock() - start)
+    # One plot per cell and the accuracy plot. The fastest of three: a plot's own cost,
+    # without the garbage collections and first-use set-up that happen to fall in it.
+    return min(seconds) * (len(config.cells()) + 1)
+
+
+def _prepare(config: ReproduceConfig, clock: Callable[[], float]):
+    """Load the windows and their features as a run does; the bunch and the seconds."""
+    from skkgp.models import get_model_class
+
+    spec = DataSpec.from_config(config)
+    start = clock()
+    bunch = load_windows(spec)
+    for kind in sorted({get_model_class(m).input_kind for m in config.models}):
+        window_features(spec, kind)
+    return bunch, clock() - start
+
+
+def _data_layout(config: ReproduceConfig, clock: Callable[[], float]):
+    """The windows' layout (count, subjects, trials, shape) and the seconds to prepare them.
+
+    A DEAP folder is read as the run reads it. Simulated data are laid out without
+    simulating them all (DEAP's full size takes about a minute of CPU): one subject is
+    simulated and timed, and the layout and time are scaled to ``n_subjects``
+    (subjects are simulated one after the other, alike in size). Fold sizes depend on
+    the layout only, not on the values.
+    """
+    from sklearn.utils import Bunch
+
+    if not config.synthetic or config.n_subjects == 1:
+        return _prepare(config, clock)
+    one = config.replace(n_subjects=1)
+    subject, seconds = _prepare(one, clock)
+    load_windows.cache_clear()
+    window_features.cache_clear()
+    n = config.n_subjects
+    trials = np.asarray(subject.trials)
+    per_subject = int(trials.max()) + 1
+    layout = Bunch(
+        X=np.broadcast_to(np.float32(0), (n * len(trials), *np.shape(subject.X)[1:])),
+        y=np.tile(np.asarray(subject.y), n),
+        groups=np.repeat(np.asarray(subject.groups)[0] + np.arange(n), len(trials)),
+        trials=np.concatenate([trials + index * per_subject for index in range(n)]),
+        ch_names=subject.ch_names,
+        sfreq=subject.sfreq,
+    )
+    return layout, seconds * n
+
+
+def _format_seconds(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    parsed = torch.device(device)
+    if parsed.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(parsed)})"
+    from skkgp.reproduce.parallel import available_cores
+
+    return f"cpu ({available_cores()} cores)"
+
+
+@dataclass
+class DryRun:
+    """What ``--dry-run`` measured and estimated (one :class:`Estimate` per worker count)."""
+
+    work: list[GroupWork]
+    estimates: dict[int, Estimate]
+    text: str
+
+
+def dry_run(
+    config: ReproduceConfig,
+    *,
+    quiet: bool = False,
+    stream: TextIO | None = None,
+    steps: int = PROBE_STEPS,
+    worker_counts: Sequence[int] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> DryRun:
+    """Print the grid of ``config`` and its estimated wall time; train and write nothing.
+
+    The estimate is given for 1 worker and for ``config.workers`` (2 when that is 1).
+
+    Parameters
+    ----------
+    config : ReproduceConfig
+    quiet : bool, default=False
+        No progress lines while timing.
+    stream : text stream, default=sys.stdout
+    steps : int, default=PROBE_STEPS
+        Timed steps per model and kind.
+    worker_counts : sequence of int or None, default=None
+        The worker counts to estimate; ``None``: 1 and ``config.workers`` (2 when
+        that is 1).
+    clock : callable, default=time.perf_counter
+        What times one worker's steps, the data and the plots: wall-clock seconds by
+        default; ``time.process_time`` estimates the CPU seconds of a one-thread run
+        instead, which other jobs on the machine do not stretch.
+
+    Returns
+    -------
+    result : DryRun
+    """
+    stream = sys.stdout if stream is None else stream
+    bunch, data_seconds = _data_layout(config, clock)
+    work = grid_work(config, bunch)
+    folds = n_folds(config, bunch)
+    cells = config.cells()
+    shapes = {model: input_shape(model, bunch) for model in config.models}
+    masks = {model: _region_mask(config, model, bunch.ch_names) for model in config.models}
+    if worker_counts is None:
+        worker_counts = (1, config.workers if config.workers > 1 else 2)
+    counts = sorted(set(worker_counts))
+
+    def note(message: str) -> None:
+        if not quiet:
+            print(f"skkgp reproduce --dry-run: {message}", file=sys.stderr, flush=True)
+
+    times_of: dict[int, tuple[dict[str, StepTimes], float]] = {}
+    for workers in counts:
+        note(f"timing {steps} steps of each kind per model with {workers} worker(s) ...")
+        times_of[workers] = measure_steps(config, shapes, masks, workers, steps=steps,
+                                          clock=clock)
+    output_seconds = _time_outputs(config, bunch, clock)
+    estimates = {
+        workers: estimate(work, times, workers, startup=startup,
+                          data_seconds=data_seconds, output_seconds=output_seconds)
+        for workers, (times, startup) in times_of.items()
+    }
+
+    lines = [
+        f"grid: {len(cells)} cells x {folds} folds = {len(cells) * folds} (cell, fold) "
+        f"results from {len(work)} origin trainings",
+        "cells: " + ", ".join(cell.key for cell in cells),
+        f"data: {len(bunch.y)} windows ({'simulated' if config.synthetic else config.data}), "
+        f"protocol {config.protocol}; prepared in {data_seconds:.1f} s",
+        f"training: {config.epochs} origin epochs, {config.recovery_epochs} recovery epochs "
+        f"(baseline and proposed per cell), batch {config.batch_size}; "
+        f"{sum(g.plain_steps for g in work):,} plain and "
+        f"{sum(g.knowledge_steps for g in work):,} knowledge-guided steps in all",
+        f"device: {_device_name(config.device)}",
+        "",
+        f"{'model':<10} {'workers':>7} {'plain s/step':>12} {'kg s/step':>10} {'kg/plain':>8} "
+        f"{'predict s/batch':>15}",
+    ]
+    for model in config.models:
+        for workers in counts:
+            t = times_of[workers][0][model]
+            lines.append(f"{model:<10} {workers:>7} {t.plain:>12.4f} {t.knowledge:>10.4f} "
+                         f"{t.knowledge / t.plain:>7.2f}x {t.predict:>15.4f}")
+    lines.append("")
+    by_model: dict[str, float] = {}
+    first = estimates[counts[0]]
+    for group, seconds in zip(work, first.group_seconds, strict=True):
+        by_model[group.model] = by_model.get(group.model, 0.0) + seconds
+    lines.append(f"{counts[0]}-worker training per model: " + ", ".join(
+        f"{model} {_format_seconds(s)}" for model, s in by_model.items())
+        + f"; table and plots {_format_seconds(output_seconds)}")
+    for workers, result in estimates.items():
+        extra = (f" (worker start {result.startup:.1f} s; steps timed with {workers} "
+                 "workers at once)" if workers > 1 else "")
+        lines.append(f"estimated wall time, {workers} worker(s): "
+                     f"{_format_seconds(result.seconds)}{extra}")
+    lines.append("(recovery steps priced at the unpruned network's cost: an upper bound for "
+                 "structured pruning)")
+    text = "\n".join(lines)
+    print(text, file=stream)
+    return DryRun(work, estimates, text)

@@ -1,0 +1,92 @@
+"""Pooled Grad-CAM weights through the evidence layer's only consumer: exact, in float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from skkgp.knowledge._autograd import fast_double_backward
+from skkgp.knowledge._pooled import ConsumerCapture, pooled_weights
+from skkgp.knowledge.evidence import ActivationCapture
+from skkgp.models import CCNN, FBCCNN
+
+
+class SkipNet(nn.Module):
+    """The evidence layer's output also reaches the logits around the next convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1), nn.ReLU())
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.head = nn.Linear(6 * 9 * 9, 2)
+
+    def forward(self, x):
+        a = self.conv1(x)
+        return self.head((self.conv2(a) + a).flatten(1))
+
+
+def _nets():
+    torch.manual_seed(0)
+    return {
+        "ccnn": (CCNN(dropout=0.0), "conv1"),
+        "fbccnn": (FBCCNN(), "block1"),
+        "skip": (SkipNet(), "conv1"),
+    }
+
+
+def _knowledge_loss(net, layer, X, y, collapse, region):
+    """A region loss on the Grad-CAM map, as the recovery differentiates it."""
+    submodule = net.get_submodule(layer)
+    with ActivationCapture(submodule) as capture, ConsumerCapture(net, submodule) as consumer:
+        logits = net(X)
+    A = capture.get()
+    score = logits.gather(1, y[:, None]).sum()
+    plan = consumer.plan(logits) if collapse else None
+    if plan is None:
+        (G,) = torch.autograd.grad(score, A, create_graph=True)
+        weights = G.mean(dim=(2, 3))
+    else:
+        weights = pooled_weights(score, plan)
+    cam = torch.relu(torch.einsum("nk,nkhw->nhw", weights, A))
+    share = (cam * region).sum(dim=(1, 2)) / (cam.sum(dim=(1, 2)) + 1e-3)
+    return nn.functional.cross_entropy(logits, y) + (1 - share).mean(), plan
+
+
+@pytest.mark.parametrize("name", ["ccnn", "fbccnn", "skip"])
+def test_collapsed_gradient_equals_pytorchs_double_backward(name):
+    net, layer = _nets()[name]
+    net = net.double().train()
+    generator = torch.Generator().manual_seed(1)
+    X = torch.randn(6, 4, 9, 9, generator=generator, dtype=torch.float64)
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    region = torch.zeros(9, 9, dtype=torch.float64)
+    region[:3, :4] = 1
+
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    reference, _ = _knowledge_loss(net, layer, X, y, collapse=False, region=region)
+    expected = torch.autograd.grad(reference, list(net.parameters()))
+    net.load_state_dict(state)  # BatchNorm's running statistics as before
+    with fast_double_backward(net):
+        loss, plan = _knowledge_loss(net, layer, X, y, collapse=True, region=region)
+        got = torch.autograd.grad(loss, list(net.parameters()))
+    # The skip connection is a second consumer: no plan, the mean of G as before.
+    assert (plan is None) == (name == "skip")
+    torch.testing.assert_close(loss, reference, rtol=1e-12, atol=1e-12)
+    for (param_name, _), g, e in zip(net.named_parameters(), got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-12, msg=param_name)
+
+
+def test_weights_equal_the_mean_gradient_and_the_consumer_is_found():
+    net, _ = _nets()["ccnn"]
+    net = net.double()
+    X = torch.randn(3, 4, 9, 9, dtype=torch.float64)
+    with ActivationCapture(net.conv1) as capture, ConsumerCapture(net, net.conv1) as consumer:
+        logits = net(X)
+    plan = consumer.plan(logits)
+    # conv1's output goes through conv2's ZeroPad2d((1, 2, 1, 2)) into its Conv2d.
+    assert plan.conv is net.conv2[1] and plan.padding == (1, 2, 1, 2)
+    score = logits[:, 1].sum()
+    (G,) = torch.autograd.grad(score, capture.get(), retain_graph=True)
+    torch.testing.assert_close(pooled_weights(score, plan, create_graph=False),
+                               G.mean(dim=(2, 3)), rtol=1e-12, atol=1e-14)

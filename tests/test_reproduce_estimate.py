@@ -1,0 +1,109 @@
+"""``skkgp reproduce --dry-run``: the grid, its work, and an estimate held against a run."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+
+from skkgp.cli import build_parser, config_from_args, main
+from skkgp.reproduce.command import reproduce
+from skkgp.reproduce.data import DataSpec, fold_indices, load_windows, window_features
+from skkgp.reproduce.estimate import StepTimes, _makespan, dry_run, grid_work
+
+ARGS = [
+    "reproduce", "--models", "eegnet", "--methods", "lfp", "umwp", "--folds", "2",
+    "--epochs", "2", "--recovery-epochs", "2", "--n-subjects", "2", "--n-trials", "6",
+    "--trial-seconds", "4", "--batch-size", "8", "--threads", "1", "--quiet",
+]
+
+# The estimate must land within this factor of the measured run, either way. Both are
+# taken in process CPU seconds of one-thread runs (the estimate's clock then is
+# time.process_time): on a machine shared with other jobs,
+# wall-clock timings of the same work moved by up to 10x between minutes here, CPU time
+# by far less. 2x leaves room for what the estimate leaves out (pruning, the first fit's
+# set-up beyond the timed warm-up, scoring overheads) and still fails an estimate that
+# forgets a whole kind of work: the recovery steps, the knowledge-guided steps' 2x, the
+# scoring, the plots are each over a third of this run.
+FACTOR = 2.0
+
+
+def _config(argv):
+    return config_from_args(build_parser().parse_args(argv))
+
+
+def test_grid_work_counts_every_step():
+    config = _config([*ARGS, "--methods", "lfp", "nsfp", "--models", "fbccnn"])
+    bunch = load_windows(DataSpec.from_config(config))
+    work = grid_work(config, bunch)
+    # fbccnn: one plain origin (lfp) and one nsfp origin per fold.
+    assert sorted((w.family, w.fold) for w in work) == [
+        ("nsfp", 0), ("nsfp", 1), ("plain", 0), ("plain", 1)]
+    config = config.replace(folds=2)
+    for group in work:
+        train, test = fold_indices(config, bunch, group.fold)
+        steps = -(-len(train) // 8)
+        evidence = -(-min(256, len(test)) // 8)
+        assert group.n_cells == 1
+        assert group.knowledge_steps == 2 * steps
+        assert group.plain_steps == 2 * steps + 2 * steps + 3 * evidence
+        assert group.predict_batches == 2 * steps + 3 * -(-len(test) // 8)
+    times = StepTimes(plain=1.0, knowledge=2.0, predict=0.5)
+    assert work[0].seconds(times) == (work[0].plain_steps + 2 * work[0].knowledge_steps
+                                      + 0.5 * work[0].predict_batches)
+
+
+def test_makespan_deals_tasks_to_the_first_free_worker():
+    tasks = [("a", 3), ("a", 3), ("b", 2), ("b", 2), ("b", 2)]
+    assert _makespan(tasks, 1, 0) == 12
+    # Worker 1: 3, 2, 2; worker 2: 3, 2 -> worker 1 ends at 1 + 7.
+    assert _makespan(tasks, 2, 1) == 8
+    assert _makespan(tasks[:1], 4, 0) == 3
+    # Warm-up once per worker and model: worker 1 pays a and b, worker 2 a and b.
+    assert _makespan(tasks, 1, 0, {"a": 10, "b": 1}) == 12 + 11
+    assert _makespan(tasks, 2, 0, {"a": 10, "b": 1}) == 7 + 11
+
+
+def test_dry_run_prints_the_grid_and_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    with redirect_stdout(io.StringIO()) as stdout, redirect_stderr(io.StringIO()):
+        status = main([*ARGS, "--out", str(out), "--workers", "2", "--dry-run"])
+    assert status == 0
+    text = stdout.getvalue()
+    assert "grid: 2 cells x 2 folds = 4 (cell, fold) results from 2 origin trainings" in text
+    assert "eegnet-lfp-finetune, eegnet-umwp-finetune" in text
+    assert re.search(r"estimated wall time, 1 worker\(s\): [\d.]+ (s|min|h)", text)
+    assert re.search(r"estimated wall time, 2 worker\(s\): [\d.]+ (s|min|h)", text)
+    assert not out.exists()
+
+
+def test_estimate_holds_against_a_real_run(tmp_path):
+    # CCNN, so that training (not the plots) is most of the run, as in real runs.
+    config = _config([
+        "reproduce", "--models", "ccnn", "--methods", "lfp", "--folds", "2", "--epochs", "2",
+        "--recovery-epochs", "2", "--n-subjects", "2", "--n-trials", "6", "--trial-seconds",
+        "8", "--batch-size", "16", "--threads", "1", "--quiet", "--out", str(tmp_path / "out"),
+    ])
+    # Neither side finds the data prepared by the other.
+    load_windows.cache_clear()
+    window_features.cache_clear()
+    start = time.process_time()
+    reproduce(config, tmp_path / "out", quiet=True, stream=io.StringIO())
+    real = time.process_time() - start
+    load_windows.cache_clear()
+    window_features.cache_clear()
+    result = dry_run(config, quiet=True, stream=io.StringIO(), worker_counts=(1,),
+                     clock=time.process_time)
+    estimated = result.estimates[1].seconds
+    assert real / FACTOR <= estimated <= real * FACTOR, (estimated, real, result.text)
+
+
+@pytest.mark.parametrize("bad", [["--workers", "0"], ["--workers", "two"]])
+def test_bad_worker_counts_exit_2(bad, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*ARGS, "--out", str(tmp_path / "out"), *bad])
+    assert exit_info.value.code == 2
+    assert "--workers" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""``skkgp reproduce --workers N``: worker processes give the sequential results."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stderr, redirect_stdout
+
+import pandas as pd
+import pytest
+
+from skkgp.cli import main
+from skkgp.reproduce.config import ConfigError, ReproduceConfig
+from skkgp.reproduce.parallel import (
+    CUDA_CONTEXT_BYTES,
+    WorkerError,
+    check_workers,
+    run_parallel,
+    worker_memory,
+)
+from skkgp.reproduce.runner import OriginGroup
+
+# Two models x 2 folds: four origin groups for two workers. --threads 1 on both sides:
+# torch's CPU kernels split their work by the thread count, so equal threads are what
+# makes float results bit-identical.
+ARGS = [
+    "reproduce", "--models", "eegnet", "tsception", "--methods", "lfp", "--folds", "2",
+    "--epochs", "1", "--recovery-epochs", "1", "--n-subjects", "2", "--n-trials", "6",
+    "--trial-seconds", "3", "--batch-size", "16", "--threads", "1", "--quiet",
+]
+TIMINGS = ["seconds", "origin_seconds"]
+
+
+def _main(argv):
+    with redirect_stdout(io.StringIO()) as stdout, redirect_stderr(io.StringIO()) as stderr:
+        status = main(argv)
+    return status, stdout.getvalue(), stderr.getvalue()
+
+
+def test_two_workers_give_the_sequential_results_and_resume(tmp_path):
+    status, sequential_table, stderr = _main([*ARGS, "--out", str(tmp_path / "one")])
+    assert status == 0, stderr
+    out = tmp_path / "two"
+    status, parallel_table, stderr = _main([*ARGS, "--workers", "2", "--out", str(out)])
+    assert status == 0, stderr
+    sequential = pd.read_csv(tmp_path / "one" / "results.csv")
+    parallel = pd.read_csv(out / "results.csv")
+    assert len(sequential) == 4
+    # Every value equal, accuracies and evidence shares included; only the timings differ.
+    pd.testing.assert_frame_equal(sequential.drop(columns=TIMINGS),
+                                  parallel.drop(columns=TIMINGS), check_exact=True)
+    assert parallel_table == sequential_table
+    assert "computed 4 and reused 0 of 4" in (out / "run.log").read_text()
+
+    # Each result was stored on its own: a parallel run resumes what is missing.
+    victim = next((out / "cells").glob("tsception-*fold1.json"))
+    kept = {p.name: p.read_bytes() for p in (out / "cells").glob("*.json") if p != victim}
+    victim.unlink()
+    status, resumed_table, stderr = _main([*ARGS, "--workers", "2", "--out", str(out)])
+    assert status == 0, stderr
+    assert victim.exists()
+    for name, content in kept.items():
+        assert (out / "cells" / name).read_bytes() == content
+    assert "computed 1 and reused 3 of 4" in (out / "run.log").read_text().splitlines()[-1]
+    assert resumed_table == sequential_table
+
+
+def test_workers_with_a_scheduler_are_refused(tmp_path):
+    status, _, stderr = _main([*ARGS, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1",
+                               "--out", str(tmp_path / "out")])
+    assert status == 2
+    assert "--workers 2 with --scheduler" in stderr
+
+
+def test_more_threads_than_cores_warns(tmp_path):
+    config = ReproduceConfig(threads=64)
+    messages = check_workers(config, 2, {"ccnn": (4, 9, 9)}, 2, 100)
+    assert messages and "128 threads" in messages[0] and "--workers" in messages[0]
+    assert check_workers(ReproduceConfig(threads=1), 1, {"ccnn": (4, 9, 9)}, 2, 100) == []
+
+
+def test_cuda_workers_that_do_not_fit_are_refused():
+    config = ReproduceConfig(models=("ccnn",), device="cuda", batch_size=256)
+    one = worker_memory("ccnn", (4, 9, 9), 2, 76800, 256).total
+    # Room for exactly three workers: three pass, four are refused with the figures.
+    check_workers(config, 3, {"ccnn": (4, 9, 9)}, 2, 76800, free_bytes=3 * one)
+    with pytest.raises(ConfigError, match=r"--workers 4 do not fit cuda.*Use --workers 3"):
+        check_workers(config, 4, {"ccnn": (4, 9, 9)}, 2, 76800, free_bytes=3 * one + 1)
+
+
+def test_memory_estimate_grows_with_batch_and_data():
+    small = worker_memory("ccnn", (4, 9, 9), 2, 1000, 64)
+    assert small.context == CUDA_CONTEXT_BYTES
+    # CCNN: 6,233,602 float32 parameters, 12 copies (weights, gradients, 2 Adam moments
+    # of three networks).
+    assert small.parameters == 4 * 6_233_602 * 12
+    assert worker_memory("ccnn", (4, 9, 9), 2, 1000, 128).activations == 2 * small.activations
+    assert worker_memory("ccnn", (4, 9, 9), 2, 2000, 64).data == 2 * small.data
+    raw = worker_memory("eegnet", (32, 128), 2, 1000, 64)
+    assert raw.data == 2 * 4 * 1000 * 32 * 128
+
+
+def test_a_failing_worker_stops_the_run_with_its_traceback():
+    # A group whose model does not exist fails inside the worker.
+    config = ReproduceConfig(models=("eegnet",), n_subjects=2, n_trials=6, trial_seconds=3,
+                             epochs=1, recovery_epochs=1, folds=2, batch_size=16, threads=1)
+    from skkgp.reproduce.config import Cell
+
+    bad = OriginGroup(config, "nosuchmodel", "plain", 0, (Cell("nosuchmodel", "lfp", "finetune"),))
+    seen = []
+    with pytest.raises(WorkerError, match="nosuchmodel"):
+        run_parallel([bad], lambda *args: seen.append(args), 2, threads=1)
+    assert seen == []
