@@ -10,7 +10,8 @@ out of time is reported and the next one runs; the summary is printed in any cas
 2. ``full estimate``: ``skkgp reproduce --full --dry-run`` on DEAP-sized simulated data
    (32 subjects x 40 trials x 60 s: the windows ``load_deap(write_deap_like(...))``
    gives), for 1 worker and each ``--workers`` count: the whole grid's wall time
-   extrapolated from steps timed on this GPU.
+   extrapolated from steps timed on this GPU. Last, if time is left, the same at batch
+   1024 instead of ``--full``'s 64.
 3. ``short grid``: a real ``skkgp reproduce`` run of CCNN (LFP, fine-tuning, 4 folds,
    protocol paper, 1 + 1 epochs, batch 64 as ``--full``) on a quarter of DEAP's size, with
    ``--workers 1`` and ``--workers N``: wall times, the per-cell compute time alone and
@@ -135,22 +136,27 @@ FULL_DATA = ["--data", "synthetic", "--n-subjects", "32", "--n-trials", "40",
              "--trial-seconds", "60"]
 
 
-def stage_estimate(args) -> None:
+def stage_estimate(args, batch_size: int | None = None, workers=None, limit=120) -> None:
     argv = ["reproduce", "--full", *FULL_DATA, "--device", args.device]
+    if batch_size is not None:
+        argv += ["--batch-size", str(batch_size)]
     if args.smoke:
         argv += ["--models", "eegnet", "--batch-size", "8"]
+    counts = [1, *(args.workers if workers is None else workers)]
     code = (
         "from skkgp.cli import build_parser, config_from_args\n"
         "from skkgp.reproduce.estimate import dry_run\n"
         f"args = build_parser().parse_args({argv!r})\n"
-        f"dry_run(config_from_args(args), worker_counts={[1, *args.workers]!r})\n"
+        f"dry_run(config_from_args(args), worker_counts={counts!r})\n"
     )
-    rc, out, _ = run("full estimate", [sys.executable, "-c", code], 120, args.budget)
+    label = "--full" + ("" if batch_size is None else f" --batch-size {batch_size}")
+    rc, out, _ = run(f"full estimate ({label})", [sys.executable, "-c", code], limit,
+                     args.budget)
     for line in out.splitlines():
         if line.startswith(("grid:", "training:", "estimated wall time")):
-            SUMMARY.append(f"full grid (DEAP-sized, --full): {line}")
+            SUMMARY.append(f"full grid (DEAP-sized, {label}): {line}")
     if rc != 0:
-        SUMMARY.append(f"full estimate: exit {rc}")
+        SUMMARY.append(f"full estimate ({label}): exit {rc}")
 
 
 class MemorySampler(threading.Thread):
@@ -252,6 +258,9 @@ def main(argv=None) -> None:
         ("train_speed", lambda: stage_train_speed(args)),
         ("estimate", lambda: stage_estimate(args)),
         ("grid", lambda: stage_grid(args)),
+        # The same grid at batch 1024 (other training, so other results): how far the
+        # batch size moves the whole grid's time, if time is left.
+        ("estimate", lambda: stage_estimate(args, 1024, args.workers[:1], 80)),
     ]
     for name, stage in stages:
         if name in args.skip:
