@@ -493,10 +493,10 @@ def test_progress_bar_callback(capsys):
     assert "0/2" in capsys.readouterr().err  # the bar knows an epoch has 2 batches of 16
 
 
-def test_knowledge_step_benchmark_runs(capsys):
+def test_knowledge_step_benchmark_runs(capsys, load_benchmark):
     import re
 
-    bench = _load_benchmark("knowledge_step")
+    bench = load_benchmark("knowledge_step")
     bench.main(["--batch-size", "8", "--repeats", "2"])
     out = capsys.readouterr().out
     fit, kg, mean = map(float, re.search(

@@ -178,8 +178,9 @@ def test_channels_last_on_cuda_follows_the_zoo_declaration(grid, raw, model, wei
     assert weights_layout(fits[False].module_) == "contiguous"
     # "auto"'s network: one step from the same weights, against a float64 copy. With TF32
     # off, channels-last is as accurate as contiguous; with PyTorch's default (cuDNN may
-    # use TF32) the channels-last kernels cuDNN picks are TF32 ones (measured on an H200:
-    # 3e-4 of the largest gradient, against 4e-7 contiguous).
+    # use TF32) the channels-last kernels cuDNN picks are TF32 ones (measured: 3e-4 of the
+    # largest gradient on an H200 with torch 2.10, 5.4e-2 on an H100 with torch 2.11,
+    # against 4e-7 contiguous): the bound below only catches a broken layout.
     if not declared:
         return
     Xb = torch.as_tensor(X[:32], dtype=torch.float32).cuda()
@@ -201,4 +202,4 @@ def test_channels_last_on_cuda_follows_the_zoo_declaration(grid, raw, model, wei
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         errors = {flag: error(flag) for flag in (True, False)}
     assert errors[True] <= 4 * errors[False] + 1e-6 * scale, (errors, scale)
-    assert error(True) <= 1e-2 * scale  # TF32 allowed
+    assert error(True) <= 2e-1 * scale  # TF32 allowed

@@ -270,20 +270,8 @@ def test_knowledge_calibration_takes_the_samples_with_most_region_evidence(fitte
 
 
 # ---------------------------------------------------------------------- benchmarks
-def _load_benchmark(name: str):
-    """A script of benchmarks/ as a module."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
-
-
-def test_deploy_latency_benchmark_runs(capsys):
-    bench = _load_benchmark("deploy_latency")
+def test_deploy_latency_benchmark_runs(capsys, load_benchmark):
+    bench = load_benchmark("deploy_latency")
     rows = bench.main(["--models", "eegnet", "--ratios", "0.5", "--batches", "1",
                        "--threads", "1", "--repeats", "1", "--min-time", "0.001",
                        "--profile", "eegnet"])
@@ -298,8 +286,8 @@ def test_deploy_latency_benchmark_runs(capsys):
     assert "onnxruntime profile of eegnet" in out and "Conv" in out
 
 
-def test_int8_accuracy_benchmark_runs(capsys):
-    bench = _load_benchmark("int8_accuracy")
+def test_int8_accuracy_benchmark_runs(capsys, load_benchmark):
+    bench = load_benchmark("int8_accuracy")
     results = bench.main(["--models", "eegnet", "--seeds", "0", "--subjects", "1",
                           "--trials", "6", "--duration", "2", "--epochs", "1",
                           "--recovery-epochs", "1", "--n-calibration", "4", "--repeats", "1"])
