@@ -58,8 +58,9 @@ guided.fit(grids[train], data.y[train])
 # %%
 # Evidence on the held-out windows
 # --------------------------------
-# ``guided_gradcam`` accepts a fitted estimator or a bare ``torch.nn.Module``: the
-# origin network is kept by the pruner in ``origin_module_``. Each sample's evidence is
+# ``guided_gradcam`` accepts a fitted pruner, a pipeline ending in one, a fitted
+# estimator or a bare ``torch.nn.Module``: the origin network is kept by the pruner in
+# ``origin_module_``. (``guided.region_share(X, y)`` gives the mean share directly.) Each sample's evidence is
 # normalised to sum to 1 before averaging, as in the losses, so the maps are shares.
 networks = {
     "origin": baseline.origin_module_,
