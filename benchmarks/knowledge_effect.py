@@ -74,7 +74,7 @@ from sklearn.pipeline import make_pipeline
 from skkgp import EEGClassifier, KnowledgeGuidedPruner
 from skkgp.datasets import SCENARIOS, make_deap_like
 from skkgp.knowledge.evidence import EVIDENCE_KINDS, guided_gradcam
-from skkgp.knowledge.losses import DEFAULT_REGION_LOSS, REGION_LOSSES, region_share
+from skkgp.knowledge.losses import REGION_LOSSES, region_share
 from skkgp.layout import DEFAULT_REGION, REGIONS
 from skkgp.reproduce.stats import paired_comparison
 from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer, ToGrid
@@ -305,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--evidence", default="auto", choices=("auto", *EVIDENCE_KINDS),
                         help="evidence kind of the recoveries; every network is explained "
                              "with the kind the proposed recovery used (default: per model)")
-    parser.add_argument("--region-loss", default=DEFAULT_REGION_LOSS, choices=REGION_LOSSES,
-                        help=f"region-wise loss variant (default {DEFAULT_REGION_LOSS})")
+    parser.add_argument("--region-loss", default="auto", choices=("auto", *REGION_LOSSES),
+                        help="region-wise loss variant (default auto: per evidence kind)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=_positive_int, default=1,
                         help="(model, scenario, seed) cells computed in parallel processes, "

@@ -30,7 +30,7 @@ from skkgp.classifier import EEGClassifier
 from skkgp.layout import DEFAULT_REGION, get_channels, get_layout, grid_cells, region_mask
 from skkgp.pruning.masks import store_derived_tensors
 from skkgp.knowledge.evidence import EVIDENCE_KINDS, mean_region_share
-from skkgp.knowledge.losses import DEFAULT_REGION_LOSS, REGION_LOSS, REGION_WEIGHT, SAMPLE_WEIGHTING
+from skkgp.knowledge.losses import ESTIMATOR_REGION_LOSS, REGION_WEIGHT, SAMPLE_WEIGHTING
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
 __all__ = ["KnowledgeGuidedPruner", "ConstantPredictorWarning"]
@@ -106,11 +106,14 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         Weight ``beta`` of the evidence-based sample weights in the cross-entropy. On
         small simulated data, ``beta = 1`` cost more accuracy than the region loss did
         (``benchmarks/knowledge_effect.py``); consider searching smaller values.
-    region_loss : {"literal", "dead_aware", "straight_through"}, default="straight_through"
+    region_loss : {"auto", "literal", "dead_aware", "straight_through"}, default="auto"
         Variant of the region-wise loss (:func:`skkgp.knowledge.losses.region_loss`):
         the formulas as written; all-zero evidence counted as the worst share and
         revived; or that and a gradient through the evidence's ReLU on the region's
-        electrodes. See :ref:`method` for what each was measured to do.
+        electrodes. ``"auto"`` takes, per evidence kind, the variant measured to move the
+        held-out evidence (:func:`skkgp.knowledge.losses.resolve_region_loss`:
+        straight-through for Grad-CAM and HiResCAM, dead-aware for input x gradient). See
+        :ref:`method` for what each was measured to do.
     evidence : {"auto", "gradcam", "hirescam", "input_x_gradient"}, default="auto"
         The evidence the knowledge-guided losses see (see
         :mod:`skkgp.knowledge.evidence`): the paper's Grad-CAM, HiResCAM, or input x
@@ -233,7 +236,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         "region": [str, list, tuple],
         "region_weight": [REGION_WEIGHT],
         "sample_weighting": [SAMPLE_WEIGHTING],
-        "region_loss": [REGION_LOSS],
+        "region_loss": [ESTIMATOR_REGION_LOSS],
         "evidence": [Options({"auto", *EVIDENCE_KINDS})],
         "recovery_epochs": [Interval(Integral, 1, None, closed="left"), None],
         "ch_names": [list, tuple, np.ndarray, None],
@@ -253,7 +256,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         region: str | Sequence[str] = DEFAULT_REGION,
         region_weight: float = 1.0,
         sample_weighting: float = 1.0,
-        region_loss: str = DEFAULT_REGION_LOSS,
+        region_loss: str = "auto",
         evidence: str = "auto",
         recovery_epochs: int | None = None,
         ch_names: Sequence[str] | None = None,

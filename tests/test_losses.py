@@ -192,3 +192,15 @@ def test_region_loss_variants_hand_values_and_gradients():
                                [-1 / (3 * 2.0), 0.0, -1 / (3 * 2.0)])
     with pytest.raises(ValueError, match="variant must be one of"):
         region_loss(EVIDENCE, MASK, variant="exact")
+
+
+def test_resolve_region_loss_keeps_explicit_variants_and_maps_auto_per_kind():
+    from skkgp.knowledge.losses import AUTO_REGION_LOSS, REGION_LOSSES, resolve_region_loss
+
+    for kind, variant in AUTO_REGION_LOSS.items():
+        assert variant in REGION_LOSSES
+        assert resolve_region_loss("auto", kind) == variant
+        for explicit in REGION_LOSSES:
+            assert resolve_region_loss(explicit, kind) == explicit
+    assert resolve_region_loss("auto", "input_x_gradient") == "dead_aware"
+    assert resolve_region_loss("auto", "gradcam") == "straight_through"

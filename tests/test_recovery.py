@@ -290,3 +290,20 @@ def test_input_x_gradient_needs_no_declared_layer(raw_data):
     with pytest.raises(ValueError, match="input_x_gradient"):
         KnowledgeGuidedClassifier(_NoDeclaredLayer, region_mask=RAW_MASK,
                                   max_epochs=1).fit(X, y)
+
+
+@pytest.mark.parametrize("evidence, expected", [
+    ("auto", "dead_aware"),  # EEGNet's auto evidence is input x gradient
+    ("input_x_gradient", "dead_aware"),
+    ("gradcam", "straight_through"),
+    ("hirescam", "straight_through"),
+])
+def test_region_loss_auto_takes_the_variant_of_the_evidence_kind(raw_data, evidence, expected):
+    X, y = raw_data
+    clf = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, evidence=evidence,
+                                    max_epochs=1, batch_size=24, random_state=0).fit(X, y)
+    assert clf.region_loss == "auto" and clf.region_loss_ == expected
+    explicit = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, evidence=evidence,
+                                         region_loss="literal", max_epochs=1, batch_size=24,
+                                         random_state=0).fit(X, y)
+    assert explicit.region_loss_ == "literal"

@@ -41,12 +41,15 @@ import torch
 from skkgp._validation import Interval, Options, validate_params
 
 __all__ = [
+    "AUTO_REGION_LOSS",
     "DEFAULT_REGION_LOSS",
+    "ESTIMATOR_REGION_LOSS",
     "REGION_LOSS",
     "REGION_LOSSES",
     "knowledge_guided_loss",
     "normalize_evidence",
     "region_loss",
+    "resolve_region_loss",
     "region_share",
     "sample_weights",
 ]
@@ -63,9 +66,44 @@ SAMPLE_WEIGHTING = Interval(Real, 0, 1, closed="both")
 REGION_LOSSES = ("literal", "dead_aware", "straight_through")
 #: The variant the estimators use unless told otherwise.
 DEFAULT_REGION_LOSS = "straight_through"
-#: The constraint on ``region_loss`` (``variant`` of the functions) wherever it is a
-#: parameter.
+#: The constraint on ``variant`` of the loss functions.
 REGION_LOSS = Options(REGION_LOSSES)
+#: ``region_loss="auto"`` of the estimators: per evidence kind, the variant measured to
+#: move the held-out evidence (see :func:`resolve_region_loss`).
+AUTO_REGION_LOSS = {
+    "gradcam": "straight_through",
+    "hirescam": "straight_through",
+    "input_x_gradient": "dead_aware",
+}
+#: The constraint on the estimators' ``region_loss`` parameter.
+ESTIMATOR_REGION_LOSS = Options(("auto", *REGION_LOSSES))
+
+
+def resolve_region_loss(region_loss: str, evidence: str) -> str:
+    """The variant an estimator's ``region_loss`` names for evidence of kind ``evidence``.
+
+    ``"auto"`` takes ``"straight_through"`` for the rectified Grad-CAM maps, whose
+    evidence dies behind the ReLU without its gradient (CCNN's held-out evidence was all
+    zero in 96 % of windows with ``"literal"``), and ``"dead_aware"`` for input x gradient,
+    whose evidence the straight-through gradient hardly moves (EEGNet, simulated data,
+    8 seeds: held-out region share +0.29 [+0.25, +0.33] over the baseline with
+    ``"dead_aware"``, +0.01 with ``"straight_through"``; the figures and commands are in
+    the user guide's method page).
+
+    Parameters
+    ----------
+    region_loss : {"auto", "literal", "dead_aware", "straight_through"}
+    evidence : str
+        The resolved evidence kind.
+
+    Returns
+    -------
+    variant : str
+        One of :data:`REGION_LOSSES`.
+    """
+    if region_loss != "auto":
+        return region_loss
+    return AUTO_REGION_LOSS.get(evidence, DEFAULT_REGION_LOSS)
 
 
 def _as_tensor(evidence) -> tuple[torch.Tensor, bool]:

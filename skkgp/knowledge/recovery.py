@@ -35,12 +35,12 @@ from skkgp.knowledge.evidence import (
     resolve_evidence,
 )
 from skkgp.knowledge.losses import (
-    DEFAULT_REGION_LOSS,
-    REGION_LOSS,
+    ESTIMATOR_REGION_LOSS,
     REGION_WEIGHT,
     SAMPLE_WEIGHTING,
     knowledge_guided_loss,
     region_share,
+    resolve_region_loss,
 )
 
 __all__ = ["KnowledgeGuidedClassifier"]
@@ -87,9 +87,12 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         ``alpha``, weight of the region-wise loss.
     sample_weighting : float in [0, 1], default=1.0
         ``beta``, how much the evidence-based sample weights replace uniform ones.
-    region_loss : {"literal", "dead_aware", "straight_through"}, default="straight_through"
+    region_loss : {"auto", "literal", "dead_aware", "straight_through"}, default="auto"
         How the region-wise loss treats evidence the ReLU zeroed
-        (:func:`skkgp.knowledge.losses.region_loss`): ``"literal"``, the formulas as
+        (:func:`skkgp.knowledge.losses.region_loss`): ``"auto"``, the variant measured to
+        move each evidence kind (:func:`skkgp.knowledge.losses.resolve_region_loss`:
+        ``"straight_through"`` for Grad-CAM and HiResCAM, ``"dead_aware"`` for input x
+        gradient); ``"literal"``, the formulas as
         written (all-zero evidence takes the uniform share, no gradient behind the
         ReLU); ``"dead_aware"``, all-zero evidence counts as the worst share and gets a
         gradient back; ``"straight_through"``, that and a gradient through the ReLU on
@@ -125,6 +128,8 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         The validated region mask (``None`` when both weights are 0 and no mask is given).
     evidence_ : str
         The evidence kind used (``"auto"`` resolved).
+    region_loss_ : str
+        The region-wise loss variant used (``"auto"`` resolved).
     evidence_layer_ : str or None
         The evidence layer used (``None`` for ``"input_x_gradient"``).
     electrode_axis_ : str
@@ -180,7 +185,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         region_mask=None,
         region_weight=1.0,
         sample_weighting=1.0,
-        region_loss=DEFAULT_REGION_LOSS,
+        region_loss="auto",
         guided=False,
         evidence="auto",
         evidence_layer=None,
@@ -203,7 +208,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         **EEGClassifier._parameter_constraints,
         "region_weight": [REGION_WEIGHT],
         "sample_weighting": [SAMPLE_WEIGHTING],
-        "region_loss": [REGION_LOSS],
+        "region_loss": [ESTIMATOR_REGION_LOSS],
         "guided": ["boolean"],
         "evidence": [Options({"auto", *EVIDENCE_KINDS})],
         "electrode_axis": [Options(ELECTRODE_AXES), None],
@@ -238,7 +243,8 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         if axis == "grid":
             cells = check_cells(self.cells, getattr(self, "grid_size_", None))
         setup = {"evidence_": kind, "evidence_layer_": layer, "electrode_axis_": axis,
-                 "cells_": cells, "region_mask_": None}
+                 "cells_": cells, "region_mask_": None,
+                 "region_loss_": resolve_region_loss(self.region_loss, kind)}
         if self.region_mask is None:
             if self._knowledge_on():
                 raise ValueError(
@@ -386,5 +392,5 @@ class KnowledgeGuidedClassifier(EEGClassifier):
             )
         # The signed scores give all-zero evidence a gradient back (skkgp.knowledge.losses.region_loss).
         loss = knowledge_guided_loss(ce, evidence, mask, self.region_weight, self.sample_weighting,
-                                     scores=scores, variant=self.region_loss)
+                                     scores=scores, variant=self.region_loss_)
         return loss, evidence, mask
