@@ -10,7 +10,9 @@ training windows whose evidence (Grad-CAM for CCNN, input x gradient for EEGNet)
 most in the knowledge region (``calibration="knowledge"``). On the held-out trials it
 measures, in onnxruntime:
 
-- accuracy of each file, and the share of windows where int8 predicts the float class;
+- accuracy of each file, the share of windows where int8 predicts the float class and
+  the mean change of the probabilities (a network that collapsed to one class agrees
+  with anything: the summary counts those seeds);
 - latency (ms per call, one thread, batch 1 and 256; median of interleaved repeats);
 - file size.
 
@@ -78,14 +80,17 @@ def run_cell(model: str, seed: int, args, folder: Path) -> dict:
     features = pipe[:-1].transform(data.X[test]).astype(np.float32)
     classes = pipe.classes_
     sessions = {name: session(path, 1) for name, path in paths.items()}
-    predictions = {name: classes[s.run(None, {INPUT_NAME: features})[0].argmax(1)]
-                   for name, s in sessions.items()}
+    proba = {name: s.run(None, {INPUT_NAME: features})[0] for name, s in sessions.items()}
+    predictions = {name: classes[p.argmax(1)] for name, p in proba.items()}
     row = {"model": model, "seed": seed, "n_train": len(train), "n_test": len(test),
            "fit_s": fit_seconds,
-           "acc_pytorch": float(np.mean(pipe.predict(data.X[test]) == data.y[test]))}
+           "acc_pytorch": float(np.mean(pipe.predict(data.X[test]) == data.y[test])),
+           # A network that predicts one class everywhere agrees with anything.
+           "constant": bool(np.unique(predictions["float"]).size == 1)}
     for name in FILES:
         row[f"acc_{name}"] = float(np.mean(predictions[name] == data.y[test]))
         row[f"agree_{name}"] = float(np.mean(predictions[name] == predictions["float"]))
+        row[f"dp_{name}"] = float(np.abs(proba[name] - proba["float"]).mean())
         row[f"mb_{name}"] = paths[name].stat().st_size / 1e6
     torch.set_num_threads(1)
     for batch in (1, 256):
@@ -109,7 +114,8 @@ def interval(values: pd.Series) -> str:
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for model, cell in results.groupby("model", sort=False):
-        row = {"model": model, "seeds": len(cell)}
+        row = {"model": model, "seeds": len(cell),
+               "seeds whose float file predicts one class": int(cell["constant"].sum())}
         for name in FILES:
             row[f"acc {name}"] = f"{cell[f'acc_{name}'].mean():.3f} ± " \
                                  f"{cell[f'acc_{name}'].std(ddof=1):.3f}"
@@ -117,6 +123,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             row[f"Δacc {name} - float"] = interval(cell[f"acc_{name}"] - cell["acc_float"])
             row[f"agree {name}"] = f"{cell[f'agree_{name}'].mean():.3f} (min " \
                                    f"{cell[f'agree_{name}'].min():.3f})"
+            row[f"mean |Δp| {name}"] = f"{cell[f'dp_{name}'].mean():.4f}"
         row["Δacc knowledge - random"] = interval(cell["acc_int8-knowledge"]
                                                   - cell["acc_int8-random"])
         for batch in (1, 256):
