@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     hyper.add_argument("--prune-ratio", type=_number(float, 0, 1, low_open=True, high_open=True),
                        help=f"fraction of filters/weights removed (default {QUICK['prune_ratio']}"
                             f", --full {FULL['prune_ratio']})")
+    hyper.add_argument("--umwp-scope", choices=("conv", "all"),
+                       help="weights umwp ranks and masks: conv (the paper's, default) or all "
+                            "(conv and linear, skkgp.pruning's default)")
     hyper.add_argument("--region", type=_region,
                        help="knowledge region: a name of skkgp.layout.REGIONS or "
                             f"comma-separated electrodes (default {QUICK['region']})")
@@ -378,6 +381,7 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
         "methods": _flat(args.methods),
         "recoveries": _flat(args.recovery),
         "prune_ratio": args.prune_ratio,
+        "umwp_scope": args.umwp_scope,
         "region": args.region,
         "region_weight": args.region_weight,
         "sample_weighting": args.sample_weighting,

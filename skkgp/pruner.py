@@ -11,6 +11,7 @@ which pull the guided Grad-CAM evidence towards a brain region.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
@@ -87,7 +88,13 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         network (NSFP needs BatchNorm layers, e.g. FBCCNN's).
     prune_ratio : float in (0, 1), default=0.5
         Fraction of filters (structural methods: LFP, NSFP, SFP) or weights (UMWP)
-        removed.
+        removed; how each method counts it: :func:`skkgp.pruning.prune`.
+    method_options : dict or None, default=None
+        Options of the pruning method, passed to :func:`skkgp.pruning.prune`: for
+        ``"umwp"``, ``{"scope": "conv"}`` masks conv weights only, as the paper, and
+        ``{"scope": "all"}`` (the default) conv and linear weights. The other methods
+        take none. Searchable like any parameter:
+        ``GridSearchCV(pruner, {"method_options": [{"scope": "conv"}, {"scope": "all"}]})``.
     recovery : {"finetune", "scratch"}, default="finetune"
         Recover from the pruned weights or from a re-initialised pruned structure.
     region : str or list of str, default="frontal_left"
@@ -169,7 +176,9 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         training sample (a collapsed recovery; a :class:`ConstantPredictorWarning` says
         so).
     pruning_report_ : skkgp.pruning.PruningReport
-        Parameters and MACs before and after pruning, kept channels per layer.
+        Parameters and MACs before and after pruning, kept channels per layer; in
+        skkgp's realized counts and as the paper counts them (for SFP, the soft-pruned
+        network before its final step).
     classes_ : ndarray, shape (n_classes,)
         Class labels.
     electrodes_ : tuple of str
@@ -232,6 +241,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         "estimator": [HasMethods(["fit", "predict", "get_params"])],
         "method": [Options(pruning.METHODS)],
         "prune_ratio": [Interval(Real, 0, 1, closed="neither")],
+        "method_options": [dict, None],
         "recovery": [Options({"finetune", "scratch"})],
         "region": [str, list, tuple],
         "region_weight": [REGION_WEIGHT],
@@ -252,6 +262,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         *,
         method: str = "lfp",
         prune_ratio: float = 0.5,
+        method_options: dict | None = None,
         recovery: str = "finetune",
         region: str | Sequence[str] = DEFAULT_REGION,
         region_weight: float = 1.0,
@@ -268,6 +279,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.estimator = estimator
         self.method = method
         self.prune_ratio = prune_ratio
+        self.method_options = method_options
         self.recovery = recovery
         self.region = region
         self.region_weight = region_weight
@@ -312,7 +324,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.electrodes_, cells = self._resolve_electrodes(X, epochs_names)
         self.region_mask_ = self._resolve_region(self.electrodes_)
 
-        method = pruning.get_method(self.method)
+        # A bad option fails here, before the origin is trained.
+        method = pruning.get_method(self.method, self.method_options)
 
         # 1. Origin.
         if self.prefit:
@@ -342,7 +355,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         if not method.prunes_after_recovery:
             self._say(f"pruning with {self.method} at ratio {self.prune_ratio}")
             self.pruning_report_ = pruning.prune(
-                module, self.method, self.prune_ratio, example_inputs
+                module, self.method, self.prune_ratio, example_inputs,
+                method_options=self.method_options,
             )
         if self.recovery == "scratch":
             _reinitialize(module, self._seed())
@@ -353,8 +367,16 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         recovered.fit(X, y)
         if method.prunes_after_recovery:
             self._say(f"pruning with {self.method} at ratio {self.prune_ratio} (final step)")
-            self.pruning_report_ = pruning.prune(
-                recovered.module_, self.method, self.prune_ratio, example_inputs
+            report = pruning.prune(
+                recovered.module_, self.method, self.prune_ratio, example_inputs,
+                method_options=self.method_options,
+            )
+            # The paper's "before" is the origin's: the soft-pruned network it was
+            # given counts its zeroed filters out already.
+            self.pruning_report_ = dataclasses.replace(
+                report,
+                paper_params_before=pruning.count_paper_params(origin.module_),
+                paper_flops_before=pruning.count_paper_flops(origin.module_, example_inputs),
             )
             # The optimizer still points at the unpruned tensors.
             recovered.initialize_optimizer()

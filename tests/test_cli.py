@@ -19,7 +19,14 @@ import skkgp
 from skkgp.cli import main
 from skkgp.reproduce.config import Cell, ReproduceConfig
 from skkgp.reproduce.data import DataSpec, fold_indices, load_windows
-from skkgp.reproduce.report import LEGEND, RESULT_COLUMNS, TABLE_COLUMNS
+from skkgp.reproduce.report import (
+    LEGEND,
+    RESULT_COLUMNS,
+    TABLE_COLUMNS,
+    format_table,
+    results_frame,
+    summarize,
+)
 from skkgp.reproduce.store import ResultStore
 
 # The smallest run that still exercises every step: one raw model, 2 folds, 1 epoch,
@@ -76,6 +83,10 @@ def test_tiny_run_writes_results_csv(tiny_run):
     assert (frame["params_after"] < frame["params_before"]).all()
     assert (frame["flops_before"] == 2 * frame["macs_before"]).all()
     assert (frame["flops_reduction"] > 0).all()
+    # The paper's counts beside skkgp's: same network, more terms in its FLOPs.
+    assert (frame["paper_params_after"] < frame["paper_params_before"]).all()
+    assert (frame["paper_flops_after"] < frame["paper_flops_before"]).all()
+    assert (frame["paper_flops_before"] > frame["flops_before"]).all()
     assert frame["n_train"].add(frame["n_test"]).nunique() == 1
     assert frame["origin_train_accuracy"].between(0, 1).all()
     assert (frame["origin_seconds"] > 0).all() and (frame["seconds"] > 0).all()
@@ -229,6 +240,52 @@ def test_full_grid_leaves_out_only_pairs_that_do_not_apply():
     assert Cell("fbccnn", "nsfp", "scratch") in cells
     assert Cell("ccnn", "nsfp", "finetune") not in cells
     assert len(cells) == 2 * (4 * len(config.models) - len(config.skipped))
+    # The paper's UMWP ranks conv weights only.
+    assert config.umwp_scope == "conv" and config.identity()["umwp_scope"] == "conv"
+    assert config.method_options("umwp") == {"scope": "conv"}
+    assert config.method_options("lfp") is None
+
+
+def test_umwp_scope_option():
+    from skkgp.cli import build_parser, config_from_args
+
+    parser = build_parser()
+    config = config_from_args(parser.parse_args(
+        ["reproduce", "--methods", "umwp", "--umwp-scope", "all"]))
+    assert config.umwp_scope == "all" and config.identity()["umwp_scope"] == "all"
+    assert config.method_options("umwp") == {"scope": "all"}
+    # A run without umwp means the same whatever the scope: its identity leaves it out.
+    plain = config_from_args(parser.parse_args(["reproduce", "--umwp-scope", "all"]))
+    assert "umwp_scope" not in plain.identity()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["reproduce", "--umwp-scope", "linear"])
+
+
+def test_table_shows_both_conventions():
+    rows = []
+    for fold in range(2):
+        rows.append({
+            "model": "ccnn", "method": "umwp", "method_options": "scope=conv",
+            "recovery": "finetune", "fold": fold, "origin_accuracy": 0.8,
+            "baseline_accuracy": 0.7, "proposed_accuracy": 0.75, "params_before": 6_233_602,
+            "params_after": 6_233_602, "flops_before": 159_920_128, "flops_after": 144_990_208,
+            "params_reduction": 1.48, "flops_reduction": 9.34,
+            "paper_params_before": 6_233_602, "paper_params_after": 6_141_442,
+            "paper_flops_before": 160_004_098, "paper_flops_after": 145_074_178,
+            "paper_params_reduction": 1.48, "paper_flops_reduction": 9.33,
+            "baseline_region_share": 0.3, "proposed_region_share": 0.4,
+            "origin_constant": False,
+        })
+    # A result stored before the paper's counts existed.
+    old = {k: v for k, v in rows[0].items() if not k.startswith("paper_")}
+    old.update(method="lfp", method_options=None)
+    cells = [Cell("ccnn", "umwp", "finetune"), Cell("ccnn", "lfp", "finetune")]
+    table = format_table(summarize(results_frame([*rows, old]), cells))
+    header, _, umwp, lfp = table.splitlines()
+    assert "Params (skkgp)" in header and "FLOPs (paper's count)" in header
+    assert "umwp (scope=conv)" in umwp
+    assert "6.23M → 6.14M (-1.5%)" in umwp and "160M → 145M (-9.3%)" in umwp
+    assert lfp.count("n/a") >= 2
 
 
 # ---------------------------------------------------------------- protocols and report

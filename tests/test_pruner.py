@@ -17,7 +17,7 @@ from skkgp import layout
 from skkgp.classifier import EEGClassifier
 from skkgp.datasets import make_deap_like
 from skkgp.pruner import ConstantPredictorWarning, KnowledgeGuidedPruner
-from skkgp.pruning import NetworkSlimming, prune
+from skkgp.pruning import NetworkSlimming, count_paper_flops, count_paper_params, prune
 from skkgp.knowledge.evidence import guided_gradcam, mean_region_share
 from skkgp.knowledge.losses import region_share
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
@@ -215,6 +215,13 @@ def test_every_method_and_recovery(raw, grid, module, method, recovery):
         names = [name for name, _ in kgp.estimator_.callbacks_]
         assert "soft_filter_pruning" in names
         assert kgp.pruning_report_.params_before == _n_params(kgp.origin_module_)
+    # The paper's counts start from the origin, for sfp too (whose hard step sees the
+    # soft-pruned network), and end lower.
+    assert report.paper_params_before == count_paper_params(kgp.origin_module_)
+    assert report.paper_flops_before == count_paper_flops(
+        kgp.origin_module_, torch.as_tensor(X[:1], dtype=torch.float32)
+    )
+    assert report.paper_params_after < report.paper_params_before
     assert kgp.predict(X).shape == y.shape
     # The recovered net still predicts after the hard step of SFP (optimizer rebuilt too).
     kgp.estimator_.partial_fit(X, y)
@@ -463,3 +470,44 @@ def test_prefit_nsfp_without_network_slimming_warns(grid):
     with pytest.warns(UserWarning, match="without the skkgp.pruning.NetworkSlimming"):
         kgp = KnowledgeGuidedPruner(origin, method="nsfp", prefit=True).fit(X, y)
     assert kgp.pruning_report_.params_after < kgp.pruning_report_.params_before
+
+
+def test_umwp_scope_reaches_the_pruning_and_the_model_file(grid, tmp_path):
+    import skkgp
+
+    X, y = grid
+    kgp = _pruner("ccnn", method="umwp", prune_ratio=0.1, method_options={"scope": "conv"},
+                  recovery_epochs=1).fit(X, y)
+    module = kgp.estimator_.module_
+    assert not hasattr(module.lin1[0], "weight_mask")
+    assert all(hasattr(module, name) and hasattr(getattr(module, name)[1], "weight_mask")
+               for name in ("conv1", "conv2", "conv3", "conv4"))
+    report = kgp.pruning_report_
+    assert report.method_options == {"scope": "conv"}
+    # 10 % of CCNN's 921,600 conv weights, as the paper counts them.
+    assert report.paper_params_after == report.paper_params_before - 92_160
+    assert clone(kgp).get_params()["method_options"] == {"scope": "conv"}
+    path = tmp_path / "umwp.skkgp"
+    skkgp.save(kgp, path)
+    loaded = skkgp.load(path)
+    assert loaded.get_params()["method_options"] == {"scope": "conv"}
+    assert loaded.pruning_report_ == report
+    np.testing.assert_array_equal(loaded.predict_proba(X), kgp.predict_proba(X))
+
+    default = _pruner("ccnn", method="umwp", prune_ratio=0.1, recovery_epochs=1).fit(X, y)
+    assert hasattr(default.estimator_.module_.lin1[0], "weight_mask")
+    assert default.pruning_report_.method_options == {"scope": "all"}
+
+
+def test_bad_method_options_fail_before_the_origin_fit(grid):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = grid
+    pruner = _pruner("ccnn", method="lfp", method_options={"scope": "conv"})
+    with pytest.raises(ValueError, match="method 'lfp' has no option 'scope'"):
+        pruner.fit(X, y)
+    assert not hasattr(pruner.estimator, "module_")
+    with pytest.raises(ValueError, match="UMWP's scope must be one of"):
+        _pruner("ccnn", method="umwp", method_options={"scope": "linear"}).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="method_options"):
+        _pruner("ccnn", method="umwp", method_options="conv").fit(X, y)

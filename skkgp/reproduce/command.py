@@ -262,7 +262,9 @@ def _markdown(config: ReproduceConfig, summary: pd.DataFrame) -> str:
         "# skkgp reproduce: Table 1",
         "",
         f"Data: {data}; target {config.target}; protocol `{config.protocol}` with "
-        f"{config.folds} folds; prune ratio {config.prune_ratio}; region "
+        f"{config.folds} folds; prune ratio {config.prune_ratio}"
+        + (f" (umwp scope {config.umwp_scope})" if "umwp" in config.methods else "")
+        + "; region "
         f"`{_region_label(config)}` (proposed: region weight {config.region_weight}, sample "
         f"weight {config.sample_weighting}); {config.epochs} origin epochs, "
         f"{config.recovery_epochs} recovery epochs; Adam, batch {config.batch_size}, lr "

@@ -90,6 +90,7 @@ _IDENTITY_FIELDS = (
     "methods",
     "recoveries",
     "prune_ratio",
+    "umwp_scope",
     "region",
     "region_weight",
     "sample_weighting",
@@ -113,6 +114,9 @@ QUICK: dict[str, Any] = {
     "methods": ("lfp",),
     "recoveries": ("finetune",),
     "prune_ratio": 0.5,
+    # The paper's UMWP masks conv weights only; skkgp's own default ("all") also masks
+    # linear weights, where most of them are.
+    "umwp_scope": "conv",
     "region": DEFAULT_REGION,
     "region_weight": 1.0,
     "sample_weighting": 1.0,
@@ -209,6 +213,7 @@ class ReproduceConfig:
     methods: tuple[str, ...] = QUICK["methods"]
     recoveries: tuple[str, ...] = QUICK["recoveries"]
     prune_ratio: float = QUICK["prune_ratio"]
+    umwp_scope: str = QUICK["umwp_scope"]
     region: str | tuple[str, ...] = QUICK["region"]
     region_weight: float = QUICK["region_weight"]
     sample_weighting: float = QUICK["sample_weighting"]
@@ -247,6 +252,8 @@ class ReproduceConfig:
                 continue  # runs from before --dataset existed read DEAP: they resume
             if name == "target" and not DATASETS[self.dataset].targets:
                 continue
+            if name == "umwp_scope" and "umwp" not in self.methods:
+                continue  # a run without umwp means the same whatever the scope
             out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -264,6 +271,10 @@ class ReproduceConfig:
     def for_seed(self, seed: int) -> ReproduceConfig:
         """This configuration computing the seed ``seed`` (one of :attr:`seeds`)."""
         return dataclasses.replace(self, seed=int(seed))
+
+    def method_options(self, method: str) -> dict | None:
+        """Options of ``method`` for :class:`skkgp.KnowledgeGuidedPruner` (None: none)."""
+        return {"scope": self.umwp_scope} if method == "umwp" else None
 
     def learning_rate(self, model: str) -> float:
         """``--lr`` when given, else the model's default of :data:`MODEL_LR`."""

@@ -2,8 +2,10 @@
 
 One row of the table is one (model, method, recovery) cell: accuracy mean +- std over
 (seed, fold) pairs of the origin, baseline-recovered and proposed-recovered models;
-parameters and FLOPs (2 x MACs; non-zero counts for masked pruning) before and after
-pruning with their reductions; and the paired comparison of proposed against baseline
+parameters and FLOPs before and after pruning in two conventions, skkgp's realized
+counts (2 x MACs of conv and linear layers; non-zero counts for masked pruning) with
+their reductions and the paper's (:func:`skkgp.pruning.count_paper_params`,
+:func:`skkgp.pruning.count_paper_flops`); and the paired comparison of proposed against baseline
 (:func:`skkgp.reproduce.stats.paired_comparison`). Pairs whose origin collapsed to a
 constant predictor are counted and left out of every mean and statistic.
 """
@@ -39,6 +41,7 @@ BOOTSTRAP_RESAMPLES = 10_000
 RESULT_COLUMNS = (
     "model",
     "method",
+    "method_options",
     "recovery",
     "seed",
     "fold",
@@ -58,6 +61,12 @@ RESULT_COLUMNS = (
     "flops_after",
     "params_reduction",
     "flops_reduction",
+    "paper_params_before",
+    "paper_params_after",
+    "paper_flops_before",
+    "paper_flops_after",
+    "paper_params_reduction",
+    "paper_flops_reduction",
     "origin_region_share",
     "baseline_region_share",
     "proposed_region_share",
@@ -72,10 +81,12 @@ TABLE_COLUMNS = (
     "Model",
     "Method",
     "Recovery",
-    "Params",
+    "Params (skkgp)",
     "Params red.",
-    "FLOPs",
+    "FLOPs (skkgp)",
     "FLOPs red.",
+    "Params (paper's count)",
+    "FLOPs (paper's count)",
     "Origin acc.",
     "Baseline acc.",
     "Proposed acc.",
@@ -88,7 +99,12 @@ TABLE_COLUMNS = (
 #: What the table's columns mean, printed under it and written in ``table.md``.
 LEGEND = (
     "Accuracy: held-out, mean ± sample std over (seed, fold) pairs (%). Params and FLOPs "
-    "(2 × MACs) before → after pruning; non-zero counts for umwp. P - B: mean paired "
+    "before → after pruning in two conventions. skkgp: the network skkgp hands over, "
+    "stored parameters (non-zero ones for umwp) and 2 × the MACs of conv and linear "
+    "layers. Paper's count: the counter of the authors' code, parameters minus zero conv "
+    "weights and FLOPs from the non-zero conv weights plus linear, bias, BatchNorm, ReLU "
+    "and pooling terms, with sfp counted before its hard step (zeroed filters in place); "
+    "these compare with the paper's Table 1. P - B: mean paired "
     "difference of proposed and baseline accuracy (points) with its 95 % percentile "
     f"bootstrap interval ({BOOTSTRAP_RESAMPLES:,} resamples of the pairs, seeded); "
     "p (Wilcoxon): two-sided Wilcoxon signed-rank p-value over the pairs (n/a when all "
@@ -172,7 +188,9 @@ def summarize(frame: pd.DataFrame, cells: Sequence[Cell]) -> pd.DataFrame:
         if part.empty:
             continue
         kept = part[~part["origin_constant"].astype(bool)]
+        options = part["method_options"].dropna().astype(str)
         row: dict[str, Any] = {"model": cell.model, "method": cell.method,
+                               "method_options": options.iloc[0] if len(options) else "",
                                "recovery": cell.recovery, "results": len(part),
                                "seeds": int(part["seed"].nunique())}
         for name in ("origin", "baseline", "proposed"):
@@ -181,8 +199,11 @@ def summarize(frame: pd.DataFrame, cells: Sequence[Cell]) -> pd.DataFrame:
             # Sample standard deviation over pairs (ddof=1), 0 for a single pair.
             row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         for name in ("params_before", "params_after", "flops_before", "flops_after",
-                     "params_reduction", "flops_reduction"):
-            row[name] = float(part[name].astype(float).mean())
+                     "params_reduction", "flops_reduction", "paper_params_before",
+                     "paper_params_after", "paper_flops_before", "paper_flops_after",
+                     "paper_params_reduction", "paper_flops_reduction"):
+            # Results stored before the paper's counts existed have none: nan.
+            row[name] = float(pd.to_numeric(part[name], errors="coerce").mean())
         for name in ("baseline_region_share", "proposed_region_share"):
             values = kept[name].astype(float)
             row[name] = float(values.mean()) if len(values) else math.nan
@@ -246,6 +267,12 @@ def _count(value: float) -> str:
     return f"{value:.0f}"
 
 
+def _paper_count(before: float, after: float, reduction: float) -> str:
+    if math.isnan(after):
+        return "n/a"
+    return f"{_count(before)} → {_count(after)} (-{reduction:.1f}%)"
+
+
 def _accuracy(mean: float, std: float) -> str:
     if math.isnan(mean):
         return "n/a"
@@ -271,14 +298,21 @@ def _table_rows(summary: pd.DataFrame) -> list[list[str]]:
         pairs = str(comparison.n_pairs)
         if comparison.n_excluded:
             pairs += f" ({comparison.n_excluded} collapsed)"
+        method = row["method"]
+        if row["method_options"]:
+            method += f" ({row['method_options']})"
         rows.append([
             row["model"],
-            row["method"],
+            method,
             row["recovery"],
             f"{_count(row['params_before'])} → {_count(row['params_after'])}",
             f"{row['params_reduction']:.1f}%",
             f"{_count(row['flops_before'])} → {_count(row['flops_after'])}",
             f"{row['flops_reduction']:.1f}%",
+            _paper_count(row["paper_params_before"], row["paper_params_after"],
+                         row["paper_params_reduction"]),
+            _paper_count(row["paper_flops_before"], row["paper_flops_after"],
+                         row["paper_flops_reduction"]),
             _accuracy(row["origin_mean"], row["origin_std"]),
             _accuracy(row["baseline_mean"], row["baseline_std"]),
             _accuracy(row["proposed_mean"], row["proposed_std"]),

@@ -155,6 +155,7 @@ def _pruner(group: OriginGroup, origin, cell: Cell, *, proposed: bool, ch_names)
         origin,
         method=cell.method,
         prune_ratio=config.prune_ratio,
+        method_options=config.method_options(cell.method),
         recovery=cell.recovery,
         region=region,
         region_weight=config.region_weight if proposed else 0.0,
@@ -191,11 +192,16 @@ def electrode_evidence(module, X: np.ndarray, cells: np.ndarray | None) -> np.nd
 
 
 def _counts(report) -> dict[str, Any]:
-    """Params and FLOPs before/after; non-zero counts where pruning only masks weights."""
-    masked = report.method == "umwp"
-    params_after = report.nonzero_params_after if masked else report.params_after
-    macs_after = report.nonzero_macs_after if masked else report.macs_after
+    """Params and FLOPs before/after in skkgp's realized counts and the paper's convention.
+
+    Realized: non-zero counts where pruning only masks weights, FLOPs = 2 x MACs of the
+    conv and linear layers. Paper: :func:`skkgp.pruning.count_paper_params` and
+    :func:`skkgp.pruning.count_paper_flops` (for sfp, of the soft-pruned network).
+    """
+    params_after = report.params_after if report.structural else report.nonzero_params_after
+    macs_after = report.macs_after if report.structural else report.nonzero_macs_after
     return {
+        "method_options": " ".join(f"{k}={v}" for k, v in report.method_options.items()),
         "params_before": int(report.params_before),
         "params_after": int(report.params_after),
         "nonzero_params_after": int(report.nonzero_params_after),
@@ -203,10 +209,15 @@ def _counts(report) -> dict[str, Any]:
         "macs_after": int(report.macs_after),
         "nonzero_macs_after": int(report.nonzero_macs_after),
         "flops_before": 2 * int(report.macs_before),
-        # FLOPs = 2 x MACs, as the paper counts them.
         "flops_after": 2 * int(macs_after),
         "params_reduction": 100.0 * (1.0 - params_after / report.params_before),
         "flops_reduction": 100.0 * (1.0 - macs_after / report.macs_before),
+        "paper_params_before": int(report.paper_params_before),
+        "paper_params_after": int(report.paper_params_after),
+        "paper_flops_before": int(report.paper_flops_before),
+        "paper_flops_after": int(report.paper_flops_after),
+        "paper_params_reduction": float(report.paper_params_reduction),
+        "paper_flops_reduction": float(report.paper_flops_reduction),
     }
 
 
