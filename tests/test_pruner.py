@@ -500,7 +500,7 @@ def test_umwp_scope_reaches_the_pruning_and_the_model_file(grid, tmp_path):
 
 
 def test_bad_method_options_fail_before_the_origin_fit(grid):
-    from sklearn.utils._param_validation import InvalidParameterError
+    from skkgp._validation import InvalidParameterError
 
     X, y = grid
     pruner = _pruner("ccnn", method="lfp", method_options={"scope": "conv"})
