@@ -29,12 +29,29 @@ from skkgp._validation import HasMethods, Interval, Options, validate_params
 from skkgp._training import uncompiled
 from skkgp.classifier import EEGClassifier
 from skkgp.layout import DEFAULT_REGION, get_channels, get_layout, grid_cells, region_mask
+from skkgp.pruning.base import TrainingBatch, check_ratios
+from skkgp.pruning.budget import find_budget_ratio, prune_to_budget
 from skkgp.pruning.masks import store_derived_tensors
+from skkgp.pruning.report import PruningReport
+from skkgp.pruning.schedule import (
+    SCHEDULES,
+    STEP_RECOVERY,
+    budget_targets,
+    keep_fractions,
+    split_epochs,
+    step_ratios,
+)
+from skkgp.pruning.units import UnitGraph, find_last_layer
 from skkgp.knowledge.evidence import EVIDENCE_KINDS, mean_region_share
 from skkgp.knowledge.losses import ESTIMATOR_REGION_LOSS, REGION_WEIGHT, SAMPLE_WEIGHTING
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
 __all__ = ["KnowledgeGuidedPruner", "ConstantPredictorWarning"]
+
+# Training samples the data-driven criteria ("taylor", "kgi") rank filters on.
+TRAINING_BATCH_SIZE = 256
+# prune_ratio=None without a budget.
+DEFAULT_RATIO = 0.5
 
 
 class ConstantPredictorWarning(UserWarning):
@@ -83,18 +100,55 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     estimator : EEGClassifier
         The origin network: unfitted (cloned and fitted by ``fit``), or already fitted
         when ``prefit=True``. It is never modified.
-    method : str, default="lfp"
-        Pruning method, one of :data:`skkgp.pruning.METHODS`; it must apply to the
-        network (NSFP needs BatchNorm layers, e.g. FBCCNN's).
-    prune_ratio : float in (0, 1), default=0.5
-        Fraction of filters (structural methods: LFP, NSFP, SFP) or weights (UMWP)
-        removed; how each method counts it: :func:`skkgp.pruning.prune`.
+    method : {"lfp", "nsfp", "umwp", "sfp", "taylor", "fpgm", "lamp", "kgi"}, default="lfp"
+        Pruning method (see :mod:`skkgp.pruning`); it must apply to the network
+        (``nsfp`` needs BatchNorm layers, e.g. ``"fbccnn"``). ``"taylor"`` and
+        ``"kgi"`` rank filters on up to 256 training samples (a random subset of
+        ``X``, seeded by ``random_state``); ``"kgi"`` ranks the evidence layer's filters
+        by where on the head their evidence lies relative to ``region``.
+    prune_ratio : float in (0, 1), dict of str to float, or None, default=None
+        Fraction of filters (``lfp``, ``nsfp``, ``sfp`` and the other criteria) or
+        weights (``umwp``) removed; a dict gives it per layer (root layer names as in
+        ``pruning_report_.kept_channels``; layers it does not name are not pruned;
+        structural methods but ``sfp``, ranked per layer). ``None``: prune to the
+        budget when ``target_macs`` or ``target_params`` is given, else at 0.5.
+        Giving both a ratio and a budget is an error.
     method_options : dict or None, default=None
         Options of the pruning method, passed to :func:`skkgp.pruning.prune`: for
         ``"umwp"``, ``{"scope": "conv"}`` masks conv weights only, as the paper, and
         ``{"scope": "all"}`` (the default) conv and linear weights. The other methods
         take none. Searchable like any parameter:
         ``GridSearchCV(pruner, {"method_options": [{"scope": "conv"}, {"scope": "all"}]})``.
+    target_macs : float or None, default=None
+        Budget: MACs per sample (conv and linear layers, FLOPs = 2 x MACs; non-zero
+        MACs for ``umwp``) the pruned network must not exceed. The ratio is searched
+        by bisection with :func:`skkgp.pruning.budget.find_budget_ratio`, counting
+        pruned copies with :func:`skkgp.pruning.count_macs`: the network found is the
+        largest that meets the budget, within one rounding step. A budget the origin
+        already meets, or one that no ratio reaches, is an error.
+    target_params : float or None, default=None
+        Budget: parameters (non-zero ones for ``umwp``), as ``target_macs``; both may
+        be given.
+    global_pruning : bool or None, default=None
+        Rank channels (weights) across layers rather than per layer; ``None`` uses the
+        method's default (global for ``nsfp``, ``umwp``, ``lamp``).
+    n_steps : int >= 1, default=1
+        Prune -> recover steps towards the final ratio or budget (iterative pruning).
+        Every step prunes the network the previous step's recovery left, and is
+        followed by a knowledge-guided recovery; the last step lands exactly on the
+        final ratio (per-layer rankings keep the filters one-shot pruning keeps) or
+        searches the final budget again. Not for ``sfp`` (it prunes gradually
+        already) nor ``recovery="scratch"``.
+    schedule : {"linear", "geometric"}, default="linear"
+        Intermediate targets of the steps (:mod:`skkgp.pruning.schedule`):
+        ``"linear"`` keeps ``1 - ratio * i / n_steps`` of the origin's filters after
+        step ``i`` (a budget falls linearly from the origin's cost); ``"geometric"``
+        ``(1 - ratio) ** (i / n_steps)``, the same share of what is left at every step.
+    step_recovery : {"split", "each"}, default="split"
+        ``"split"``: the recovery epochs are shared by the steps (as equally as can be,
+        later steps getting the remainder; a step may get 0), so that iterative and
+        one-shot pruning train equally long; ``"each"``: every step recovers for the
+        full recovery epochs.
     recovery : {"finetune", "scratch"}, default="finetune"
         Recover from the pruned weights or from a re-initialised pruned structure.
     region : str or list of str, default="frontal_left"
@@ -129,7 +183,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         EEGNet and TSCeption, whose evidence layer is temporal only), Grad-CAM for other
         modules.
     recovery_epochs : int or None, default=None
-        Epochs of recovery; ``None`` uses the estimator's ``max_epochs``.
+        Epochs of recovery (in all, or per step, see ``step_recovery``); ``None`` uses
+        the estimator's ``max_epochs``.
     ch_names : list of str or None, default=None
         Electrode names. Raw inputs ``(n, n_chans, n_times)``: the name of each
         channel, by default the layout's channel list when its length is
@@ -176,9 +231,10 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         training sample (a collapsed recovery; a :class:`ConstantPredictorWarning` says
         so).
     pruning_report_ : skkgp.pruning.PruningReport
-        Parameters and MACs before and after pruning, kept channels per layer; in
-        skkgp's realized counts and as the paper counts them (for SFP, the soft-pruned
-        network before its final step).
+        Parameters and MACs before (the origin) and after pruning (the last step),
+        kept channels per layer, the budget and the reached counts, the ratio used
+        (for a one-step budget, the ratio found; over several steps towards a budget,
+        the share of the origin's filters removed) and ``n_steps``.
     classes_ : ndarray, shape (n_classes,)
         Class labels.
     electrodes_ : tuple of str
@@ -240,7 +296,13 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "predict", "get_params"])],
         "method": [Options(pruning.METHODS)],
-        "prune_ratio": [Interval(Real, 0, 1, closed="neither")],
+        "prune_ratio": [Interval(Real, 0, 1, closed="neither"), dict, None],
+        "target_macs": [Interval(Real, 0, None, closed="neither"), None],
+        "target_params": [Interval(Real, 0, None, closed="neither"), None],
+        "global_pruning": ["boolean", None],
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "schedule": [Options(SCHEDULES)],
+        "step_recovery": [Options(STEP_RECOVERY)],
         "method_options": [dict, None],
         "recovery": [Options({"finetune", "scratch"})],
         "region": [str, list, tuple],
@@ -261,8 +323,14 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         estimator,
         *,
         method: str = "lfp",
-        prune_ratio: float = 0.5,
+        prune_ratio: float | Mapping[str, float] | None = None,
         method_options: dict | None = None,
+        target_macs: float | None = None,
+        target_params: float | None = None,
+        global_pruning: bool | None = None,
+        n_steps: int = 1,
+        schedule: str = "linear",
+        step_recovery: str = "split",
         recovery: str = "finetune",
         region: str | Sequence[str] = DEFAULT_REGION,
         region_weight: float = 1.0,
@@ -280,6 +348,12 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.method = method
         self.prune_ratio = prune_ratio
         self.method_options = method_options
+        self.target_macs = target_macs
+        self.target_params = target_params
+        self.global_pruning = global_pruning
+        self.n_steps = n_steps
+        self.schedule = schedule
+        self.step_recovery = step_recovery
         self.recovery = recovery
         self.region = region
         self.region_weight = region_weight
@@ -311,6 +385,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self : KnowledgeGuidedPruner
         """
         validate_params(self._parameter_constraints, self.get_params(deep=False))
+        self._check_pruning_params()
         if not isinstance(self.estimator, EEGClassifier):
             raise TypeError(
                 "estimator must be an skkgp.EEGClassifier, got "
@@ -349,26 +424,24 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self.origin_estimator_ = origin
         self.origin_module_ = origin.module_
 
-        # 2. Pruning, unless the method's structural step is a final hard one.
+        # 2.-3. Pruning and recovery, in n_steps prune -> recover steps (sfp prunes
+        # during recovery; its hard step comes after it, see the class docstring).
         module = copy.deepcopy(origin.module_)
         example_inputs = _example_inputs(X, module)
-        if not method.prunes_after_recovery:
-            self._say(f"pruning with {self.method} at ratio {self.prune_ratio}")
-            self.pruning_report_ = pruning.prune(
-                module, self.method, self.prune_ratio, example_inputs,
-                method_options=self.method_options,
-            )
-        if self.recovery == "scratch":
-            _reinitialize(module, self._seed())
-
-        # 3. Recovery, with the method's own training-time parts.
-        recovered = self._recovery_net(module, cells, method)
-        self._say(f"recovering ({self.recovery})")
-        recovered.fit(X, y)
+        batch = self._training_batch(X, y, module, cells) if method.uses_batch else None
+        epochs = split_epochs(
+            self.recovery_epochs or self.estimator.max_epochs, self.n_steps, self.step_recovery
+        )
         if method.prunes_after_recovery:
-            self._say(f"pruning with {self.method} at ratio {self.prune_ratio} (final step)")
+            ratio = self._final_step_ratio(module, example_inputs)
+            if self.recovery == "scratch":
+                _reinitialize(module, self._seed())
+            recovered = self._recovery_net(module, cells, method, epochs[-1], ratio)
+            self._say(f"recovering ({self.recovery})")
+            recovered.fit(X, y)
+            self._say(f"pruning with {self.method} at ratio {ratio:g} (final step)")
             report = pruning.prune(
-                recovered.module_, self.method, self.prune_ratio, example_inputs,
+                recovered.module_, self.method, ratio, example_inputs,
                 method_options=self.method_options,
             )
             # The paper's "before" is the origin's: the soft-pruned network it was
@@ -377,9 +450,27 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
                 report,
                 paper_params_before=pruning.count_paper_params(origin.module_),
                 paper_flops_before=pruning.count_paper_flops(origin.module_, example_inputs),
+                target_macs=self._budget()[0],
+                target_params=self._budget()[1],
             )
             # The optimizer still points at the unpruned tensors.
             recovered.initialize_optimizer()
+        else:
+            reports = []
+            for step in range(self.n_steps):
+                report = self._prune_step(module, step, example_inputs, batch, reports)
+                if report is not None:
+                    reports.append(report)
+                if step < self.n_steps - 1 and epochs[step] > 0:
+                    between = self._recovery_net(module, cells, method, epochs[step])
+                    self._say(f"recovering after step {step + 1} ({epochs[step]} epochs)")
+                    module = between.fit(X, y).module_
+            self.pruning_report_ = _combine_reports(reports, self)
+            if self.recovery == "scratch":
+                _reinitialize(module, self._seed())
+            recovered = self._recovery_net(module, cells, method, epochs[-1])
+            self._say(f"recovering ({self.recovery})")
+            recovered.fit(X, y)
         # The recovery trained a copy of the pruned network it was given; keeping that
         # pre-recovery copy as its parameter would double the memory and the model file.
         # (A plain assignment: set_params would re-initialise the network.)
@@ -398,6 +489,142 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
                 stacklevel=2,
             )
         return self
+
+    # ------------------------------------------------------ ratios and budgets
+    def _budget(self) -> tuple[int | None, int | None]:
+        return (
+            None if self.target_macs is None else int(self.target_macs),
+            None if self.target_params is None else int(self.target_params),
+        )
+
+    def _has_budget(self) -> bool:
+        return self.target_macs is not None or self.target_params is not None
+
+    def _ratio(self) -> float | dict:
+        """``prune_ratio``, or 0.5 when neither it nor a budget is given."""
+        return DEFAULT_RATIO if self.prune_ratio is None else self.prune_ratio
+
+    def _check_pruning_params(self) -> None:
+        """Combinations the parameter constraints cannot express."""
+        if self.prune_ratio is not None and self._has_budget():
+            raise ValueError(
+                f"prune_ratio={self.prune_ratio!r} and a budget (target_macs="
+                f"{self.target_macs!r}, target_params={self.target_params!r}) were both "
+                "given: pass one of them (prune_ratio=None to prune to the budget)."
+            )
+        if isinstance(self.prune_ratio, Mapping):
+            check_ratios(self.prune_ratio)
+            method = pruning.get_method(self.method)
+            if not method.structural or method.prunes_after_recovery:
+                raise ValueError(
+                    f"per-layer ratios (prune_ratio as a dict) do not apply to "
+                    f"method={self.method!r}; pass one float ratio."
+                )
+            if self.global_pruning:
+                raise ValueError(
+                    "per-layer ratios (prune_ratio as a dict) rank each layer on its own: "
+                    "leave global_pruning unset (or False), or pass one float ratio."
+                )
+        if self.n_steps > 1 and pruning.get_method(self.method).prunes_after_recovery:
+            raise ValueError(
+                f"n_steps > 1 does not apply to method={self.method!r}, which prunes "
+                "during recovery and removes filters at its end: use n_steps=1."
+            )
+        if self.n_steps > 1 and self.recovery == "scratch":
+            raise ValueError(
+                "n_steps > 1 recovers between steps by fine-tuning; recovery='scratch' "
+                "would throw that training away: use recovery='finetune' or n_steps=1."
+            )
+
+    def _final_step_ratio(self, module: torch.nn.Module, example_inputs) -> float:
+        """The ratio of a method that prunes after recovery (sfp): the one asked for, or
+        the one at which its final step meets the budget (searched on the origin)."""
+        if not self._has_budget():
+            return float(self._ratio())
+        target_macs, target_params = self._budget()
+        search = find_budget_ratio(
+            module, self.method, example_inputs, target_macs=target_macs,
+            target_params=target_params, global_pruning=self.global_pruning,
+            method_options=self.method_options,
+        )
+        return search.ratio
+
+    def _prune_step(self, module, step: int, example_inputs, batch, reports):
+        """Prune ``module`` in place to the target of ``step``; None when nothing goes."""
+        last = step == self.n_steps - 1
+        common = dict(
+            global_pruning=self.global_pruning, batch=batch, method_options=self.method_options
+        )
+        if self._has_budget():
+            target_macs, target_params = self._budget()
+            if self.n_steps > 1:
+                if step == 0:
+                    # Check the final budget before any training is spent on steps.
+                    find_budget_ratio(
+                        module, self.method, example_inputs, target_macs=target_macs,
+                        target_params=target_params, **common,
+                    )
+                    self._origin_costs = _costs(module, example_inputs, self.method)
+                macs0, params0 = self._origin_costs
+                if target_macs is not None:
+                    target_macs = budget_targets(macs0, target_macs, self.n_steps,
+                                                 self.schedule)[step]
+                if target_params is not None:
+                    target_params = budget_targets(params0, target_params, self.n_steps,
+                                                   self.schedule)[step]
+                macs, params = _costs(module, example_inputs, self.method)
+                if (target_macs is None or macs <= target_macs) and (
+                    target_params is None or params <= target_params
+                ):
+                    return None
+            self._say(f"step {step + 1}: pruning with {self.method} to the budget "
+                      f"(MACs <= {target_macs}, params <= {target_params})")
+            return prune_to_budget(
+                module, self.method, example_inputs, target_macs=target_macs,
+                target_params=target_params, **common,
+            )
+        ratio = self._ratio()
+        if self.n_steps == 1:
+            self._say(f"pruning with {self.method} at ratio {ratio}")
+            return pruning.prune(module, self.method, ratio, example_inputs, **common)
+        fraction = keep_fractions_of(ratio, self.n_steps, self.schedule, step)
+        method = pruning.get_method(self.method)
+        is_global = (
+            self.global_pruning if self.global_pruning is not None else method.default_global
+        )
+        if not method.structural:
+            # Masked weights are the smallest: the absolute ratio counts them again.
+            step_ratio = 1.0 - fraction
+        else:
+            if step == 0:
+                self._origin_channels = _unit_widths(module, example_inputs)
+            origin = self._origin_channels
+            current = (
+                origin if not reports
+                else {name: kept for name, (kept, _) in reports[-1].kept_channels.items()}
+            )
+        if method.structural and is_global:
+            # The step's share of what is left, so that the kept total follows the
+            # schedule exactly (step ratios would not compound exactly, with floors).
+            target = method.kept(sum(origin.values()), 1.0 - fraction)
+            left = sum(current.values())
+            if target >= left:
+                return None
+            step_ratio = 1.0 - target / left
+        elif method.structural:
+            if isinstance(fraction, dict):
+                step_ratio = {}
+                for name, keep in fraction.items():
+                    step_ratio.update(step_ratios(
+                        {name: origin[name]}, {name: current[name]}, keep
+                    ))
+            else:
+                step_ratio = step_ratios(origin, current, fraction)
+            if not step_ratio:
+                return None
+        if not last:
+            self._say(f"step {step + 1}: pruning with {self.method}")
+        return pruning.prune(module, self.method, step_ratio, example_inputs, **common)
 
     def _fit_origin(self, X: np.ndarray, y: np.ndarray, method) -> EEGClassifier:
         origin = clone(self.estimator)
@@ -528,6 +755,21 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         seed = getattr(self.estimator, "random_state", None)
         return int(seed) if isinstance(seed, Integral) else None
 
+    def _training_batch(
+        self, X: np.ndarray, y: np.ndarray, module: torch.nn.Module, cells: np.ndarray | None
+    ) -> TrainingBatch:
+        """Up to ``BATCH_SIZE`` training samples, for the criteria that rank on data."""
+        size = min(len(X), TRAINING_BATCH_SIZE)
+        rows = np.sort(np.random.default_rng(self._seed()).permutation(len(X))[:size])
+        device = next((p.device for p in module.parameters()), torch.device("cpu"))
+        targets = np.searchsorted(self.origin_estimator_.classes_, y[rows])
+        return TrainingBatch(
+            inputs=torch.as_tensor(X[rows], dtype=torch.float32, device=device),
+            targets=torch.as_tensor(targets, dtype=torch.long, device=device),
+            region_mask=self.region_mask_,
+            cells=cells,
+        )
+
     def _layout(self) -> tuple[tuple[str, ...], dict]:
         if isinstance(self.layout, Mapping):
             return tuple(self.layout), get_layout(self.layout)
@@ -583,7 +825,14 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         if probe is not None:
             pruning.check_method(self.method, probe)
 
-    def _recovery_net(self, module: torch.nn.Module, cells: np.ndarray | None, method):
+    def _recovery_net(
+        self,
+        module: torch.nn.Module,
+        cells: np.ndarray | None,
+        method,
+        max_epochs: int,
+        ratio: float | None = None,
+    ):
         params = clone(self.estimator).get_params(deep=False)
         # module__* arguments shaped the origin; with a module instance they are refused.
         params = {k: v for k, v in params.items() if not k.startswith("module__")}
@@ -597,7 +846,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             params["callbacks"] = user_callbacks or None
         params.update(
             module=module,
-            max_epochs=self.recovery_epochs or self.estimator.max_epochs,
+            max_epochs=max_epochs,
             region_mask=self.region_mask_,
             region_weight=self.region_weight,
             sample_weighting=self.sample_weighting,
@@ -606,7 +855,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         )
         if self.random_state is not None:
             params["random_state"] = self.random_state
-        recovery_callbacks = method.recovery_callbacks(self.prune_ratio)
+        recovery_callbacks = [] if ratio is None else method.recovery_callbacks(ratio)
         if recovery_callbacks:
             params["callbacks"] = [*user_callbacks, *recovery_callbacks]
         recovery_cls = (
@@ -617,6 +866,75 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         if cells is not None:
             params["cells"] = cells
         return recovery_cls(**params)
+
+
+def keep_fractions_of(ratio, n_steps: int, schedule: str, step: int):
+    """Kept fraction after ``step`` for a float ratio, or per layer for a dict."""
+    if isinstance(ratio, Mapping):
+        return {
+            name: keep_fractions(value, n_steps, schedule)[step] for name, value in ratio.items()
+        }
+    return keep_fractions(ratio, n_steps, schedule)[step]
+
+
+def _costs(module: torch.nn.Module, example_inputs, method: str) -> tuple[int, int]:
+    """MACs and params as a budget counts them (non-zero ones for masked methods)."""
+    if pruning.get_method(method).structural:
+        return pruning.count_macs(module, example_inputs), pruning.count_params(module)
+    return (
+        pruning.count_nonzero_macs(module, example_inputs),
+        pruning.count_nonzero_params(module),
+    )
+
+
+def _unit_widths(module: torch.nn.Module, example_inputs) -> dict[str, int]:
+    last = find_last_layer(module, example_inputs)
+    graph = UnitGraph(module, example_inputs, [] if last is None else [last])
+    return {unit.name: unit.n_channels for unit in graph.units}
+
+
+def _combine_reports(reports: list[PruningReport], pruner) -> PruningReport:
+    """One report from the origin to the last step's network."""
+    target_macs, target_params = pruner._budget()
+    if len(reports) == 1 and pruner.n_steps == 1:
+        report = reports[0]
+        report.target_macs, report.target_params = target_macs, target_params
+        return report
+    first, last = reports[0], reports[-1]
+    kept = {
+        name: (last.kept_channels.get(name, (total, total))[0], total)
+        for name, (_, total) in first.kept_channels.items()
+    }
+    if pruner._has_budget():
+        if last.structural:
+            # The share of the origin's prunable filters removed over all steps.
+            ratio = 1.0 - sum(k for k, _ in kept.values()) / max(
+                1, sum(t for _, t in kept.values())
+            )
+        else:
+            ratio = last.ratio  # masked methods' ratios are absolute
+    else:
+        ratio = pruner._ratio()
+    return PruningReport(
+        method=last.method,
+        ratio=ratio,
+        params_before=first.params_before,
+        params_after=last.params_after,
+        macs_before=first.macs_before,
+        macs_after=last.macs_after,
+        nonzero_params_after=last.nonzero_params_after,
+        nonzero_macs_after=last.nonzero_macs_after,
+        kept_channels=kept,
+        structural=last.structural,
+        method_options=last.method_options,
+        paper_params_before=first.paper_params_before,
+        paper_params_after=last.paper_params_after,
+        paper_flops_before=first.paper_flops_before,
+        paper_flops_after=last.paper_flops_after,
+        target_macs=target_macs,
+        target_params=target_params,
+        n_steps=pruner.n_steps,
+    )
 
 
 def _check_X(X) -> np.ndarray:

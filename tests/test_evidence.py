@@ -18,6 +18,7 @@ from skkgp.knowledge.evidence import (
     GuidedBackprop,
     default_cells,
     evidence_from_activations,
+    filter_contributions,
     gradcam_map,
     guided_gradcam,
     reduce_to_electrodes,
@@ -69,6 +70,27 @@ def test_gradcam_map_matches_captum_layer_gradcam(name, rng):
     n_electrodes = 32 if kind == "grid" else X.shape[1]
     assert evidence.shape == (len(X), n_electrodes)
     np.testing.assert_allclose(evidence, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["ccnn", "eegnet", "tsception"])
+def test_filter_contributions_sum_to_the_signed_map(name, rng):
+    """Summed over filters, the per-filter terms are the signed Grad-CAM map reduced to
+    electrodes, whose ReLU is the evidence."""
+    module, X = _zoo(name, rng)
+    _, kind, layer = resolve_evidence_layer(module)
+    target = torch.as_tensor(np.arange(len(X)) % 2)
+    cells = default_cells() if kind == "grid" else None
+    with ActivationCapture(layer) as capture:
+        logits = module(X)
+    activations = capture.get()
+    terms = filter_contributions(logits, activations, target, kind, cells)
+    n_electrodes = 32 if kind == "grid" else X.shape[1]
+    assert terms.shape == (len(X), activations.shape[1], n_electrodes)
+    evidence, signed = evidence_from_activations(
+        logits, activations, target, kind, cells, create_graph=False, return_scores=True
+    )
+    torch.testing.assert_close(terms.sum(1), signed.detach(), rtol=1e-4, atol=1e-6)
+    assert not terms.requires_grad and terms.abs().max() > 0
 
 
 def test_guided_saliency_matches_captum_guided_backprop(rng):

@@ -227,6 +227,109 @@ def test_every_method_and_recovery(raw, grid, module, method, recovery):
     kgp.estimator_.partial_fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "module, method",
+    [("eegnet", "taylor"), ("fbccnn", "fpgm"), ("tsception", "lamp"), ("eegnet", "kgi"),
+     ("fbccnn", "kgi")],
+)
+def test_importance_criteria_in_the_pruner(raw, grid, module, method):
+    """The criteria prune inside the pruner, data-driven ones on the training data."""
+    X, y = grid if module == "fbccnn" else raw[:2]
+    kgp = _pruner(module, method=method, prune_ratio=0.5).fit(X, y)
+    report = kgp.pruning_report_
+    assert report.method == method
+    assert _n_params(kgp.estimator_.module_) == report.params_after < report.params_before
+    assert kgp.predict(X).shape == y.shape
+
+
+def _cost(net, X, what):
+    from skkgp.pruning import count_macs, count_params
+
+    x = torch.as_tensor(X[:1], dtype=torch.float32)
+    return count_macs(net, x) if what == "macs" else count_params(net)
+
+
+@pytest.mark.parametrize("module", ["ccnn", "fbccnn", "eegnet", "tsception"])
+def test_budget_in_steps_on_every_zoo_model(raw, grid, module):
+    """A MAC budget reached in 3 geometric steps, one recovery epoch after each."""
+    X, y = grid if module in ("ccnn", "fbccnn") else raw[:2]
+    origin = _pruner(module, prune_ratio=0.1, recovery_epochs=1).fit(X, y).origin_estimator_
+    target = int(_cost(origin.module_, X, "macs") * 0.4)
+    kgp = KnowledgeGuidedPruner(
+        origin, prefit=True, target_macs=target, n_steps=3, schedule="geometric",
+        step_recovery="each", recovery_epochs=1, random_state=0,
+    ).fit(X, y)
+    report = kgp.pruning_report_
+    assert _cost(kgp.estimator_.module_, X, "macs") == report.macs_after <= target
+    assert report.target_macs == target and report.n_steps == 3
+    assert report.macs_before == _cost(origin.module_, X, "macs")
+    assert kgp.estimator_.max_epochs == 1
+    assert kgp.predict(X).shape == y.shape
+
+
+@pytest.mark.parametrize("method", ["lfp", "nsfp", "umwp", "kgi"])
+@pytest.mark.filterwarnings("ignore:method='nsfp' with prefit=True")
+def test_steps_reach_the_one_shot_size(raw, method):
+    """Three linear steps (the 3 recovery epochs split 1, 1, 1) end with the one-shot
+    network's widths: per layer for per-layer rankings, in total for global ones (nsfp,
+    to one channel; which layers keep them depends on the recovery between steps), the
+    same non-zero count for umwp."""
+    X, y, _ = raw
+    origin = _net("eegnet", max_epochs=1).fit(X, y)
+    common = dict(prefit=True, method=method, prune_ratio=0.6, random_state=0,
+                  recovery_epochs=3)
+    one = KnowledgeGuidedPruner(origin, **common).fit(X, y).pruning_report_
+    steps = KnowledgeGuidedPruner(origin, n_steps=3, **common).fit(X, y).pruning_report_
+    assert steps.n_steps == 3 and steps.ratio == one.ratio == 0.6
+    if method == "umwp":
+        assert steps.nonzero_params_after == one.nonzero_params_after
+    elif method == "nsfp":
+        # NSFP's threshold rounds its own way (n - floor(n * ratio) kept): one channel.
+        kept_steps = sum(k for k, _ in steps.kept_channels.values())
+        assert abs(kept_steps - sum(k for k, _ in one.kept_channels.values())) <= 1
+    else:
+        assert steps.kept_channels == one.kept_channels
+        assert steps.params_after == one.params_after
+
+
+def test_budget_and_ratio_parameters(grid):
+    X, y = grid
+    kgp = _pruner("ccnn", target_params=2_000_000).fit(X, y)
+    report = kgp.pruning_report_
+    assert report.params_after <= 2_000_000 == report.target_params
+    assert 0 < report.ratio < 1 and kgp.prune_ratio is None
+    # prune_ratio=None without a budget is 0.5; get_params/clone keep None.
+    kgp = _pruner("ccnn", method="lamp")
+    assert kgp.get_params()["prune_ratio"] is None and clone(kgp).prune_ratio is None
+    report = kgp.fit(X, y).pruning_report_
+    assert report.ratio == 0.5
+    kgp = _pruner("ccnn", prune_ratio={"conv1.1": 0.5}).fit(X, y)
+    assert kgp.pruning_report_.kept_channels["conv1.1"] == (32, 64)
+    assert kgp.pruning_report_.kept_channels["conv2.1"] == (128, 128)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"prune_ratio": 0.5, "target_macs": 1e6}, "pass one of them"),
+        ({"target_macs": 1e12}, "not below the unpruned network's cost"),
+        ({"target_params": 10}, "cannot be reached"),
+        ({"n_steps": 2, "method": "sfp"}, "n_steps > 1 does not apply"),
+        ({"n_steps": 2, "recovery": "scratch"}, "recovery='finetune'"),
+        ({"prune_ratio": {"conv1.1": 0.5}, "method": "umwp"}, "per-layer ratios"),
+        ({"prune_ratio": {"conv1.1": 0.5}, "global_pruning": True}, "global_pruning"),
+        ({"prune_ratio": {"conv9": 0.5}}, "not prunable units"),
+        ({"n_steps": 0}, "n_steps"),
+        ({"schedule": "cosine"}, "schedule"),
+        ({"step_recovery": "twice"}, "step_recovery"),
+    ],
+)
+def test_bad_budgets_and_schedules(grid, params, match):
+    X, y = grid
+    with pytest.raises(ValueError, match=match):
+        _pruner(**params).fit(X[:8], y[:8])
+
+
 @pytest.mark.parametrize("method", ["lfp", "umwp"])
 @pytest.mark.parametrize("recovery", ["finetune", "scratch"])
 def test_finetune_keeps_and_scratch_reinitialises_the_pruned_weights(raw, method, recovery):
@@ -235,7 +338,7 @@ def test_finetune_keeps_and_scratch_reinitialises_the_pruned_weights(raw, method
     kgp = _pruner("eegnet", net_kwargs={"lr": 0.0}, method=method, recovery=recovery)
     kgp.fit(X, y)
     start = copy.deepcopy(kgp.origin_module_)
-    prune(start, method, kgp.prune_ratio, torch.as_tensor(X[:2]))
+    prune(start, method, kgp.pruning_report_.ratio, torch.as_tensor(X[:2]))
     recovered = kgp.estimator_.module_.temporal_conv.weight
     pruned = start.temporal_conv.weight
     assert recovered.shape == pruned.shape

@@ -126,7 +126,7 @@ def test_ratio_out_of_range(ratio):
 def test_unknown_method_lists_methods():
     with pytest.raises(ValueError, match=r"Unknown pruning method 'l2'.*'lfp', 'nsfp'"):
         check_method("l2", CCNN())
-    assert METHODS == ("lfp", "nsfp", "umwp", "sfp")
+    assert METHODS == ("lfp", "nsfp", "umwp", "sfp", "taylor", "fpgm", "lamp", "kgi")
 
 
 def test_nsfp_needs_batchnorm():
@@ -134,7 +134,7 @@ def test_nsfp_needs_batchnorm():
         check_method("nsfp", CCNN())
     with pytest.raises(ValueError, match="BatchNorm"):
         prune(CCNN(), "nsfp", 0.5, GRID)
-    assert applicable_methods(CCNN()) == ("lfp", "umwp", "sfp")
+    assert applicable_methods(CCNN()) == tuple(m for m in METHODS if m != "nsfp")
     assert applicable_methods(FBCCNN()) == METHODS
     # Only layer types are read: a module on the meta device can be checked.
     with torch.device("meta"):

@@ -57,6 +57,7 @@ def test_methods_own_their_training_time_parts():
         "nsfp": ([NetworkSlimming], [], False),
         "umwp": ([], [], False),
         "sfp": ([], [SoftFilterPruning], True),
+        **{criterion: ([], [], False) for criterion in ("taylor", "fpgm", "lamp", "kgi")},
     }
     (_, soft), = get_method("sfp").recovery_callbacks(0.3)
     assert soft.ratio == 0.3

@@ -6,21 +6,25 @@ whole matrix stays fast; the filter structure is the zoo's own.
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skkgp.models import CCNN, FBCCNN, EEGNet, TSCeption
-from skkgp.pruning import applicable_methods, prune
+from skkgp.pruning import TrainingBatch, applicable_methods, prune
 from skkgp.pruning.api import get_method
-from skkgp.pruning.base import kept_count
+from skkgp.pruning.base import PruningRequest, kept_count
 from skkgp.pruning.units import UnitGraph, find_last_layer, zero_channels
 
 RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
 def _make(name):
+    # The weights too: whether a random network's output is constant must not depend on
+    # which tests ran before.
+    torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     if name == "ccnn":
         return CCNN(grid_size=(3, 3)), torch.randn(4, 4, 3, 3, generator=generator)
@@ -33,6 +37,20 @@ def _make(name):
 
 
 MODELS = ("ccnn", "fbccnn", "eegnet", "tsception")
+CRITERIA = ("taylor", "fpgm", "lamp", "kgi")
+
+
+def _batch(x):
+    """A labelled batch with a knowledge region: the first third of the electrodes."""
+    targets = torch.arange(len(x)) % 2
+    if x.dim() == 4:  # grids: every cell is an electrode
+        rows, cols = x.shape[2:]
+        cells = np.array([(r, c) for r in range(rows) for c in range(cols)])
+    else:
+        cells = None
+    n_electrodes = len(cells) if cells is not None else x.shape[1]
+    mask = np.arange(n_electrodes) < n_electrodes // 3
+    return TrainingBatch(x, targets, region_mask=mask, cells=cells)
 CASES = [(m, meth) for m in MODELS for meth in applicable_methods(_make(m)[0])]
 
 
@@ -57,7 +75,7 @@ def test_prune_forward_and_train_step(model, method):
     macs = []
     for ratio in RATIOS:
         net = copy.deepcopy(origin)
-        report = prune(net, method, ratio, x[:2])
+        report = prune(net, method, ratio, x[:2], batch=_batch(x))
         names = {name for name, _ in net.named_modules()}
         assert names == {name for name, _ in origin.named_modules()}
         assert type(net).evidence.layer in names
@@ -76,7 +94,7 @@ def test_prune_forward_and_train_step(model, method):
             for layer, (kept, total) in report.kept_channels.items():
                 assert 1 <= kept <= total
                 assert dict(net.named_modules())[layer].out_channels == kept
-            if method != "nsfp":  # nsfp ranks globally: layers lose unequal shares
+            if method not in ("nsfp", "lamp"):  # global ranking: unequal shares
                 # lfp keeps floor(n * (1 - ratio)), sfp removes floor(n * ratio).
                 for kept, total in report.kept_channels.values():
                     assert kept == get_method(method).kept(total, ratio)
@@ -205,3 +223,114 @@ def test_user_module_with_concat_and_residual():
     torch.testing.assert_close(net(x), before, rtol=1e-5, atol=1e-6)
     assert report.kept_channels == {"a": (4, 8), "b1": (3, 6), "b2": (5, 10)}
     assert net.c.in_channels == 8 and net.c.out_channels == 4 and net.head.out_features == 3
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("method", CRITERIA)
+@pytest.mark.parametrize("ratio", [0.3, 0.7])
+def test_criteria_remove_channels_as_if_zeroed(model, method, ratio):
+    """Whatever a criterion ranks lowest, removing it equals zeroing it: in float64, the
+    pruned network's output is the output of the unpruned one with the chosen channels
+    zeroed, to 1e-8."""
+    net, x = _make(model)
+    _randomize_batchnorm(net)
+    net = net.double().eval()
+    x = x.double()
+    batch = _batch(x)
+    criterion = get_method(method)
+    last = find_last_layer(net, x[:2])
+    zeroed = copy.deepcopy(net)
+    graph, removed = criterion.plan(zeroed, PruningRequest(
+        ratio, x[:2], (find_last_layer(zeroed, x[:2]),),
+        global_pruning=criterion.default_global, batch=batch,
+    ))
+    assert any(removed.values())
+    for unit in graph.units:
+        zero_channels(zeroed, unit, removed.get(unit.name, []))
+    report = prune(net, method, ratio, x[:2], batch=batch)
+    assert last is find_last_layer(net, x[:2])
+    for name, (kept, total) in report.kept_channels.items():
+        assert total - kept == len(removed[name])
+    torch.testing.assert_close(net(x), zeroed(x), rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_taylor_scores_zeroed_channels_zero(model):
+    """Zeroed channels (filters, BatchNorm scales and shifts) have no weight and pass
+    no gradient: their Taylor importance is exactly 0, the lowest there is. (Channels
+    dead after a ReLU on the batch score 0 too, so which of the ties go is left to the
+    test above.)"""
+    net, x = _make(model)
+    _randomize_batchnorm(net)
+    net = net.double().eval()
+    x = x.double()
+    graph = UnitGraph(net, x[:2], [find_last_layer(net, x[:2])])
+    generator = torch.Generator().manual_seed(3)
+    zeroed = {}
+    modules = dict(net.named_modules())
+    for unit in graph.units:
+        zeroed[unit.name] = sorted(
+            torch.randperm(unit.n_channels, generator=generator)[: unit.n_channels // 2]
+            .tolist()
+        )
+        zero_channels(net, unit, zeroed[unit.name])
+        with torch.no_grad():
+            for piece in unit.norms:
+                rows = [i for i, r in zip(piece.index, piece.root_index, strict=True)
+                        if r in set(zeroed[unit.name])]
+                modules[piece.layer].weight[rows] = 0.0
+    scores = get_method("taylor").unit_scores(net, graph, _batch(x))
+    assert set(scores) == set(zeroed)
+    for name, chosen in zeroed.items():
+        assert scores[name][chosen].abs().max() == 0
+        assert (scores[name] >= 0).all() and scores[name].max() > 0
+    assert all(p.grad is None for p in net.parameters())  # gradients dropped again
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_kgi_sheds_filters_that_look_outside_the_region(model):
+    """Two filters of equal norm in the evidence layer: the one whose evidence lies
+    outside the region goes under kgi (LFP cannot tell them apart)."""
+    from skkgp.pruning.kgi import evidence_unit, outside_shares
+
+    net, x = _make(model)
+    net.eval()
+    batch = _batch(x)
+    graph = UnitGraph(net, x[:2], [find_last_layer(net, x[:2])])
+    unit = evidence_unit(net, graph)
+    assert unit is not None and unit.name in {u.name for u in graph.units}
+    shares = outside_shares(net, batch)
+    assert shares.shape == (unit.n_channels,)
+    assert ((shares >= 0) & (shares <= 1)).all()
+    # Filters equal in norm: the ranking is the knowledge term's.
+    modules = dict(net.named_modules())
+    with torch.no_grad():
+        for piece in unit.filters:
+            weight = modules[piece.layer].weight
+            weight.div_(weight.flatten(1).abs().sum(1).view(-1, *[1] * (weight.dim() - 1)))
+    shares = outside_shares(net, batch)
+    _, removed = get_method("kgi").plan(
+        net, PruningRequest(0.5, x[:2], (find_last_layer(net, x[:2]),), batch=batch)
+    )
+    n_removed = len(removed[unit.name])
+    # Norms of filters spread over several branches (TSCeption) are sums: equal up to
+    # that; the removed ones are those with the largest outside shares.
+    norms = torch.stack([
+        modules[p.layer].weight.detach().flatten(1).abs().sum(1).double() for p in unit.filters
+    ]).sum(0)
+    expected = torch.argsort(norms * (1 - 0.5 * shares), stable=True)[:n_removed]
+    assert removed[unit.name] == sorted(expected.tolist())
+    assert shares[removed[unit.name]].min() >= shares[
+        [c for c in range(unit.n_channels) if c not in removed[unit.name]]
+    ].max() - 1e-12
+
+
+def test_data_driven_methods_need_a_batch():
+    net, x = _make("ccnn")
+    with pytest.raises(ValueError, match="TrainingBatch"):
+        prune(net, "taylor", 0.5, x[:2])
+    batch = TrainingBatch(x, torch.zeros(len(x), dtype=torch.long))
+    with pytest.raises(ValueError, match="region_mask"):
+        prune(net, "kgi", 0.5, x[:2], batch=batch)
+    with pytest.raises(ValueError, match="targets must have shape"):
+        TrainingBatch(x, torch.zeros(len(x) + 1))

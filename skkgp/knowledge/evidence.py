@@ -75,6 +75,7 @@ __all__ = [
     "default_cells",
     "evidence_from_activations",
     "evidence_map",
+    "filter_contributions",
     "gradcam_map",
     "guided_gradcam",
     "guided_saliency",
@@ -595,6 +596,46 @@ def evidence_from_activations(
     else:
         result = reduce_to_electrodes(torch.relu(maps), electrode_axis, cells)
     return (result, scores) if return_scores else result
+
+
+def filter_contributions(
+    logits: torch.Tensor,
+    activations: torch.Tensor,
+    target: torch.Tensor | None,
+    electrode_axis: Literal["grid", "channels"],
+    cells: np.ndarray | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Each filter's term ``a_k A_k`` of the Grad-CAM map, reduced to electrodes.
+
+    The Grad-CAM map before its ReLU is the sum of these terms over the filters
+    ``k`` of the evidence layer (Grad-CAM's, ``evidence="gradcam"``), so they say where
+    on the head each filter's share of the evidence lies.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (n_samples, n_classes)
+        Output of the forward pass.
+    activations : torch.Tensor, shape (n_samples, K, H, W)
+        Output of the evidence layer captured in the same forward pass.
+    target : torch.Tensor of int, shape (n_samples,), or None
+        Explained class; ``None`` takes the predicted one.
+    electrode_axis : {"grid", "channels"}
+    cells : array of int, shape (n_electrodes, 2), or None, default=None
+        Grid cell of each electrode, for ``kind="grid"``.
+
+    Returns
+    -------
+    contributions : torch.Tensor, shape (n_samples, K, n_electrodes)
+        Signed, detached; summed over ``K`` they give the signed map reduced to
+        electrodes.
+    """
+    score = _target_scores(logits, target).sum()
+    with input_grads_only():
+        (grads,) = torch.autograd.grad(score, activations, retain_graph=True)
+    terms = grads.mean(dim=(2, 3))[:, :, None, None] * activations.detach()
+    n, k, h, w = terms.shape
+    reduced = reduce_to_electrodes(terms.reshape(n * k, h, w), electrode_axis, cells)
+    return reduced.reshape(n, k, -1)
 
 
 def guided_saliency(

@@ -1,4 +1,4 @@
-"""Pruning of EEG networks: LFP, NSFP, UMWP and SFP behind one function.
+"""Pruning of EEG networks: LFP, NSFP, UMWP, SFP and further criteria behind one function.
 
 :func:`prune` prunes a module in place with one of :data:`METHODS` and returns a
 :class:`PruningReport` (params and MACs before and after, non-zero counts, kept
@@ -9,7 +9,10 @@ method owns its training-time parts, skorch callbacks it hands to the pruner:
 :class:`SoftFilterPruning` (SFP's per-epoch zeroing while the pruned network recovers).
 
 Each method lives in its own module (:mod:`~skkgp.pruning.lfp`,
-:mod:`~skkgp.pruning.nsfp`, :mod:`~skkgp.pruning.umwp`, :mod:`~skkgp.pruning.sfp`);
+:mod:`~skkgp.pruning.nsfp`, :mod:`~skkgp.pruning.umwp`, :mod:`~skkgp.pruning.sfp`,
+the importance criteria :mod:`~skkgp.pruning.taylor`, :mod:`~skkgp.pruning.fpgm`,
+:mod:`~skkgp.pruning.lamp`, and the knowledge-guided importance
+:mod:`~skkgp.pruning.kgi`, which ranks filters by where their evidence lies);
 :mod:`~skkgp.pruning.units` finds what can be pruned together,
 :mod:`~skkgp.pruning.counting` counts params and MACs (skkgp's realized counts, and
 the paper's convention).
@@ -24,6 +27,7 @@ from skkgp.pruning.api import (
     method_options,
     prune,
 )
+from skkgp.pruning.base import TrainingBatch
 from skkgp.pruning.counting import (
     count_macs,
     count_nonzero_macs,
@@ -41,6 +45,7 @@ __all__ = [
     "NetworkSlimming",
     "PruningReport",
     "SoftFilterPruning",
+    "TrainingBatch",
     "applicable_methods",
     "check_method",
     "count_macs",

@@ -11,8 +11,9 @@ from skkgp._training import is_channels_last
 from skkgp.pruning.base import (
     PruningMethod,
     PruningRequest,
+    TrainingBatch,
     check_example_inputs,
-    check_ratio,
+    check_ratios,
     check_round_to,
 )
 from skkgp.pruning.counting import (
@@ -23,11 +24,15 @@ from skkgp.pruning.counting import (
     count_paper_params,
     count_params,
 )
+from skkgp.pruning.fpgm import FPGM
+from skkgp.pruning.kgi import KnowledgeGuidedImportance
+from skkgp.pruning.lamp import LAMP
 from skkgp.pruning.lfp import LFP
 from skkgp.pruning.masks import masked_tensors
 from skkgp.pruning.nsfp import NSFP
 from skkgp.pruning.report import PruningReport
 from skkgp.pruning.sfp import SFP
+from skkgp.pruning.taylor import Taylor
 from skkgp.pruning.umwp import UMWP
 from skkgp.pruning.units import find_last_layer, resolve_layers
 
@@ -41,7 +46,10 @@ __all__ = [
     "method_options",
 ]
 
-_REGISTRY: dict[str, PruningMethod] = {m.name: m for m in (LFP(), NSFP(), UMWP(), SFP())}
+_REGISTRY: dict[str, PruningMethod] = {
+    m.name: m
+    for m in (LFP(), NSFP(), UMWP(), SFP(), Taylor(), FPGM(), LAMP(), KnowledgeGuidedImportance())
+}
 
 #: Names of the pruning methods, as passed to :func:`prune`.
 METHODS: tuple[str, ...] = tuple(_REGISTRY)
@@ -164,13 +172,14 @@ def applicable_methods(module: nn.Module) -> tuple[str, ...]:
 def prune(
     module: nn.Module,
     method: str,
-    ratio: float,
+    ratio: float | Mapping[str, float],
     example_inputs: torch.Tensor | Sequence[torch.Tensor],
     *,
     ignored_layers: Sequence[nn.Module | str] | None = None,
     global_pruning: bool | None = None,
     round_to: int | None = None,
     method_options: Mapping | None = None,
+    batch: TrainingBatch | None = None,
 ) -> PruningReport:
     """Prune ``module`` in place and report what went.
 
@@ -196,10 +205,13 @@ def prune(
     ----------
     module : torch.nn.Module
         The network; modified in place.
-    method : {"lfp", "nsfp", "umwp", "sfp"}
+    method : {"lfp", "nsfp", "umwp", "sfp", "taylor", "fpgm", "lamp", "kgi"}
         Pruning method (:data:`METHODS`).
-    ratio : float in (0, 1)
-        Fraction of filters (structural methods) or weights (``"umwp"``) to remove.
+    ratio : float in (0, 1), or dict of str to float
+        Fraction of filters (structural methods) or weights (``"umwp"``) to remove. A
+        dict gives a ratio per layer (structural methods, ranked per layer): keys are
+        the root layers of ``kept_channels`` (``"conv2.1"``), and layers it does not
+        name keep all their filters.
     example_inputs : Tensor or sequence of Tensor
         A few input samples, shape ``(n_samples, ...)`` as ``module`` takes them, on
         the module's device; they trace the network's dependencies and count its MACs.
@@ -214,6 +226,11 @@ def prune(
     method_options : dict, optional
         Options of the method: ``{"scope": "conv" | "all"}`` for ``"umwp"`` (see
         :func:`method_options`); the other methods have none.
+    batch : TrainingBatch, optional
+        Training samples with their labels, for the criteria that rank filters on data:
+        ``"taylor"`` (gradients of the cross-entropy of the batch) and ``"kgi"``
+        (Grad-CAM evidence of the batch, and the batch's ``region_mask``). Other
+        methods ignore it.
 
     Returns
     -------
@@ -223,7 +240,7 @@ def prune(
     ------
     ValueError
         Unknown method, method not applicable to ``module``, ``ratio`` outside (0, 1),
-        an option the method does not have.
+        an option the method does not have, a data-driven method without ``batch``.
 
     Examples
     --------
@@ -243,9 +260,23 @@ def prune(
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
     check_method(method, module)
     pruning_method = get_method(method, method_options)
-    ratio = check_ratio(ratio)
+    ratio = check_ratios(ratio)
+    if isinstance(ratio, dict):
+        if not pruning_method.structural:
+            raise ValueError(
+                f"per-layer ratios (a dict) apply to the structural methods; "
+                f"method={method!r} takes one float ratio."
+            )
+        if global_pruning:
+            raise ValueError(
+                "per-layer ratios (a dict) rank each layer on its own: pass "
+                "global_pruning=False (or leave it unset), or one float ratio."
+            )
+        global_pruning = False
     round_to = check_round_to(round_to)
     example_inputs = check_example_inputs(example_inputs)
+    if pruning_method.uses_batch:
+        batch = _check_batch(batch, pruning_method)
     if pruning_method.structural:
         masked = sorted(masked_tensors(module))
         if masked:
@@ -275,7 +306,7 @@ def prune(
     channels_last = is_channels_last(module)
     request = PruningRequest(
         ratio, example_inputs, tuple(ignored), global_pruning=bool(global_pruning),
-        round_to=round_to,
+        round_to=round_to, batch=batch if pruning_method.uses_batch else None,
     )
     # The paper counts a soft-pruned network before its hard step (sfp): count it first.
     soft = pruning_method.soft_network(module, request)
@@ -307,3 +338,20 @@ def prune(
         paper_flops_before=paper_flops_before,
         paper_flops_after=paper_after[1],
     )
+
+
+def _check_batch(batch, pruning_method: PruningMethod) -> TrainingBatch:
+    if not isinstance(batch, TrainingBatch):
+        raise ValueError(
+            f"method={pruning_method.name!r} ranks filters on training data: pass "
+            "batch=skkgp.pruning.TrainingBatch(inputs, targets"
+            + "".join(f", {need}=..." for need in pruning_method.batch_needs)
+            + f"), got batch={batch!r}."
+        )
+    for need in pruning_method.batch_needs:
+        if getattr(batch, need) is None:
+            raise ValueError(
+                f"method={pruning_method.name!r} needs the batch's {need}; got "
+                f"TrainingBatch({need}=None)."
+            )
+    return batch

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from skorch.callbacks import Callback
 from torch import nn
@@ -16,11 +17,54 @@ from torch import nn
 __all__ = [
     "PruningMethod",
     "PruningRequest",
+    "TrainingBatch",
     "check_example_inputs",
     "check_ratio",
+    "check_ratios",
     "check_round_to",
     "kept_count",
 ]
+
+
+@dataclass(frozen=True)
+class TrainingBatch:
+    """Training samples that data-driven criteria rank filters on.
+
+    First-order Taylor importance takes the gradient of the cross-entropy of
+    ``(inputs, targets)``; the knowledge-guided importance takes the Grad-CAM
+    evidence of the same samples and the knowledge region.
+
+    Parameters
+    ----------
+    inputs : Tensor, shape (n_samples, ...)
+        Samples as the module takes them, on its device.
+    targets : Tensor of int, shape (n_samples,)
+        Class index of each sample (``0 .. n_classes - 1``).
+    region_mask : ndarray of bool, shape (n_electrodes,), optional
+        Which electrodes belong to the knowledge region (knowledge-guided importance).
+    cells : ndarray of int, shape (n_electrodes, 2), optional
+        Grid cell of each electrode, for grid inputs; None takes the DEAP grid.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    region_mask: np.ndarray | None = None
+    cells: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.inputs, torch.Tensor) or not isinstance(
+            self.targets, torch.Tensor
+        ):
+            raise TypeError(
+                "TrainingBatch needs torch tensors: inputs (n_samples, ...) and targets "
+                f"(n_samples,), got {type(self.inputs).__name__} and "
+                f"{type(self.targets).__name__}."
+            )
+        if self.targets.dim() != 1 or len(self.targets) != len(self.inputs):
+            raise ValueError(
+                f"TrainingBatch: targets must have shape ({len(self.inputs)},), one class "
+                f"index per sample of inputs; got {tuple(self.targets.shape)}."
+            )
 
 
 @dataclass(frozen=True)
@@ -30,8 +74,8 @@ class PruningRequest:
 
     Attributes
     ----------
-    ratio : float in (0, 1)
-        Fraction of filters or weights to remove.
+    ratio : float in (0, 1), or dict of str to float
+        Fraction of filters or weights to remove (per root layer for a dict).
     example_inputs : Tensor or sequence of Tensor
         A few input samples that trace the network.
     ignored_layers : sequence of torch.nn.Module, default=()
@@ -40,13 +84,16 @@ class PruningRequest:
         Rank channels (weights) across layers rather than per layer.
     round_to : int or None, default=None
         Round the channels each layer keeps up to a multiple of ``round_to``.
+    batch : TrainingBatch or None, default=None
+        Training samples, for the methods that rank on data (``uses_batch``).
     """
 
-    ratio: float
+    ratio: float | Mapping[str, float]
     example_inputs: Any
     ignored_layers: Sequence[nn.Module] = ()
     global_pruning: bool = False
     round_to: int | None = None
+    batch: TrainingBatch | None = None
 
 
 class PruningMethod(ABC):
@@ -54,7 +101,7 @@ class PruningMethod(ABC):
 
     Subclasses set ``name`` (the string users pass to :func:`skkgp.pruning.prune`),
     ``structural`` (physically smaller network, or masks),
-    ``default_global`` (rank channels or weights across layers, or per layer) and
+    ``default_global`` (rank channels or weights across layers, or per layer),
     ``option_names`` (the keyword arguments of their constructor, the options users
     pass as ``method_options``).
 
@@ -65,11 +112,18 @@ class PruningMethod(ABC):
     recovery or as a final hard step after it (``prunes_after_recovery``).
     :class:`skkgp.KnowledgeGuidedPruner` runs origin -> prune -> recover through
     these hooks without knowing which method it runs.
+
+    A method that ranks on training data sets ``uses_batch`` (and lists in
+    ``batch_needs`` what its :class:`TrainingBatch` must hold beyond samples and
+    labels): :func:`~skkgp.pruning.prune` then checks the request's ``batch``.
     """
 
     name: ClassVar[str]
     structural: ClassVar[bool]
     default_global: ClassVar[bool]
+    uses_batch: ClassVar[bool] = False
+    #: What the batch must hold beyond samples and labels ("region_mask").
+    batch_needs: ClassVar[tuple[str, ...]] = ()
     option_names: ClassVar[tuple[str, ...]] = ()
 
     def options(self) -> dict:
@@ -158,6 +212,28 @@ def check_ratio(ratio) -> float:
             f"weights to remove), got {ratio!r}."
         )
     return float(ratio)
+
+
+def check_ratios(ratio) -> float | dict[str, float]:
+    """Validate a ratio: one float in (0, 1), or a dict of layer name -> such a float."""
+    if isinstance(ratio, Mapping):
+        if not ratio:
+            raise ValueError("a per-layer ratio dict must name at least one layer.")
+        checked = {}
+        for name, value in ratio.items():
+            if not isinstance(name, str):
+                raise ValueError(
+                    f"per-layer ratios are keyed by layer name (str), got {name!r}."
+                )
+            try:
+                checked[name] = check_ratio(value)
+            except ValueError:
+                raise ValueError(
+                    f"the ratio of layer {name!r} must be a float strictly between 0 and 1, "
+                    f"got {value!r}."
+                ) from None
+        return checked
+    return check_ratio(ratio)
 
 
 def check_round_to(round_to) -> int | None:

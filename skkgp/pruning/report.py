@@ -27,8 +27,9 @@ class PruningReport:
     ----------
     method : str
         Pruning method (one of :data:`skkgp.pruning.METHODS`).
-    ratio : float
-        Pruning ratio asked for.
+    ratio : float or dict of str to float
+        Pruning ratio used (per layer for a dict); for a budget, the ratio the search
+        found.
     params_before, params_after : int
         Parameters of the network (every stored entry; masked weights included).
     macs_before, macs_after : int
@@ -54,6 +55,12 @@ class PruningReport:
     paper_flops_before, paper_flops_after : int or None, default=None
         FLOPs per sample as the paper counts them
         (:func:`~skkgp.pruning.count_paper_flops`), of the same networks.
+    target_macs, target_params : int or None, default=None
+        The budget pruned to, if any (MACs, parameters; non-zero counts for masked
+        methods). The reached counts are ``flops_after / 2`` and the params the
+        reductions are computed from.
+    n_steps : int, default=1
+        Prune-recover steps that led here.
 
     Attributes
     ----------
@@ -81,6 +88,9 @@ class PruningReport:
     paper_params_after: int | None = None
     paper_flops_before: int | None = None
     paper_flops_after: int | None = None
+    target_macs: int | None = None
+    target_params: int | None = None
+    n_steps: int = 1
     params_reduction: float = field(init=False)
     macs_reduction: float = field(init=False)
 
@@ -135,8 +145,21 @@ class PruningReport:
     def __str__(self) -> str:
         kind = "structural" if self.structural else "masked"
         options = "".join(f", {k}={v!r}" for k, v in self.method_options.items())
-        lines = [
-            f"PruningReport: {self.method} ({kind}{options}) at ratio {self.ratio:g}",
+        if isinstance(self.ratio, dict):
+            ratio = "per-layer ratios " + ", ".join(
+                f"{name}: {value:g}" for name, value in self.ratio.items()
+            )
+        else:
+            ratio = f"ratio {self.ratio:g}"
+        steps = f" in {self.n_steps} steps" if self.n_steps > 1 else ""
+        lines = [f"PruningReport: {self.method} ({kind}{options}) at {ratio}{steps}"]
+        for what, target, left in (
+            ("MACs", self.target_macs, self._macs_left),
+            ("params", self.target_params, self._params_left),
+        ):
+            if target is not None:
+                lines.append(f"  budget: {what} <= {target:,} (reached {left:,})")
+        lines += [
             f"  params  {self.params_before:>13,} -> {self._params_left:>13,}"
             f"  (-{self.params_reduction:.1f} %; {self.params_after:,} stored,"
             f" {self.nonzero_params_after:,} non-zero)",

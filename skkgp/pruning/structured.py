@@ -10,13 +10,12 @@ units, each unit keeping at least one channel.
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
-from skkgp.pruning.base import PruningMethod, PruningRequest, kept_count
+from skkgp.pruning.base import PruningMethod, PruningRequest, TrainingBatch, kept_count
 from skkgp.pruning.units import ChannelUnit, UnitGraph
 
 __all__ = ["StructuredPruning", "select_channels", "round_removals", "filter_norms"]
@@ -47,7 +46,7 @@ def filter_norms(module: nn.Module, unit: ChannelUnit, p: float) -> torch.Tensor
 
 def select_channels(
     scores: dict[str, torch.Tensor],
-    ratio: float,
+    ratio: float | Mapping[str, float],
     *,
     global_pruning: bool,
     round_to: int | None = None,
@@ -59,7 +58,9 @@ def select_channels(
     ----------
     scores : dict of str to Tensor, shape (n_channels,)
         Importance of each channel of each unit (higher = keep).
-    ratio : float in (0, 1)
+    ratio : float in (0, 1), or dict of str to float
+        Fraction of each unit's channels to remove; a dict gives it per unit name
+        (units it does not name keep all their channels; per-unit ranking only).
     global_pruning : bool
         Rank all channels together (a unit may lose more or less than ``ratio`` of its
         channels, never all) or each unit on its own.
@@ -74,6 +75,17 @@ def select_channels(
     removed : dict of str to list of int
     """
     order = {name: torch.argsort(s, stable=True).tolist() for name, s in scores.items()}
+    if isinstance(ratio, Mapping):
+        if global_pruning:
+            raise ValueError(
+                "per-layer ratios (a dict) rank each layer on its own: pass "
+                "global_pruning=False, or one float ratio for a global ranking."
+            )
+        return {
+            name: sorted(order[name][: len(s) - kept(len(s), ratio[name], round_to)])
+            if name in ratio else []
+            for name, s in scores.items()
+        }
     if not global_pruning:
         return {
             name: sorted(order[name][: len(s) - kept(len(s), ratio, round_to)])
@@ -127,7 +139,11 @@ def round_removals(
 
 
 class StructuredPruning(PruningMethod):
-    """Rank each unit's channels with :meth:`scores`, remove the lowest physically."""
+    """Rank each unit's channels with :meth:`scores`, remove the lowest physically.
+
+    Criteria that need the whole network at once (torch-pruning's importance classes,
+    gradients, evidence) override :meth:`unit_scores` instead.
+    """
 
     structural = True
     default_global = False
@@ -135,9 +151,36 @@ class StructuredPruning(PruningMethod):
     #: different layers, such as filter norms, are not comparable otherwise).
     normalize_global: bool = True
 
-    @abstractmethod
     def scores(self, module: nn.Module, unit: ChannelUnit) -> torch.Tensor | None:
         """Importance of each channel of ``unit`` (None: the method skips the unit)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement scores() or unit_scores()."
+        )
+
+    def unit_scores(
+        self, module: nn.Module, graph: UnitGraph, batch: TrainingBatch | None
+    ) -> dict[str, torch.Tensor]:
+        """Importance of the channels of every unit of ``graph`` (higher = keep).
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+        graph : UnitGraph
+            The module's units.
+        batch : TrainingBatch or None
+            Training samples, for methods with ``uses_batch``.
+
+        Returns
+        -------
+        scores : dict of str to Tensor, shape (n_channels,)
+            Units left out are not pruned.
+        """
+        scores = {}
+        for unit in graph.units:
+            unit_scores = self.scores(module, unit)
+            if unit_scores is not None:
+                scores[unit.name] = unit_scores
+        return scores
 
     def kept(self, n_channels: int, ratio: float, round_to: int | None = None) -> int:
         """Channels of ``n_channels`` that stay at ``ratio``: :func:`kept_count`."""
@@ -160,15 +203,20 @@ class StructuredPruning(PruningMethod):
         ``module`` is left unchanged.
         """
         graph = UnitGraph(module, request.example_inputs, request.ignored_layers)
+        if isinstance(request.ratio, Mapping):
+            unknown = sorted(set(request.ratio) - {unit.name for unit in graph.units})
+            if unknown:
+                raise ValueError(
+                    f"ratio names layers {unknown} that are not prunable units of "
+                    f"{type(module).__name__}; its units are "
+                    f"{[unit.name for unit in graph.units]}."
+                )
         scores = {}
-        for unit in graph.units:
-            unit_scores = self.scores(module, unit)
-            if unit_scores is None:
-                continue
-            unit_scores = unit_scores.double()
+        for name, unit_scores in self.unit_scores(module, graph, request.batch).items():
+            unit_scores = unit_scores.detach().double().cpu()
             if request.global_pruning and self.normalize_global:
                 unit_scores = unit_scores / unit_scores.mean().clamp_min(1e-12)
-            scores[unit.name] = unit_scores
+            scores[name] = unit_scores
         return graph, self.select(scores, request)
 
     def apply(self, module: nn.Module, request: PruningRequest) -> dict[str, tuple[int, int]]:

@@ -334,6 +334,49 @@ class UnitGraph:
             )
         return slices, multiplier
 
+    # ------------------------------------------------------------------ importance
+    def importance_group(self, unit: ChannelUnit) -> tp.dependency.Group:
+        """A torch-pruning group of all of a unit's channels, for its importance classes.
+
+        The group of the unit's root (its filters, BatchNorms, the input channels of
+        its consumers) plus, through a channel multiplier, the layers of the unit's
+        extension with their indices mapped back to the unit's channels (``D``
+        entries per channel). The multiplier's own input-channel entry is left out:
+        torch-pruning's importance classes index its weight as an ordinary grouped
+        conv and fail on it; its filters come in through the extension.
+
+        Parameters
+        ----------
+        unit : ChannelUnit
+            A unit of :attr:`units`, not yet pruned.
+
+        Returns
+        -------
+        group : torch_pruning.dependency.Group
+            Indices cover every channel; ``root_idxs`` of each item are unit channels.
+        """
+        graph = self.graph
+        root = self._modules[unit.name]
+        channels = list(range(unit.n_channels))
+        multiplier = None if unit.multiplier is None else self._modules[unit.multiplier]
+        sources = [(graph.get_pruning_group(root, tp.prune_conv_out_channels, channels), 1)]
+        if multiplier is not None:
+            expanded = list(range(multiplier.out_channels))
+            sources.append(
+                (graph.get_pruning_group(multiplier, tp.prune_conv_out_channels, expanded),
+                 unit.depth)
+            )
+        group = tp.dependency.Group()
+        group._DG = graph
+        for source, depth in sources:
+            for item in source:
+                is_out = graph.is_out_channel_pruning_fn(item.dep.handler)
+                if item.dep.target.module is multiplier and not is_out:
+                    continue
+                group.add_dep(item.dep, list(item.idxs))
+                group[len(group) - 1].root_idxs = [int(r) // depth for r in item.root_idxs]
+        return group
+
     # ------------------------------------------------------------------ removal
     def remove(self, unit: ChannelUnit, channels: Sequence[int]) -> None:
         """Remove channels of a unit physically (in place).

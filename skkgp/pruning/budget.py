@@ -1,0 +1,251 @@
+"""Prune to a budget: the smallest ratio whose pruned network meets a MAC or parameter budget.
+
+Users think in costs ("at most 10 MMACs", "under 1 M parameters"), pruning methods in
+ratios. :func:`prune_to_budget` searches the ratio by bisection: every trial prunes a
+deep copy of the network with :func:`~skkgp.pruning.prune` and counts it with the
+same counters the report uses (:func:`~skkgp.pruning.count_macs`,
+:func:`~skkgp.pruning.count_params`; their non-zero variants for the masked
+``"umwp"``), so the budget is met as the report counts it. The cost only falls as the
+ratio grows (every layer keeps ``floor(n * (1 - ratio))`` filters), and the search
+stops once the ratio is known to within half of ``1 / N``, ``N`` the number of
+prunable filters (weights for ``"umwp"``, at most to :data:`RATIO_TOLERANCE`): finer
+than any one-filter step, so the network found is the largest that meets the budget,
+within one rounding step.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from numbers import Real
+
+import torch
+from torch import nn
+
+from skkgp.pruning.api import get_method, prune
+from skkgp.pruning.base import TrainingBatch, check_example_inputs
+from skkgp.pruning.counting import (
+    MAC_LAYER_TYPES,
+    count_macs,
+    count_nonzero_macs,
+    count_nonzero_params,
+    count_params,
+)
+from skkgp.pruning.report import PruningReport
+from skkgp.pruning.units import UnitGraph, find_last_layer
+
+__all__ = ["MAX_RATIO", "RATIO_TOLERANCE", "BudgetSearch", "find_budget_ratio", "prune_to_budget"]
+
+#: The finest the search resolves the ratio (reached for masked weights only).
+RATIO_TOLERANCE = 1e-6
+#: The largest ratio tried: every layer keeps one filter (or a few weights) there.
+MAX_RATIO = 0.999
+
+
+@dataclass(frozen=True)
+class BudgetSearch:
+    """The outcome of a budget search.
+
+    Parameters
+    ----------
+    ratio : float
+        The smallest ratio found whose pruned network meets the budget.
+    missed_ratio : float
+        The largest ratio tried whose pruned network does not (0 for the origin).
+    macs, params : int
+        MACs and parameters of the network pruned at ``ratio`` (non-zero counts for
+        masked methods).
+    trials : int
+        Networks pruned and counted.
+    """
+
+    ratio: float
+    missed_ratio: float
+    macs: int
+    params: int
+    trials: int
+
+
+def _check_budget(name: str, value) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    return int(value)
+
+
+def _costs(module: nn.Module, example_inputs, structural: bool) -> tuple[int, int]:
+    if structural:
+        return count_macs(module, example_inputs), count_params(module)
+    return count_nonzero_macs(module, example_inputs), count_nonzero_params(module)
+
+
+def _n_prunable(module: nn.Module, method: str, example_inputs) -> int:
+    """Filters (or, for masked methods, weights) a ratio is a fraction of."""
+    if get_method(method).structural:
+        last = find_last_layer(module, example_inputs)
+        graph = UnitGraph(module, example_inputs, [] if last is None else [last])
+        return max(1, sum(unit.n_channels for unit in graph.units))
+    return max(1, sum(
+        layer.weight.numel() for layer in module.modules() if isinstance(layer, MAC_LAYER_TYPES)
+    ))
+
+
+def find_budget_ratio(
+    module: nn.Module,
+    method: str,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    target_macs: float | None = None,
+    target_params: float | None = None,
+    global_pruning: bool | None = None,
+    round_to: int | None = None,
+    batch: TrainingBatch | None = None,
+    method_options: Mapping | None = None,
+) -> BudgetSearch:
+    """The smallest ratio at which ``method`` makes ``module`` meet a budget.
+
+    ``module`` is not changed: every trial prunes a deep copy.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    method : str
+        One of :data:`skkgp.pruning.METHODS`.
+    example_inputs : Tensor or sequence of Tensor
+        As for :func:`~skkgp.pruning.prune`; they count the MACs per sample.
+    target_macs, target_params : number, optional
+        The budget: MACs per sample and/or parameters at most (non-zero counts for the
+        masked ``"umwp"``). At least one.
+    global_pruning, round_to, batch, method_options
+        As for :func:`~skkgp.pruning.prune`.
+
+    Returns
+    -------
+    search : BudgetSearch
+
+    Raises
+    ------
+    ValueError
+        No budget, a budget the unpruned network already meets (nothing to prune),
+        or one that even :data:`MAX_RATIO` does not reach.
+    """
+    target_macs = _check_budget("target_macs", target_macs)
+    target_params = _check_budget("target_params", target_params)
+    if target_macs is None and target_params is None:
+        raise ValueError("give a budget: target_macs and/or target_params.")
+
+    def meets(macs: int, params: int) -> bool:
+        return (target_macs is None or macs <= target_macs) and (
+            target_params is None or params <= target_params
+        )
+
+    def describe(macs: int, params: int) -> str:
+        parts = []
+        if target_macs is not None:
+            parts.append(f"{macs:,} MACs (target_macs={target_macs:,})")
+        if target_params is not None:
+            parts.append(f"{params:,} parameters (target_params={target_params:,})")
+        return " and ".join(parts)
+
+    example_inputs = check_example_inputs(example_inputs)
+    # One sample counts MACs per sample as well as many, and traces faster.
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = example_inputs[:1]
+    tolerance = max(RATIO_TOLERANCE, 0.5 / _n_prunable(module, method, example_inputs))
+    structural = True
+    trials = 0
+
+    def trial(ratio: float) -> tuple[int, int]:
+        nonlocal structural, trials
+        trials += 1
+        pruned = copy.deepcopy(module)
+        report = prune(
+            pruned, method, ratio, example_inputs, global_pruning=global_pruning,
+            round_to=round_to, batch=batch, method_options=method_options,
+        )
+        structural = report.structural
+        return _costs(pruned, example_inputs, structural)
+
+    high = MAX_RATIO
+    high_costs = trial(high)
+    origin_costs = _costs(module, example_inputs, structural)
+    if meets(*origin_costs):
+        raise ValueError(
+            f"the budget is not below the unpruned network's cost: it has "
+            f"{describe(*origin_costs)}; nothing to prune. Ask for less, or leave the "
+            "network as it is."
+        )
+    if not meets(*high_costs):
+        raise ValueError(
+            f"the budget cannot be reached with method={method!r}: pruned at ratio "
+            f"{MAX_RATIO} (one filter or a few weights left per layer) the network still "
+            f"has {describe(*high_costs)}. Ask for more, or use another method or model."
+        )
+    low = 0.0
+    while high - low > tolerance:
+        middle = 0.5 * (low + high)
+        costs = trial(middle)
+        if meets(*costs):
+            high, high_costs = middle, costs
+        else:
+            low = middle
+    return BudgetSearch(
+        ratio=high, missed_ratio=low, macs=high_costs[0], params=high_costs[1], trials=trials
+    )
+
+
+def prune_to_budget(
+    module: nn.Module,
+    method: str,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    target_macs: float | None = None,
+    target_params: float | None = None,
+    global_pruning: bool | None = None,
+    round_to: int | None = None,
+    batch: TrainingBatch | None = None,
+    method_options: Mapping | None = None,
+) -> PruningReport:
+    """Prune ``module`` in place to the largest network that meets a budget.
+
+    :func:`find_budget_ratio` finds the ratio; ``module`` is then pruned at it.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Modified in place.
+    method, example_inputs, target_macs, target_params
+        As for :func:`find_budget_ratio`.
+    global_pruning, round_to, batch, method_options
+        As for :func:`~skkgp.pruning.prune`.
+
+    Returns
+    -------
+    report : PruningReport
+        With ``ratio`` the ratio found and ``target_macs``/``target_params`` the budget.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skkgp.models import CCNN
+    >>> from skkgp.pruning import count_macs
+    >>> from skkgp.pruning.budget import prune_to_budget
+    >>> net, grid = CCNN(), torch.randn(2, 4, 9, 9)
+    >>> report = prune_to_budget(net, "lfp", grid, target_macs=20_000_000)
+    >>> count_macs(net, grid) <= 20_000_000
+    True
+    """
+    search = find_budget_ratio(
+        module, method, example_inputs, target_macs=target_macs, target_params=target_params,
+        global_pruning=global_pruning, round_to=round_to, batch=batch,
+        method_options=method_options,
+    )
+    report = prune(
+        module, method, search.ratio, example_inputs, global_pruning=global_pruning,
+        round_to=round_to, batch=batch, method_options=method_options,
+    )
+    report.target_macs = _check_budget("target_macs", target_macs)
+    report.target_params = _check_budget("target_params", target_params)
+    return report
