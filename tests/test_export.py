@@ -22,7 +22,7 @@ from skkgp.export import (
     inference_copy,
 )
 from skkgp.models import CCNN, FBCCNN, EEGNet, TSCeption
-from skkgp.pruning import applicable_methods, prune
+from skkgp.pruning import TrainingBatch, applicable_methods, prune
 from skkgp.transforms import ChannelStandardizer
 
 GRID = (4, 9, 9)
@@ -54,14 +54,19 @@ def _pruned_estimator(name, method, rng, ratio=0.5):
     torch.manual_seed(0)
     network = cls(**kwargs)
     X = rng.standard_normal((6, *shape)).astype(np.float32)
-    prune(network, method, ratio, torch.as_tensor(X[:2]))
+    # Data-driven criteria (taylor, kgi) rank on the samples; the region: a few electrodes.
+    n_electrodes = 32 if len(shape) == 3 else shape[0]
+    batch = TrainingBatch(
+        torch.as_tensor(X), torch.arange(6) % 2, region_mask=np.arange(n_electrodes) < 4
+    )
+    prune(network, method, ratio, torch.as_tensor(X[:2]), batch=batch)
     estimator = EEGClassifier(network, max_epochs=0).fit(X, np.arange(6) % 2)
     return estimator, shape
 
 
 def test_every_method_can_prune_the_cases():
     # The test grid covers every zoo model and every method that applies to it.
-    assert len(CASES) == 15
+    assert len(CASES) == 15 + 4 * 4  # and taylor, fpgm, lamp, kgi on every model
     assert ("ccnn", "nsfp") not in CASES
 
 
