@@ -101,16 +101,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool 
 def atomic_write_text(
     path: str | os.PathLike, text: str, *, encoding: str = "utf-8", overwrite: bool = True
 ) -> None:
-    """Write ``text`` to ``path`` atomically.
+    """Write ``text`` to ``path`` atomically, encoded with ``encoding``.
 
     Parameters
     ----------
-    path : path-like
-        Destination file; its folder must exist.
+    path, overwrite
+        As in :func:`atomic_write_bytes`.
     text : str
         The whole content.
     encoding : str, default="utf-8"
-    overwrite : bool, default=True
-        Whether an existing ``path`` may be replaced (see :func:`atomic_file`).
     """
     atomic_write_bytes(path, text.encode(encoding), overwrite=overwrite)

@@ -476,12 +476,12 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:
-        """Predicted class labels.
+        """Predicted class labels: the most probable class of :meth:`predict_proba`.
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, ...)
-            Same sample shape as at fit.
+        X : array-like
+            As in :meth:`predict_proba`.
 
         Returns
         -------

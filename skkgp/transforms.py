@@ -385,11 +385,8 @@ n_features), default=None
 
         Parameters
         ----------
-        X : ndarray, shape (n_samples, n_chans, n_features)
-        y : ignored
-        baseline : ndarray, shape (n_samples, n_chans, n_features) or (n_chans, n_features), \
-default=None
-            Baseline features, one row per window or one for all.
+        X, y, baseline
+            As in :meth:`fit`; ``baseline`` has one row per window or one for all.
 
         Returns
         -------

@@ -34,6 +34,12 @@ def _copy(release, tmp_path):
     return shutil.copytree(release, tmp_path / "release")
 
 
+def _refused(root, message):
+    """``load_seed(root)`` raises a ValueError whose text matches ``message``."""
+    with pytest.raises(ValueError, match=message):
+        load_seed(root)
+
+
 @pytest.mark.parametrize("version", ["seed", "seed-iv"])
 @pytest.mark.parametrize("fmt", ["v5", "v7.3"])
 def test_raw_release_loads_with_its_labels_sessions_and_clips(releases, version, fmt):
@@ -143,24 +149,20 @@ def test_extra_files_are_named(releases, tmp_path):
     root = _copy(releases["seed", "v5"], tmp_path)
     folder = root / "Preprocessed_EEG"
     shutil.copy(folder / "label.mat", folder / "notes.mat")
-    with pytest.raises(ValueError, match=r"\['notes.mat'\]"):
-        load_seed(root)
+    _refused(root, r"\['notes.mat'\]")
     (folder / "notes.mat").unlink()
     shutil.copy(next(folder.glob("1_2013*.mat")), folder / "1_20200101.mat")
     shutil.copy(next(folder.glob("1_2013*.mat")), folder / "1_20210101.mat")
-    with pytest.raises(ValueError, match="subject 1 has 4 files.*1_20210101.mat"):
-        load_seed(root)
+    _refused(root, "subject 1 has 4 files.*1_20210101.mat")
 
 
 def test_missing_clip_and_inconsistent_channel_count(releases, tmp_path):
     root = _copy(releases["seed", "v5"], tmp_path)
     file = next((root / "Preprocessed_EEG").glob("2_*.mat"))
     _rewrite(file, lambda c: c.pop("abx_eeg7"))
-    with pytest.raises(ValueError, match=rf"{file.name}.*missing clips \[7\]"):
-        load_seed(root)
+    _refused(root, rf"{file.name}.*missing clips \[7\]")
     _rewrite(file, lambda c: c.update(abx_eeg7=c["abx_eeg6"][:61]))
-    with pytest.raises(ValueError, match=rf"{file.name}.*'abx_eeg7' has 61 channels"):
-        load_seed(root)
+    _refused(root, rf"{file.name}.*'abx_eeg7' has 61 channels")
     de_file = next((root / "ExtractedFeatures").glob("2_*.mat"))
     _rewrite(de_file, lambda c: c.update(de_LDS3=c["de_LDS3"][:, :, :4]))
     with pytest.raises(ValueError, match=rf"{de_file.name}.*'de_LDS3' has 4 bands"):
@@ -171,11 +173,9 @@ def test_labels_that_do_not_match_the_clips(releases, tmp_path):
     root = _copy(releases["seed", "v5"], tmp_path)
     label = root / "Preprocessed_EEG" / "label.mat"
     write_mat(label, {"label": np.ones((1, 14))})
-    with pytest.raises(ValueError, match=r"label.mat.*15 clip labels; got \(1, 14\)"):
-        load_seed(root)
+    _refused(root, r"label.mat.*15 clip labels; got \(1, 14\)")
     write_mat(label, {"label": np.full((1, 15), 2.0)})
-    with pytest.raises(ValueError, match=r"label.mat.*-1, 0 or 1; got \[2.0\]"):
-        load_seed(root)
+    _refused(root, r"label.mat.*-1, 0 or 1; got \[2.0\]")
 
 
 @pytest.mark.parametrize("fmt", ["v5", "v7.3"])
@@ -188,11 +188,9 @@ def test_non_finite_and_overflowing_values_are_named(releases, tmp_path, fmt):
         content["aax_eeg2"][3, 10] = value
 
     _rewrite(file, lambda c: poison(c, np.nan), fmt)
-    with pytest.raises(ValueError, match=rf"{file.name}.*'aax_eeg2' contains NaN or infinite"):
-        load_seed(root)
+    _refused(root, rf"{file.name}.*'aax_eeg2' contains NaN or infinite")
     _rewrite(file, lambda c: poison(c, 1e300), fmt)
-    with pytest.raises(ValueError, match=rf"{file.name}.*beyond float32's range"):
-        load_seed(root)
+    _refused(root, rf"{file.name}.*beyond float32's range")
 
 
 @pytest.mark.parametrize("fmt", ["v5", "v7.3"])
@@ -200,8 +198,7 @@ def test_truncated_files_are_named(releases, tmp_path, fmt):
     root = _copy(releases["seed", fmt], tmp_path)
     file = next((root / "Preprocessed_EEG").glob("1_*.mat"))
     file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
-    with pytest.raises(ValueError, match=rf"{file.name}' is not a readable SEED raw file"):
-        load_seed(root)
+    _refused(root, rf"{file.name}' is not a readable SEED raw file")
 
 
 def test_v73_files_are_real_hdf5_that_scipy_refuses(releases):

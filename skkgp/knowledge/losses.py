@@ -264,10 +264,8 @@ def region_loss(evidence, mask, scores=None, *, variant=DEFAULT_REGION_LOSS):
 
     Parameters
     ----------
-    evidence : torch.Tensor or array-like, shape (n_samples, n_electrodes)
-        Non-negative evidence.
-    mask : torch.Tensor or array-like of bool, shape (n_electrodes,)
-        ``True`` for electrodes of the knowledge region.
+    evidence, mask
+        As in :func:`region_share`.
     scores : torch.Tensor or array-like, shape (n_samples, n_electrodes), or None
         The signed Grad-CAM map ``z = sum_k a_k A_k`` reduced to electrodes like the
         evidence, which is that of ``ReLU(z)`` (``return_scores=True`` of
@@ -310,10 +308,8 @@ def sample_weights(evidence, mask):
 
     Parameters
     ----------
-    evidence : torch.Tensor or array-like, shape (n_samples, n_electrodes)
-        Non-negative evidence.
-    mask : torch.Tensor or array-like of bool, shape (n_electrodes,)
-        ``True`` for electrodes of the knowledge region.
+    evidence, mask
+        As in :func:`region_share`.
 
     Returns
     -------

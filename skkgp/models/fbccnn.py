@@ -33,12 +33,8 @@ class FBCCNN(ZooModule):
 
     Parameters
     ----------
-    in_channels : int, default=4
-        Number of feature maps of the grid (frequency bands).
-    grid_size : tuple of int, default=(9, 9)
-        Rows and columns of the electrode grid.
-    num_classes : int, default=2
-        Number of classes.
+    in_channels, grid_size, num_classes
+        As in :class:`~skkgp.models.CCNN` (defaults 4, ``(9, 9)`` and 2).
 
     Notes
     -----

@@ -79,6 +79,7 @@ def count_nonzero_params(module: nn.Module) -> int:
     Parameters
     ----------
     module : torch.nn.Module
+        As in :func:`count_params`.
 
     Returns
     -------
@@ -191,6 +192,7 @@ def count_paper_params(module: nn.Module) -> int:
     Parameters
     ----------
     module : torch.nn.Module
+        Dense, masked or soft-pruned.
 
     Returns
     -------

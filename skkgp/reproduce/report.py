@@ -247,7 +247,7 @@ def verdicts(summary: pd.DataFrame) -> list[str]:
     Parameters
     ----------
     summary : DataFrame
-        Output of :func:`summarize`.
+        As in :func:`comparisons_frame`.
 
     Returns
     -------
