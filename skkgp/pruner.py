@@ -693,7 +693,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like, shape (n_samples, ...)
-            Same kind of input as at ``fit``.
+            As in :meth:`predict`.
 
         Returns
         -------

@@ -4,32 +4,20 @@ parameter budget, within one rounding step, on every zoo model; step schedules."
 import copy
 
 import pytest
-import torch
 
-from skkgp.models import CCNN, FBCCNN, EEGNet, TSCeption
 from skkgp.pruning import count_macs, count_params, prune
 from skkgp.pruning.budget import find_budget_ratio, prune_to_budget
 from skkgp.pruning.schedule import budget_targets, keep_fractions, split_epochs, step_ratios
 
+from test_pruning_models import make_small_model
+
 MODELS = ("ccnn", "fbccnn", "eegnet", "tsception")
-
-
-def _make(name):
-    generator = torch.Generator().manual_seed(0)
-    if name == "ccnn":
-        return CCNN(grid_size=(3, 3)), torch.randn(2, 4, 3, 3, generator=generator)
-    if name == "fbccnn":
-        return FBCCNN(grid_size=(3, 3)), torch.randn(2, 4, 3, 3, generator=generator)
-    raw = torch.randn(2, 32, 128, generator=generator)
-    if name == "eegnet":
-        return EEGNet(chunk_size=128, num_electrodes=32), raw
-    return TSCeption(num_electrodes=32, chunk_size=128), raw
 
 
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("share", [0.7, 0.3])
 def test_mac_budget_met_within_one_rounding_step(model, share):
-    net, x = _make(model)
+    net, x = make_small_model(model)
     origin_macs = count_macs(net, x)
     target = int(origin_macs * share)
     search = find_budget_ratio(net, "lfp", x, target_macs=target)
@@ -53,7 +41,7 @@ def test_mac_budget_met_within_one_rounding_step(model, share):
 
 @pytest.mark.parametrize("model, method", [("eegnet", "lamp"), ("tsception", "lfp")])
 def test_param_budget_with_global_ranking(model, method):
-    net, x = _make(model)
+    net, x = make_small_model(model)
     target = int(count_params(net) * 0.4)
     report = prune_to_budget(net, method, x, target_params=target, global_pruning=True)
     assert count_params(net) == report.params_after <= target
@@ -63,7 +51,7 @@ def test_param_budget_with_global_ranking(model, method):
 def test_masked_budget_counts_non_zero_weights():
     """umwp's budget is of non-zero parameters (biases and BatchNorm stay: the ratio of
     weights masked is above the share asked); a step less masking misses it."""
-    net, x = _make("eegnet")
+    net, x = make_small_model("eegnet")
     target = int(count_params(net) * 0.5)
     search = find_budget_ratio(net, "umwp", x, target_params=target)
     report = prune_to_budget(copy.deepcopy(net), "umwp", x, target_params=target)
@@ -74,7 +62,7 @@ def test_masked_budget_counts_non_zero_weights():
 
 
 def test_budget_errors():
-    net, x = _make("eegnet")
+    net, x = make_small_model("eegnet")
     macs = count_macs(net, x)
     with pytest.raises(ValueError, match="not below the unpruned network's cost"):
         find_budget_ratio(net, "lfp", x, target_macs=macs)
@@ -87,7 +75,7 @@ def test_budget_errors():
 
 
 def test_per_layer_ratios():
-    net, x = _make("ccnn")
+    net, x = make_small_model("ccnn")
     report = prune(net, "lfp", {"conv2.1": 0.5, "conv4.1": 0.25}, x)
     assert report.kept_channels == {
         "conv1.1": (64, 64), "conv2.1": (64, 128), "conv3.1": (256, 256), "conv4.1": (48, 64)

@@ -21,7 +21,8 @@ from skkgp.pruning.units import UnitGraph, find_last_layer, zero_channels
 RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
-def _make(name):
+def make_small_model(name):
+    """A zoo network on small inputs, and a batch of four of them (seeded)."""
     # The weights too: whether a random network's output is constant must not depend on
     # which tests ran before.
     torch.manual_seed(0)
@@ -51,7 +52,7 @@ def _batch(x):
     n_electrodes = len(cells) if cells is not None else x.shape[1]
     mask = np.arange(n_electrodes) < n_electrodes // 3
     return TrainingBatch(x, targets, region_mask=mask, cells=cells)
-CASES = [(m, meth) for m in MODELS for meth in applicable_methods(_make(m)[0])]
+CASES = [(m, meth) for m in MODELS for meth in applicable_methods(make_small_model(m)[0])]
 
 
 def _randomize_batchnorm(module):
@@ -69,7 +70,7 @@ def _randomize_batchnorm(module):
 
 @pytest.mark.parametrize(("model", "method"), CASES)
 def test_prune_forward_and_train_step(model, method):
-    origin, x = _make(model)
+    origin, x = make_small_model(model)
     _randomize_batchnorm(origin)
     y = torch.tensor([0, 1, 0, 1])
     macs = []
@@ -108,7 +109,7 @@ def test_removing_zeroed_channels_keeps_outputs(model, ratio):
     then prune at the ratio that removes that many: L1 norms of zero are the lowest,
     so exactly the zeroed channels go, and the output must not change. Checks the
     units: EEGNet's grouped spatial conv, TSCeption's time and electrode concats."""
-    net, x = _make(model)
+    net, x = make_small_model(model)
     _randomize_batchnorm(net)
     net.eval()
     graph = UnitGraph(net, x[:2], [find_last_layer(net, x[:2])])
@@ -139,7 +140,7 @@ def test_removing_zeroed_channels_keeps_outputs(model, ratio):
 
 
 def test_eegnet_groups_shrink_with_temporal_filters():
-    net, x = _make("eegnet")
+    net, x = make_small_model("eegnet")
     prune(net, "lfp", 0.5, x[:2])
     assert net.temporal_conv.out_channels == 4
     assert net.spatial_conv.groups == net.spatial_conv.in_channels == 4
@@ -150,7 +151,7 @@ def test_eegnet_groups_shrink_with_temporal_filters():
 
 
 def test_tsception_branches_stay_consistent():
-    net, x = _make("tsception")
+    net, x = make_small_model("tsception")
     prune(net, "lfp", 0.3, x[:2])
     temporal = [getattr(net.temporal, f"Tception{i}")[0].out_channels for i in (1, 2, 3)]
     assert temporal == [10, 10, 10] and net.BN_t.num_features == 10
@@ -232,7 +233,7 @@ def test_criteria_remove_channels_as_if_zeroed(model, method, ratio):
     """Whatever a criterion ranks lowest, removing it equals zeroing it: in float64, the
     pruned network's output is the output of the unpruned one with the chosen channels
     zeroed, to 1e-8."""
-    net, x = _make(model)
+    net, x = make_small_model(model)
     _randomize_batchnorm(net)
     net = net.double().eval()
     x = x.double()
@@ -260,7 +261,7 @@ def test_taylor_scores_zeroed_channels_zero(model):
     no gradient: their Taylor importance is exactly 0, the lowest there is. (Channels
     dead after a ReLU on the batch score 0 too, so which of the ties go is left to the
     test above.)"""
-    net, x = _make(model)
+    net, x = make_small_model(model)
     _randomize_batchnorm(net)
     net = net.double().eval()
     x = x.double()
@@ -293,7 +294,7 @@ def test_kgi_sheds_filters_that_look_outside_the_region(model):
     outside the region goes under kgi (LFP cannot tell them apart)."""
     from skkgp.pruning.kgi import evidence_unit, outside_shares
 
-    net, x = _make(model)
+    net, x = make_small_model(model)
     net.eval()
     batch = _batch(x)
     graph = UnitGraph(net, x[:2], [find_last_layer(net, x[:2])])
@@ -326,7 +327,7 @@ def test_kgi_sheds_filters_that_look_outside_the_region(model):
 
 
 def test_data_driven_methods_need_a_batch():
-    net, x = _make("ccnn")
+    net, x = make_small_model("ccnn")
     with pytest.raises(ValueError, match="TrainingBatch"):
         prune(net, "taylor", 0.5, x[:2])
     batch = TrainingBatch(x, torch.zeros(len(x), dtype=torch.long))

@@ -19,6 +19,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
+from typing import Any
 
 import torch
 from torch import nn
@@ -200,13 +201,7 @@ def prune_to_budget(
     module: nn.Module,
     method: str,
     example_inputs: torch.Tensor | Sequence[torch.Tensor],
-    *,
-    target_macs: float | None = None,
-    target_params: float | None = None,
-    global_pruning: bool | None = None,
-    round_to: int | None = None,
-    batch: TrainingBatch | None = None,
-    method_options: Mapping | None = None,
+    **options: Any,
 ) -> PruningReport:
     """Prune ``module`` in place to the largest network that meets a budget.
 
@@ -216,10 +211,12 @@ def prune_to_budget(
     ----------
     module : torch.nn.Module
         Modified in place.
-    method, example_inputs, target_macs, target_params
+    method, example_inputs
         As for :func:`find_budget_ratio`.
-    global_pruning, round_to, batch, method_options
-        As for :func:`~skkgp.pruning.prune`.
+    **options
+        The keyword arguments of :func:`find_budget_ratio` (``target_macs``,
+        ``target_params``, ``global_pruning``, ``round_to``, ``batch``,
+        ``method_options``); those of :func:`~skkgp.pruning.prune` prune at the ratio found.
 
     Returns
     -------
@@ -237,15 +234,10 @@ def prune_to_budget(
     >>> count_macs(net, grid) <= 20_000_000
     True
     """
-    search = find_budget_ratio(
-        module, method, example_inputs, target_macs=target_macs, target_params=target_params,
-        global_pruning=global_pruning, round_to=round_to, batch=batch,
-        method_options=method_options,
-    )
-    report = prune(
-        module, method, search.ratio, example_inputs, global_pruning=global_pruning,
-        round_to=round_to, batch=batch, method_options=method_options,
-    )
-    report.target_macs = _check_budget("target_macs", target_macs)
-    report.target_params = _check_budget("target_params", target_params)
+    search = find_budget_ratio(module, method, example_inputs, **options)
+    pruning = {name: options[name] for name in ("global_pruning", "round_to", "batch",
+                                                "method_options") if name in options}
+    report = prune(module, method, search.ratio, example_inputs, **pruning)
+    report.target_macs = _check_budget("target_macs", options.get("target_macs"))
+    report.target_params = _check_budget("target_params", options.get("target_params"))
     return report
