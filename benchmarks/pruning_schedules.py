@@ -13,10 +13,14 @@ origin network and prunes and recovers copies of it with
 
 Each comparison is run with the baseline recovery (cross-entropy only:
 ``region_weight=0, sample_weighting=0``) and the knowledge-guided one (``1, 1``). For
-every pair the script prints the mean paired difference of held-out accuracy over the
-seeds, a bootstrap 95 % interval of that mean (10,000 resamples of the seeds) and the
-two-sided Wilcoxon signed-rank p-value. ``--jobs N`` runs seeds in N processes, each
-with one torch thread.
+every pair the script prints the paired statistics of ``skkgp reproduce``
+(:func:`skkgp.reproduce.stats.paired_comparison`: mean difference of held-out accuracy
+over the seeds, its bootstrap 95 % interval of 10,000 resamples, the Wilcoxon and
+paired t p-values, and how many seeds went up, down or tied); seeds whose origin
+collapsed to a constant predictor are counted and left out. ``--jobs N`` runs seeds in N
+processes, each with one torch thread. ``--out FILE`` is written as each seed finishes,
+and the same command resumes it; ``--summary-only FILE`` prints the statistics of a
+finished file.
 
 A run large enough to measure a few points of accuracy (sized for 16 cores)::
 
@@ -37,20 +41,22 @@ A small run's figures, and what they do not show, are in the user guide
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from sklearn.model_selection import GroupShuffleSplit
 from sklearn.pipeline import make_pipeline
 
 from skkgp import EEGClassifier, KnowledgeGuidedPruner
 from skkgp.datasets import make_deap_like
 from skkgp.pruning import count_macs
+from skkgp.reproduce.stats import paired_comparison
 from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer, ToGrid
 
 RECOVERIES = {"baseline": (0.0, 0.0), "kg": (1.0, 1.0)}
@@ -111,6 +117,7 @@ def run_seed(seed: int, args) -> list[dict]:
             "config": name,
             "accuracy": pruner.score(X_test, y_test),
             "origin_accuracy": origin.score(X_test, y_test),
+            "origin_constant": bool(pruner.origin_is_constant_),
             "macs": report.macs_after,
             "origin_macs": report.macs_before,
             "seconds": time.perf_counter() - start,
@@ -118,40 +125,78 @@ def run_seed(seed: int, args) -> list[dict]:
     return rows
 
 
-def paired_statistics(
-    a: np.ndarray, b: np.ndarray, *, n_boot: int = 10_000, random_state: int = 0
-) -> dict:
-    """Mean of ``a - b`` over seeds, its bootstrap 95 % interval, Wilcoxon p-value."""
-    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    rng = np.random.default_rng(random_state)
-    means = rng.choice(diff, size=(n_boot, diff.size), replace=True).mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    if np.allclose(diff, 0):
-        p_value = 1.0
-    else:
-        p_value = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
-    return {"mean_diff": float(diff.mean()), "ci_low": float(low), "ci_high": float(high),
-            "wilcoxon_p": p_value, "n_seeds": int(diff.size)}
-
-
-def compare(results: pd.DataFrame, args) -> pd.DataFrame:
+def compare(results: pd.DataFrame, steps: int) -> pd.DataFrame:
+    """Paired statistics of each comparison over the seeds (collapsed origins left out)."""
+    results = results.sort_values("seed")
     accuracy = results.pivot(index="seed", columns="config", values="accuracy")
     macs = results.pivot(index="seed", columns="config", values="macs")
+    collapsed = results.groupby("seed")["origin_constant"].any().loc[accuracy.index]
     rows = []
     for recovery in RECOVERIES:
         for treated, control in (
-            (f"{args.steps} steps/{recovery}", f"one-shot/{recovery}"),
+            (f"{steps} steps/{recovery}", f"one-shot/{recovery}"),
             (f"kgi@budget/{recovery}", f"lfp@budget/{recovery}"),
         ):
+            pair = paired_comparison(accuracy[treated], accuracy[control],
+                                     exclude=collapsed.to_numpy())
+            kept = ~collapsed
             rows.append({
                 "comparison": f"{treated} - {control}",
-                **paired_statistics(accuracy[treated], accuracy[control]),
-                "acc_treated": f"{accuracy[treated].mean():.3f}",
-                "acc_control": f"{accuracy[control].mean():.3f}",
+                "mean_diff": pair.mean_difference,
+                "ci_low": pair.ci_low,
+                "ci_high": pair.ci_high,
+                "wilcoxon_p": pair.wilcoxon_p,
+                "up/down/tied": f"{pair.n_up}/{pair.n_down}/{pair.n_tied}",
+                "n_seeds": pair.n_pairs,
+                "n_collapsed": pair.n_excluded,
+                "verdict": pair.direction,
+                "acc_treated": accuracy.loc[kept, treated].mean(),
+                "acc_control": accuracy.loc[kept, control].mean(),
                 "macs_treated": int(macs[treated].mean()),
                 "macs_control": int(macs[control].mean()),
             })
     return pd.DataFrame(rows).set_index("comparison")
+
+
+def _settings(args) -> dict:
+    """What decides the results: a file of other settings is never resumed."""
+    return {name: getattr(args, name) for name in (
+        "model", "subjects", "trials", "duration", "epochs", "recovery_epochs",
+        "batch_size", "lr", "ratio", "steps", "budget")}
+
+
+def _resumed(path: str | None, settings: dict) -> pd.DataFrame:
+    if not path or not os.path.exists(path):
+        return pd.DataFrame()
+    done = pd.read_csv(path)
+    found = json.loads(done["settings"].iloc[0]) if len(done) else settings
+    if found != settings:
+        raise SystemExit(f"--out {path!r} holds results of other settings; it is kept. "
+                         "Choose another --out, or rerun with that file's settings.")
+    return done
+
+
+def _write(path: str, results: pd.DataFrame) -> None:
+    # Written to a temporary name and moved: an interruption never truncates the file.
+    temporary = Path(path).with_suffix(".tmp")
+    results.to_csv(temporary, index=False)
+    os.replace(temporary, path)
+
+
+def _print_summary(results: pd.DataFrame) -> pd.DataFrame:
+    settings = json.loads(results["settings"].iloc[0])
+    for seed, cell in results.groupby("seed"):
+        line = ", ".join(f"{c} {a:.3f}" for c, a in zip(cell["config"], cell["accuracy"]))
+        collapsed = " (collapsed)" if cell["origin_constant"].any() else ""
+        print(f"seed {seed}: origin {cell['origin_accuracy'].iloc[0]:.3f}{collapsed}; {line}")
+    table = compare(results, settings["steps"])
+    pd.set_option("display.width", 250)
+    print(f"\n{settings['model']}, {results['seed'].nunique()} seeds, ratio "
+          f"{settings['ratio']}, {settings['steps']} steps, MAC budget {settings['budget']} "
+          "x origin; held-out accuracy differences treated - control (mean, bootstrap 95 % "
+          "interval, Wilcoxon p):")
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    return table
 
 
 def main(argv=None) -> pd.DataFrame:
@@ -173,33 +218,45 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--budget", type=float, default=0.4,
                         help="MAC budget of the criteria comparison, share of the origin's")
     parser.add_argument("--out", default=None, help="CSV file for the per-seed results")
+    parser.add_argument("--summary-only", metavar="CSV", default=None,
+                        help="print the statistics of a finished --out file and exit")
     args = parser.parse_args(argv)
-    if len(args.seeds) < 2:
+    if args.summary_only:
+        return _print_summary(pd.read_csv(args.summary_only))
+    if len(set(args.seeds)) < 2:
         parser.error("paired statistics need at least two seeds (five or more to mean much)")
 
     start = time.perf_counter()
-    rows = []
+    settings = _settings(args)
+    done = _resumed(args.out, settings)
+    rows = done.to_dict("records")
+    seeds = [seed for seed in dict.fromkeys(args.seeds)
+             if not len(done) or seed not in set(done["seed"])]
+    if len(done):
+        print(f"resuming {args.out}: {done['seed'].nunique()} seeds there, {len(seeds)} to "
+              "compute", file=sys.stderr)
+
+    def finished(seed_rows):
+        for row in seed_rows:
+            row["settings"] = json.dumps(settings, sort_keys=True)
+        rows.extend(seed_rows)
+        print(f"seed {seed_rows[0]['seed']} done "
+              f"({sum(r['seconds'] for r in seed_rows):.0f} s)", file=sys.stderr, flush=True)
+        if args.out:
+            _write(args.out, pd.DataFrame(rows))
+
     if args.jobs > 1:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            for seed_rows in pool.map(run_seed, args.seeds, [args] * len(args.seeds)):
-                rows += seed_rows
+            for future in as_completed([pool.submit(run_seed, s, args) for s in seeds]):
+                finished(future.result())
     else:
-        for seed in args.seeds:
-            rows += run_seed(seed, args)
+        for seed in seeds:
+            finished(run_seed(seed, args))
     results = pd.DataFrame(rows)
-    for seed, cell in results.groupby("seed"):
-        line = ", ".join(f"{c} {a:.3f}" for c, a in zip(cell["config"], cell["accuracy"]))
-        print(f"seed {seed}: origin {cell['origin_accuracy'].iloc[0]:.3f}; {line}")
-    table = compare(results, args)
-    pd.set_option("display.width", 200)
-    print(f"\n{args.model}, {len(args.seeds)} seeds, ratio {args.ratio}, {args.steps} steps, "
-          f"MAC budget {args.budget} x origin; held-out accuracy differences "
-          f"(mean, bootstrap 95 % interval, Wilcoxon p):")
-    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    results = results[results["seed"].isin(args.seeds)]
+    table = _print_summary(results)
     print(f"\n{time.perf_counter() - start:.0f} s")
-    if args.out:
-        results.to_csv(args.out, index=False)
     return table
 
 
