@@ -1,4 +1,5 @@
-"""Tests of ``benchmarks/knowledge_effect.py``: its options, output file and statistics."""
+"""Tests of ``benchmarks/knowledge_effect.py`` and ``benchmarks/pruning_schedules.py``: their
+options, output files and statistics."""
 
 from __future__ import annotations
 
@@ -70,3 +71,47 @@ def test_knowledge_effect_bad_options(knowledge_effect, extra, message, capsys):
         knowledge_effect.main([*TINY, *extra])
     assert error.value.code == 2
     assert message in capsys.readouterr().err
+
+
+SCHEDULES_TINY = ["--seeds", "0", "1", "--subjects", "2", "--trials", "8", "--duration", "2",
+                  "--epochs", "1", "--recovery-epochs", "3", "--batch-size", "16"]
+
+
+def test_pruning_schedules_runs_resumes_and_summarises(load_benchmark, tmp_path, capsys):
+    schedules = load_benchmark("pruning_schedules")
+    out = tmp_path / "schedules.csv"
+    table = schedules.main([*SCHEDULES_TINY, "--out", str(out)])
+    printed = capsys.readouterr().out
+    # Four comparisons, each over the two seeds; LFP and kgi meet the same MAC budget.
+    assert list(table.index) == [
+        "3 steps/baseline - one-shot/baseline", "kgi@budget/baseline - lfp@budget/baseline",
+        "3 steps/kg - one-shot/kg", "kgi@budget/kg - lfp@budget/kg"]
+    assert ((table["n_seeds"] + table["n_collapsed"]) == 2).all()
+    assert (table["ci_low"] <= table["mean_diff"]).all()
+    assert (table["mean_diff"] <= table["ci_high"]).all()
+    budget = table.loc["kgi@budget/kg - lfp@budget/kg"]
+    assert abs(budget["macs_treated"] - budget["macs_control"]) <= 0.02 * budget["macs_control"]
+    assert "seed 0: origin" in printed and "seed 1: origin" in printed
+    written = pd.read_csv(out)
+    assert len(written) == 2 * 8 and set(written["seed"]) == {0, 1}
+    before = out.read_bytes()
+
+    # The same command computes nothing new; --summary-only prints the same table.
+    schedules.main([*SCHEDULES_TINY, "--out", str(out)])
+    assert "2 seeds there, 0 to compute" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    summary = schedules.main(["--summary-only", str(out)])
+    pd.testing.assert_frame_equal(summary, table)
+
+    # Other settings never overwrite the file.
+    with pytest.raises(SystemExit, match="holds results of other settings"):
+        schedules.main([*SCHEDULES_TINY, "--steps", "2", "--out", str(out)])
+    assert out.read_bytes() == before
+
+
+def test_pruning_schedules_needs_two_seeds(load_benchmark, capsys):
+    schedules = load_benchmark("pruning_schedules")
+    with pytest.raises(SystemExit) as error:
+        schedules.main([*SCHEDULES_TINY[3:], "--seeds", "3"])
+    assert error.value.code == 2
+    assert "at least two seeds" in capsys.readouterr().err
