@@ -3,7 +3,11 @@
 On the simulation (:func:`skkgp.datasets.make_deap_like`, not DEAP), for each seed this
 script draws the data, splits the windows by trial (no trial on both sides), fits one
 origin network and prunes and recovers copies of it with
-:class:`skkgp.KnowledgeGuidedPruner` (``prefit=True``):
+:class:`skkgp.KnowledgeGuidedPruner` (``prefit=True``, knowledge region
+``frontal_left``). ``--scenario shortcut`` draws the shortcut scenario instead (a
+label-following temporal EMG outside the region, reversed in half of the trials) and
+trains on the trials where the shortcut follows the label, tests on those where it is
+reversed, as ``benchmarks/knowledge_effect.py`` does:
 
 1. **Schedules**: LFP at ``--ratio`` in one step vs ``--steps`` linear steps, with the
    same total recovery epochs (``step_recovery="split"``).
@@ -48,6 +52,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from sklearn.model_selection import GroupShuffleSplit
@@ -89,15 +94,21 @@ def _configs(args, origin_macs: int) -> dict[str, dict]:
     return configs
 
 
+def _split(data, scenario: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if scenario == "shortcut":
+        return np.flatnonzero(data.shortcut == 1), np.flatnonzero(data.shortcut == -1)
+    split = GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed)
+    return next(split.split(data.X, data.y, groups=data.trials))
+
+
 def run_seed(seed: int, args) -> list[dict]:
     """Every configuration on one seed's data and origin."""
     torch.set_num_threads(1)
     data = make_deap_like(
         n_subjects=args.subjects, n_trials=args.trials, duration=args.duration,
-        random_state=seed,
+        scenario=args.scenario, random_state=seed,
     )
-    split = GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed)
-    train, test = next(split.split(data.X, data.y, groups=data.trials))
+    train, test = _split(data, args.scenario, seed)
     features = _features(args.model).fit(data.X[train])
     X_train, X_test = features.transform(data.X[train]), features.transform(data.X[test])
     y_train, y_test = data.y[train], data.y[test]
@@ -160,9 +171,13 @@ def compare(results: pd.DataFrame, steps: int) -> pd.DataFrame:
 
 def _settings(args) -> dict:
     """What decides the results: a file of other settings is never resumed."""
-    return {name: getattr(args, name) for name in (
+    settings = {name: getattr(args, name) for name in (
         "model", "subjects", "trials", "duration", "epochs", "recovery_epochs",
         "batch_size", "lr", "ratio", "steps", "budget")}
+    if args.scenario != "default":
+        # Files of the default scenario were written before the option existed.
+        settings["scenario"] = args.scenario
+    return settings
 
 
 def _resumed(path: str | None, settings: dict) -> pd.DataFrame:
@@ -191,7 +206,8 @@ def _print_summary(results: pd.DataFrame) -> pd.DataFrame:
         print(f"seed {seed}: origin {cell['origin_accuracy'].iloc[0]:.3f}{collapsed}; {line}")
     table = compare(results, settings["steps"])
     pd.set_option("display.width", 250)
-    print(f"\n{settings['model']}, {results['seed'].nunique()} seeds, ratio "
+    print(f"\n{settings['model']}, scenario {settings.get('scenario', 'default')}, "
+          f"{results['seed'].nunique()} seeds, ratio "
           f"{settings['ratio']}, {settings['steps']} steps, MAC budget {settings['budget']} "
           "x origin; held-out accuracy differences treated - control (mean, bootstrap 95 % "
           "interval, Wilcoxon p):")
@@ -205,6 +221,9 @@ def main(argv=None) -> pd.DataFrame:
                         choices=["eegnet", "tsception", "ccnn", "fbccnn"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
+    parser.add_argument("--scenario", choices=["default", "shortcut"], default="default",
+                        help="simulation scenario (shortcut: train where the temporal EMG "
+                             "follows the label, test where it is reversed)")
     parser.add_argument("--subjects", type=int, default=4)
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per trial")

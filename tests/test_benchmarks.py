@@ -115,3 +115,18 @@ def test_pruning_schedules_needs_two_seeds(load_benchmark, capsys):
         schedules.main([*SCHEDULES_TINY[3:], "--seeds", "3"])
     assert error.value.code == 2
     assert "at least two seeds" in capsys.readouterr().err
+
+
+def test_pruning_schedules_shortcut_split_trains_where_the_shortcut_holds(load_benchmark):
+    from skkgp.datasets import make_deap_like
+
+    schedules = load_benchmark("pruning_schedules")
+    data = make_deap_like(n_subjects=2, n_trials=8, duration=2, scenario="shortcut",
+                          random_state=0)
+    train, test = schedules._split(data, "shortcut", 0)
+    assert (data.shortcut[train] == 1).all() and (data.shortcut[test] == -1).all()
+    assert len(train) + len(test) == len(data.y)
+    # The default scenario splits by trial: no trial on both sides.
+    data = make_deap_like(n_subjects=2, n_trials=8, duration=2, random_state=0)
+    train, test = schedules._split(data, "default", 0)
+    assert not set(data.trials[train]) & set(data.trials[test])
