@@ -915,22 +915,14 @@ def _combine_reports(reports: list[PruningReport], pruner) -> PruningReport:
             ratio = last.ratio  # masked methods' ratios are absolute
     else:
         ratio = pruner._ratio()
-    return PruningReport(
-        method=last.method,
+    return dataclasses.replace(
+        last,
         ratio=ratio,
         params_before=first.params_before,
-        params_after=last.params_after,
         macs_before=first.macs_before,
-        macs_after=last.macs_after,
-        nonzero_params_after=last.nonzero_params_after,
-        nonzero_macs_after=last.nonzero_macs_after,
         kept_channels=kept,
-        structural=last.structural,
-        method_options=last.method_options,
         paper_params_before=first.paper_params_before,
-        paper_params_after=last.paper_params_after,
         paper_flops_before=first.paper_flops_before,
-        paper_flops_after=last.paper_flops_after,
         target_macs=target_macs,
         target_params=target_params,
         n_steps=pruner.n_steps,
