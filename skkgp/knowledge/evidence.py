@@ -421,24 +421,42 @@ def evidence_map(
     gradients of the training loss.
     """
     _check_kind(evidence)
+    if evidence == "gradcam":
+        weights = _gradcam_weights(logits, activations, target, create_graph=create_graph,
+                                   consumer=consumer)
+        # One batched product instead of a weighted copy of the activations and a sum.
+        cam = torch.einsum("nk,nkhw->nhw", weights, _as_maps(activations))
+    else:
+        grads = _explained_gradients(logits, activations, target, create_graph=create_graph)
+        cam = (_as_maps(grads) * _as_maps(activations)).sum(dim=1)
+    return torch.relu(cam) if rectify else cam
+
+
+def _explained_gradients(
+    logits: torch.Tensor, activations: torch.Tensor, target: torch.Tensor | None, *,
+    create_graph: bool,
+) -> torch.Tensor:
+    """``G = ds/dA``, ``s`` the explained logits summed over the batch."""
     score = _target_scores(logits, target).sum()
     # Summing over the batch gives every sample its own gradient in one backward pass,
     # as the samples of a forward pass in eval mode do not interact.
-    if evidence == "gradcam" and consumer is not None and consumer.activations is activations:
-        weights = pooled_weights(score, consumer, create_graph=create_graph)
-    else:
-        with input_grads_only():
-            (grads,) = torch.autograd.grad(
-                score, activations, create_graph=create_graph, retain_graph=True
-            )
-        grads, activations = _as_maps(grads), _as_maps(activations)
-        if evidence != "gradcam":
-            cam = (grads * activations).sum(dim=1)
-            return torch.relu(cam) if rectify else cam
-        weights = grads.mean(dim=(2, 3))
-    # One batched product instead of a weighted copy of the activations and a sum.
-    cam = torch.einsum("nk,nkhw->nhw", weights, activations)
-    return torch.relu(cam) if rectify else cam
+    with input_grads_only():
+        (grads,) = torch.autograd.grad(
+            score, activations, create_graph=create_graph, retain_graph=True
+        )
+    return grads
+
+
+def _gradcam_weights(
+    logits: torch.Tensor, activations: torch.Tensor, target: torch.Tensor | None, *,
+    create_graph: bool, consumer: PooledPlan | None = None,
+) -> torch.Tensor:
+    """Grad-CAM's filter weights ``a_k = mean_hw G_k``, shape (n_samples, K)."""
+    if consumer is not None and consumer.activations is activations:
+        score = _target_scores(logits, target).sum()
+        return pooled_weights(score, consumer, create_graph=create_graph)
+    grads = _explained_gradients(logits, activations, target, create_graph=create_graph)
+    return _as_maps(grads).mean(dim=(2, 3))
 
 
 def gradcam_map(
@@ -613,15 +631,9 @@ def filter_contributions(
 
     Parameters
     ----------
-    logits : torch.Tensor, shape (n_samples, n_classes)
-        Output of the forward pass.
-    activations : torch.Tensor, shape (n_samples, K, H, W)
-        Output of the evidence layer captured in the same forward pass.
-    target : torch.Tensor of int, shape (n_samples,), or None
-        Explained class; ``None`` takes the predicted one.
-    electrode_axis : {"grid", "channels"}
-    cells : array of int, shape (n_electrodes, 2), or None, default=None
-        Grid cell of each electrode, for ``kind="grid"``.
+    logits, activations, target, electrode_axis, cells
+        As in :func:`evidence_from_activations` (``activations`` the evidence layer's
+        output, shape ``(n_samples, K, H, W)``).
 
     Returns
     -------
@@ -629,10 +641,8 @@ def filter_contributions(
         Signed, detached; summed over ``K`` they give the signed map reduced to
         electrodes.
     """
-    score = _target_scores(logits, target).sum()
-    with input_grads_only():
-        (grads,) = torch.autograd.grad(score, activations, retain_graph=True)
-    terms = grads.mean(dim=(2, 3))[:, :, None, None] * activations.detach()
+    weights = _gradcam_weights(logits, activations, target, create_graph=False)
+    terms = weights[:, :, None, None] * _as_maps(activations.detach())
     n, k, h, w = terms.shape
     reduced = reduce_to_electrodes(terms.reshape(n * k, h, w), electrode_axis, cells)
     return reduced.reshape(n, k, -1)
