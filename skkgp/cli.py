@@ -20,8 +20,10 @@ from skkgp.reproduce.config import (
     ALL_METHODS,
     ALL_MODELS,
     ALL_RECOVERIES,
+    CRITERIA,
     DATASETS,
     FULL,
+    METHOD_CHOICES,
     MODEL_LR,
     PROTOCOLS,
     QUICK,
@@ -39,6 +41,8 @@ examples:
   skkgp reproduce --models fbccnn --methods lfp nsfp --recovery finetune scratch
   skkgp reproduce --data ~/data/deap --full --device cuda   # the paper's whole Table 1
   skkgp reproduce --seeds 0 1 2 3 4                # paired statistics over 5 seeds x folds
+  skkgp reproduce --models eegnet --methods lfp kgi --ratios 0.1 0.3 0.5 0.7 0.9
+                                                   # accuracy against MACs: pareto.png
   skkgp reproduce --scenario shortcut --seeds 0 1 2 3 4   # a shortcut outside the region
   skkgp reproduce --dataset seed --data ~/data/SEED          # SEED's 62-channel grid
   skkgp reproduce --dataset dreamer --data ~/data/DREAMER.mat --target arousal
@@ -139,9 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="MODEL",
                       help=f"models (comma or space separated) from {', '.join(ALL_MODELS)} "
                            f"(default: {' '.join(QUICK['models'])})")
-    what.add_argument("--methods", nargs="+", type=_names(ALL_METHODS, "method"),
+    what.add_argument("--methods", nargs="+", type=_names(METHOD_CHOICES, "method"),
                       metavar="METHOD",
-                      help=f"pruning methods from {', '.join(ALL_METHODS)} "
+                      help=f"pruning methods from Table 1's {', '.join(ALL_METHODS)} and the "
+                           f"importance criteria {', '.join(CRITERIA)} of skkgp.pruning "
                            f"(default: {' '.join(QUICK['methods'])})")
     what.add_argument("--recovery", nargs="+", type=_names(ALL_RECOVERIES, "recovery"),
                       metavar="RECOVERY",
@@ -155,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     hyper.add_argument("--prune-ratio", type=_number(float, 0, 1, low_open=True, high_open=True),
                        help=f"fraction of filters/weights removed (default {QUICK['prune_ratio']}"
                             f", --full {FULL['prune_ratio']})")
+    hyper.add_argument("--ratios", nargs="+",
+                       type=_number(float, 0, 1, low_open=True, high_open=True), metavar="R",
+                       help="run every cell at each of these prune ratios (a table row each, "
+                            "one origin per fold for all) and draw pareto.png, accuracy "
+                            "against MACs; replaces --prune-ratio")
     hyper.add_argument("--umwp-scope", choices=("conv", "all"),
                        help="weights umwp ranks and masks: conv (the paper's, default) or all "
                             "(conv and linear, skkgp.pruning's default)")
@@ -397,6 +407,12 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
         "trial_seconds": args.trial_seconds,
         "scenario": args.scenario,
     }
+    if args.ratios is not None and args.prune_ratio is not None:
+        raise ConfigError(
+            f"--ratios {' '.join(f'{r:g}' for r in args.ratios)} and --prune-ratio "
+            f"{args.prune_ratio:g} exclude each other: --ratios runs every cell at each of its "
+            "ratios; give one of them."
+        )
     if args.full and args.data is None:
         raise ConfigError(
             "--full reproduces the paper on DEAP: give --data PATH (the DEAP folder), or "
@@ -450,8 +466,9 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
             if f"{m}-{me}" not in skipped]:
         raise ConfigError("no (model, method) pair left to run.")
     seeds = (0,) if args.seeds is None else tuple(dict.fromkeys(args.seeds))
+    ratios = None if args.ratios is None else tuple(sorted(set(args.ratios)))
     return ReproduceConfig(
-        **values, seeds=seeds, seed=seeds[0], device=args.device, threads=args.threads,
+        **values, ratios=ratios, seeds=seeds, seed=seeds[0], device=args.device, threads=args.threads,
         workers=args.workers, full=args.full, skipped=skipped,
     )
 

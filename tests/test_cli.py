@@ -106,6 +106,101 @@ def test_tiny_run_writes_markdown_table_and_plots(tiny_run):
         assert png.startswith(b"\x89PNG") and len(png) > 5000
 
 
+# ---------------------------------------------------------------- --ratios
+RATIOS = [*TINY, "--methods", "lfp", "kgi", "--ratios", "0.7", "0.3", "--seeds", "0", "1"]
+
+
+@pytest.fixture(scope="module")
+def ratios_run(tmp_path_factory):
+    """A finished tiny run of two methods at two ratios over two seeds."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    out = tmp_path_factory.mktemp("ratios") / "out"
+    with redirect_stdout(io.StringIO()) as stdout, redirect_stderr(io.StringIO()) as stderr:
+        status = main([*RATIOS, "--out", str(out)])
+    assert status == 0, stderr.getvalue()
+    return stdout.getvalue(), out
+
+
+def test_ratios_give_a_row_per_ratio_and_the_cost_curves(ratios_run):
+    stdout, out = ratios_run
+    png = (out / "pareto.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    rows = [line.split()[:4] for line in stdout.splitlines()[2:6]]
+    # Table order: model, method, recovery, then the ratios ascending.
+    assert rows == [["eegnet", method, "@", ratio] for method in ("lfp", "kgi")
+                    for ratio in ("0.3", "0.7")]
+    for method in ("lfp", "kgi"):
+        for ratio in ("0.3", "0.7"):
+            assert f"eegnet {method} finetune @ {ratio}: proposed vs baseline:" in stdout
+    assert "Evidence: eegnet input x gradient." in stdout
+    frame = pd.read_csv(out / "results.csv")
+    assert len(frame) == 2 * 2 * 2 * 2  # methods x ratios x seeds x folds
+    assert sorted(set(frame["ratio"])) == [0.3, 0.7]
+    assert (frame["evidence_kind"] == "input_x_gradient").all()
+    # More pruning keeps fewer MACs, the x axis of the curves; one origin serves all.
+    flops = frame.groupby(["method", "ratio"])["flops_after"].mean()
+    for method in ("lfp", "kgi"):
+        assert flops[method, 0.7] < flops[method, 0.3] < frame["flops_before"].min()
+    assert frame.groupby(["seed", "fold"])["random_state"].nunique().eq(1).all()
+    assert frame.groupby(["seed", "fold"])["origin_accuracy"].nunique().eq(1).all()
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["ratios"] == [0.3, 0.7] and "prune_ratio" not in config
+    assert (out / "cells" / "eegnet-kgi-finetune-r0.3-seed1-fold0.json").exists()
+
+
+def test_ratios_compare_each_cell_at_each_ratio_over_the_seeds(ratios_run):
+    stdout, out = ratios_run
+    comparison = pd.read_csv(out / "comparison.csv")
+    accuracy = comparison[comparison["metric"] == "accuracy"]
+    assert list(zip(accuracy["method"], accuracy["ratio"], strict=True)) == [
+        ("lfp", 0.3), ("lfp", 0.7), ("kgi", 0.3), ("kgi", 0.7)]
+    assert (comparison["n_pairs"] == 4).all()  # 2 seeds x 2 folds
+    assert "of 4 pairs" in stdout
+    markdown = (out / "table.md").read_text()
+    assert "prune ratios 0.3, 0.7" in markdown and "| eegnet | kgi @ 0.7 |" in markdown
+    png = (out / "evidence-eegnet-lfp-finetune-r0.7.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
+def test_ratios_resume_and_exclude_prune_ratio(ratios_run, capsys):
+    stdout, out = ratios_run
+    status, again, _ = _run([*RATIOS, "--out", str(out)], capsys)
+    assert status == 0 and again == stdout
+    assert "computed 0 and reused 16 of 16" in (out / "run.log").read_text().splitlines()[-1]
+    status, _, stderr = _run([*RATIOS, "--prune-ratio", "0.5", "--out", str(out / "x")], capsys)
+    assert status == 2
+    assert "--ratios 0.7 0.3 and --prune-ratio 0.5 exclude each other" in stderr
+    assert not (out / "x").exists()
+
+
+def test_ratio_cells_and_identity():
+    config = ReproduceConfig(models=("eegnet",), methods=("lfp", "taylor"), ratios=(0.3, 0.7))
+    cells = config.cells()
+    assert [c.key for c in cells] == [
+        "eegnet-lfp-finetune-r0.3", "eegnet-lfp-finetune-r0.7",
+        "eegnet-taylor-finetune-r0.3", "eegnet-taylor-finetune-r0.7"]
+    assert [config.ratio_of(c) for c in cells] == [0.3, 0.7, 0.3, 0.7]
+    # Without --ratios: the cells, files and identity of runs from before it existed.
+    plain = ReproduceConfig(models=("eegnet",))
+    assert plain.cells() == [Cell("eegnet", "lfp", "finetune")]
+    assert plain.cells()[0].key == "eegnet-lfp-finetune"
+    assert plain.ratio_of(plain.cells()[0]) == plain.prune_ratio
+    assert "ratios" not in plain.identity() and plain.identity()["prune_ratio"] == 0.5
+
+
+def test_methods_accept_the_importance_criteria():
+    from skkgp.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["reproduce", "--methods", "taylor,fpgm", "lamp", "kgi"])
+    assert config_from_args(args).methods == ("taylor", "fpgm", "lamp", "kgi")
+    # They are not Table 1's: --full's grid keeps its four methods.
+    full = config_from_args(build_parser().parse_args(["reproduce", "--full", "--data",
+                                                       "synthetic"]))
+    assert full.methods == ("lfp", "nsfp", "umwp", "sfp")
+
+
 def test_tiny_run_stores_every_fold_with_evidence(tiny_run):
     _, _, _, out = tiny_run
     config = json.loads((out / "config.json").read_text())["config"]
@@ -129,6 +224,24 @@ def test_same_command_again_recomputes_nothing(tiny_run, capsys):
     assert stdout == first_stdout
     assert (cell_file.stat().st_mtime_ns, cell_file.read_bytes()) == before
     assert "computed 0 and reused 2 of 2" in (out / "run.log").read_text().splitlines()[-1]
+
+
+def test_results_stored_without_ratio_or_evidence_kind_still_resume(tiny_run, tmp_path,
+                                                                    capsys):
+    import shutil
+
+    _, first_stdout, _, first = tiny_run
+    out = tmp_path / "out"
+    shutil.copytree(first, out)
+    for path in (out / "cells").glob("*.json"):
+        result = json.loads(path.read_text())
+        del result["ratio"], result["evidence_kind"]
+        path.write_text(json.dumps(result))
+    status, stdout, _ = _run([*TINY, "--out", str(out)], capsys)
+    assert status == 0 and stdout == first_stdout
+    assert "computed 0 and reused 2 of 2" in (out / "run.log").read_text().splitlines()[-1]
+    frame = pd.read_csv(out / "results.csv")
+    assert (frame["ratio"] == 0.5).all() and (frame["evidence_kind"] == "input_x_gradient").all()
 
 
 def test_other_configuration_in_out_is_refused(tiny_run, capsys):

@@ -60,6 +60,20 @@ def test_grid_work_counts_every_step():
                                       + 0.5 * work[0].predict_batches)
 
 
+def test_grid_work_counts_the_ratio_cells_on_one_origin():
+    config = _config([*ARGS, "--ratios", "0.3", "0.5", "0.7"])
+    bunch = load_windows(DataSpec.from_config(config))
+    plain = grid_work(_config(ARGS), bunch)
+    work = grid_work(config, bunch)
+    # lfp and umwp at three ratios: six cells per fold, still one origin per fold.
+    assert [(w.fold, w.n_cells) for w in work] == [(0, 6), (1, 6)]
+    for one, three in zip(plain, work, strict=True):
+        assert three.knowledge_steps == 3 * one.knowledge_steps
+        # The origin's steps once: 2 epochs, as many as one cell's 2 recovery epochs.
+        origin_steps = one.knowledge_steps // 2
+        assert three.plain_steps - origin_steps == 3 * (one.plain_steps - origin_steps)
+
+
 def test_makespan_deals_tasks_to_the_first_free_worker():
     tasks = [("a", 3), ("a", 3), ("b", 2), ("b", 2), ("b", 2)]
     assert _makespan(tasks, 1, 0) == 12

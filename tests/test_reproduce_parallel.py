@@ -19,13 +19,15 @@ from skkgp.reproduce.parallel import (
 )
 from skkgp.reproduce.runner import OriginGroup
 
-# Two models x 2 folds: four origin groups for two workers. --threads 1 on both sides:
+# Two models x 2 folds: four origin groups for two workers, each pruning its origin at
+# two ratios. --threads 1 on both sides:
 # torch's CPU kernels split their work by the thread count, so equal threads are what
 # makes float results bit-identical.
 ARGS = [
     "reproduce", "--models", "eegnet", "tsception", "--methods", "lfp", "--folds", "2",
     "--epochs", "1", "--recovery-epochs", "1", "--n-subjects", "2", "--n-trials", "6",
-    "--trial-seconds", "3", "--batch-size", "16", "--threads", "1", "--quiet",
+    "--trial-seconds", "3", "--batch-size", "16", "--threads", "1", "--ratios", "0.3", "0.7",
+    "--quiet",
 ]
 TIMINGS = ["seconds", "origin_seconds"]
 
@@ -44,15 +46,15 @@ def test_two_workers_give_the_sequential_results_and_resume(tmp_path):
     assert status == 0, stderr
     sequential = pd.read_csv(tmp_path / "one" / "results.csv")
     parallel = pd.read_csv(out / "results.csv")
-    assert len(sequential) == 4
+    assert len(sequential) == 8
     # Every value equal, accuracies and evidence shares included; only the timings differ.
     pd.testing.assert_frame_equal(sequential.drop(columns=TIMINGS),
                                   parallel.drop(columns=TIMINGS), check_exact=True)
     assert parallel_table == sequential_table
-    assert "computed 4 and reused 0 of 4" in (out / "run.log").read_text()
+    assert "computed 8 and reused 0 of 8" in (out / "run.log").read_text()
 
     # Each result was stored on its own: a parallel run resumes what is missing.
-    victim = next((out / "cells").glob("tsception-*fold1.json"))
+    victim = next((out / "cells").glob("tsception-*-r0.7-*fold1.json"))
     kept = {p.name: p.read_bytes() for p in (out / "cells").glob("*.json") if p != victim}
     victim.unlink()
     status, resumed_table, stderr = _main([*ARGS, "--workers", "2", "--out", str(out)])
@@ -60,7 +62,7 @@ def test_two_workers_give_the_sequential_results_and_resume(tmp_path):
     assert victim.exists()
     for name, content in kept.items():
         assert (out / "cells" / name).read_bytes() == content
-    assert "computed 1 and reused 3 of 4" in (out / "run.log").read_text().splitlines()[-1]
+    assert "computed 1 and reused 7 of 8" in (out / "run.log").read_text().splitlines()[-1]
     assert resumed_table == sequential_table
 
 

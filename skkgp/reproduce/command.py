@@ -24,8 +24,11 @@ from skkgp.reproduce.data import (
     n_folds,
 )
 from skkgp.reproduce.report import (
+    EVIDENCE_NAMES,
     LEGEND,
+    cell_label,
     comparisons_frame,
+    evidence_note,
     format_table,
     results_frame,
     summarize,
@@ -146,20 +149,36 @@ def reproduce(
     computed = _compute(groups, store, scheduler=scheduler, quiet=quiet, total=total,
                         done=reused, config=config)
 
-    results = [store.load(*key) for key in keys]
+    results = [_load(store, config, *key) for key in keys]
     frame = results_frame(results)
     summary = summarize(frame, cells)
-    table = "\n".join([format_table(summary), "", textwrap.fill(LEGEND, width=100), "",
-                       *verdicts(summary)])
-    files = _write_outputs(config, store, frame, summary, results)
+    table = "\n".join([format_table(summary), "", textwrap.fill(LEGEND, width=100),
+                       evidence_note(summary), "", *verdicts(summary)])
+    files = _write_outputs(config, store, frame, summary,
+                           [(cell, result) for (cell, _, _), result in zip(keys, results,
+                                                                            strict=True)])
     _log(store, f"computed {computed} and reused {reused} of {total} (cell, seed, fold) "
                 "results")
     print(table, file=stream)
     if not quiet:
         print(f"\nskkgp reproduce: computed {computed}, reused {reused} of {total} "
-              f"(cell, seed, fold) results; wrote {', '.join(p.name for p in files[:4])} and "
-              f"{len(files) - 4} evidence plots in {store.out}", file=sys.stderr)
+              f"(cell, seed, fold) results; wrote "
+              f"{', '.join(p.name for p in files if not p.name.startswith('evidence-'))} "
+              f"and {sum(p.name.startswith('evidence-') for p in files)} evidence plots in "
+              f"{store.out}", file=sys.stderr)
     return Outcome(computed, reused, summary, table, files)
+
+
+def _load(store: ResultStore, config: ReproduceConfig, cell: Cell, seed: int,
+          fold: int) -> dict:
+    result = store.load(cell, seed, fold)
+    # Results stored before these columns existed: their values are known.
+    result.setdefault("ratio", config.ratio_of(cell))
+    if result.get("evidence_kind") is None:
+        from skkgp.models import get_model_class
+
+        result["evidence_kind"] = get_model_class(cell.model).evidence.auto
+    return result
 
 
 def _check_region(config: ReproduceConfig, ch_names) -> None:
@@ -211,10 +230,8 @@ def _compute(groups: list[OriginGroup], store: ResultStore, *, scheduler: str | 
     return count
 
 
-def _mean_evidence(results: list[dict], cell: Cell) -> dict | None:
-    folds = [r["evidence"] for r in results
-             if (r["model"], r["method"], r["recovery"]) == (cell.model, cell.method,
-                                                             cell.recovery)]
+def _mean_evidence(results: list[tuple[Cell, dict]], cell: Cell) -> dict | None:
+    folds = [result["evidence"] for of, result in results if of == cell]
     if not folds:
         return None
     mean = {name: np.mean([f[name] for f in folds], axis=0)
@@ -223,8 +240,8 @@ def _mean_evidence(results: list[dict], cell: Cell) -> dict | None:
 
 
 def _write_outputs(config: ReproduceConfig, store: ResultStore, frame: pd.DataFrame,
-                   summary: pd.DataFrame, results: list[dict]) -> list[Path]:
-    from skkgp.reproduce.plots import plot_accuracy, plot_evidence
+                   summary: pd.DataFrame, results: list[tuple[Cell, dict]]) -> list[Path]:
+    from skkgp.reproduce.plots import plot_accuracy, plot_evidence, plot_pareto
 
     out = store.out
     csv_path = out / "results.csv"
@@ -234,6 +251,9 @@ def _write_outputs(config: ReproduceConfig, store: ResultStore, frame: pd.DataFr
     comparison_path = out / "comparison.csv"
     atomic_write_text(comparison_path, comparisons_frame(summary).to_csv(index=False))
     files = [csv_path, md_path, comparison_path, plot_accuracy(summary, out / "accuracy.png")]
+    if config.ratios is not None and not frame.empty:
+        files.append(plot_pareto(frame, out / "pareto.png"))
+    kinds = {cell: result["evidence_kind"] for cell, result in results}
     for cell in config.cells():
         evidence = _mean_evidence(results, cell)
         if evidence is None:
@@ -243,8 +263,9 @@ def _write_outputs(config: ReproduceConfig, store: ResultStore, frame: pd.DataFr
         files.append(plot_evidence(
             evidence, evidence["ch_names"], evidence["region"],
             out / f"evidence-{cell.key}.png",
-            title=f"{cell.model} {cell.method} {cell.recovery}: mean held-out Grad-CAM "
-                  f"evidence (region {_region_label(config)} marked)",
+            title=f"{cell_label(vars(cell))}: mean held-out "
+                  f"{EVIDENCE_NAMES.get(kinds[cell], kinds[cell])} evidence (region "
+                  f"{_region_label(config)} marked)",
             shares=shares,
         ))
     return files
@@ -262,7 +283,9 @@ def _markdown(config: ReproduceConfig, summary: pd.DataFrame) -> str:
         "# skkgp reproduce: Table 1",
         "",
         f"Data: {data}; target {config.target}; protocol `{config.protocol}` with "
-        f"{config.folds} folds; prune ratio {config.prune_ratio}"
+        f"{config.folds} folds; "
+        + (f"prune ratio {config.prune_ratio}" if config.ratios is None
+           else f"prune ratios {', '.join(f'{r:g}' for r in config.ratios)}")
         + (f" (umwp scope {config.umwp_scope})" if "umwp" in config.methods else "")
         + "; region "
         f"`{_region_label(config)}` (proposed: region weight {config.region_weight}, sample "
@@ -275,6 +298,8 @@ def _markdown(config: ReproduceConfig, summary: pd.DataFrame) -> str:
         format_table(summary, markdown=True),
         "",
         LEGEND,
+        "",
+        evidence_note(summary),
         "",
         *(f"- {line}" for line in verdicts(summary)),
     ]

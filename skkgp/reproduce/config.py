@@ -24,6 +24,8 @@ __all__ = [
     "ALL_MODELS",
     "MODEL_LR",
     "ALL_METHODS",
+    "CRITERIA",
+    "METHOD_CHOICES",
     "ALL_RECOVERIES",
     "PROTOCOLS",
     "SCENARIOS",
@@ -35,6 +37,11 @@ __all__ = [
 
 ALL_MODELS = ("ccnn", "fbccnn", "eegnet", "tsception")
 ALL_METHODS = ("lfp", "nsfp", "umwp", "sfp")
+#: Further importance criteria of :mod:`skkgp.pruning` that ``--methods`` accepts; they
+#: are not part of Table 1 nor of ``--full``'s grid.
+CRITERIA = ("taylor", "fpgm", "lamp", "kgi")
+#: What ``--methods`` accepts: Table 1's methods, then :data:`CRITERIA`.
+METHOD_CHOICES = (*ALL_METHODS, *CRITERIA)
 ALL_RECOVERIES = ("finetune", "scratch")
 PROTOCOLS = ("paper", "trial", "subject")
 # The same as skkgp.datasets.SCENARIOS (a test checks): the command line reads this
@@ -90,6 +97,7 @@ _IDENTITY_FIELDS = (
     "methods",
     "recoveries",
     "prune_ratio",
+    "ratios",
     "umwp_scope",
     "region",
     "region_weight",
@@ -186,15 +194,21 @@ def stable_seed(*parts: Any) -> int:
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One row of Table 1: a model, a pruning method and a recovery."""
+    """One row of Table 1: a model, a pruning method, a recovery, and a ratio.
+
+    ``ratio`` is one of the run's ``--ratios``; ``None`` when the run has a single
+    ``prune_ratio`` (see :meth:`ReproduceConfig.ratio_of`).
+    """
 
     model: str
     method: str
     recovery: str
+    ratio: float | None = None
 
     @property
     def key(self) -> str:
-        return f"{self.model}-{self.method}-{self.recovery}"
+        key = f"{self.model}-{self.method}-{self.recovery}"
+        return key if self.ratio is None else f"{key}-r{self.ratio:g}"
 
 
 @dataclass
@@ -202,6 +216,8 @@ class ReproduceConfig:
     """Every option of one ``skkgp reproduce`` run (presets already applied).
 
     Attributes mirror the command-line options; see ``skkgp reproduce --help``.
+    ``ratios`` (``--ratios``), when given, replaces ``prune_ratio``: every cell is run
+    at each of them.
     ``seeds`` are the run's seeds; ``seed`` is the one a per-seed configuration
     (:meth:`for_seed`) computes: it draws the simulated data, the shuffled folds of
     protocol ``paper``, and every origin's initialisation.
@@ -213,6 +229,7 @@ class ReproduceConfig:
     methods: tuple[str, ...] = QUICK["methods"]
     recoveries: tuple[str, ...] = QUICK["recoveries"]
     prune_ratio: float = QUICK["prune_ratio"]
+    ratios: tuple[float, ...] | None = None
     umwp_scope: str = QUICK["umwp_scope"]
     region: str | tuple[str, ...] = QUICK["region"]
     region_weight: float = QUICK["region_weight"]
@@ -254,19 +271,32 @@ class ReproduceConfig:
                 continue
             if name == "umwp_scope" and "umwp" not in self.methods:
                 continue  # a run without umwp means the same whatever the scope
+            if name == "ratios" and value is None:
+                continue  # runs from before --ratios existed resume
+            if name == "prune_ratio" and self.ratios is not None:
+                continue  # --ratios replaces it
             out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
     def cells(self) -> list[Cell]:
-        """The grid, in table order, without the (model, method) pairs in ``skipped``."""
+        """The grid, in table order, without the (model, method) pairs in ``skipped``.
+
+        With :attr:`ratios`, each (model, method, recovery) comes once per ratio.
+        """
         skipped = set(self.skipped)
+        ratios = (None,) if self.ratios is None else self.ratios
         return [
-            Cell(model, method, recovery)
+            Cell(model, method, recovery, ratio)
             for model in self.models
             for method in self.methods
             if f"{model}-{method}" not in skipped
             for recovery in self.recoveries
+            for ratio in ratios
         ]
+
+    def ratio_of(self, cell: Cell) -> float:
+        """The pruning ratio of ``cell``: its own (``--ratios``), else :attr:`prune_ratio`."""
+        return self.prune_ratio if cell.ratio is None else cell.ratio
 
     def for_seed(self, seed: int) -> ReproduceConfig:
         """This configuration computing the seed ``seed`` (one of :attr:`seeds`)."""

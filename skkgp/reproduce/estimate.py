@@ -401,9 +401,10 @@ def _time_outputs(config: ReproduceConfig, bunch,
             plot_evidence(evidence, ch_names, region, f"{folder}/probe{index}.png",
                           title="probe", shares=shares)
             seconds.append(clock() - start)
-    # One plot per cell and the accuracy plot. The fastest of three: a plot's own cost,
-    # without the garbage collections and first-use set-up that happen to fall in it.
-    return min(seconds) * (len(config.cells()) + 1)
+    # One plot per cell, the accuracy plot and, with --ratios, pareto.png. The fastest of
+    # three: a plot's own cost, without the garbage collections and first-use set-up that
+    # happen to fall in it.
+    return min(seconds) * (len(config.cells()) + 1 + (config.ratios is not None))
 
 
 def _prepare(config: ReproduceConfig, clock: Callable[[], float]):

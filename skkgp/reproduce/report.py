@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from skkgp.reproduce.config import Cell
@@ -28,6 +29,9 @@ __all__ = [
     "compare",
     "comparisons_frame",
     "verdicts",
+    "cell_label",
+    "evidence_note",
+    "EVIDENCE_NAMES",
     "format_table",
     "TABLE_COLUMNS",
     "LEGEND",
@@ -43,6 +47,7 @@ RESULT_COLUMNS = (
     "method",
     "method_options",
     "recovery",
+    "ratio",
     "seed",
     "fold",
     "n_train",
@@ -70,6 +75,7 @@ RESULT_COLUMNS = (
     "origin_region_share",
     "baseline_region_share",
     "proposed_region_share",
+    "evidence_kind",
     "origin_constant",
     "random_state",
     "origin_seconds",
@@ -108,13 +114,20 @@ LEGEND = (
     "difference of proposed and baseline accuracy (points) with its 95 % percentile "
     f"bootstrap interval ({BOOTSTRAP_RESAMPLES:,} resamples of the pairs, seeded); "
     "p (Wilcoxon): two-sided Wilcoxon signed-rank p-value over the pairs (n/a when all "
-    "differences are 0). Region share: share of held-out Grad-CAM evidence on the "
-    "region's electrodes after baseline / proposed recovery. Pairs: (seed, fold) pairs "
+    "differences are 0). Region share: share of the held-out evidence (of the kind named "
+    "below for each model) on the region's electrodes after baseline / proposed recovery; "
+    "\"@ r\" after a method: pruned at ratio r. Pairs: (seed, fold) pairs "
     "compared; \"(k collapsed)\" counts origins that collapsed to a constant predictor on "
     "their training windows: they are left out of every mean and statistic. A verdict "
     "says \"higher\" or \"lower\" only when the interval excludes 0, over at least "
     f"{MIN_PAIRS} pairs."
 )
+
+
+#: How the table and the plots name each evidence kind of
+#: :data:`skkgp.knowledge.evidence.EVIDENCE_KINDS`.
+EVIDENCE_NAMES = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM",
+                  "input_x_gradient": "input x gradient"}
 
 
 def results_frame(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -134,11 +147,24 @@ def results_frame(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _cell_rows(frame: pd.DataFrame, cell: Cell) -> pd.DataFrame:
-    return frame[
-        (frame["model"] == cell.model)
-        & (frame["method"] == cell.method)
-        & (frame["recovery"] == cell.recovery)
-    ].sort_values(["seed", "fold"])
+    rows = ((frame["model"] == cell.model) & (frame["method"] == cell.method)
+            & (frame["recovery"] == cell.recovery))
+    if cell.ratio is not None:
+        rows &= np.isclose(frame["ratio"].astype(float), cell.ratio)
+    return frame[rows].sort_values(["seed", "fold"])
+
+
+def _ratio(row: dict[str, Any]) -> float | None:
+    """The ``--ratios`` ratio of a summary row; None for a run with one prune ratio."""
+    ratio = row.get("ratio")
+    return None if ratio is None or pd.isna(ratio) else float(ratio)
+
+
+def cell_label(row: dict[str, Any]) -> str:
+    """``"model method recovery"``, and ``" @ ratio"`` for a cell of ``--ratios``."""
+    ratio = _ratio(row)
+    label = f"{row['model']} {row['method']} {row['recovery']}"
+    return label if ratio is None else f"{label} @ {ratio:g}"
 
 
 def compare(part: pd.DataFrame, metric: str = "accuracy") -> PairedComparison:
@@ -191,7 +217,8 @@ def summarize(frame: pd.DataFrame, cells: Sequence[Cell]) -> pd.DataFrame:
         options = part["method_options"].dropna().astype(str)
         row: dict[str, Any] = {"model": cell.model, "method": cell.method,
                                "method_options": options.iloc[0] if len(options) else "",
-                               "recovery": cell.recovery, "results": len(part),
+                               "recovery": cell.recovery, "ratio": cell.ratio,
+                               "results": len(part),
                                "seeds": int(part["seed"].nunique())}
         for name in ("origin", "baseline", "proposed"):
             values = kept[f"{name}_accuracy"].astype(float)
@@ -207,6 +234,8 @@ def summarize(frame: pd.DataFrame, cells: Sequence[Cell]) -> pd.DataFrame:
         for name in ("baseline_region_share", "proposed_region_share"):
             values = kept[name].astype(float)
             row[name] = float(values.mean()) if len(values) else math.nan
+        kinds = part["evidence_kind"].dropna().astype(str)
+        row["evidence_kind"] = kinds.iloc[0] if len(kinds) else ""
         comparison = compare(part)
         row["comparison"] = comparison
         row["share_comparison"] = compare(part, "region_share")
@@ -228,16 +257,20 @@ def comparisons_frame(summary: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     frame : DataFrame
-        Columns ``model``, ``method``, ``recovery``, ``metric`` (``accuracy`` or
+        Columns ``model``, ``method``, ``recovery``, ``ratio`` (for a run of
+        ``--ratios`` only: one row per ratio of each cell), ``metric`` (``accuracy`` or
         ``region_share``) and the fields of
         :meth:`~skkgp.reproduce.stats.PairedComparison.as_dict`.
     """
+    records = summary.to_dict("records")
+    with_ratio = any(_ratio(row) is not None for row in records)
     rows = []
-    for row in summary.to_dict("records"):
+    for row in records:
         for metric, key in (("accuracy", "comparison"), ("region_share", "share_comparison")):
-            rows.append({"model": row["model"], "method": row["method"],
-                         "recovery": row["recovery"], "metric": metric,
-                         **row[key].as_dict()})
+            cell = {"model": row["model"], "method": row["method"], "recovery": row["recovery"]}
+            if with_ratio:
+                cell["ratio"] = _ratio(row)
+            rows.append({**cell, "metric": metric, **row[key].as_dict()})
     return pd.DataFrame(rows)
 
 
@@ -254,10 +287,32 @@ def verdicts(summary: pd.DataFrame) -> list[str]:
     lines : list of str
         E.g. ``"ccnn lfp finetune: proposed vs baseline: +0.4 points [-1.2, +2.0] (95 %
         bootstrap), Wilcoxon p = 0.41, paired t p = 0.35; 8 up, 6 down, 1 tied of 15
-        pairs: no difference"``.
+        pairs: no difference"``; a cell of ``--ratios`` is named as in
+        :func:`cell_label` (``"ccnn lfp finetune @ 0.3: ..."``).
     """
-    return [f"{row['model']} {row['method']} {row['recovery']}: {row['comparison'].verdict()}"
+    return [f"{cell_label(row)}: {row['comparison'].verdict()}"
             for row in summary.to_dict("records")]
+
+
+def evidence_note(summary: pd.DataFrame) -> str:
+    """The evidence kind behind each model's region share, e.g. for under the legend.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        As in :func:`comparisons_frame`.
+
+    Returns
+    -------
+    line : str
+        E.g. ``"Evidence: ccnn Grad-CAM; eegnet input x gradient."`` (the kind each
+        model's recovery used, ``evidence="auto"``).
+    """
+    kinds = {}
+    for row in summary.to_dict("records"):
+        kinds.setdefault(row["model"], EVIDENCE_NAMES.get(row["evidence_kind"],
+                                                          row["evidence_kind"] or "n/a"))
+    return "Evidence: " + "; ".join(f"{model} {kind}" for model, kind in kinds.items()) + "."
 
 
 def _count(value: float) -> str:
@@ -301,6 +356,8 @@ def _table_rows(summary: pd.DataFrame) -> list[list[str]]:
         method = row["method"]
         if row["method_options"]:
             method += f" ({row['method_options']})"
+        if _ratio(row) is not None:
+            method += f" @ {_ratio(row):g}"
         rows.append([
             row["model"],
             method,

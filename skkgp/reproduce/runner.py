@@ -154,7 +154,7 @@ def _pruner(group: OriginGroup, origin, cell: Cell, *, proposed: bool, ch_names)
     return KnowledgeGuidedPruner(
         origin,
         method=cell.method,
-        prune_ratio=config.prune_ratio,
+        prune_ratio=config.ratio_of(cell),
         method_options=config.method_options(cell.method),
         recovery=cell.recovery,
         region=region,
@@ -314,6 +314,7 @@ def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData) -> dict[s
         "model": cell.model,
         "method": cell.method,
         "recovery": cell.recovery,
+        "ratio": group.config.ratio_of(cell),
         "fold": group.fold,
         "seed": group.config.seed,
         "n_train": len(y_train),
@@ -324,6 +325,8 @@ def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData) -> dict[s
         "proposed_accuracy": float(proposed.score(X_test, y_test)),
         **_counts(baseline.pruning_report_),
         "origin_constant": bool(baseline.origin_is_constant_),
+        # The kind electrode_evidence computes too: the model's declared one.
+        "evidence_kind": str(proposed.estimator_.evidence_),
         "random_state": group.seed,
     }
     for name, share in evidence.items():
