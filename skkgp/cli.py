@@ -468,7 +468,8 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
     seeds = (0,) if args.seeds is None else tuple(dict.fromkeys(args.seeds))
     ratios = None if args.ratios is None else tuple(sorted(set(args.ratios)))
     return ReproduceConfig(
-        **values, ratios=ratios, seeds=seeds, seed=seeds[0], device=args.device, threads=args.threads,
+        **values, ratios=ratios, seeds=seeds, seed=seeds[0], device=args.device,
+        threads=args.threads,
         workers=args.workers, full=args.full, skipped=skipped,
     )
 
