@@ -1,4 +1,5 @@
-"""Checks shared by the dataset loaders: samples that float32 windows can hold."""
+"""Checks shared by the dataset loaders and writers: samples that float32 windows can hold,
+arguments, and files a writer must not overwrite."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["check_samples", "check_threshold", "check_windowing", "existing_folder"]
+__all__ = ["check_positive_int", "check_samples", "check_threshold", "check_windowing",
+           "existing_folder", "refuse_overwrite"]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_samples(values: np.ndarray, *, source: str, name: str) -> None:
+def check_samples(values: np.ndarray, *, source: str, name: str,
+                  float32: bool = True) -> None:
     """Refuse samples that are not finite or that overflow float32.
 
     The loaders return float32 windows: a finite float64 sample beyond float32's range
@@ -26,6 +29,9 @@ def check_samples(values: np.ndarray, *, source: str, name: str) -> None:
         The file, for the message.
     name : str
         The variable in the file, for the message.
+    float32 : bool, default=True
+        Also refuse finite values beyond float32's range; ``False`` for values kept as
+        float64 (ratings).
 
     Raises
     ------
@@ -37,7 +43,7 @@ def check_samples(values: np.ndarray, *, source: str, name: str) -> None:
     low, high = float(values.min()), float(values.max())
     if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError(f"{source!r}: {name!r} contains NaN or infinite values.")
-    if max(-low, high) > _FLOAT32_MAX:
+    if float32 and max(-low, high) > _FLOAT32_MAX:
         raise ValueError(f"{source!r}: {name!r} holds values beyond float32's range "
                          f"(up to {max(-low, high):.3g}); the file is corrupt.")
 
@@ -100,3 +106,40 @@ def check_threshold(threshold) -> float:
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be finite; got {threshold!r}.")
     return threshold
+
+
+def check_positive_int(value, name: str) -> int:
+    """``value`` as an int, refused unless it is a positive int (``True`` is not).
+
+    Raises
+    ------
+    ValueError
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int; got {value!r}.")
+    return int(value)
+
+
+def refuse_overwrite(paths, overwrite: bool) -> None:
+    """Refuse, before anything is written, to replace existing files unless ``overwrite``.
+
+    Parameters
+    ----------
+    paths : iterable of pathlib.Path
+        The files a writer is about to write.
+    overwrite : bool
+        Whether existing files may be replaced.
+
+    Raises
+    ------
+    FileExistsError
+        Naming the first existing files.
+    """
+    if overwrite:
+        return
+    existing = [str(path) for path in paths if path.exists()]
+    if len(existing) == 1:
+        raise FileExistsError(f"Refusing to overwrite {existing[0]!r}; pass overwrite=True.")
+    if existing:
+        raise FileExistsError(f"Refusing to overwrite {existing[:3]}"
+                              f"{' ...' if len(existing) > 3 else ''}; pass overwrite=True.")

@@ -6,7 +6,9 @@ re-saved one in MATLAB with ``-v7.3`` has an HDF5 file instead, which
 hold numeric variables at the top level, and turns every failure into a
 :class:`ValueError` that names the file. :func:`write_mat` writes either kind, with the
 512-byte MATLAB header of a v7.3 file, so that tests read files in both layouts.
-Nothing here unpickles or evaluates anything from a file.
+:func:`checked_variable` checks one variable as read (numeric, its axes and their sizes,
+finite values), with the messages every loader gives. Nothing here unpickles or
+evaluates anything from a file.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from .._atomic import atomic_file
+from ._checks import check_samples
 
-__all__ = ["MAT_FORMATS", "is_mat_v73", "read_mat", "write_mat"]
+__all__ = ["MAT_FORMATS", "checked_variable", "is_mat_v73", "read_mat", "write_mat"]
 
 #: File formats :func:`write_mat` writes: MATLAB v5 (scipy) and v7.3 (HDF5, h5py).
 MAT_FORMATS: tuple[str, ...] = ("v5", "v7.3")
@@ -124,6 +127,66 @@ def _read_v73(file, *, what: str, names: list[str] | None) -> dict[str, np.ndarr
         raise ValueError(f"{str(file)!r} is not a readable {what} (MATLAB v7.3, "
                          f"{type(exc).__name__}: {exc}); is it truncated?") from exc
     return out
+
+
+def checked_variable(
+    value, *, source: str, name: str, axes: Sequence[str],
+    sizes: Mapping[str, int] | None = None, values: str = "samples",
+    why: Mapping[str, str] | None = None, label: str | None = None,
+) -> np.ndarray:
+    """A variable read from a release file, checked: a numeric array of the given axes.
+
+    Parameters
+    ----------
+    value : object
+        The variable as read (:func:`read_mat`, a pickle, a struct field).
+    source : str
+        The file, for messages.
+    name : str
+        The variable or struct field, for messages.
+    axes : sequence of str
+        Name of each axis (``("channels", "samples")``); the array must have as many.
+    sizes : mapping of str to int, default=None
+        Lengths some axes must have (``{"channels": 62}``).
+    values : {"samples", "finite", "unchecked"}, default="samples"
+        ``"samples"``: finite and within float32's range (windows are float32);
+        ``"finite"``: finite (values kept as float64, ratings); ``"unchecked"``: the
+        caller checks them (part of the array, later).
+    why : mapping of str to str, default=None
+        Why an axis of ``sizes`` has its length, appended to the message when it has
+        another (``{"channels": "SEED recordings have 62"}``).
+    label : str, default=None
+        How shape messages write the variable; ``None``: ``repr(name)``.
+
+    Returns
+    -------
+    value : ndarray
+        ``value`` itself.
+
+    Raises
+    ------
+    ValueError
+        Naming ``source``, the variable, the expected axes and the shape found.
+    """
+    sizes = {} if sizes is None else dict(sizes)
+    why = {} if why is None else dict(why)
+    label = repr(name) if label is None else label
+    expected = "(" + ", ".join(f"{sizes[axis]} {axis}" if axis in sizes else axis
+                               for axis in axes) + ")"
+    if (not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu"
+            or value.ndim != len(axes)):
+        found = (f"shape {value.shape} of dtype {value.dtype}" if isinstance(value, np.ndarray)
+                 else type(value).__name__)
+        raise ValueError(f"{source!r}: {label} must be a numeric {expected} array; got "
+                         f"{found}.")
+    for axis, length in zip(axes, value.shape, strict=True):
+        if axis in sizes and length != sizes[axis]:
+            raise ValueError(f"{source!r}: {label} has shape {value.shape} where {expected} is "
+                             f"expected: {label} has {length} {axis}"
+                             + (f"; {why[axis]}." if axis in why else "."))
+    if values != "unchecked":
+        check_samples(value, source=source, name=name, float32=values == "samples")
+    return value
 
 
 def write_mat(path: str | os.PathLike, variables: Mapping[str, np.ndarray], *,

@@ -22,7 +22,7 @@ from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
 from ..layout import DEAP_CHANNELS
-from ._matfile import read_mat
+from ._matfile import checked_variable, read_mat
 from ._safe_pickle import UnsafePickleError, load_arrays
 from ._checks import check_samples, check_threshold, check_windowing, existing_folder
 
@@ -255,19 +255,18 @@ def _read_subject(file: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
         if key not in content:
             raise ValueError(f"{str(file)!r} has no {key!r} entry (found "
                              f"{sorted(k for k in content if not str(k).startswith('__'))}).")
-    data, labels = content["data"], content["labels"]
-    if not isinstance(data, np.ndarray) or data.ndim != 3 or data.dtype.kind not in "fiu":
-        raise ValueError(f"{str(file)!r}: 'data' must be a numeric (trials, channels, samples) "
-                         f"array; got {getattr(data, 'shape', type(data).__name__)}.")
+    source = str(file)
+    # The samples are checked as they are windowed: only the channels that are kept.
+    data = checked_variable(content["data"], source=source, name="data",
+                            axes=("trials", "channels", "samples"), values="unchecked")
     if data.shape[1] < len(DEAP_CHANNELS):
-        raise ValueError(f"{str(file)!r}: 'data' has {data.shape[1]} channels; DEAP files have "
+        raise ValueError(f"{source!r}: 'data' has {data.shape[1]} channels; DEAP files have "
                          f"{len(DEAP_CHANNELS)} EEG channels first.")
-    if (not isinstance(labels, np.ndarray) or labels.shape != (data.shape[0], len(RATINGS))
-            or labels.dtype.kind not in "fiu"):
-        raise ValueError(f"{str(file)!r}: 'labels' must be a numeric ({data.shape[0]}, 4) array "
-                         f"of ratings; got {getattr(labels, 'shape', type(labels).__name__)}.")
-    if not np.isfinite(labels).all():
-        raise ValueError(f"{str(file)!r}: 'labels' contains NaN or infinite ratings.")
+    labels = checked_variable(
+        content["labels"], source=source, name="labels", axes=("trials", "ratings"),
+        sizes={"trials": data.shape[0], "ratings": len(RATINGS)}, values="finite",
+        why=dict.fromkeys(("trials", "ratings"), f"'labels' must be one row of the "
+                          f"{len(RATINGS)} ratings ({', '.join(RATINGS)}) per trial of 'data'"))
     return data, labels
 
 

@@ -25,8 +25,8 @@ from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
 from ..layout import DREAMER_CHANNELS
-from ._matfile import is_mat_v73, read_mat
-from ._checks import check_samples, check_threshold, check_windowing
+from ._matfile import checked_variable, is_mat_v73, read_mat
+from ._checks import check_positive_int, check_threshold, check_windowing, refuse_overwrite
 
 __all__ = [
     "DREAMER_SFREQ",
@@ -85,12 +85,11 @@ class _Reader:
 
     def signal(self, value, where: str, n_chans: int) -> np.ndarray:
         """A (n_samples, n_chans) recording, returned as (n_chans, n_samples)."""
-        value = self.numbers(value, where)
-        if value.ndim != 2 or value.shape[1] != n_chans:
-            raise self.fail(where, f"has shape {value.shape}; DREAMER recordings are "
-                                   f"(samples, {n_chans} channels).")
-        check_samples(value, source=self.source, name=where)
-        return value.T
+        # Struct paths are written bare in messages, as MATLAB indexes them.
+        return checked_variable(self.numbers(value, where), source=self.source, name=where,
+                                label=where, axes=("samples", "channels"),
+                                sizes={"channels": n_chans},
+                                why={"channels": f"DREAMER.EEG_Electrodes names {n_chans}"}).T
 
 
 def _read(file: Path) -> np.void:
@@ -367,16 +366,14 @@ def write_dreamer_like(
 
     from .._atomic import atomic_file
 
-    for name, value in (("n_subjects", n_subjects), ("n_clips", n_clips)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int; got {value!r}.")
+    check_positive_int(n_subjects, "n_subjects")
+    check_positive_int(n_clips, "n_clips")
     for name, value in (("clip_seconds", clip_seconds), ("baseline_seconds", baseline_seconds)):
         if not np.isfinite(value) or value < 1.5:
             raise ValueError(f"{name} must be at least 1.5 s; got {value!r}.")
     root = Path(os.fspath(directory)).expanduser()
     file = root / "DREAMER.mat"
-    if file.exists() and not overwrite:
-        raise FileExistsError(f"Refusing to overwrite {str(file)!r}; pass overwrite=True.")
+    refuse_overwrite([file], overwrite)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(random_state)
     n_chans = len(DREAMER_CHANNELS)

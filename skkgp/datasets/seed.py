@@ -34,8 +34,8 @@ from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
 from ..layout import SEED_CHANNELS
-from ._matfile import MAT_FORMATS, read_mat, write_mat
-from ._checks import check_samples, check_windowing, existing_folder
+from ._matfile import MAT_FORMATS, checked_variable, read_mat, write_mat
+from ._checks import check_windowing, existing_folder, refuse_overwrite
 
 __all__ = [
     "SEED_SFREQ",
@@ -229,25 +229,14 @@ def _clips(content: dict, file: Path, version: str, features: str, smoothing: st
         missing, extra = sorted(expected - set(numbered)), sorted(set(numbered) - expected)
         raise ValueError(f"{str(file)!r}: {_NAME[version]} files hold {what} for clips 1..{n_clips}"
                          f"; missing clips {missing}, unexpected clips {extra}.")
-    clips = []
-    n_chans = len(SEED_CHANNELS)
-    for number in range(1, n_clips + 1):
-        key, value = numbered[number]
-        ndim = 2 if features == "raw" else 3
-        if (not isinstance(value, np.ndarray) or value.ndim != ndim
-                or value.dtype.kind not in "fiu"):
-            axes = "(channels, samples)" if ndim == 2 else "(channels, windows, bands)"
-            raise ValueError(f"{str(file)!r}: {key!r} must be a numeric {axes} array; got "
-                             f"{getattr(value, 'shape', type(value).__name__)}.")
-        if value.shape[0] != n_chans:
-            raise ValueError(f"{str(file)!r}: {key!r} has {value.shape[0]} channels; "
-                             f"{_NAME[version]} recordings have {n_chans} (SEED_CHANNELS).")
-        if features == "de" and value.shape[2] != len(SEED_DE_BANDS):
-            raise ValueError(f"{str(file)!r}: {key!r} has {value.shape[2]} bands; the released "
-                             f"DE features have {len(SEED_DE_BANDS)} ({list(SEED_DE_BANDS)}).")
-        check_samples(value, source=str(file), name=key)
-        clips.append(value)
-    return clips
+    axes = ("channels", "samples") if features == "raw" else ("channels", "windows", "bands")
+    sizes = {"channels": len(SEED_CHANNELS), "bands": len(SEED_DE_BANDS)}
+    why = {"channels": f"{_NAME[version]} recordings have {len(SEED_CHANNELS)} (SEED_CHANNELS)",
+           "bands": f"the released DE features have {len(SEED_DE_BANDS)} "
+                    f"({list(SEED_DE_BANDS)})"}
+    return [checked_variable(numbered[number][1], source=str(file), name=numbered[number][0],
+                             axes=axes, sizes=sizes, why=why)
+            for number in range(1, n_clips + 1)]
 
 
 def _windows(clip: np.ndarray, window: int, step: int) -> np.ndarray:
@@ -509,10 +498,7 @@ def write_seed_like(
                for subject in range(1, n_subjects + 1) for session in range(1, n_sessions + 1)}
     label_files = [root / _FOLDERS[(version, kind)] / "label.mat"
                    for kind in kinds] if version == "seed" else []
-    existing = [str(p) for p in [*targets.values(), *label_files] if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"Refusing to overwrite {existing[:3]}"
-                              f"{' ...' if len(existing) > 3 else ''}; pass overwrite=True.")
+    refuse_overwrite([*targets.values(), *label_files], overwrite)
     for file in [*targets.values(), *label_files]:
         file.parent.mkdir(parents=True, exist_ok=True)
     for file in label_files:

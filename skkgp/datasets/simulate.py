@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from .._atomic import atomic_file
 from ..layout import DEAP_CHANNELS, DEAP_GRID, REGIONS
+from ._checks import check_positive_int, refuse_overwrite
 from ._safe_pickle import dump_py2_arrays
 from .deap import (
     DEAP_BASELINE_SAMPLES,
@@ -320,15 +321,9 @@ def _subject_rngs(random_state, n_subjects: int) -> list[np.random.Generator]:
     return [np.random.default_rng(seed) for seed in seeds]
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    return int(value)
-
-
 def _check_sim_args(n_subjects, n_trials, duration, sfreq, window, params) -> int:
-    _check_positive_int(n_subjects, "n_subjects")
-    _check_positive_int(n_trials, "n_trials")
+    check_positive_int(n_subjects, "n_subjects")
+    check_positive_int(n_trials, "n_trials")
     if n_subjects > 99:
         raise ValueError(f"n_subjects must be at most 99 (files s01..s99); got {n_subjects}.")
     try:
@@ -564,10 +559,7 @@ trial_variability
     kinds = ["python", "matlab"] if format == "both" else [format]
     targets = {kind: [root / FOLDERS[kind] / f"s{k:02d}{SUFFIXES[kind]}"
                       for k in range(1, n_subjects + 1)] for kind in kinds}
-    existing = [str(p) for paths in targets.values() for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"Refusing to overwrite {existing[:3]}"
-                              f"{' ...' if len(existing) > 3 else ''}; pass overwrite=True.")
+    refuse_overwrite([path for paths in targets.values() for path in paths], overwrite)
     for kind in kinds:
         (root / FOLDERS[kind]).mkdir(parents=True, exist_ok=True)
     rngs = _subject_rngs(random_state, n_subjects)
