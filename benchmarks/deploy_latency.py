@@ -23,14 +23,12 @@ Run: ``python benchmarks/deploy_latency.py [--repeats 7] [--models ccnn fbccnn]
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import statistics
+import sys
 import tempfile
-import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,47 +37,10 @@ import torch
 
 from skkgp import EEGClassifier
 from skkgp.export import INPUT_NAME, export_onnx
-from skkgp.models import CCNN, FBCCNN, EEGNet, TSCeption
-from skkgp.pruning import count_macs, prune
+from skkgp.pruning import count_macs
 
-MODELS = {
-    "ccnn": (lambda: CCNN(), (4, 9, 9)),
-    "fbccnn": (lambda: FBCCNN(), (4, 9, 9)),
-    # DEAP-sized raw windows: 32 electrodes, 1 s at 128 Hz.
-    "eegnet": (lambda: EEGNet(chunk_size=128, num_electrodes=32), (32, 128)),
-    "tsception": (lambda: TSCeption(num_electrodes=32, chunk_size=128), (32, 128)),
-}
-
-
-def interleaved(calls: dict[str, Callable[[], object]], repeats: int,
-                min_time: float) -> dict[str, list[float]]:
-    """Seconds per call of each callable, one value per repeat.
-
-    Within a repeat every callable runs once (looped to last ``min_time``); the order
-    rotates from one repeat to the next so that none always runs first. Each call is
-    timed alone and a repeat's value is the median of its calls: on a shared machine a
-    call that was preempted is an outlier, not part of the figure.
-    """
-    loops = {}
-    for label, call in calls.items():
-        for _ in range(3):  # warm-up: allocators, kernel caches
-            call()
-        start = time.perf_counter()
-        call()
-        loops[label] = max(1, int(min_time / max(time.perf_counter() - start, 1e-6)))
-    times: dict[str, list[float]] = {label: [] for label in calls}
-    labels = list(calls)
-    for repeat in range(repeats):
-        shift = repeat % len(labels)
-        for label in labels[shift:] + labels[:shift]:
-            call = calls[label]
-            durations = []
-            for _ in range(loops[label]):
-                start = time.perf_counter()
-                call()
-                durations.append(time.perf_counter() - start)
-            times[label].append(statistics.median(durations))
-    return times
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _latency import MODELS, interleaved, lfp_networks  # noqa: E402 - the shared part
 
 
 def session(path: Path, threads: int, profile_prefix: str | None = None):
@@ -97,16 +58,9 @@ def session(path: Path, threads: int, profile_prefix: str | None = None):
 
 def build(name: str, ratios, folder: Path, seed: int = 0):
     """Origin and pruned networks of ``name``, their MACs and their ONNX files."""
-    make, shape = MODELS[name]
-    torch.manual_seed(seed)
-    origin = make().eval()
-    example = torch.randn(2, *shape)
+    nets, example = lfp_networks(name, ratios, seed=seed)
+    shape = MODELS[name][1]
     X = np.random.default_rng(seed).standard_normal((4, *shape)).astype(np.float32)
-    nets = {"origin": origin}
-    for ratio in ratios:
-        pruned = copy.deepcopy(origin)
-        prune(pruned, "lfp", ratio, example)
-        nets[f"lfp {ratio}"] = pruned.eval()
     macs, files = {}, {}
     for label, net in nets.items():
         macs[label] = count_macs(net, example)

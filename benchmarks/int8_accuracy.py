@@ -44,7 +44,8 @@ from skkgp.export import INPUT_NAME
 from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer, ToGrid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deploy_latency import interleaved, session  # noqa: E402 - the sibling benchmark
+from _latency import interleaved  # noqa: E402 - shared by the latency benchmarks
+from deploy_latency import session  # noqa: E402 - the sibling benchmark
 
 # CCNN with Adam at 1e-3 collapses to a constant predictor on these small data.
 LR = {"ccnn": 1e-4, "eegnet": 1e-3}

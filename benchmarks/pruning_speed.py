@@ -2,11 +2,13 @@
 
 For each zoo model, the origin network and its LFP-pruned versions (ratios 0.3 and
 0.5) are timed in one run on the same inputs: batch 1 and batch 256, one thread,
-``torch.inference_mode``, warm-up calls first, median over repeats (the medians and
-the single thread keep the figures steady on a shared machine). The table lists the
-MAC ratio (origin MACs / pruned MACs, the speed-up a perfect kernel would give) next
-to the measured speed-up (origin latency / pruned latency) and their quotient; the
-target is a quotient of at least 0.8 at batch 256 for CCNN, FBCCNN and TSCeption.
+``torch.inference_mode``, warm-up calls first; the networks take turns in every repeat
+(in an order rotated from repeat to repeat), each turn gives the median of its calls and
+the table the median over repeats (the medians, the turns and the single thread keep
+the figures steady on a shared machine). The table lists the MAC ratio (origin MACs /
+pruned MACs, the speed-up a perfect kernel would give) next to the measured speed-up
+(origin latency / pruned latency) and their quotient; the target is a quotient of at
+least 0.8 at batch 256 for CCNN, FBCCNN and TSCeption.
 
 Run: ``python benchmarks/pruning_speed.py [--repeats 7] [--threads 1] [--round-to N]``.
 """
@@ -14,22 +16,17 @@ Run: ``python benchmarks/pruning_speed.py [--repeats 7] [--threads 1] [--round-t
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-from skkgp.models import CCNN, FBCCNN, EEGNet, TSCeption
-from skkgp.pruning import count_macs, prune
+from skkgp.pruning import count_macs
 
-MODELS = {
-    "ccnn": (lambda: CCNN(), (4, 9, 9)),
-    "fbccnn": (lambda: FBCCNN(), (4, 9, 9)),
-    # DEAP-sized raw windows: 32 electrodes, 1 s at 128 Hz.
-    "eegnet": (lambda: EEGNet(chunk_size=128, num_electrodes=32), (32, 128)),
-    "tsception": (lambda: TSCeption(num_electrodes=32, chunk_size=128), (32, 128)),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _latency import MODELS, interleaved, lfp_networks  # noqa: E402 - the shared part
+
 RATIOS = (0.3, 0.5)
 BATCHES = (1, 256)
 
@@ -37,27 +34,12 @@ BATCHES = (1, 256)
 def latencies(
     nets: dict[str, torch.nn.Module], x: torch.Tensor, repeats: int, min_time: float
 ) -> dict[str, float]:
-    """Median seconds per call of each net.
-
-    The nets take turns within every repeat, so a change of machine load hits them
-    alike; each turn loops a net long enough (``min_time``) to be measurable.
-    """
-    loops = {}
+    """Median seconds per call of each net, timed in turns (:func:`_latency.interleaved`)."""
+    for net in nets.values():
+        net.eval()
     with torch.inference_mode():
-        for label, net in nets.items():
-            net.eval()
-            for _ in range(3):  # warm-up: allocator, oneDNN primitive caches
-                net(x)
-            start = time.perf_counter()
-            net(x)
-            loops[label] = max(1, int(min_time / max(time.perf_counter() - start, 1e-6)))
-        times: dict[str, list[float]] = {label: [] for label in nets}
-        for _ in range(repeats):
-            for label, net in nets.items():
-                start = time.perf_counter()
-                for _ in range(loops[label]):
-                    net(x)
-                times[label].append((time.perf_counter() - start) / loops[label])
+        times = interleaved({label: (lambda net=net: net(x)) for label, net in nets.items()},
+                            repeats, min_time)
     return {label: statistics.median(values) for label, values in times.items()}
 
 
@@ -72,18 +54,11 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
 
     rows = []
     for name in args.models:
-        build, shape = MODELS[name]
-        origin = build().eval()
-        example = torch.randn(2, *shape)
-        nets = {"origin": origin}
-        for ratio in RATIOS:
-            pruned = copy.deepcopy(origin)
-            prune(pruned, "lfp", ratio, example, round_to=args.round_to)
-            nets[f"lfp {ratio}"] = pruned.eval()
+        nets, example = lfp_networks(name, RATIOS, round_to=args.round_to)
+        shape = MODELS[name][1]
         macs = {label: count_macs(net, example) for label, net in nets.items()}
         for batch in BATCHES:
             x = torch.randn(batch, *shape)
