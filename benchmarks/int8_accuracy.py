@@ -16,8 +16,10 @@ measures, in onnxruntime:
 - latency (ms per call, one thread, batch 1 and 256; median of interleaved repeats);
 - file size.
 
-The summary gives mean +- std over seeds and the paired differences (int8 - float,
-knowledge - random) with a 95 % t-interval over seeds.
+The summary gives mean +- std over seeds and the paired differences of accuracy over
+seeds (int8 - float, knowledge - random calibration;
+:func:`skkgp.reproduce.stats.paired_comparison`: mean difference, 95 % bootstrap
+interval, Wilcoxon and paired t p-values, pairs up/down/tied).
 
 Run ``python benchmarks/int8_accuracy.py [--seeds 0 1 2 3 4] [--models ccnn eegnet]``.
 """
@@ -34,13 +36,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from sklearn.model_selection import GroupShuffleSplit
 from sklearn.pipeline import make_pipeline
 
 from skkgp import EEGClassifier, KnowledgeGuidedPruner, export_onnx
 from skkgp.datasets import make_deap_like
 from skkgp.export import INPUT_NAME
+from skkgp.reproduce.stats import PairedComparison, paired_comparison
 from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer, ToGrid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,6 +52,11 @@ from deploy_latency import session  # noqa: E402 - the sibling benchmark
 # CCNN with Adam at 1e-3 collapses to a constant predictor on these small data.
 LR = {"ccnn": 1e-4, "eegnet": 1e-3}
 FILES = ("float", "int8-random", "int8-knowledge")
+BOOTSTRAP_RESAMPLES = 10_000
+# The paired accuracy differences of the summary: (name, proposed file, baseline file).
+CONTRASTS = (("int8-random - float", "int8-random", "float"),
+             ("int8-knowledge - float", "int8-knowledge", "float"),
+             ("knowledge - random", "int8-knowledge", "int8-random"))
 
 
 def pipeline(model: str, args) -> object:
@@ -103,30 +110,35 @@ def run_cell(model: str, seed: int, args, folder: Path) -> dict:
     return row
 
 
-def interval(values: pd.Series) -> str:
-    """Mean and 95 % t-interval over seeds."""
-    mean = values.mean()
-    if len(values) < 2:
-        return f"{mean:+.3f}"
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
+def comparisons(cell: pd.DataFrame) -> dict[str, PairedComparison]:
+    """Paired accuracy differences over the seeds of one model, by :data:`CONTRASTS` name."""
+    cell = cell.sort_values("seed")
+    return {name: paired_comparison(cell[f"acc_{proposed}"], cell[f"acc_{baseline}"],
+                                    n_boot=BOOTSTRAP_RESAMPLES, random_state=0)
+            for name, proposed, baseline in CONTRASTS}
+
+
+def _interval(comparison: PairedComparison) -> str:
+    return (f"{comparison.mean_difference:+.3f} [{comparison.ci_low:+.3f}, "
+            f"{comparison.ci_high:+.3f}]")
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Per model: means over seeds, paired differences (bootstrap intervals), latency, size."""
     rows = []
     for model, cell in results.groupby("model", sort=False):
+        paired = comparisons(cell)
         row = {"model": model, "seeds": len(cell),
                "seeds whose float file predicts one class": int(cell["constant"].sum())}
         for name in FILES:
             row[f"acc {name}"] = f"{cell[f'acc_{name}'].mean():.3f} ± " \
                                  f"{cell[f'acc_{name}'].std(ddof=1):.3f}"
         for name in FILES[1:]:
-            row[f"Δacc {name} - float"] = interval(cell[f"acc_{name}"] - cell["acc_float"])
+            row[f"Δacc {name} - float"] = _interval(paired[f"{name} - float"])
             row[f"agree {name}"] = f"{cell[f'agree_{name}'].mean():.3f} (min " \
                                    f"{cell[f'agree_{name}'].min():.3f})"
             row[f"mean |Δp| {name}"] = f"{cell[f'dp_{name}'].mean():.4f}"
-        row["Δacc knowledge - random"] = interval(cell["acc_int8-knowledge"]
-                                                  - cell["acc_int8-random"])
+        row["Δacc knowledge - random"] = _interval(paired["knowledge - random"])
         for batch in (1, 256):
             for name in ("float", "int8-random"):
                 row[f"ms b{batch} {name}"] = f"{cell[f'ms{batch}_{name}'].median():.3f}"
@@ -173,6 +185,10 @@ def main(argv=None) -> pd.DataFrame:
     print(f"\nLFP at 0.5, held-out trials, {args.n_calibration} calibration windows from the "
           f"training trials; seeds {args.seeds}; onnxruntime, 1 thread")
     print(summarize(results).to_string())
+    print("\nPaired accuracy differences over seeds:")
+    for model, cell in results.groupby("model", sort=False):
+        for name, comparison in comparisons(cell).items():
+            print(f"  {model} {comparison.verdict(subject=name)}")
     return results
 
 
