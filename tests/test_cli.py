@@ -175,6 +175,21 @@ def test_ratios_resume_and_exclude_prune_ratio(ratios_run, capsys):
     assert not (out / "x").exists()
 
 
+def test_pareto_plot_marks_a_model_whose_origins_all_collapsed(tmp_path):
+    from skkgp.reproduce.plots import plot_pareto
+
+    rows = [{"model": model, "method": "lfp", "recovery": "finetune", "ratio": ratio,
+             "seed": seed, "fold": fold, "random_state": 10 * seed + fold,
+             "origin_constant": model == "ccnn", "flops_before": 1000,
+             "flops_after": 1000 * (1 - ratio), "origin_accuracy": 0.7,
+             "baseline_accuracy": 0.6 - ratio / 10, "proposed_accuracy": 0.62 - ratio / 10}
+            for model in ("eegnet", "ccnn") for ratio in (0.3, 0.7) for seed in (0, 1)
+            for fold in (0, 1)]
+    path = plot_pareto(pd.DataFrame(rows), tmp_path / "pareto.png")
+    png = path.read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+
+
 def test_ratio_cells_and_identity():
     config = ReproduceConfig(models=("eegnet",), methods=("lfp", "taylor"), ratios=(0.3, 0.7))
     cells = config.cells()

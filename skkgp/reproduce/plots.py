@@ -120,13 +120,17 @@ def plot_pareto(frame: pd.DataFrame, path: str | Path) -> Path:
     path : Path
     """
     path = Path(path)
-    frame = frame[~frame["origin_constant"].astype(bool)]
     models = list(dict.fromkeys(frame["model"]))
+    frame = frame[~frame["origin_constant"].astype(bool)]
     spread_over = "seeds' means" if frame["seed"].nunique() > 1 else "folds"
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(5.0 * max(1, len(models)), 4.2),
                              squeeze=False)
     for ax, model in zip(axes[0], models, strict=False):
         part = frame[frame["model"] == model]
+        if part.empty:
+            ax.set_title(f"{model}: every origin collapsed to a constant predictor", fontsize=8)
+            ax.set_axis_off()
+            continue
         # One origin per random_state (seed, family, fold), whatever the cells pruning it.
         origin, spread = _mean_and_spread(part.drop_duplicates("random_state"),
                                           "origin_accuracy")
