@@ -1,6 +1,7 @@
 """Table 1 from the finished results: per-(seed, fold) rows, summary, paired statistics.
 
-One row of the table is one (model, method, recovery) cell: accuracy mean +- std over
+One row of the table is one (model, method, recovery) cell, or with ``--ratios`` one
+(model, method, recovery, ratio) cell: accuracy mean +- std over
 (seed, fold) pairs of the origin, baseline-recovered and proposed-recovered models;
 parameters and FLOPs before and after pruning in two conventions, skkgp's realized
 counts (2 x MACs of conv and linear layers; non-zero counts for masked pruning) with
@@ -206,7 +207,9 @@ def summarize(frame: pd.DataFrame, cells: Sequence[Cell]) -> pd.DataFrame:
         Means and standard deviations are over the pairs whose origin did not
         collapse (``nan`` when every origin collapsed); ``comparison`` holds the
         :class:`~skkgp.reproduce.stats.PairedComparison` of accuracy,
-        ``share_comparison`` that of the region share.
+        ``share_comparison`` that of the region share; ``ratio`` is the cell's
+        ``--ratios`` ratio (None without), ``evidence_kind`` the evidence its region
+        shares were measured with.
     """
     rows = []
     for cell in cells:
