@@ -688,3 +688,16 @@ def test_dreamer_release_runs_end_to_end_with_its_baseline(tmp_path, capsys):
 def test_bad_dataset_options_exit_2(extra, message, tmp_path, capsys):
     status, _, stderr = _run(["reproduce", *extra, "--out", str(tmp_path / "out")], capsys)
     assert status == 2 and message in stderr
+
+
+def test_overwrite_removes_only_what_skkgp_wrote(tmp_path):
+    from skkgp.reproduce.store import ResultStore
+
+    out = tmp_path / "out"
+    ResultStore(out).open(ReproduceConfig(prune_ratio=0.3))
+    written = ["results.csv", "table.md", "comparison.csv", "accuracy.png", "pareto.png"]
+    for name in [*written, "notes.txt"]:
+        (out / name).write_text("x")
+    ResultStore(out).open(ReproduceConfig(prune_ratio=0.5), overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["cells", "config.json", "notes.txt"]
+    assert json.loads((out / "config.json").read_text())["config"]["prune_ratio"] == 0.5

@@ -74,6 +74,19 @@ def test_grid_work_counts_the_ratio_cells_on_one_origin():
         assert three.plain_steps - origin_steps == 3 * (one.plain_steps - origin_steps)
 
 
+def test_grid_work_counts_every_seed():
+    config = _config([*ARGS, "--seeds", "0", "1", "2"])
+    bunch = load_windows(DataSpec.from_config(config))
+    one = grid_work(_config(ARGS), bunch)
+    work = grid_work(config, bunch)
+    # Each seed trains its own origin per fold and repeats every cell.
+    assert sorted((w.seed, w.fold) for w in work) == [(s, f) for s in range(3) for f in range(2)]
+    for seed in range(3):
+        mine = sorted((w for w in work if w.seed == seed), key=lambda w: w.fold)
+        assert [w.knowledge_steps for w in mine] == [w.knowledge_steps for w in
+                                                     sorted(one, key=lambda w: w.fold)]
+
+
 def test_makespan_deals_tasks_to_the_first_free_worker():
     tasks = [("a", 3), ("a", 3), ("b", 2), ("b", 2), ("b", 2)]
     assert _makespan(tasks, 1, 0) == 12
@@ -91,7 +104,8 @@ def test_dry_run_prints_the_grid_and_writes_nothing(tmp_path):
         status = main([*ARGS, "--out", str(out), "--workers", "2", "--dry-run"])
     assert status == 0
     text = stdout.getvalue()
-    assert "grid: 2 cells x 2 folds = 4 (cell, fold) results from 2 origin trainings" in text
+    assert ("grid: 2 cells x 1 seed(s) x 2 folds = 4 (cell, seed, fold) results from 2 origin "
+            "trainings") in text
     assert "eegnet-lfp-finetune, eegnet-umwp-finetune" in text
     assert re.search(r"estimated wall time, 1 worker\(s\): [\d.]+ (s|min|h)", text)
     assert re.search(r"estimated wall time, 2 worker\(s\): [\d.]+ (s|min|h)", text)

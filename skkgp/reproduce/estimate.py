@@ -283,6 +283,7 @@ class GroupWork:
     plain_steps: int
     knowledge_steps: int
     predict_batches: int
+    seed: int = 0
 
     def seconds(self, times: StepTimes) -> float:
         return (self.plain_steps * times.plain + self.knowledge_steps * times.knowledge
@@ -292,7 +293,10 @@ class GroupWork:
 def grid_work(config: ReproduceConfig, bunch) -> list[GroupWork]:
     """The origin groups of the whole grid of ``config`` and the work of each.
 
-    In the order :func:`skkgp.reproduce.parallel.run_parallel` starts them.
+    One group per (seed, model, origin family, fold), in the order
+    :func:`skkgp.reproduce.parallel.run_parallel` starts them. Every seed's folds are
+    taken to be as large as those of ``bunch`` (the data of one seed): the seeds draw
+    other windows or other folds, not other sizes.
     """
     from skkgp.reproduce.runner import EVIDENCE_SAMPLES
 
@@ -312,7 +316,7 @@ def grid_work(config: ReproduceConfig, bunch) -> list[GroupWork]:
         steps = math.ceil(n_train / batch)
         test_batches = math.ceil(n_test / batch)
         evidence_batches = math.ceil(min(EVIDENCE_SAMPLES, n_test) / batch)
-        work.append(GroupWork(
+        work += [GroupWork(
             model, family, fold, n_cells,
             plain_steps=config.epochs * steps
             # Baseline recovery; and the evidence of 3 networks, a forward and a backward.
@@ -321,7 +325,8 @@ def grid_work(config: ReproduceConfig, bunch) -> list[GroupWork]:
             # Two pruners score the origin on the training windows; three networks
             # are scored on the test windows.
             predict_batches=n_cells * (2 * steps + 3 * test_batches),
-        ))
+            seed=seed,
+        ) for seed in config.seeds]
     return sorted(work, key=lambda group: -group.n_cells)
 
 
@@ -539,8 +544,9 @@ def dry_run(
     }
 
     lines = [
-        f"grid: {len(cells)} cells x {folds} folds = {len(cells) * folds} (cell, fold) "
-        f"results from {len(work)} origin trainings",
+        f"grid: {len(cells)} cells x {len(config.seeds)} seed(s) x {folds} folds = "
+        f"{len(cells) * len(config.seeds) * folds} (cell, seed, fold) results from "
+        f"{len(work)} origin trainings",
         "cells: " + ", ".join(cell.key for cell in cells),
         f"data: {len(bunch.y)} windows ({'simulated' if config.synthetic else config.data}), "
         f"protocol {config.protocol}; prepared in {data_seconds:.1f} s",

@@ -99,7 +99,7 @@ class ResultStore:
     def _clear(self) -> None:
         # Only what skkgp itself writes is removed; anything else the user put there stays.
         shutil.rmtree(self.cells_dir, ignore_errors=True)
-        for name in ("config.json", "results.csv", "table.md"):
+        for name in ("config.json", "results.csv", "table.md", "comparison.csv"):
             (self.out / name).unlink(missing_ok=True)
         for png in self.out.glob("*.png"):
             png.unlink()
