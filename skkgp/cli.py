@@ -37,7 +37,7 @@ __all__ = ["main", "build_parser"]
 _PROG = "skkgp"
 _EXAMPLES = """\
 examples:
-  skkgp reproduce                                  # quick run on simulated data (a few minutes)
+  skkgp reproduce                                  # quick run on simulated data (about a minute)
   skkgp reproduce --models fbccnn --methods lfp nsfp --recovery finetune scratch
   skkgp reproduce --data ~/data/deap --full --device cuda   # the paper's whole Table 1
   skkgp reproduce --seeds 0 1 2 3 4                # paired statistics over 5 seeds x folds

@@ -115,7 +115,7 @@ _IDENTITY_FIELDS = (
     "scenario",
 )
 
-#: The default run: synthetic data, small and fast (a few minutes on a 2-core CPU).
+#: The default run: synthetic data, small and fast (about a minute on a 2-core CPU).
 QUICK: dict[str, Any] = {
     "data": "synthetic",
     "models": ("ccnn", "eegnet"),
