@@ -64,7 +64,6 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,6 +71,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from sklearn.pipeline import make_pipeline
 
 from skkgp import EEGClassifier, KnowledgeGuidedPruner
+from skkgp._atomic import atomic_write_text
 from skkgp.datasets import SCENARIOS, make_deap_like
 from skkgp.knowledge.evidence import EVIDENCE_KINDS, guided_gradcam
 from skkgp.knowledge.losses import REGION_LOSSES, region_share
@@ -359,13 +359,6 @@ def _resumed(args, settings: dict) -> pd.DataFrame:
     return done
 
 
-def _write(path: str, results: pd.DataFrame) -> None:
-    # Written to a temporary name and moved: an interruption never truncates the file.
-    temporary = Path(path).with_suffix(".tmp")
-    results.to_csv(temporary, index=False)
-    os.replace(temporary, path)
-
-
 def main(argv=None) -> pd.DataFrame:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -405,7 +398,9 @@ def main(argv=None) -> pd.DataFrame:
                   f"{row['share_proposed']:.3f}  (cell {row['cell_seconds']:.0f} s, "
                   f"{row['cell_cpu_seconds']:.0f} s CPU)", flush=True)
         if args.out:
-            _write(args.out, pd.DataFrame(rows))
+            # Written whole under a temporary name, then moved: an interruption
+            # never truncates the file.
+            atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
 
     if args.jobs == 1:
         for cell in cells:

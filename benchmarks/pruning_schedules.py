@@ -51,7 +51,6 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -60,6 +59,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from sklearn.pipeline import make_pipeline
 
 from skkgp import EEGClassifier, KnowledgeGuidedPruner
+from skkgp._atomic import atomic_write_text
 from skkgp.datasets import make_deap_like
 from skkgp.pruning import count_macs
 from skkgp.reproduce.stats import paired_comparison
@@ -192,13 +192,6 @@ def _resumed(path: str | None, settings: dict) -> pd.DataFrame:
     return done
 
 
-def _write(path: str, results: pd.DataFrame) -> None:
-    # Written to a temporary name and moved: an interruption never truncates the file.
-    temporary = Path(path).with_suffix(".tmp")
-    results.to_csv(temporary, index=False)
-    os.replace(temporary, path)
-
-
 def _print_summary(results: pd.DataFrame) -> pd.DataFrame:
     settings = json.loads(results["settings"].iloc[0])
     for seed, cell in results.groupby("seed"):
@@ -263,7 +256,9 @@ def main(argv=None) -> pd.DataFrame:
         print(f"seed {seed_rows[0]['seed']} done "
               f"({sum(r['seconds'] for r in seed_rows):.0f} s)", file=sys.stderr, flush=True)
         if args.out:
-            _write(args.out, pd.DataFrame(rows))
+            # Written whole under a temporary name, then moved: an interruption
+            # never truncates the file.
+            atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
 
     if args.jobs > 1:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
