@@ -172,13 +172,9 @@ def compare(results: pd.DataFrame, steps: int) -> pd.DataFrame:
 
 def _settings(args) -> dict:
     """What decides the results: a file of other settings is never resumed."""
-    settings = {name: getattr(args, name) for name in (
-        "model", "subjects", "trials", "duration", "epochs", "recovery_epochs",
+    return {name: getattr(args, name) for name in (
+        "model", "scenario", "subjects", "trials", "duration", "epochs", "recovery_epochs",
         "batch_size", "lr", "ratio", "steps", "budget")}
-    if args.scenario != "default":
-        # Files of the default scenario were written before the option existed.
-        settings["scenario"] = args.scenario
-    return settings
 
 
 def _resumed(path: str | None, settings: dict) -> pd.DataFrame:
@@ -200,7 +196,7 @@ def _print_summary(results: pd.DataFrame) -> pd.DataFrame:
         print(f"seed {seed}: origin {cell['origin_accuracy'].iloc[0]:.3f}{collapsed}; {line}")
     table = compare(results, settings["steps"])
     pd.set_option("display.width", 250)
-    print(f"\n{settings['model']}, scenario {settings.get('scenario', 'default')}, "
+    print(f"\n{settings['model']}, scenario {settings['scenario']}, "
           f"{results['seed'].nunique()} seeds, ratio "
           f"{settings['ratio']}, {settings['steps']} steps, MAC budget {settings['budget']} "
           "x origin; held-out accuracy differences treated - control (mean, bootstrap 95 % "
