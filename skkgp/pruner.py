@@ -30,7 +30,13 @@ from skkgp._training import uncompiled
 from skkgp.classifier import EEGClassifier
 from skkgp.layout import DEFAULT_REGION, get_channels, get_layout, grid_cells, region_mask
 from skkgp.pruning.base import TrainingBatch, check_ratios
-from skkgp.pruning.budget import find_budget_ratio, prune_to_budget
+from skkgp.pruning.budget import (
+    budget_costs,
+    check_budget,
+    find_budget_ratio,
+    prunable_widths,
+    prune_to_budget,
+)
 from skkgp.pruning.masks import store_derived_tensors
 from skkgp.pruning.report import PruningReport
 from skkgp.pruning.schedule import (
@@ -41,7 +47,6 @@ from skkgp.pruning.schedule import (
     split_epochs,
     step_ratios,
 )
-from skkgp.pruning.units import UnitGraph, find_last_layer
 from skkgp.knowledge.evidence import EVIDENCE_KINDS, mean_region_share
 from skkgp.knowledge.losses import ESTIMATOR_REGION_LOSS, REGION_WEIGHT, SAMPLE_WEIGHTING
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
@@ -457,8 +462,11 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             recovered.initialize_optimizer()
         else:
             reports = []
+            origin_costs, origin_widths = self._stepwise_origin(module, example_inputs, batch)
             for step in range(self.n_steps):
-                report = self._prune_step(module, step, example_inputs, batch, reports)
+                report = self._prune_step(module, step, example_inputs, batch, reports,
+                                          origin_costs=origin_costs,
+                                          origin_widths=origin_widths)
                 if report is not None:
                     reports.append(report)
                 if step < self.n_steps - 1 and epochs[step] > 0:
@@ -549,8 +557,29 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         )
         return search.ratio
 
-    def _prune_step(self, module, step: int, example_inputs, batch, reports):
-        """Prune ``module`` in place to the target of ``step``; None when nothing goes."""
+    def _stepwise_origin(self, module, example_inputs, batch):
+        """What the steps of a stepwise run count from: the origin's budget costs (with
+        a budget) or its prunable units' widths (structural ratio); None otherwise."""
+        if self.n_steps == 1:
+            return None, None
+        if self._has_budget():
+            target_macs, target_params = self._budget()
+            # Checks the final budget before any training is spent on steps.
+            return check_budget(
+                module, self.method, example_inputs, target_macs=target_macs,
+                target_params=target_params, global_pruning=self.global_pruning,
+                batch=batch, method_options=self.method_options,
+            ), None
+        if pruning.get_method(self.method).structural:
+            return None, prunable_widths(module, example_inputs)
+        return None, None
+
+    def _prune_step(self, module, step: int, example_inputs, batch, reports, *,
+                    origin_costs=None, origin_widths=None):
+        """Prune ``module`` in place to the target of ``step``; None when nothing goes.
+
+        ``origin_costs``/``origin_widths``: :meth:`_stepwise_origin` of the origin.
+        """
         last = step == self.n_steps - 1
         common = dict(
             global_pruning=self.global_pruning, batch=batch, method_options=self.method_options
@@ -558,21 +587,14 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         if self._has_budget():
             target_macs, target_params = self._budget()
             if self.n_steps > 1:
-                if step == 0:
-                    # Check the final budget before any training is spent on steps.
-                    find_budget_ratio(
-                        module, self.method, example_inputs, target_macs=target_macs,
-                        target_params=target_params, **common,
-                    )
-                    self._origin_costs = _costs(module, example_inputs, self.method)
-                macs0, params0 = self._origin_costs
+                macs0, params0 = origin_costs
                 if target_macs is not None:
                     target_macs = budget_targets(macs0, target_macs, self.n_steps,
                                                  self.schedule)[step]
                 if target_params is not None:
                     target_params = budget_targets(params0, target_params, self.n_steps,
                                                    self.schedule)[step]
-                macs, params = _costs(module, example_inputs, self.method)
+                macs, params = budget_costs(module, example_inputs, self.method)
                 if (target_macs is None or macs <= target_macs) and (
                     target_params is None or params <= target_params
                 ):
@@ -596,9 +618,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             # Masked weights are the smallest: the absolute ratio counts them again.
             step_ratio = 1.0 - fraction
         else:
-            if step == 0:
-                self._origin_channels = _unit_widths(module, example_inputs)
-            origin = self._origin_channels
+            origin = origin_widths
             current = (
                 origin if not reports
                 else {name: kept for name, (kept, _) in reports[-1].kept_channels.items()}
@@ -875,22 +895,6 @@ def keep_fractions_of(ratio, n_steps: int, schedule: str, step: int):
             name: keep_fractions(value, n_steps, schedule)[step] for name, value in ratio.items()
         }
     return keep_fractions(ratio, n_steps, schedule)[step]
-
-
-def _costs(module: torch.nn.Module, example_inputs, method: str) -> tuple[int, int]:
-    """MACs and params as a budget counts them (non-zero ones for masked methods)."""
-    if pruning.get_method(method).structural:
-        return pruning.count_macs(module, example_inputs), pruning.count_params(module)
-    return (
-        pruning.count_nonzero_macs(module, example_inputs),
-        pruning.count_nonzero_params(module),
-    )
-
-
-def _unit_widths(module: torch.nn.Module, example_inputs) -> dict[str, int]:
-    last = find_last_layer(module, example_inputs)
-    graph = UnitGraph(module, example_inputs, [] if last is None else [last])
-    return {unit.name: unit.n_channels for unit in graph.units}
 
 
 def _combine_reports(reports: list[PruningReport], pruner) -> PruningReport:

@@ -36,7 +36,16 @@ from skkgp.pruning.counting import (
 from skkgp.pruning.report import PruningReport
 from skkgp.pruning.units import UnitGraph, find_last_layer
 
-__all__ = ["MAX_RATIO", "RATIO_TOLERANCE", "BudgetSearch", "find_budget_ratio", "prune_to_budget"]
+__all__ = [
+    "MAX_RATIO",
+    "RATIO_TOLERANCE",
+    "BudgetSearch",
+    "budget_costs",
+    "check_budget",
+    "find_budget_ratio",
+    "prunable_widths",
+    "prune_to_budget",
+]
 
 #: The finest the search resolves the ratio (reached for masked weights only).
 RATIO_TOLERANCE = 1e-6
@@ -76,21 +85,130 @@ def _check_budget(name: str, value) -> int | None:
     return int(value)
 
 
-def _costs(module: nn.Module, example_inputs, structural: bool) -> tuple[int, int]:
-    if structural:
+def budget_costs(module: nn.Module, example_inputs, method: str) -> tuple[int, int]:
+    """MACs per sample and parameters of ``module`` as a budget of ``method`` counts them.
+
+    Dense counts for structural methods, non-zero counts for masked ones (``"umwp"``).
+    """
+    if get_method(method).structural:
         return count_macs(module, example_inputs), count_params(module)
     return count_nonzero_macs(module, example_inputs), count_nonzero_params(module)
+
+
+def prunable_widths(module: nn.Module, example_inputs) -> dict[str, int]:
+    """Output channels of each prunable channel unit of ``module`` (the classifier's
+    output layer excluded), by unit name."""
+    last = find_last_layer(module, example_inputs)
+    graph = UnitGraph(module, example_inputs, [] if last is None else [last])
+    return {unit.name: unit.n_channels for unit in graph.units}
 
 
 def _n_prunable(module: nn.Module, method: str, example_inputs) -> int:
     """Filters (or, for masked methods, weights) a ratio is a fraction of."""
     if get_method(method).structural:
-        last = find_last_layer(module, example_inputs)
-        graph = UnitGraph(module, example_inputs, [] if last is None else [last])
-        return max(1, sum(unit.n_channels for unit in graph.units))
+        return max(1, sum(prunable_widths(module, example_inputs).values()))
     return max(1, sum(
         layer.weight.numel() for layer in module.modules() if isinstance(layer, MAC_LAYER_TYPES)
     ))
+
+
+class _Budget:
+    """A budget for ``method`` on ``module``: trials on deep copies, and its checks."""
+
+    def __init__(self, module, method, example_inputs, target_macs, target_params,
+                 prune_options):
+        self.target_macs = _check_budget("target_macs", target_macs)
+        self.target_params = _check_budget("target_params", target_params)
+        if self.target_macs is None and self.target_params is None:
+            raise ValueError("give a budget: target_macs and/or target_params.")
+        example_inputs = check_example_inputs(example_inputs)
+        # One sample counts MACs per sample as well as many, and traces faster.
+        if isinstance(example_inputs, torch.Tensor):
+            example_inputs = example_inputs[:1]
+        self.module, self.method, self.example_inputs = module, method, example_inputs
+        self.prune_options = prune_options
+        self.trials = 0
+
+    def meets(self, costs: tuple[int, int]) -> bool:
+        macs, params = costs
+        return (self.target_macs is None or macs <= self.target_macs) and (
+            self.target_params is None or params <= self.target_params
+        )
+
+    def describe(self, costs: tuple[int, int]) -> str:
+        macs, params = costs
+        parts = []
+        if self.target_macs is not None:
+            parts.append(f"{macs:,} MACs (target_macs={self.target_macs:,})")
+        if self.target_params is not None:
+            parts.append(f"{params:,} parameters (target_params={self.target_params:,})")
+        return " and ".join(parts)
+
+    def trial(self, ratio: float) -> tuple[int, int]:
+        """The costs of a deep copy pruned at ``ratio``."""
+        self.trials += 1
+        pruned = copy.deepcopy(self.module)
+        prune(pruned, self.method, ratio, self.example_inputs, **self.prune_options)
+        return budget_costs(pruned, self.example_inputs, self.method)
+
+    def check(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The origin's costs and those at :data:`MAX_RATIO`; errors when the origin
+        meets the budget already or :data:`MAX_RATIO` does not."""
+        high_costs = self.trial(MAX_RATIO)
+        origin_costs = budget_costs(self.module, self.example_inputs, self.method)
+        if self.meets(origin_costs):
+            raise ValueError(
+                f"the budget is not below the unpruned network's cost: it has "
+                f"{self.describe(origin_costs)}; nothing to prune. Ask for less, or leave "
+                "the network as it is."
+            )
+        if not self.meets(high_costs):
+            raise ValueError(
+                f"the budget cannot be reached with method={self.method!r}: pruned at "
+                f"ratio {MAX_RATIO} (one filter or a few weights left per layer) the "
+                f"network still has {self.describe(high_costs)}. Ask for more, or use "
+                "another method or model."
+            )
+        return origin_costs, high_costs
+
+
+def check_budget(
+    module: nn.Module,
+    method: str,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    target_macs: float | None = None,
+    target_params: float | None = None,
+    global_pruning: bool | None = None,
+    round_to: int | None = None,
+    batch: TrainingBatch | None = None,
+    method_options: Mapping | None = None,
+) -> tuple[int, int]:
+    """Check that ``method`` can bring ``module`` within a budget, without searching.
+
+    One trial at :data:`MAX_RATIO` on a deep copy; ``module`` is not changed.
+
+    Parameters
+    ----------
+    module, method, example_inputs, target_macs, target_params, global_pruning, \
+round_to, batch, method_options
+        As for :func:`find_budget_ratio`.
+
+    Returns
+    -------
+    costs : tuple of int
+        The unpruned network's MACs per sample and parameters, as the budget counts
+        them (:func:`budget_costs`).
+
+    Raises
+    ------
+    ValueError
+        As :func:`find_budget_ratio`.
+    """
+    budget = _Budget(module, method, example_inputs, target_macs, target_params, dict(
+        global_pruning=global_pruning, round_to=round_to, batch=batch,
+        method_options=method_options))
+    return budget.check()[0]
 
 
 def find_budget_ratio(
@@ -132,68 +250,22 @@ def find_budget_ratio(
         No budget, a budget the unpruned network already meets (nothing to prune),
         or one that even :data:`MAX_RATIO` does not reach.
     """
-    target_macs = _check_budget("target_macs", target_macs)
-    target_params = _check_budget("target_params", target_params)
-    if target_macs is None and target_params is None:
-        raise ValueError("give a budget: target_macs and/or target_params.")
-
-    def meets(macs: int, params: int) -> bool:
-        return (target_macs is None or macs <= target_macs) and (
-            target_params is None or params <= target_params
-        )
-
-    def describe(macs: int, params: int) -> str:
-        parts = []
-        if target_macs is not None:
-            parts.append(f"{macs:,} MACs (target_macs={target_macs:,})")
-        if target_params is not None:
-            parts.append(f"{params:,} parameters (target_params={target_params:,})")
-        return " and ".join(parts)
-
-    example_inputs = check_example_inputs(example_inputs)
-    # One sample counts MACs per sample as well as many, and traces faster.
-    if isinstance(example_inputs, torch.Tensor):
-        example_inputs = example_inputs[:1]
-    tolerance = max(RATIO_TOLERANCE, 0.5 / _n_prunable(module, method, example_inputs))
-    structural = True
-    trials = 0
-
-    def trial(ratio: float) -> tuple[int, int]:
-        nonlocal structural, trials
-        trials += 1
-        pruned = copy.deepcopy(module)
-        report = prune(
-            pruned, method, ratio, example_inputs, global_pruning=global_pruning,
-            round_to=round_to, batch=batch, method_options=method_options,
-        )
-        structural = report.structural
-        return _costs(pruned, example_inputs, structural)
-
-    high = MAX_RATIO
-    high_costs = trial(high)
-    origin_costs = _costs(module, example_inputs, structural)
-    if meets(*origin_costs):
-        raise ValueError(
-            f"the budget is not below the unpruned network's cost: it has "
-            f"{describe(*origin_costs)}; nothing to prune. Ask for less, or leave the "
-            "network as it is."
-        )
-    if not meets(*high_costs):
-        raise ValueError(
-            f"the budget cannot be reached with method={method!r}: pruned at ratio "
-            f"{MAX_RATIO} (one filter or a few weights left per layer) the network still "
-            f"has {describe(*high_costs)}. Ask for more, or use another method or model."
-        )
-    low = 0.0
+    budget = _Budget(module, method, example_inputs, target_macs, target_params, dict(
+        global_pruning=global_pruning, round_to=round_to, batch=batch,
+        method_options=method_options))
+    tolerance = max(RATIO_TOLERANCE, 0.5 / _n_prunable(module, method, budget.example_inputs))
+    _, high_costs = budget.check()
+    low, high = 0.0, MAX_RATIO
     while high - low > tolerance:
         middle = 0.5 * (low + high)
-        costs = trial(middle)
-        if meets(*costs):
+        costs = budget.trial(middle)
+        if budget.meets(costs):
             high, high_costs = middle, costs
         else:
             low = middle
     return BudgetSearch(
-        ratio=high, missed_ratio=low, macs=high_costs[0], params=high_costs[1], trials=trials
+        ratio=high, missed_ratio=low, macs=high_costs[0], params=high_costs[1],
+        trials=budget.trials,
     )
 
 
