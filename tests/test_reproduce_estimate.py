@@ -139,3 +139,22 @@ def test_bad_worker_counts_exit_2(bad, tmp_path, capsys):
         main([*ARGS, "--out", str(tmp_path / "out"), *bad])
     assert exit_info.value.code == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_dry_run_times_the_knowledge_step_on_the_dataset_grid(tmp_path):
+    from skkgp.datasets import write_dreamer_like
+    from skkgp.reproduce.data import input_shape
+
+    # DREAMER's 14 Emotiv electrodes on its own grid (not DEAP's 32), SEED's 5 bands.
+    assert input_shape("ccnn", None, "seed")[0] == 5
+    assert input_shape("ccnn", None, "dreamer")[0] == 4
+    path = write_dreamer_like(tmp_path / "dreamer", n_subjects=2, random_state=0)
+    argv = ["reproduce", "--data", str(path), "--dataset", "dreamer", "--models", "ccnn",
+            "--folds", "2", "--epochs", "1", "--recovery-epochs", "1", "--batch-size", "8",
+            "--threads", "1", "--workers", "1", "--quiet", "--dry-run",
+            "--out", str(tmp_path / "out")]
+    with redirect_stdout(io.StringIO()) as stdout, redirect_stderr(io.StringIO()):
+        status = main(argv)
+    assert status == 0
+    assert re.search(r"ccnn +1 +[\d.]+ +[\d.]+ ", stdout.getvalue())
+    assert not (tmp_path / "out").exists()

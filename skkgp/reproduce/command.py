@@ -194,7 +194,7 @@ def _check_region(config: ReproduceConfig, ch_names) -> None:
 def _check_workers(config: ReproduceConfig, bunch) -> list[str]:
     from skkgp.reproduce.parallel import check_workers
 
-    shapes = {model: input_shape(model, bunch) for model in config.models}
+    shapes = {model: input_shape(model, bunch, config.dataset) for model in config.models}
     n_classes = int(np.unique(np.asarray(bunch.y)).size)
     return check_workers(config, config.workers, shapes, n_classes, len(bunch.y))
 

@@ -135,15 +135,12 @@ def window_features(spec: DataSpec, input_kind: str) -> np.ndarray:
     """
     from skkgp.transforms import BandDifferentialEntropy, BaselineRemoval, segment_mean_features
 
-    from skkgp.datasets import SEED_DE_BANDS
-
     bunch = load_windows(spec)
     X = np.asarray(bunch.X, dtype=np.float32)
     if input_kind == "raw":
         return X
     choice = DATASETS[spec.dataset]
-    bands = SEED_DE_BANDS if choice.bands == "seed" else None
-    entropy = BandDifferentialEntropy(bands=bands, sfreq=float(bunch.sfreq))
+    entropy = BandDifferentialEntropy(bands=band_set(spec.dataset), sfreq=float(bunch.sfreq))
     features = entropy.fit_transform(X)
     baseline = bunch.get("baseline")
     if (choice.baseline and baseline is not None
@@ -179,11 +176,19 @@ def model_inputs(
     return np.asarray(X_train, dtype=np.float32), np.asarray(X_test, dtype=np.float32)
 
 
-def input_shape(model: str, bunch: Bunch) -> tuple[int, ...]:
+def band_set(dataset: str) -> dict | None:
+    """The differential-entropy bands of ``--dataset`` (None: the default
+    :data:`skkgp.transforms.DEFAULT_BANDS`, theta to gamma)."""
+    from skkgp.datasets import SEED_DE_BANDS
+
+    return SEED_DE_BANDS if DATASETS[dataset].bands == "seed" else None
+
+
+def input_shape(model: str, bunch: Bunch, dataset: str = "deap") -> tuple[int, ...]:
     """Shape of one input window of ``model`` (what :func:`model_inputs` gives it).
 
     Raw models take ``(n_chans, n_times)``; grid models ``(n_bands, rows, cols)``, the
-    bands of :data:`skkgp.transforms.DEFAULT_BANDS` on :data:`skkgp.layout.GRID_SIZE`.
+    bands of ``dataset`` (:func:`band_set`) on :data:`skkgp.layout.GRID_SIZE`.
     Nothing is computed from the windows.
     """
     from skkgp.layout import GRID_SIZE
@@ -192,7 +197,7 @@ def input_shape(model: str, bunch: Bunch) -> tuple[int, ...]:
 
     if get_model_class(model).input_kind == "raw":
         return tuple(int(n) for n in np.shape(bunch.X)[1:])
-    return (len(DEFAULT_BANDS), *GRID_SIZE)
+    return (len(band_set(dataset) or DEFAULT_BANDS), *GRID_SIZE)
 
 
 def n_folds(config: ReproduceConfig, bunch: Bunch) -> int:

@@ -34,7 +34,7 @@ from typing import TextIO
 
 import numpy as np
 
-from skkgp.reproduce.config import ReproduceConfig, method_family
+from skkgp.reproduce.config import DATASETS, ReproduceConfig, method_family
 from skkgp.reproduce.data import (
     DataSpec,
     fold_indices,
@@ -102,6 +102,7 @@ def time_steps(
     sample_shape: Sequence[int],
     region_mask: np.ndarray,
     *,
+    cells: np.ndarray | None = None,
     batch_size: int,
     device: str = "cpu",
     lr: float = 1e-3,
@@ -119,6 +120,8 @@ def time_steps(
         Shape of one input window.
     region_mask : ndarray of bool, shape (n_electrodes,)
         Knowledge region of the knowledge-guided steps.
+    cells : ndarray of int, shape (n_electrodes, 2), optional
+        Grid cell of each electrode of ``region_mask`` (grid models; default: DEAP's).
     batch_size : int
     device : str, default="cpu"
     lr : float, default=1e-3
@@ -147,7 +150,7 @@ def time_steps(
     for name, make in (
         ("plain", lambda: EEGClassifier(model, **common)),
         ("knowledge", lambda: KnowledgeGuidedClassifier(model, region_mask=region_mask,
-                                                        **common)),
+                                                        cells=cells, **common)),
     ):
         epochs = _epoch_clock(clock)
         net = make().set_params(callbacks=[("epoch_clock", epochs)])
@@ -163,20 +166,31 @@ def time_steps(
     return StepTimes(**seconds)
 
 
-def _region_mask(config: ReproduceConfig, model: str, ch_names: Sequence[str]) -> np.ndarray:
+def _grid_electrodes(config: ReproduceConfig, ch_names: Sequence[str]) -> list[str]:
+    """The electrodes with a cell on the ``--dataset``'s grid (all of DEAP's 32)."""
+    from skkgp.layout import get_layout
+
+    cells = get_layout(DATASETS[config.dataset].layout)
+    return [name for name in ch_names if name.upper() in cells]
+
+
+def _knowledge_inputs(config: ReproduceConfig, model: str,
+                      ch_names: Sequence[str]) -> dict[str, np.ndarray | None]:
+    """``region_mask`` and ``cells`` of ``model``'s knowledge-guided classifier, as
+    the run's pruner resolves them for the ``--dataset``."""
     from skkgp import layout
     from skkgp.models import get_model_class
 
     region = config.region if isinstance(config.region, str) else list(config.region)
     if get_model_class(model).input_kind == "grid":
-        # Grid evidence covers the electrodes that have a cell (all 32 of DEAP).
-        electrodes = [c for c in ch_names if c.upper() in
-                      {name.upper() for name in layout.DEAP_GRID}]
-        return layout.region_mask(region, electrodes)
-    return layout.region_mask(region, list(ch_names))
+        electrodes = _grid_electrodes(config, ch_names)
+        return {"region_mask": layout.region_mask(region, electrodes),
+                "cells": layout.grid_cells(
+                    electrodes, layout=layout.get_layout(DATASETS[config.dataset].layout))}
+    return {"region_mask": layout.region_mask(region, list(ch_names)), "cells": None}
 
 
-def _probe_models(config: ReproduceConfig, shapes, masks, steps: int,
+def _probe_models(config: ReproduceConfig, shapes, knowledge, steps: int,
                   clock: Callable[[], float] = time.perf_counter) -> dict[str, StepTimes]:
     import warnings
 
@@ -185,25 +199,25 @@ def _probe_models(config: ReproduceConfig, shapes, masks, steps: int,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             times[model] = time_steps(
-                model, shapes[model], masks[model], batch_size=config.batch_size,
+                model, shapes[model], **knowledge[model], batch_size=config.batch_size,
                 device=config.device, lr=config.learning_rate(model), steps=steps, clock=clock,
             )
     return times
 
 
-def _probe_worker(config, shapes, masks, steps, threads, barrier, results) -> None:
+def _probe_worker(config, shapes, knowledge, steps, threads, barrier, results) -> None:
     import torch
 
     torch.set_num_threads(threads)
     results.put(("ready", time.perf_counter()))
     barrier.wait()  # every worker times its steps while the others time theirs
-    results.put(("times", _probe_models(config, shapes, masks, steps)))
+    results.put(("times", _probe_models(config, shapes, knowledge, steps)))
 
 
 def measure_steps(
     config: ReproduceConfig,
     shapes: dict[str, tuple[int, ...]],
-    masks: dict[str, np.ndarray],
+    knowledge: dict[str, dict],
     workers: int = 1,
     *,
     steps: int = PROBE_STEPS,
@@ -232,7 +246,7 @@ def measure_steps(
         if config.threads:
             torch.set_num_threads(config.threads)
         try:
-            return _probe_models(config, shapes, masks, steps, clock), 0.0
+            return _probe_models(config, shapes, knowledge, steps, clock), 0.0
         finally:
             torch.set_num_threads(previous)
     context = multiprocessing.get_context("spawn")
@@ -241,7 +255,7 @@ def measure_steps(
     start = time.perf_counter()
     processes = [
         context.Process(target=_probe_worker, daemon=True,
-                        args=(config, shapes, masks, steps, threads, barrier, results))
+                        args=(config, shapes, knowledge, steps, threads, barrier, results))
         for _ in range(workers)
     ]
     for process in processes:
@@ -391,8 +405,7 @@ def _time_outputs(config: ReproduceConfig, bunch,
     from skkgp import layout
     from skkgp.reproduce.plots import plot_evidence
 
-    ch_names = [c for c in bunch.ch_names if c.upper() in
-                {name.upper() for name in layout.DEAP_GRID}] or list(bunch.ch_names)
+    ch_names = _grid_electrodes(config, bunch.ch_names) or list(bunch.ch_names)
     n = len(ch_names)
     # Maps with structure, as a run's are (a constant map draws faster).
     rng = np.random.default_rng(0)
@@ -521,8 +534,9 @@ def dry_run(
     work = grid_work(config, bunch)
     folds = n_folds(config, bunch)
     cells = config.cells()
-    shapes = {model: input_shape(model, bunch) for model in config.models}
-    masks = {model: _region_mask(config, model, bunch.ch_names) for model in config.models}
+    shapes = {model: input_shape(model, bunch, config.dataset) for model in config.models}
+    knowledge = {model: _knowledge_inputs(config, model, bunch.ch_names)
+             for model in config.models}
     if worker_counts is None:
         worker_counts = (1, config.workers if config.workers > 1 else 2)
     counts = sorted(set(worker_counts))
@@ -534,7 +548,7 @@ def dry_run(
     times_of: dict[int, tuple[dict[str, StepTimes], float]] = {}
     for workers in counts:
         note(f"timing {steps} steps of each kind per model with {workers} worker(s) ...")
-        times_of[workers] = measure_steps(config, shapes, masks, workers, steps=steps,
+        times_of[workers] = measure_steps(config, shapes, knowledge, workers, steps=steps,
                                           clock=clock)
     output_seconds = _time_outputs(config, bunch, clock)
     estimates = {
