@@ -158,3 +158,13 @@ def test_dry_run_times_the_knowledge_step_on_the_dataset_grid(tmp_path):
     assert status == 0
     assert re.search(r"ccnn +1 +[\d.]+ +[\d.]+ ", stdout.getvalue())
     assert not (tmp_path / "out").exists()
+
+
+def test_a_release_is_one_data_spec_whatever_the_seed(tmp_path):
+    config = _config(["reproduce", "--data", str(tmp_path), "--dataset", "dreamer",
+                      "--seeds", "0", "3", "--quiet"])
+    specs = {DataSpec.from_config(config.for_seed(seed)) for seed in config.seeds}
+    assert len(specs) == 1
+    # The simulation is drawn per seed.
+    config = _config(["reproduce", "--seeds", "0", "3", "--quiet"])
+    assert len({DataSpec.from_config(config.for_seed(seed)) for seed in config.seeds}) == 2

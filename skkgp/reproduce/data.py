@@ -52,6 +52,10 @@ class DataSpec(NamedTuple):
 
     @classmethod
     def from_config(cls, config: ReproduceConfig) -> DataSpec:
+        if not config.synthetic:
+            # A release is the same data whatever the seed and the simulation's sizes:
+            # one cache key, so that more seeds do not read it again.
+            return cls(config.data, config.dataset, 0, 0, 0, config.target, 0)
         return cls(config.data, config.dataset, config.n_subjects, config.n_trials,
                    config.trial_seconds, config.target, config.seed, config.scenario)
 
