@@ -632,14 +632,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
                 return None
             step_ratio = 1.0 - target / left
         elif method.structural:
-            if isinstance(fraction, dict):
-                step_ratio = {}
-                for name, keep in fraction.items():
-                    step_ratio.update(step_ratios(
-                        {name: origin[name]}, {name: current[name]}, keep
-                    ))
-            else:
-                step_ratio = step_ratios(origin, current, fraction)
+            step_ratio = step_ratios(origin, current, fraction)
             if not step_ratio:
                 return None
         if not last:

@@ -18,6 +18,7 @@ from skkgp.classifier import EEGClassifier
 from skkgp.datasets import make_deap_like
 from skkgp.pruner import ConstantPredictorWarning, KnowledgeGuidedPruner
 from skkgp.pruning import NetworkSlimming, count_paper_flops, count_paper_params, prune
+from skkgp.pruning.base import kept_count
 from skkgp.knowledge.evidence import guided_gradcam, mean_region_share
 from skkgp.knowledge.losses import region_share
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
@@ -290,6 +291,24 @@ def test_steps_reach_the_one_shot_size(raw, method):
     else:
         assert steps.kept_channels == one.kept_channels
         assert steps.params_after == one.params_after
+
+
+def test_per_layer_steps_reach_the_one_shot_size(raw):
+    """Per-layer ratios in three steps end with the widths one shot gives, the layers
+    they do not name untouched."""
+    X, y, _ = raw
+    origin = _net("eegnet", max_epochs=1).fit(X, y)
+    names = sorted(prune(copy.deepcopy(origin.module_), "lfp", 0.5,
+                         torch.as_tensor(X[:2])).kept_channels)
+    ratios = {names[0]: 0.7, names[-1]: 0.4}
+    common = dict(prefit=True, method="lfp", prune_ratio=ratios, random_state=0,
+                  recovery_epochs=3)
+    one = KnowledgeGuidedPruner(origin, **common).fit(X, y).pruning_report_
+    steps = KnowledgeGuidedPruner(origin, n_steps=3, **common).fit(X, y).pruning_report_
+    assert steps.n_steps == 3
+    assert steps.kept_channels == one.kept_channels
+    for name, (kept, total) in one.kept_channels.items():
+        assert kept == (kept_count(total, ratios[name]) if name in ratios else total)
 
 
 def test_budget_and_ratio_parameters(grid):

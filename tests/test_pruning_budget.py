@@ -106,3 +106,25 @@ def test_schedules():
         keep_fractions(0.5, 2, "cosine")
     with pytest.raises(ValueError, match="step_recovery"):
         split_epochs(3, 2, "some")
+
+
+def test_step_ratios_per_layer_in_one_call():
+    """A dict of kept fractions gives, in one call, what one call per layer gives; a
+    layer already at its target, and the layers the dict does not name, are left out."""
+    origin = {"a": 10, "b": 64, "c": 10, "d": 16}
+    current = {"a": 8, "b": 40, "c": 9, "d": 16}
+    keep = {"a": 0.5, "b": 0.3, "c": 0.9}  # targets 5, 19 and 9 (already reached)
+    one_call = step_ratios(origin, current, keep)
+    per_layer = {}
+    for name, fraction in keep.items():
+        per_layer.update(step_ratios({name: origin[name]}, {name: current[name]}, fraction))
+    assert one_call == per_layer == {"a": 1 - 5 / 8, "b": 1 - 19 / 40}
+    assert step_ratios(origin, current, {"c": 0.5}) == {"c": 1 - 5 / 9}
+    with pytest.raises(ValueError, match=r"keep_fraction names layers \['e'\]"):
+        step_ratios(origin, current, {"a": 0.5, "e": 0.5})
+    with pytest.raises(
+        ValueError, match=r"current_channels names layers \['e'\] that origin_channels lacks"
+    ):
+        step_ratios(origin, {**current, "e": 3}, 0.5)
+    with pytest.raises(ValueError, match=r"layer 'b' must be a float in \(0, 1\]"):
+        step_ratios(origin, current, {"a": 0.5, "b": 1.5})

@@ -17,6 +17,7 @@ total, and a budget is searched again on the last step's network.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Real
 
 from skkgp.pruning.base import kept_count
 
@@ -91,27 +92,60 @@ def budget_targets(origin: int, target: int, n_steps: int, schedule: str = "line
 
 
 def step_ratios(
-    origin_channels: Mapping[str, int], current_channels: Mapping[str, int], keep_fraction: float
+    origin_channels: Mapping[str, int],
+    current_channels: Mapping[str, int],
+    keep_fraction: float | Mapping[str, float],
 ) -> dict[str, float]:
     """Per-layer ratios that take each layer from its current width to its step target.
 
-    Each layer's target is ``floor(n * keep_fraction)`` of its origin width ``n`` (what
-    one-shot pruning at ``1 - keep_fraction`` keeps, at least one).
+    Each layer's target is ``floor(n * keep)`` of its origin width ``n`` (what one-shot
+    pruning at ``1 - keep`` keeps, at least one), ``keep`` being ``keep_fraction`` or,
+    for a dict, the layer's own entry.
 
     Parameters
     ----------
     origin_channels, current_channels : dict of str to int
         Width of each unit in the origin and now.
-    keep_fraction : float in (0, 1]
+    keep_fraction : float in (0, 1], or dict of str to float in (0, 1]
+        Fraction of its origin width each layer keeps after this step: one for every
+        layer of ``current_channels``, or per layer (the schedule of per-layer ratios);
+        a dict leaves the layers it does not name as they are.
 
     Returns
     -------
     ratios : dict of str to float
         For the layers that shrink in this step; the others are not named.
+
+    Raises
+    ------
+    ValueError
+        If a layer of ``keep_fraction`` (a dict) or of ``current_channels`` is missing
+        from the widths, or a fraction is not in (0, 1].
     """
+    missing = sorted(set(current_channels) - set(origin_channels))
+    if missing:
+        raise ValueError(
+            f"current_channels names layers {missing} that origin_channels lacks; the "
+            f"origin's layers are {sorted(origin_channels)}."
+        )
+    if isinstance(keep_fraction, Mapping):
+        unknown = sorted(set(keep_fraction) - set(current_channels))
+        if unknown:
+            raise ValueError(
+                f"keep_fraction names layers {unknown} that are not among the widths "
+                f"given; the layers are {sorted(current_channels)}."
+            )
+        fractions = dict(keep_fraction)
+    else:
+        fractions = dict.fromkeys(current_channels, keep_fraction)
     ratios = {}
-    for name, width in current_channels.items():
-        target = kept_count(origin_channels[name], 1.0 - keep_fraction)
+    for name, keep in fractions.items():
+        if isinstance(keep, bool) or not isinstance(keep, Real) or not 0.0 < keep <= 1.0:
+            raise ValueError(
+                f"the kept fraction of layer {name!r} must be a float in (0, 1], got {keep!r}."
+            )
+        width = current_channels[name]
+        target = kept_count(origin_channels[name], 1.0 - keep)
         if target < width:
             ratios[name] = 1.0 - target / width
     return ratios
