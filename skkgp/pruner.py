@@ -29,7 +29,7 @@ from skkgp._validation import HasMethods, Interval, Options, validate_params
 from skkgp._training import uncompiled
 from skkgp.classifier import EEGClassifier
 from skkgp.layout import DEFAULT_REGION, get_channels, get_layout, grid_cells, region_mask
-from skkgp.pruning.base import TrainingBatch, check_ratios
+from skkgp.pruning.base import TrainingBatch, check_per_layer_scope, check_ratios
 from skkgp.pruning.budget import (
     budget_costs,
     check_budget,
@@ -528,11 +528,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
                     f"per-layer ratios (prune_ratio as a dict) do not apply to "
                     f"method={self.method!r}; pass one float ratio."
                 )
-            if self.global_pruning:
-                raise ValueError(
-                    "per-layer ratios (prune_ratio as a dict) rank each layer on its own: "
-                    "leave global_pruning unset (or False), or pass one float ratio."
-                )
+            # Checked here too, so that the origin is not trained for nothing.
+            check_per_layer_scope(self.prune_ratio, self.global_pruning, "prune_ratio")
         if self.n_steps > 1 and pruning.get_method(self.method).prunes_after_recovery:
             raise ValueError(
                 f"n_steps > 1 does not apply to method={self.method!r}, which prunes "

@@ -336,7 +336,9 @@ def test_budget_and_ratio_parameters(grid):
         ({"n_steps": 2, "method": "sfp"}, "n_steps > 1 does not apply"),
         ({"n_steps": 2, "recovery": "scratch"}, "recovery='finetune'"),
         ({"prune_ratio": {"conv1.1": 0.5}, "method": "umwp"}, "per-layer ratios"),
-        ({"prune_ratio": {"conv1.1": 0.5}, "global_pruning": True}, "global_pruning"),
+        # Named as the pruner's prune_ratio: raised before the origin is trained.
+        ({"prune_ratio": {"conv1.1": 0.5}, "global_pruning": True},
+         r"\(prune_ratio as a dict\) .* global_pruning=True: leave global_pruning unset"),
         ({"prune_ratio": {"conv9": 0.5}}, "not prunable units"),
         ({"n_steps": 0}, "n_steps"),
         ({"schedule": "cosine"}, "schedule"),

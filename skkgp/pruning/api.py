@@ -13,6 +13,7 @@ from skkgp.pruning.base import (
     PruningRequest,
     TrainingBatch,
     check_example_inputs,
+    check_per_layer_scope,
     check_ratios,
     check_round_to,
 )
@@ -267,11 +268,7 @@ def prune(
                 f"per-layer ratios (a dict) apply to the structural methods; "
                 f"method={method!r} takes one float ratio."
             )
-        if global_pruning:
-            raise ValueError(
-                "per-layer ratios (a dict) rank each layer on its own: pass "
-                "global_pruning=False (or leave it unset), or one float ratio."
-            )
+        check_per_layer_scope(ratio, global_pruning)
         global_pruning = False
     round_to = check_round_to(round_to)
     example_inputs = check_example_inputs(example_inputs)

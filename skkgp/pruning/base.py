@@ -19,6 +19,7 @@ __all__ = [
     "PruningRequest",
     "TrainingBatch",
     "check_example_inputs",
+    "check_per_layer_scope",
     "check_ratio",
     "check_ratios",
     "check_round_to",
@@ -234,6 +235,33 @@ def check_ratios(ratio) -> float | dict[str, float]:
                 ) from None
         return checked
     return check_ratio(ratio)
+
+
+def check_per_layer_scope(ratio, global_pruning: bool | None, name: str = "ratio") -> None:
+    """Reject per-layer ratios (a dict) together with ``global_pruning=True``.
+
+    A dict ranks each layer it names on its own, which a global ranking across layers
+    contradicts. ``global_pruning=None`` (the method's default) is allowed: per-layer
+    ratios then rank per layer.
+
+    Parameters
+    ----------
+    ratio : float or dict of str to float
+    global_pruning : bool or None
+    name : str, default="ratio"
+        What the caller's user calls ``ratio`` (``"prune_ratio"`` for the pruner).
+
+    Raises
+    ------
+    ValueError
+        If ``ratio`` is a dict and ``global_pruning`` is true.
+    """
+    if isinstance(ratio, Mapping) and global_pruning:
+        raise ValueError(
+            f"per-layer ratios ({name} as a dict) rank each layer on its own and cannot be "
+            "combined with global_pruning=True: leave global_pruning unset (or pass "
+            f"global_pruning=False), or pass one float {name} to rank all layers together."
+        )
 
 
 def check_round_to(round_to) -> int | None:

@@ -60,10 +60,13 @@ def select_channels(
         Importance of each channel of each unit (higher = keep).
     ratio : float in (0, 1), or dict of str to float
         Fraction of each unit's channels to remove; a dict gives it per unit name
-        (units it does not name keep all their channels; per-unit ranking only).
+        (units it does not name keep all their channels) and ranks each unit on its
+        own.
     global_pruning : bool
         Rank all channels together (a unit may lose more or less than ``ratio`` of its
-        channels, never all) or each unit on its own.
+        channels, never all) or each unit on its own. Not consulted for a dict
+        ``ratio``: :func:`~skkgp.pruning.prune` and the pruner reject a dict with
+        ``global_pruning=True``.
     round_to : int or None
         Round the channels each unit keeps up to a multiple of this.
     kept : callable, default=kept_count
@@ -76,11 +79,6 @@ def select_channels(
     """
     order = {name: torch.argsort(s, stable=True).tolist() for name, s in scores.items()}
     if isinstance(ratio, Mapping):
-        if global_pruning:
-            raise ValueError(
-                "per-layer ratios (a dict) rank each layer on its own: pass "
-                "global_pruning=False, or one float ratio for a global ranking."
-            )
         return {
             name: sorted(order[name][: len(s) - kept(len(s), ratio[name], round_to)])
             if name in ratio else []
