@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skkgp.models import CCNN, FBCCNN, EEGNet, TSCeption
-from skkgp.pruning import TrainingBatch, applicable_methods, prune
+from skkgp.pruning import METHODS, TrainingBatch, applicable_methods, prune
 from skkgp.pruning.api import get_method
 from skkgp.pruning.base import PruningRequest, kept_count
 from skkgp.pruning.units import UnitGraph, find_last_layer, zero_channels
@@ -253,6 +253,31 @@ def test_criteria_remove_channels_as_if_zeroed(model, method, ratio):
     for name, (kept, total) in report.kept_channels.items():
         assert total - kept == len(removed[name])
     torch.testing.assert_close(net(x), zeroed(x), rtol=0, atol=1e-8)
+
+
+STRUCTURAL = tuple(m for m in METHODS if get_method(m).structural)
+
+
+@pytest.mark.parametrize("method", STRUCTURAL)
+def test_scores_are_float64_on_the_cpu(method):
+    """Every structural method's scores, from a float32 network whose parameters take
+    gradients, are detached float64 CPU tensors with one score per channel: the form
+    plan and select use them in, without converting them again."""
+    assert set(CRITERIA) < set(STRUCTURAL)
+    net, x = make_small_model("eegnet")
+    _randomize_batchnorm(net)
+    net.eval()
+    assert method in applicable_methods(net)
+    assert all(p.dtype == torch.float32 and p.requires_grad for p in net.parameters())
+    graph = UnitGraph(net, x[:2], [find_last_layer(net, x[:2])])
+    widths = {unit.name: unit.n_channels for unit in graph.units}
+    scores = get_method(method).unit_scores(net, graph, _batch(x))
+    assert scores and set(scores) <= set(widths)
+    for name, unit_scores in scores.items():
+        assert unit_scores.dtype == torch.float64, name
+        assert unit_scores.device == torch.device("cpu"), name
+        assert not unit_scores.requires_grad, name
+        assert unit_scores.shape == (widths[name],), name
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -153,12 +153,12 @@ class NSFP(StructuredPruning):
         if not request.global_pruning or not scores:
             return super().select(scores, request)
         ratio = request.ratio
-        values = torch.sort(torch.cat([s.double() for s in scores.values()])).values
+        values = torch.sort(torch.cat(list(scores.values()))).values
         # The epsilon keeps 10 * 0.3 = 3.0000000000000004 at 3 and 100 * 0.29 at 29.
         threshold = values[min(math.floor(values.numel() * ratio + 1e-9), values.numel() - 1)]
         removed = {}
         for name, unit_scores in scores.items():
-            below = torch.nonzero(unit_scores.double() < threshold).flatten().tolist()
+            below = torch.nonzero(unit_scores < threshold).flatten().tolist()
             if len(below) == len(unit_scores):
                 # Every unit keeps its largest-scaled channel.
                 below.remove(int(torch.argmax(unit_scores)))

@@ -33,7 +33,7 @@ def filter_norms(module: nn.Module, unit: ChannelUnit, p: float) -> torch.Tensor
 
     Returns
     -------
-    norms : Tensor, shape (unit.n_channels,)
+    norms : Tensor of float64 on the CPU, shape (unit.n_channels,)
     """
     modules = dict(module.named_modules())
     total = torch.zeros(unit.n_channels, dtype=torch.float64)
@@ -56,7 +56,7 @@ def select_channels(
 
     Parameters
     ----------
-    scores : dict of str to Tensor, shape (n_channels,)
+    scores : dict of str to Tensor of float64 on the CPU, shape (n_channels,)
         Importance of each channel of each unit (higher = keep).
     ratio : float in (0, 1), or dict of str to float
         Fraction of each unit's channels to remove; a dict gives it per unit name
@@ -141,6 +141,10 @@ class StructuredPruning(PruningMethod):
 
     Criteria that need the whole network at once (torch-pruning's importance classes,
     gradients, evidence) override :meth:`unit_scores` instead.
+
+    Scores are float64 tensors on the CPU without autograd history, whatever the
+    module's dtype and device: :meth:`scores` and :meth:`unit_scores` return them so,
+    and :meth:`plan` and :meth:`select` use them as they come.
     """
 
     structural = True
@@ -150,7 +154,10 @@ class StructuredPruning(PruningMethod):
     normalize_global: bool = True
 
     def scores(self, module: nn.Module, unit: ChannelUnit) -> torch.Tensor | None:
-        """Importance of each channel of ``unit`` (None: the method skips the unit)."""
+        """Importance of each channel of ``unit`` (None: the method skips the unit).
+
+        A detached float64 tensor on the CPU, shape ``(unit.n_channels,)``.
+        """
         raise NotImplementedError(
             f"{type(self).__name__} must implement scores() or unit_scores()."
         )
@@ -170,8 +177,8 @@ class StructuredPruning(PruningMethod):
 
         Returns
         -------
-        scores : dict of str to Tensor, shape (n_channels,)
-            Units left out are not pruned.
+        scores : dict of str to Tensor of float64 on the CPU, shape (n_channels,)
+            Detached (no autograd history); units left out are not pruned.
         """
         scores = {}
         for unit in graph.units:
@@ -211,7 +218,6 @@ class StructuredPruning(PruningMethod):
                 )
         scores = {}
         for name, unit_scores in self.unit_scores(module, graph, request.batch).items():
-            unit_scores = unit_scores.detach().double().cpu()
             if request.global_pruning and self.normalize_global:
                 unit_scores = unit_scores / unit_scores.mean().clamp_min(1e-12)
             scores[name] = unit_scores
