@@ -768,7 +768,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     def _training_batch(
         self, X: np.ndarray, y: np.ndarray, module: torch.nn.Module, cells: np.ndarray | None
     ) -> TrainingBatch:
-        """Up to ``BATCH_SIZE`` training samples, for the criteria that rank on data."""
+        """Up to ``TRAINING_BATCH_SIZE`` training samples, for the criteria that rank on data."""
         size = min(len(X), TRAINING_BATCH_SIZE)
         rows = np.sort(np.random.default_rng(self._seed()).permutation(len(X))[:size])
         device = next((p.device for p in module.parameters()), torch.device("cpu"))
