@@ -42,10 +42,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from skkgp._atomic import atomic_write_bytes
+from skkgp._estimators import fitted_net
 from skkgp._training import uncompiled
 from skkgp.pruning.masks import copy_module, fold_masks
 
@@ -153,9 +153,11 @@ default=None
         ``skkgp[deploy]``.
     FileExistsError
         If ``path`` exists and ``overwrite`` is false.
+    TypeError
+        If ``estimator`` is none of the above (the message names it).
     ValueError
-        For an unfitted estimator, an unknown ``quantize`` or ``calibration``, or
-        calibration inputs of the wrong shape.
+        For an unfitted estimator (:class:`~sklearn.exceptions.NotFittedError`), an
+        unknown ``quantize`` or ``calibration``, or calibration inputs of the wrong shape.
 
     See Also
     --------
@@ -233,31 +235,15 @@ def network_estimator(estimator: Any) -> tuple[Any, list[tuple[str, Any]]]:
         The fitted net (``estimator_`` of a pruner, the last step of a pipeline).
     preprocessing : list of (str, transformer)
         Pipeline steps that run before the network (empty without a pipeline).
+
+    Raises
+    ------
+    TypeError
+        For anything else (the message names what was passed).
+    sklearn.exceptions.NotFittedError
+        For an estimator that is not fitted yet.
     """
-    from sklearn.pipeline import Pipeline
-
-    from skkgp.classifier import EEGClassifier
-    from skkgp.pruner import KnowledgeGuidedPruner
-
-    preprocessing: list[tuple[str, Any]] = []
-    final = estimator
-    if isinstance(estimator, Pipeline):
-        preprocessing = [(name, step) for name, step in estimator.steps[:-1]
-                         if step is not None and step != "passthrough"]
-        final = estimator.steps[-1][1]
-    if isinstance(final, KnowledgeGuidedPruner):
-        check_is_fitted(final, "estimator_")
-        final = final.estimator_
-    if not isinstance(final, EEGClassifier):
-        raise TypeError(
-            "export_onnx exports the network of a fitted skkgp.EEGClassifier, "
-            "KnowledgeGuidedPruner or a Pipeline ending in one; got "
-            f"{type(final).__name__}."
-        )
-    check_is_fitted(final, "input_shape_")
-    if not isinstance(getattr(final, "module_", None), nn.Module):
-        raise ValueError(f"The {type(final).__name__} holds no network (module_): fit it first.")
-    return final, preprocessing
+    return fitted_net(estimator, "export_onnx")
 
 
 def inference_copy(module: nn.Module) -> nn.Module:

@@ -63,6 +63,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from skkgp._estimators import fitted_net
 from skkgp.knowledge._autograd import input_grads_only
 from skkgp.knowledge._pooled import PooledPlan, pooled_weights
 
@@ -702,53 +703,22 @@ def guided_saliency(
     return reduce_to_electrodes(magnitude.sum(dim=1), "grid", cells)
 
 
-def _unwrap(module) -> nn.Module:
-    if isinstance(module, nn.Module):
-        return module
-    if hasattr(module, "module_"):
-        if not isinstance(module.module_, nn.Module):
-            raise ValueError(
-                f"The estimator's module_ is not a torch.nn.Module: {module.module_!r}."
-            )
-        return module.module_
-    if hasattr(module, "fit") and (hasattr(module, "module") or hasattr(module, "estimator")):
-        raise ValueError(
-            f"This {type(module).__name__} is not fitted yet: call fit before computing evidence."
-        )
-    raise TypeError(
-        "module must be a torch.nn.Module, a fitted EEGClassifier, KnowledgeGuidedPruner or "
-        f"a Pipeline ending in one; got {type(module).__name__}."
-    )
-
-
 def _resolve_model(model, X):
-    """The estimator or module that holds the network, and ``X`` as that network takes it.
+    """The net or module that holds the network, and ``X`` as that network takes it.
 
     A :class:`~sklearn.pipeline.Pipeline` transforms ``X`` through its earlier steps; a
     fitted :class:`~skkgp.KnowledgeGuidedPruner` stands for its pruned, recovered network.
     """
-    from sklearn.pipeline import Pipeline
-
-    if isinstance(model, Pipeline):
-        if len(model.steps) > 1:
-            head = model[:-1]
-            try:
-                X = head.transform(X)
-            except Exception as error:  # noqa: BLE001 - any unfitted or failing step
-                raise ValueError(
-                    "The pipeline's steps before its last could not transform X "
-                    f"({type(error).__name__}: {error}); fit the pipeline first."
-                ) from error
-        model = model[-1]
-    if not isinstance(model, nn.Module) and hasattr(model, "estimator"):
-        # A meta-estimator such as KnowledgeGuidedPruner: its fitted network.
-        if not hasattr(model, "estimator_"):
+    net, preprocessing = fitted_net(model, "guided_gradcam", modules=True)
+    for _, step in preprocessing:
+        try:
+            X = step.transform(X)
+        except Exception as error:  # noqa: BLE001 - any unfitted or failing step
             raise ValueError(
-                f"This {type(model).__name__} is not fitted yet: call fit before computing "
-                "evidence."
-            )
-        model = model.estimator_
-    return model, X
+                "The pipeline's steps before its last could not transform X "
+                f"({type(error).__name__}: {error}); fit the pipeline first."
+            ) from error
+    return net, X
 
 
 def _fitted_evidence(estimator) -> dict:
@@ -864,7 +834,7 @@ def guided_gradcam(
     (n_samples, 32)
     """
     estimator, X = _resolve_model(module, X)
-    net = _unwrap(estimator)
+    net = estimator if isinstance(estimator, nn.Module) else estimator.module_
     fitted = {} if isinstance(estimator, nn.Module) else _fitted_evidence(estimator)
     if evidence is None:
         evidence = fitted.get("evidence", "auto")
