@@ -99,8 +99,17 @@ def test_tiny_run_writes_markdown_table_and_plots(tiny_run):
     assert LEGEND in markdown
     assert "- eegnet lfp finetune: proposed vs baseline:" in markdown
     comparison = pd.read_csv(out / "comparison.csv")
+    # The columns the user guide lists for the file.
+    assert list(comparison.columns) == [
+        "model", "method", "recovery", "metric", "n_pairs", "n_excluded", "mean_difference",
+        "median_difference", "ci_low", "ci_high", "confidence", "wilcoxon_p", "ttest_p",
+        "n_up", "n_down", "n_tied", "n_boot", "direction"]
     assert list(comparison["metric"]) == ["accuracy", "region_share"]
     assert (comparison["n_pairs"] == 2).all() and (comparison["n_boot"] == 10_000).all()
+    # The table's "P - B" column is the file's accuracy row.
+    accuracy = comparison.iloc[0]
+    assert (f"{100 * accuracy.mean_difference:+.1f} [{100 * accuracy.ci_low:+.1f}, "
+            f"{100 * accuracy.ci_high:+.1f}]") in markdown
     for name in ("accuracy.png", "evidence-eegnet-lfp-finetune.png"):
         png = (out / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000

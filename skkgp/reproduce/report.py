@@ -209,7 +209,8 @@ def summarize(frame: pd.DataFrame, cells: Sequence[Cell]) -> pd.DataFrame:
         :class:`~skkgp.reproduce.stats.PairedComparison` of accuracy,
         ``share_comparison`` that of the region share; ``ratio`` is the cell's
         ``--ratios`` ratio (None without), ``evidence_kind`` the evidence its region
-        shares were measured with.
+        shares were measured with. The comparisons' fields (mean difference,
+        p-values, pairs left out, ...) are written out by :func:`comparisons_frame`.
     """
     rows = []
     for cell in cells:
@@ -239,12 +240,8 @@ def summarize(frame: pd.DataFrame, cells: Sequence[Cell]) -> pd.DataFrame:
             row[name] = float(values.mean()) if len(values) else math.nan
         kinds = part["evidence_kind"].dropna().astype(str)
         row["evidence_kind"] = kinds.iloc[0] if len(kinds) else ""
-        comparison = compare(part)
-        row["comparison"] = comparison
+        row["comparison"] = compare(part)
         row["share_comparison"] = compare(part, "region_share")
-        row["difference"] = comparison.mean_difference
-        row["p_value"] = comparison.wilcoxon_p
-        row["constant_origins"] = comparison.n_excluded
         rows.append(row)
     return pd.DataFrame(rows)
 
