@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import multiprocessing
+import os
+import time
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,6 +19,7 @@ from skkgp.reproduce.parallel import (
     WorkerError,
     check_workers,
     run_parallel,
+    run_workers,
     worker_memory,
 )
 from skkgp.reproduce.runner import OriginGroup
@@ -112,3 +117,77 @@ def test_a_failing_worker_stops_the_run_with_its_traceback():
     with pytest.raises(WorkerError, match="nosuchmodel"):
         run_parallel([bad], lambda *args: seen.append(args), 2, threads=1)
     assert seen == []
+
+
+# ---------------------------------------------------------------- run_workers
+# The workers' bodies are standard-library callables: a spawned process imports them by
+# name, which a test module's functions need not allow.
+def _zombie_children() -> set[int]:
+    """Processes of this one that ended and were never joined (state Z in /proc).
+
+    Compared before and after a call: other tests in this process may leave their own.
+    """
+    zombies = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            zombies.add(int(stat.parent.name))
+    return zombies
+
+
+def _refused(exitcode: int) -> RuntimeError:
+    return RuntimeError(f"exit code {exitcode}")
+
+
+def test_run_workers_hands_every_message_over_and_leaves_no_process():
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    received = []
+
+    def receive(message) -> bool:
+        received.append(message)
+        return len(received) == 3
+
+    before = _zombie_children(), set(multiprocessing.active_children())
+    run_workers(context, results.put, ("hello",), 3, results, receive, _refused)
+    assert received == ["hello"] * 3
+    assert _zombie_children() <= before[0]
+    assert set(multiprocessing.active_children()) <= before[1]
+
+
+@pytest.mark.parametrize(
+    ("target", "args", "message"),
+    [
+        (os._exit, (3,), "exit code 3"),  # a worker dies
+        (time.sleep, (0,), "exit code 0"),  # the workers end without sending anything
+    ],
+)
+def test_run_workers_reports_workers_that_end_unfinished(target, args, message):
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    before = _zombie_children()
+    with pytest.raises(RuntimeError, match=message):
+        run_workers(context, target, args, 2, results, lambda message: False, _refused,
+                    poll=0.1)
+    assert _zombie_children() <= before
+
+
+def test_an_error_while_receiving_stops_the_workers():
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    results.put("x")  # the message that receive refuses, while the worker sleeps
+
+    def receive(message) -> bool:
+        raise ValueError(f"cannot take {message!r}")
+
+    before = _zombie_children(), set(multiprocessing.active_children())
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="cannot take 'x'"):
+        run_workers(context, time.sleep, (60,), 2, results, receive, _refused)
+    # Stopped, not waited for.
+    assert time.perf_counter() - start < 30
+    assert _zombie_children() <= before[0]
+    assert set(multiprocessing.active_children()) <= before[1]

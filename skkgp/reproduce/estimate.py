@@ -239,7 +239,7 @@ def measure_steps(
     """
     import torch
 
-    from skkgp.reproduce.parallel import worker_threads
+    from skkgp.reproduce.parallel import run_workers, worker_threads
 
     if workers == 1:
         previous = torch.get_num_threads()
@@ -252,30 +252,24 @@ def measure_steps(
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(workers), context.Queue()
     threads = worker_threads(config, workers)
-    start = time.perf_counter()
-    processes = [
-        context.Process(target=_probe_worker, daemon=True,
-                        args=(config, shapes, knowledge, steps, threads, barrier, results))
-        for _ in range(workers)
-    ]
-    for process in processes:
-        process.start()
     ready, measured = [], []
+
+    def receive(message) -> bool:
+        kind, payload = message
+        (ready if kind == "ready" else measured).append(payload)
+        return len(measured) == workers
+
+    def failure(exitcode: int) -> RuntimeError:
+        return RuntimeError("a timing worker failed; run --dry-run with --workers 1 to see "
+                            "its error.")
+
+    start = time.perf_counter()
     try:
-        while len(measured) < workers:
-            try:
-                kind, payload = results.get(timeout=1.0)
-            except Exception:  # queue.Empty: check that the workers still live
-                if any(p.exitcode not in (None, 0) for p in processes):
-                    raise RuntimeError("a timing worker failed; run --dry-run with "
-                                       "--workers 1 to see its error.") from None
-                continue
-            (ready if kind == "ready" else measured).append(payload)
+        run_workers(context, _probe_worker,
+                    (config, shapes, knowledge, steps, threads, barrier, results), workers,
+                    results, receive, failure, poll=1.0)
     finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-            process.join()
+        results.close()
     times = {
         model: StepTimes(*(statistics.median(getattr(m[model], name) for m in measured)
                            for name in ("plain", "knowledge", "predict", "warmup")))

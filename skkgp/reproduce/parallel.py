@@ -20,8 +20,9 @@ import multiprocessing
 import os
 import queue as queue_module
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from skkgp.reproduce.config import ConfigError, ReproduceConfig
 from skkgp.reproduce.runner import OnResult, OriginGroup, run_group
@@ -33,6 +34,7 @@ __all__ = [
     "worker_memory",
     "check_workers",
     "run_parallel",
+    "run_workers",
     "WorkerError",
     "CUDA_CONTEXT_BYTES",
 ]
@@ -240,6 +242,73 @@ def _worker(tasks, results, threads: int) -> None:
         results.put(("done", index, None))
 
 
+def run_workers(
+    context,
+    target: Callable[..., None],
+    args: tuple,
+    n_workers: int,
+    results,
+    receive: Callable[[Any], bool],
+    failure: Callable[[int], BaseException],
+    *,
+    poll: float = 0.5,
+) -> None:
+    """Run ``n_workers`` processes of ``target(*args)`` and hand what they send to ``receive``.
+
+    Parameters
+    ----------
+    context : multiprocessing context
+        Where the processes, and the queues and barriers in ``args``, come from (the
+        ``spawn`` context: safe with CUDA and with threads in this process).
+    target : callable
+        Body of each worker; it sends its messages on ``results``.
+    args : tuple
+        Arguments of ``target``.
+    n_workers : int
+    results : multiprocessing.Queue
+        The queue the workers send on, read here.
+    receive : callable
+        Called here with each message, in the order they arrive; returns true once it
+        has all it waits for. What it raises stops the workers and propagates.
+    failure : callable
+        Given the exit code of a worker that died (non-zero), or 0 when every worker
+        ended before ``receive`` had all it waits for; returns the exception to raise.
+    poll : float, default=0.5
+        Seconds to wait for a message before looking at the workers' exit codes.
+
+    The workers are daemons, stopped (terminated if still alive) and joined before this
+    returns or raises, so that none is left behind.
+    """
+    processes = [context.Process(target=target, args=args, daemon=True)
+                 for _ in range(n_workers)]
+    for process in processes:
+        process.start()
+    try:
+        ended = False
+        while True:
+            try:
+                message = results.get(timeout=poll)
+            except queue_module.Empty:
+                dead = [p for p in processes if p.exitcode not in (None, 0)]
+                if dead:
+                    raise failure(dead[0].exitcode) from None
+                if all(p.exitcode == 0 for p in processes):
+                    if ended:
+                        raise failure(0) from None
+                    # What the workers sent before they ended is in the pipe by now: read
+                    # once more before calling their work unfinished.
+                    ended = True
+                continue
+            if receive(message):
+                return
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join()
+
+
 class WorkerError(RuntimeError):
     """A worker process failed; the message holds its traceback."""
 
@@ -278,44 +347,37 @@ def run_parallel(
     n_workers = max(1, min(workers, len(groups)))
     for _ in range(n_workers):
         tasks.put(None)
-    processes = [context.Process(target=_worker, args=(tasks, results, threads), daemon=True)
-                 for _ in range(n_workers)]
-    for process in processes:
-        process.start()
     remaining = set(range(len(groups)))
+
+    def receive(message) -> bool:
+        kind, index, payload = message
+        if kind == "result":
+            on_result(*payload)
+        elif kind == "done":
+            remaining.discard(index)
+        else:
+            error, text = payload
+            if isinstance(error, (KeyboardInterrupt, ConfigError)):
+                raise error
+            raise WorkerError(
+                f"a worker failed on {groups[index].label}:\n{text.rstrip()}"
+            ) from error
+        return not remaining
+
+    def failure(exitcode: int) -> WorkerError:
+        if exitcode == 0:
+            return WorkerError("the workers ended with origin groups unfinished.")
+        return WorkerError(
+            f"a worker process died (exit code {exitcode}) while {len(remaining)} origin "
+            "group(s) were unfinished; a negative code is the signal that ended it (-9: "
+            "killed, often for lack of memory). Finished results are saved: rerun to "
+            "resume, with fewer --workers."
+        )
+
     try:
-        while remaining:
-            try:
-                kind, index, payload = results.get(timeout=0.5)
-            except queue_module.Empty:
-                dead = [p for p in processes if p.exitcode not in (None, 0)]
-                if dead:
-                    raise WorkerError(
-                        f"a worker process died (exit code {dead[0].exitcode}) while "
-                        f"{len(remaining)} origin group(s) were unfinished; a negative code is "
-                        "the signal that ended it (-9: killed, often for lack of memory). "
-                        "Finished results are saved: rerun to resume, with fewer --workers."
-                    ) from None
-                if all(p.exitcode == 0 for p in processes):
-                    raise WorkerError("the workers ended with origin groups unfinished.")
-                continue
-            if kind == "result":
-                on_result(*payload)
-            elif kind == "done":
-                remaining.discard(index)
-            else:
-                error, text = payload
-                if isinstance(error, (KeyboardInterrupt, ConfigError)):
-                    raise error
-                raise WorkerError(
-                    f"a worker failed on {groups[index].label}:\n{text.rstrip()}"
-                ) from error
+        run_workers(context, _worker, (tasks, results, threads), n_workers, results,
+                    receive, failure)
     finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join()
         tasks.close()
         results.close()
 
