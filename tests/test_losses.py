@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from skkgp.knowledge.losses import (
     knowledge_guided_loss,
+    knowledge_guided_terms,
     normalize_evidence,
     region_loss,
     region_share,
@@ -204,3 +205,85 @@ def test_resolve_region_loss_keeps_explicit_variants_and_maps_auto_per_kind():
             assert resolve_region_loss(explicit, kind) == explicit
     assert resolve_region_loss("auto", "input_x_gradient") == "dead_aware"
     assert resolve_region_loss("auto", "gradcam") == "straight_through"
+
+
+def _composed_loss(ce, evidence, mask, alpha, beta, scores, variant):
+    """knowledge_guided_loss written as its definition: the public terms composed."""
+    loss = ce.mean()
+    if beta:
+        weights = (1 - beta) + beta * sample_weights(evidence, mask)
+        loss = (weights * ce).mean()
+    if alpha:
+        loss = loss + alpha * region_loss(evidence, mask, scores, variant=variant)
+    return loss
+
+
+def _knowledge_inputs(seed, n=7, n_electrodes=5):
+    """ReLU evidence of signed scores, with rows all zero, and per-sample CE (float64)."""
+    generator = torch.Generator().manual_seed(seed)
+    raw = torch.randn(n, n_electrodes, generator=generator, dtype=torch.float64)
+    raw[1] = -raw[1].abs() - 0.1  # all below zero: all-zero evidence
+    raw[4] = -raw[4].abs() - 0.1
+    scores = raw.clone().requires_grad_(True)
+    evidence = torch.relu(scores)
+    ce = torch.rand(n, generator=generator, dtype=torch.float64).requires_grad_(True)
+    mask = torch.tensor([True, False, True, False, False])
+    return ce, scores, evidence, mask
+
+
+@pytest.mark.parametrize("variant", ["literal", "dead_aware", "straight_through"])
+@pytest.mark.parametrize("alpha, beta", [(1.0, 1.0), (0.7, 0.0), (0.0, 0.4), (0.3, 0.6)])
+@pytest.mark.parametrize("with_scores", [True, False])
+def test_fused_loss_equals_its_definition_in_value_and_gradient(variant, alpha, beta,
+                                                                with_scores):
+    # knowledge_guided_terms differentiates in closed form; its value and its gradients
+    # with respect to CE, the evidence and the signed scores are those of the composition.
+    results = []
+    for fused in (True, False):
+        ce, scores, evidence, mask = _knowledge_inputs(0)
+        given = scores if with_scores else None
+        if fused:
+            terms = knowledge_guided_terms(ce, evidence, mask, alpha, beta, given,
+                                           variant=variant)
+            loss = terms.loss
+            np.testing.assert_allclose(terms.share, region_share(evidence.detach(), mask),
+                                       rtol=1e-14)
+            np.testing.assert_array_equal(terms.zero, evidence.sum(dim=1) <= 0)
+        else:
+            loss = _composed_loss(ce, evidence, mask, alpha, beta, given, variant)
+        loss.backward()
+        results.append((loss.detach(), ce.grad, scores.grad))
+    (fused_loss, *fused_grads), (loss, *grads) = results
+    torch.testing.assert_close(fused_loss, loss, rtol=1e-13, atol=1e-15)
+    for fused_grad, grad in zip(fused_grads, grads):
+        torch.testing.assert_close(fused_grad, grad, rtol=1e-12, atol=1e-15)
+    # The all-zero rows get a gradient through their scores exactly when the variant
+    # gives them one.
+    revived = alpha != 0 and with_scores and variant != "literal"
+    scores_grad = fused_grads[1]
+    assert (scores_grad is not None and bool(scores_grad[[1, 4]].abs().sum() > 0)) == revived
+
+
+def test_fused_loss_passes_gradcheck():
+    # Only the literal region term without sample weights is the true derivative of its
+    # value (the other variants and the stop-gradient weights define their own gradient,
+    # checked against the composition above); the weights' CE gradient is checked alone.
+    ce, scores, _, mask = _knowledge_inputs(1)
+    # Away from the ReLU's kink, so that finite differences hold.
+    scores = scores.detach().where(scores.detach().abs() > 0.1, 0.5).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda ce, scores: knowledge_guided_terms(ce, torch.relu(scores), mask, 0.8, 0.0,
+                                                  scores, variant="literal").loss,
+        (ce, scores))
+    evidence = torch.relu(scores.detach())
+    assert torch.autograd.gradcheck(
+        lambda ce: knowledge_guided_terms(ce, evidence, mask, 0.8, 0.5, None).loss, (ce,))
+
+
+def test_knowledge_terms_keep_numpy_in_numpy_out():
+    terms = knowledge_guided_terms(CE, EVIDENCE, MASK, 0.5, 1.0)
+    assert isinstance(terms.loss, float)
+    assert terms.loss == pytest.approx(knowledge_guided_loss(CE, EVIDENCE, MASK, 0.5, 1.0),
+                                       abs=1e-15)
+    np.testing.assert_allclose(terms.share, SHARES)
+    np.testing.assert_array_equal(terms.zero, [False, True, False])

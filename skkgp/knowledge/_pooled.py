@@ -23,6 +23,7 @@ caller takes the mean of ``G`` as before.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -61,13 +62,23 @@ class PooledPlan:
 
     def taps(self) -> torch.Tensor:
         """``T``, shape ``(kh * kw, H' * W')``: 1 where a kernel tap of an output position
-        lands on one of ``A``'s positions (not on padding)."""
+        lands on one of ``A``'s positions (not on padding). Shared between calls: do not
+        modify it."""
         height, width = self.activations.shape[-2:]
         weight, conv = self.weight, self.conv
-        ones = torch.ones((1, 1, height, width), dtype=weight.dtype, device=weight.device)
-        ones = nn.functional.pad(ones, self.padding)
-        return nn.functional.unfold(ones, weight.shape[-2:], conv.dilation, conv.padding,
-                                    conv.stride)[0]
+        return _taps(int(height), int(width), tuple(self.padding), tuple(weight.shape[-2:]),
+                     tuple(conv.dilation), tuple(conv.padding), tuple(conv.stride),
+                     weight.dtype, weight.device)
+
+
+# One matrix per layer geometry, made once: every training step of a fit asks again.
+@functools.lru_cache(maxsize=64)
+def _taps(height, width, padding, kernel_size, dilation, conv_padding, stride, dtype, device):
+    # A normal tensor even when first asked for under inference mode: autograd saves it.
+    with torch.inference_mode(False), torch.no_grad():
+        ones = torch.ones((1, 1, height, width), dtype=dtype, device=device)
+        ones = nn.functional.pad(ones, padding)
+        return nn.functional.unfold(ones, kernel_size, dilation, conv_padding, stride)[0]
 
 
 def _edges_into(root, targets: set) -> dict:

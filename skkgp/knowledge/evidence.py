@@ -608,9 +608,10 @@ def evidence_from_activations(
     maps = evidence_map(logits, activations, target, evidence=evidence,
                         create_graph=create_graph, rectify=False, consumer=consumer)
     scores = reduce_to_electrodes(maps, electrode_axis, cells)
-    if evidence == "input_x_gradient":
-        # One attribution per electrode, its sign that of the electrode's net
-        # contribution to the score.
+    if evidence == "input_x_gradient" or electrode_axis == "grid":
+        # Input x gradient: one attribution per electrode, its sign that of the
+        # electrode's net contribution to the score. A grid's reduction picks one cell per
+        # electrode, so that rectifying the picked scores is rectifying the map first.
         result = torch.relu(scores)
     else:
         result = reduce_to_electrodes(torch.relu(maps), electrode_axis, cells)

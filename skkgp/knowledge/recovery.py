@@ -38,8 +38,7 @@ from skkgp.knowledge.losses import (
     ESTIMATOR_REGION_LOSS,
     REGION_WEIGHT,
     SAMPLE_WEIGHTING,
-    knowledge_guided_loss,
-    region_share,
+    knowledge_guided_terms,
     resolve_region_loss,
 )
 
@@ -282,8 +281,9 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         self.__dict__.update(self._knowledge_setup())
         device = self.device
         self._knowledge_tensors_ = {
+            # In the evidence's usual dtype, so that the loss need not convert it each step.
             "mask": None if self.region_mask_ is None
-            else torch.as_tensor(self.region_mask_, device=device),
+            else torch.as_tensor(self.region_mask_, dtype=torch.float32, device=device),
             "cells": None if self.cells_ is None else torch.as_tensor(self.cells_, device=device),
         }
 
@@ -361,19 +361,15 @@ class KnowledgeGuidedClassifier(EEGClassifier):
                 y_pred = self._infer_on(module, Xi, **fit_params)
             source = Xi if from_input else capture.get()
             consumer = pooled.plan(y_pred) if isinstance(pooled, ConsumerCapture) else None
-            loss, evidence, mask = self._knowledge_loss(
-                Xi, yi, y_pred, source, guide, differentiate, consumer
-            )
-            loss.backward()
-        evidence = evidence.detach()
-        share = region_share(evidence, mask).mean()
-        zero = (evidence.sum(dim=1) <= 0).double().mean()
-        self._record_batch_value("train_region_share", share)
-        self._record_batch_value("train_zero_evidence", zero)
-        return {"loss": loss, "y_pred": y_pred}
+            terms = self._knowledge_loss(Xi, yi, y_pred, source, guide, differentiate, consumer)
+            terms.loss.backward()
+        self._record_batch_value("train_region_share", terms.share.mean())
+        self._record_batch_value("train_zero_evidence", terms.zero.double().mean())
+        return {"loss": terms.loss, "y_pred": y_pred}
 
     def _knowledge_loss(self, Xi, yi, y_pred, source, guide, differentiate, consumer=None):
-        """The loss of one batch from its forward pass, and the evidence it used."""
+        """The loss terms of one batch from its forward pass
+        (:class:`~skkgp.knowledge.losses.KnowledgeTerms`)."""
         mask, cells = self._knowledge_tensors_["mask"], self._knowledge_tensors_["cells"]
         y_true = to_tensor(yi, device=self.device)
         ce = self._per_sample_loss(y_pred, y_true)
@@ -391,6 +387,6 @@ class KnowledgeGuidedClassifier(EEGClassifier):
                 f"resolves {evidence.shape[1]} electrodes."
             )
         # The signed scores give all-zero evidence a gradient back (skkgp.knowledge.losses.region_loss).
-        loss = knowledge_guided_loss(ce, evidence, mask, self.region_weight, self.sample_weighting,
-                                     scores=scores, variant=self.region_loss_)
-        return loss, evidence, mask
+        return knowledge_guided_terms(ce, evidence, mask, self.region_weight,
+                                      self.sample_weighting, scores=scores,
+                                      variant=self.region_loss_)
