@@ -137,13 +137,15 @@ def _bn_backward(grad_out, x, weight, mean, invstd, eps, output_mask):
 class _BatchNormInputGrad(torch.autograd.Function):
     """``dx`` of training-mode BatchNorm as a function of ``(grad_out, x, weight)``.
 
-    Its backward is the closed form of the second derivative: three reductions and a
-    few fused elementwise passes, where PyTorch's generic formula makes some thirty.
+    Its backward is the closed form of the second derivative: two BatchNorm backward
+    kernels, one reduction and three fused elementwise passes, where PyTorch's generic
+    formula makes some thirty.
     """
 
     @staticmethod
     def forward(ctx, grad_out, x, weight, mean, invstd, eps):
         ctx.save_for_backward(grad_out, x, weight, mean, invstd)
+        ctx.eps = eps
         return _bn_backward(grad_out, x, weight, mean, invstd, eps, [True, False, False])[0]
 
     @staticmethod
@@ -151,29 +153,28 @@ class _BatchNormInputGrad(torch.autograd.Function):
     def backward(ctx, v):
         # Per channel, over its N values: r = invstd, xh = (x - mean) r, gx = g r (gy - m1 -
         # xh m2) with m1 = mean(gy), m2 = mean(gy xh), so F = <v, gx> = g r N (mvg - m1 mv -
-        # m2 mvx) (mv, mvx, mvg: means of v, v xh, v gy). Both outputs are affine in the
-        # full-size tensors x, gy, v with per-channel coefficients: few passes over memory.
+        # m2 mvx) (mv, mvx, mvg: means of v, v xh, v gy). gx is g r times a symmetric
+        # projection of gy, so dF/dgy is the same BatchNorm backward applied to v, and the
+        # kernel that computes it also returns N mvx and N mv (its weight and bias
+        # gradients); a second call returns N m2 and N m1. Fused kernels instead of a dozen
+        # elementwise passes and reductions: on a GPU at small batches each is a launch.
         grad_out, x, weight, mean, invstd = ctx.saved_tensors
+        need_grad_out, need_x, need_weight = ctx.needs_input_grad[:3]
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
         n_values = x.numel() // x.shape[1]
+        grad_grad_out, sum_vxh, sum_v = _bn_backward(
+            v, x, weight, mean, invstd, ctx.eps, [need_grad_out, True, True]
+        )
+        _, sum_gxh, sum_g = _bn_backward(
+            grad_out, x, weight, mean, invstd, ctx.eps, [False, True, True]
+        )
         r, mu, gamma = invstd.view(shape), mean.view(shape), weight.view(shape)
-
-        def channel_mean(a, b=None):
-            return (a if b is None else a * b).sum(dims, keepdim=True) / n_values
-
-        m1, mv = channel_mean(grad_out), channel_mean(v)
-        m2 = r * (channel_mean(grad_out, x) - mu * m1)
-        mvx = r * (channel_mean(v, x) - mu * mv)
-        mvg = channel_mean(v, grad_out)
+        mv, mvx = (sum_v / n_values).view(shape), (sum_vxh / n_values).view(shape)
+        m1, m2 = (sum_g / n_values).view(shape), (sum_gxh / n_values).view(shape)
+        mvg = (v * grad_out).sum(dims, keepdim=True) / n_values
         bracket = mvg - m1 * mv - m2 * mvx
-        need_grad_out, need_x, need_weight = ctx.needs_input_grad[:3]
-        grad_grad_out = grad_x = grad_weight = None
-        if need_grad_out:
-            # g r (v - mv - xh mvx), written as c0 + c1 x + c2 v
-            grad_grad_out = torch.addcmul(
-                gamma * r * (r * mu * mvx - mv), -gamma * r * r * mvx, x
-            ).addcmul_(gamma * r, v)
+        grad_x = grad_weight = None
         if need_x:
             # -g r^2 [xh (bracket - 2 m2 mvx) + mvx gy + m2 v - mvx m1 - m2 mv], as
             # c0 + c1 x + c2 gy + c3 v
