@@ -130,3 +130,22 @@ def test_pruning_schedules_shortcut_split_trains_where_the_shortcut_holds(load_b
     data = make_deap_like(n_subjects=2, n_trials=8, duration=2, random_state=0)
     train, test = schedules._split(data, "default", 0)
     assert not set(data.trials[train]) & set(data.trials[test])
+
+
+def test_step_host_counts_operations_and_times_host_work(load_benchmark, capsys):
+    step_host = load_benchmark("step_host")
+    step_host.main(["--models", "ccnn", "--repeats", "2", "--steps", "2"])
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("ccnn"))
+    fit_ops, kg_ops, _, fit_kernels, kg_kernels = row.split()[1:6]
+    fit_ops, kg_ops, fit_kernels, kg_kernels = map(int, (fit_ops, kg_ops, fit_kernels,
+                                                         kg_kernels))
+    # The knowledge-guided step adds the evidence, its loss and the double backward; views
+    # and allocations are left out of the kernels.
+    assert 0 < fit_kernels < fit_ops and 0 < kg_kernels < kg_ops
+    assert kg_kernels > fit_kernels
+    # Counts depend on neither the load nor the run.
+    counts = step_host.count_operations("ccnn", 2)
+    assert (counts["fit"].total, counts["kg"].total) == (fit_ops, kg_ops)
+    assert counts["kg"].counts["convolution_backward"] > counts["fit"].counts[
+        "convolution_backward"]
