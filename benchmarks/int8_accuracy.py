@@ -12,14 +12,18 @@ measures, in onnxruntime:
 
 - accuracy of each file, the share of windows where int8 predicts the float class and
   the mean change of the probabilities (a network that collapsed to one class agrees
-  with anything: the summary counts those seeds);
+  with anything: the summary counts the seeds whose float file predicts one class);
 - latency (ms per call, one thread, batch 1 and 256; median of interleaved repeats);
 - file size.
 
 The summary gives mean +- std over seeds and the paired differences of accuracy over
 seeds (int8 - float, knowledge - random calibration;
 :func:`skkgp.reproduce.stats.paired_comparison`: mean difference, 95 % bootstrap
-interval, Wilcoxon and paired t p-values, pairs up/down/tied).
+interval, Wilcoxon and paired t p-values, pairs up/down/tied). Seeds whose origin
+collapsed to a constant predictor on its training windows (the pruner's
+``origin_is_constant_``) are counted and left out of the accuracy, agreement and
+probability figures and of the paired differences, as in ``knowledge_effect.py``;
+latency and file size are over every seed.
 
 Run ``python benchmarks/int8_accuracy.py [--seeds 0 1 2 3 4] [--models ccnn eegnet]``.
 """
@@ -93,6 +97,9 @@ def run_cell(model: str, seed: int, args, folder: Path) -> dict:
     row = {"model": model, "seed": seed, "n_train": len(train), "n_test": len(test),
            "fit_s": fit_seconds,
            "acc_pytorch": float(np.mean(pipe.predict(data.X[test]) == data.y[test])),
+           # An origin that predicts one class on its training windows makes the
+           # comparison meaningless: such seeds are counted and left out.
+           "origin_constant": bool(pipe[-1].origin_is_constant_),
            # A network that predicts one class everywhere agrees with anything.
            "constant": bool(np.unique(predictions["float"]).size == 1)}
     for name in FILES:
@@ -111,33 +118,55 @@ def run_cell(model: str, seed: int, args, folder: Path) -> dict:
 
 
 def comparisons(cell: pd.DataFrame) -> dict[str, PairedComparison]:
-    """Paired accuracy differences over the seeds of one model, by :data:`CONTRASTS` name."""
+    """Paired accuracy differences over the seeds of one model, by :data:`CONTRASTS` name.
+
+    Seeds whose origin collapsed (``origin_constant``) are left out, and counted in
+    ``n_excluded``.
+    """
     cell = cell.sort_values("seed")
+    collapsed = cell["origin_constant"].astype(bool).to_numpy()
     return {name: paired_comparison(cell[f"acc_{proposed}"], cell[f"acc_{baseline}"],
-                                    n_boot=BOOTSTRAP_RESAMPLES, random_state=0)
+                                    exclude=collapsed, n_boot=BOOTSTRAP_RESAMPLES,
+                                    random_state=0)
             for name, proposed, baseline in CONTRASTS}
 
 
+def _mean_std(values: pd.Series, decimals: int = 3) -> str:
+    if len(values) == 0:
+        return "n/a"
+    if len(values) < 2:
+        return f"{values.mean():.{decimals}f}"
+    return f"{values.mean():.{decimals}f} ± {values.std(ddof=1):.{decimals}f}"
+
+
 def _interval(comparison: PairedComparison) -> str:
+    if comparison.n_pairs == 0:
+        return "n/a"
     return (f"{comparison.mean_difference:+.3f} [{comparison.ci_low:+.3f}, "
             f"{comparison.ci_high:+.3f}]")
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Per model: means over seeds, paired differences (bootstrap intervals), latency, size."""
+    """Per model: means over seeds, paired differences (bootstrap intervals), latency, size.
+
+    Accuracies, agreement, probability changes and paired differences are over the
+    seeds whose origin did not collapse; ``seeds (collapsed)`` counts both.
+    """
     rows = []
     for model, cell in results.groupby("model", sort=False):
         paired = comparisons(cell)
-        row = {"model": model, "seeds": len(cell),
-               "seeds whose float file predicts one class": int(cell["constant"].sum())}
+        kept = cell[~cell["origin_constant"].astype(bool)]
+        row = {"model": model, "seeds (collapsed)": f"{len(cell)} ({len(cell) - len(kept)})",
+               "seeds whose float file predicts one class": int(kept["constant"].sum())}
         for name in FILES:
-            row[f"acc {name}"] = f"{cell[f'acc_{name}'].mean():.3f} ± " \
-                                 f"{cell[f'acc_{name}'].std(ddof=1):.3f}"
+            row[f"acc {name}"] = _mean_std(kept[f"acc_{name}"])
         for name in FILES[1:]:
             row[f"Δacc {name} - float"] = _interval(paired[f"{name} - float"])
-            row[f"agree {name}"] = f"{cell[f'agree_{name}'].mean():.3f} (min " \
-                                   f"{cell[f'agree_{name}'].min():.3f})"
-            row[f"mean |Δp| {name}"] = f"{cell[f'dp_{name}'].mean():.4f}"
+            agree = kept[f"agree_{name}"]
+            row[f"agree {name}"] = (f"{agree.mean():.3f} (min {agree.min():.3f})"
+                                    if len(agree) else "n/a")
+            row[f"mean |Δp| {name}"] = (f"{kept[f'dp_{name}'].mean():.4f}"
+                                        if len(kept) else "n/a")
         row["Δacc knowledge - random"] = _interval(paired["knowledge - random"])
         for batch in (1, 256):
             for name in ("float", "int8-random"):
@@ -178,10 +207,17 @@ def main(argv=None) -> pd.DataFrame:
                       f"{row['acc_float']:.3f}/{row['acc_int8-random']:.3f}/"
                       f"{row['acc_int8-knowledge']:.3f}  agree "
                       f"{row['agree_int8-random']:.3f}/{row['agree_int8-knowledge']:.3f}  "
-                      f"({row['fit_s']:.0f} s fit)", flush=True)
+                      f"({row['fit_s']:.0f} s fit)"
+                      + ("  origin collapsed: left out" if row["origin_constant"] else ""),
+                      flush=True)
     results = pd.DataFrame(rows)
     if args.out:
         results.to_csv(args.out, index=False)
+    collapsed = int(results["origin_constant"].sum())
+    if collapsed:
+        print(f"WARNING: the origin of {collapsed} of {len(results)} (model, seed) cells "
+              "predicted a single class on its training windows (origin_constant); they "
+              "are left out of the accuracy statistics.")
     print(f"\nLFP at 0.5, held-out trials, {args.n_calibration} calibration windows from the "
           f"training trials; seeds {args.seeds}; onnxruntime, 1 thread")
     print(summarize(results).to_string())

@@ -1,8 +1,10 @@
-"""Tests of ``benchmarks/knowledge_effect.py`` and ``benchmarks/pruning_schedules.py``: their
-options, output files and statistics."""
+"""Tests of the benchmarks' options, output files and statistics: ``knowledge_effect.py``,
+``pruning_schedules.py``, ``step_host.py``, and ``int8_accuracy.py``'s statistics (its run
+is tested in ``test_export.py``)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -149,3 +151,30 @@ def test_step_host_counts_operations_and_times_host_work(load_benchmark, capsys)
     assert (counts["fit"].total, counts["kg"].total) == (fit_ops, kg_ops)
     assert counts["kg"].counts["convolution_backward"] > counts["fit"].counts[
         "convolution_backward"]
+
+
+def test_int8_accuracy_leaves_collapsed_origins_out_of_its_statistics(load_benchmark):
+    int8 = load_benchmark("int8_accuracy")
+    # Four seeds of one model; the origin of seed 2 collapsed, and its file's accuracy
+    # (0.0, far from the others) must not move the means or the paired differences.
+    accuracy = {"float": [0.6, 0.7, 0.0, 0.8], "int8-random": [0.5, 0.7, 1.0, 0.8],
+                "int8-knowledge": [0.6, 0.6, 0.0, 0.7]}
+    results = pd.DataFrame({
+        "model": "eegnet", "seed": [0, 1, 2, 3],
+        "origin_constant": [False, False, True, False],
+        "constant": [False, False, True, False],
+        **{f"acc_{name}": values for name, values in accuracy.items()},
+        **{f"{what}_{name}": 1.0 for what in ("agree", "dp", "ms1", "ms256", "mb")
+           for name in int8.FILES},
+    })
+    pairs = int8.comparisons(results)
+    drop = int8.comparisons(results[~results["origin_constant"]])
+    for name, comparison in pairs.items():
+        assert (comparison.n_pairs, comparison.n_excluded) == (3, 1)
+        assert comparison.mean_difference == pytest.approx(drop[name].mean_difference)
+    assert pairs["int8-random - float"].mean_difference == pytest.approx(-0.1 / 3)
+    summary = int8.summarize(results)["eegnet"]
+    assert summary["seeds (collapsed)"] == "4 (1)"
+    assert summary["seeds whose float file predicts one class"] == 0
+    kept = np.array([0.6, 0.7, 0.8])
+    assert summary["acc float"] == f"{kept.mean():.3f} ± {kept.std(ddof=1):.3f}"
