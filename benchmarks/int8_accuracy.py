@@ -25,6 +25,9 @@ collapsed to a constant predictor on its training windows (the pruner's
 probability figures and of the paired differences, as in ``knowledge_effect.py``;
 latency and file size are over every seed.
 
+Every fit runs on ``--threads`` torch threads (default 1), whatever the machine and the
+cells before it: the trained weights, and so the int8 files, are the same run to run.
+
 Run ``python benchmarks/int8_accuracy.py [--seeds 0 1 2 3 4] [--models ccnn eegnet]``.
 """
 
@@ -107,7 +110,6 @@ def run_cell(model: str, seed: int, args, folder: Path) -> dict:
         row[f"agree_{name}"] = float(np.mean(predictions[name] == predictions["float"]))
         row[f"dp_{name}"] = float(np.abs(proba[name] - proba["float"]).mean())
         row[f"mb_{name}"] = paths[name].stat().st_size / 1e6
-    torch.set_num_threads(1)
     for batch in (1, 256):
         x = {INPUT_NAME: np.resize(features, (batch, *features.shape[1:]))}
         calls = {name: (lambda s=s: s.run(None, x)) for name, s in sessions.items()}
@@ -194,8 +196,15 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--region", default="prefrontal")
     parser.add_argument("--n-calibration", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads of every fit (default 1: the same files on "
+                             "any machine and in any order of the cells)")
     parser.add_argument("--out", default=None, help="CSV file for the per-seed results")
     args = parser.parse_args(argv)
+    # torch's CPU kernels split their sums by the thread count, so the trained weights,
+    # and with them the int8 files' rounding, differ in their last bits from one count
+    # to another: every cell trains with the same count.
+    torch.set_num_threads(args.threads)
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="skkgp-int8-") as folder:
