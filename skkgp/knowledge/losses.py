@@ -381,13 +381,12 @@ def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_w
     for or against the knowledge, and a weight of 0 would drop those samples from the
     cross-entropy.
     """
-    alpha, beta, ce, _, is_numpy = _loss_inputs(
+    alpha, beta, ce, tensor, is_numpy = _loss_inputs(
         ce_per_sample, evidence, region_weight, sample_weighting, variant
     )
     if alpha == 0 and beta == 0:
         return _out(ce.mean(), is_numpy)
-    return knowledge_guided_terms(ce_per_sample, evidence, mask, region_weight,
-                                  sample_weighting, scores, variant=variant).loss
+    return _terms(alpha, beta, ce, tensor, is_numpy, mask, scores, variant).loss
 
 
 def _loss_inputs(ce_per_sample, evidence, region_weight, sample_weighting, variant):
@@ -450,6 +449,10 @@ def knowledge_guided_terms(ce_per_sample, evidence, mask, region_weight, sample_
     alpha, beta, ce, tensor, is_numpy = _loss_inputs(
         ce_per_sample, evidence, region_weight, sample_weighting, variant
     )
+    return _terms(alpha, beta, ce, tensor, is_numpy, mask, scores, variant)
+
+
+def _terms(alpha, beta, ce, tensor, is_numpy, mask, scores, variant) -> KnowledgeTerms:
     mask_t = _as_mask(mask, tensor)
     scores_t = _as_scores(scores, tensor) if alpha != 0 else None
     loss, share, zero = _FusedKnowledgeLoss.apply(ce, tensor, scores_t, mask_t, alpha, beta,
