@@ -8,7 +8,9 @@ classifier that recovers a pruned network with them.
 
 from skkgp.knowledge.evidence import guided_gradcam
 from skkgp.knowledge.losses import (
+    KnowledgeTerms,
     knowledge_guided_loss,
+    knowledge_guided_terms,
     normalize_evidence,
     region_loss,
     region_share,
@@ -18,8 +20,10 @@ from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
 __all__ = [
     "KnowledgeGuidedClassifier",
+    "KnowledgeTerms",
     "guided_gradcam",
     "knowledge_guided_loss",
+    "knowledge_guided_terms",
     "normalize_evidence",
     "region_loss",
     "region_share",

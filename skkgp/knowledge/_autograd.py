@@ -138,8 +138,8 @@ class _BatchNormInputGrad(torch.autograd.Function):
     """``dx`` of training-mode BatchNorm as a function of ``(grad_out, x, weight)``.
 
     Its backward is the closed form of the second derivative: two BatchNorm backward
-    kernels, one reduction and three fused elementwise passes, where PyTorch's generic
-    formula makes some thirty.
+    kernels, one product and its reduction, and three fused elementwise passes, where
+    PyTorch's generic formula makes some thirty.
     """
 
     @staticmethod
@@ -166,6 +166,8 @@ class _BatchNormInputGrad(torch.autograd.Function):
         grad_grad_out, sum_vxh, sum_v = _bn_backward(
             v, x, weight, mean, invstd, ctx.eps, [need_grad_out, True, True]
         )
+        if not (need_x or need_weight):
+            return grad_grad_out, None, None, None, None, None
         _, sum_gxh, sum_g = _bn_backward(
             grad_out, x, weight, mean, invstd, ctx.eps, [False, True, True]
         )

@@ -23,7 +23,6 @@ caller takes the mean of ``G`` as before.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -66,14 +65,30 @@ class PooledPlan:
         modify it."""
         height, width = self.activations.shape[-2:]
         weight, conv = self.weight, self.conv
-        return _taps(int(height), int(width), tuple(self.padding), tuple(weight.shape[-2:]),
-                     tuple(conv.dilation), tuple(conv.padding), tuple(conv.stride),
-                     weight.dtype, weight.device)
+        key = (int(height), int(width), tuple(self.padding), tuple(weight.shape[-2:]),
+               tuple(conv.dilation), tuple(conv.padding), tuple(conv.stride), weight.dtype,
+               weight.device)
+        # Only real tensors are kept: a fake or meta tensor (tracing, export) made once
+        # must not be handed to a later real pass.
+        cacheable = (type(weight) in (torch.Tensor, nn.Parameter)
+                     and weight.device.type != "meta" and not torch.compiler.is_compiling())
+        taps = _TAPS.get(key) if cacheable else None
+        if taps is None:
+            taps = _make_taps(*key)
+            if cacheable and type(taps) is torch.Tensor:
+                if len(_TAPS) >= _TAPS_KEPT:
+                    _TAPS.pop(next(iter(_TAPS)))
+                _TAPS[key] = taps
+        return taps
 
 
 # One matrix per layer geometry, made once: every training step of a fit asks again.
-@functools.lru_cache(maxsize=64)
-def _taps(height, width, padding, kernel_size, dilation, conv_padding, stride, dtype, device):
+_TAPS: dict = {}
+_TAPS_KEPT = 64
+
+
+def _make_taps(height, width, padding, kernel_size, dilation, conv_padding, stride, dtype,
+               device):
     # A normal tensor even when first asked for under inference mode: autograd saves it.
     with torch.inference_mode(False), torch.no_grad():
         ones = torch.ones((1, 1, height, width), dtype=dtype, device=device)

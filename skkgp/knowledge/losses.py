@@ -161,20 +161,12 @@ def _out(value: torch.Tensor, is_numpy: bool):
     return float(value) if value.ndim == 0 else value
 
 
-def _normalized(evidence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evidence normalised to sum 1 per sample (uniform where it is all zero), and which
-    samples have positive evidence, shape ``(n, 1)``."""
+def _normalize(evidence: torch.Tensor) -> torch.Tensor:
     total = evidence.sum(dim=1, keepdim=True)
     positive = total > 0
     # The safe denominator keeps the gradient finite where the evidence is all zero.
-    # Python scalars as the other branch: no tensor of ones or of the uniform share is
-    # made (a training step's loss is many small operations, each a kernel on a GPU).
     safe_total = torch.where(positive, total, 1.0)
-    return torch.where(positive, evidence / safe_total, 1.0 / evidence.shape[1]), positive
-
-
-def _normalize(evidence: torch.Tensor) -> torch.Tensor:
-    return _normalized(evidence)[0]
+    return torch.where(positive, evidence / safe_total, 1.0 / evidence.shape[1])
 
 
 def _region_share(evidence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -195,35 +187,22 @@ def _loss_share(
     the gradient through the ReLU on the region's electrodes (the value is unchanged),
     so that a region electrode below zero is still raised.
     """
-    return _shares(evidence, mask, scores, variant)[0]
-
-
-def _shares(
-    evidence: torch.Tensor, mask: torch.Tensor, scores: torch.Tensor | None, variant: str,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The region-wise loss's share (:func:`_loss_share`), ``r_b`` without gradient, and
-    which samples' evidence is not all zero, from one normalisation of the evidence.
-
-    Under ``"straight_through"`` the share goes through a tensor whose value is the
-    evidence's exactly (``x - x`` is 0), so that ``r_b`` is the same number either way.
-    """
+    if variant == "literal":
+        return _region_share(evidence, mask)
+    dead = evidence.sum(dim=1) <= 0
+    if scores is None:
+        return torch.where(dead, 0.0, _region_share(evidence, mask))
+    scores = scores.to(evidence.dtype)
     passed = evidence
-    if scores is not None and variant == "straight_through":
-        scores = scores.to(evidence.dtype)
+    if variant == "straight_through":
         # Value: the evidence; gradient on the region's electrodes: that of the scores.
         passed = evidence + mask * ((scores - evidence) - (scores - evidence).detach())
-    normalized, positive = _normalized(passed)
-    share, alive = normalized @ mask, positive[:, 0]
-    if variant == "literal":
-        return share, share.detach(), alive
-    if scores is None:
-        return torch.where(alive, share, 0.0), share.detach(), alive
-    scores = scores.to(evidence.dtype)
+    share = _region_share(passed, mask)
     scale = scores.detach().abs().sum(dim=1)
     safe_scale = torch.where(scale > 0, scale, 1.0)
     surrogate = (scores @ mask) / safe_scale
     # Straight-through: the value is exactly 0, only the gradient is the surrogate's.
-    return torch.where(alive, share, surrogate - surrogate.detach()), share.detach(), alive
+    return torch.where(dead, surrogate - surrogate.detach(), share)
 
 
 def _as_scores(scores, evidence: torch.Tensor) -> torch.Tensor | None:
@@ -418,7 +397,8 @@ class KnowledgeTerms(NamedTuple):
     loss : torch.Tensor (scalar) or float
         :func:`knowledge_guided_loss`.
     share : torch.Tensor or ndarray, shape (n_samples,)
-        :func:`region_share` of each sample, without gradient.
+        :func:`region_share` of each sample (up to rounding), without gradient. The loss's
+        backward pass reads this tensor: modifying it in place before then is an error.
     zero : torch.Tensor or ndarray of bool, shape (n_samples,)
         Whether the sample's evidence is all zero.
     """
@@ -433,8 +413,10 @@ def knowledge_guided_terms(ce_per_sample, evidence, mask, region_weight, sample_
     """:func:`knowledge_guided_loss`, with the region shares and all-zero samples it saw.
 
     A training step records the mean share and the fraction of all-zero evidence of
-    each batch; taking them from the loss's own normalisation of the evidence spares
-    computing them again (bit-identical values).
+    each batch; taking them from the loss's own pass over the evidence spares computing
+    them again. The loss is computed with its gradient in closed form (about half the
+    tensor operations of the composition); its value, gradient and second derivatives
+    are those of :func:`knowledge_guided_loss`'s formula, up to rounding.
 
     Parameters
     ----------
@@ -455,8 +437,8 @@ def knowledge_guided_terms(ce_per_sample, evidence, mask, region_weight, sample_
 def _terms(alpha, beta, ce, tensor, is_numpy, mask, scores, variant) -> KnowledgeTerms:
     mask_t = _as_mask(mask, tensor)
     scores_t = _as_scores(scores, tensor) if alpha != 0 else None
-    loss, share, zero = _FusedKnowledgeLoss.apply(ce, tensor, scores_t, mask_t, alpha, beta,
-                                                  variant)
+    loss, share, zero, *_ = _FusedKnowledgeLoss.apply(ce, tensor, scores_t, mask_t, alpha,
+                                                      beta, variant)
     return KnowledgeTerms(_out(loss, is_numpy), _out(share, is_numpy), _out(zero, is_numpy))
 
 
@@ -464,27 +446,31 @@ class _FusedKnowledgeLoss(torch.autograd.Function):
     """:func:`knowledge_guided_loss` with its gradient in closed form.
 
     The same function of ``(ce, evidence, scores)`` as the composition of
-    :func:`region_loss` and :func:`sample_weights`, with the same gradient (up to
-    rounding; the tests hold the two against each other), in about a third of the
-    tensor operations: a training step's loss is many small operations on ``(n,
+    :func:`region_loss` and :func:`sample_weights` (:func:`_composed_loss`), with the same
+    gradient up to rounding (the tests hold the two against each other), in under half
+    the tensor operations: a training step's loss is many small operations on ``(n,
     n_electrodes)`` tensors, each a kernel launch on a GPU, where a step at a small batch
     waits for the host. With ``r_b = sum_e m_e E_be / T_b`` (``T_b = sum_e E_be > 0``)
     and ``g = -alpha / n``: ``dL/dE_be = g (m_e - r_b) / T_b`` on samples with evidence,
     0 on the others; under ``"straight_through"`` the region's part ``m_e dL/dE_be``
     goes to the scores instead; samples without evidence (variants other than
     ``"literal"``, with scores) get ``dL/dz_be = g m_e / sum_e |z_be|``; ``dL/dCE_b =
-    (1 - beta + beta w_b) / n``.
+    (1 - beta + beta w_b) / n``. Differentiated again (``create_graph=True``), the
+    backward pass differentiates the composition instead, so that second derivatives
+    are those of the composition too.
+
+    Outputs: the loss, the shares and the all-zero flags, and for the backward pass the
+    evidence totals, the flags' complement and the cross-entropy weights (``None``
+    without sample weights).
     """
 
     @staticmethod
-    def forward(ctx, ce, evidence, scores, mask, alpha, beta, variant):
-        ctx.set_materialize_grads(False)  # no zero tensors for the share and zero outputs
-        n = evidence.shape[0]
+    def forward(ce, evidence, scores, mask, alpha, beta, variant):
         total = evidence.sum(dim=1)
         alive = total > 0
         # All-zero evidence takes the uniform share |region| / n_electrodes, kept on the
         # device (reading it to the host would wait for the GPU). The division by a zero
-        # total is never selected: no autograd goes through it, so no safe denominator.
+        # total is never selected and never differentiated: no safe denominator.
         share = torch.where(alive, (evidence @ mask) / total, mask.mean())
         coefficient = None
         if beta != 0:
@@ -496,33 +482,45 @@ class _FusedKnowledgeLoss(torch.autograd.Function):
             loss = ce.mean()
         if alpha != 0:
             # Value of the region term: every variant but "literal" counts all-zero
-            # evidence as share 0 (its gradient, if any, is the surrogate's, below).
+            # evidence as share 0 (its gradient, if any, is the surrogate's).
             kept = share if variant == "literal" else torch.where(alive, share, 0.0)
             loss = loss + alpha * (1 - kept).mean()
-        ctx.save_for_backward(evidence, scores, mask, share, total, alive, coefficient)
-        ctx.alpha, ctx.variant, ctx.n = alpha, variant, n
-        ctx.mark_non_differentiable(share, alive)
-        return loss, share, ~alive
+        return loss, share, ~alive, total, alive, coefficient
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_loss, _grad_share, _grad_zero):
-        evidence, scores, mask, share, total, alive, coefficient = ctx.saved_tensors
+    def setup_context(ctx, inputs, output):
+        ce, evidence, scores, mask, alpha, beta, variant = inputs
+        _, share, zero, total, alive, coefficient = output
+        ctx.set_materialize_grads(False)  # no zero tensors for the outputs besides the loss
+        # One call: a second would replace the first's list.
+        ctx.mark_non_differentiable(
+            share, zero, total, alive, *(() if coefficient is None else (coefficient,))
+        )
+        ctx.save_for_backward(ce, evidence, scores, mask, share, total, alive, coefficient)
+        ctx.alpha, ctx.beta, ctx.variant = alpha, beta, variant
+
+    @staticmethod
+    def backward(ctx, grad_loss, *_):
+        ce, evidence, scores, mask, share, total, alive, coefficient = ctx.saved_tensors
         need_ce, need_evidence, need_scores = ctx.needs_input_grad[:3]
+        none = (None,) * 4
+        if grad_loss is None:  # only the shares or the flags were used
+            return (None, None, None, *none)
+        if torch.is_grad_enabled():
+            return (*_composed_gradients(ctx, grad_loss, ce, evidence, scores, mask), *none)
+        n = evidence.shape[0]
         grad_ce = grad_evidence = grad_scores = None
-        if grad_loss is None:  # only the share or the zero flags were used
-            return None, None, None, None, None, None, None
         if need_ce:
-            grad_ce = (grad_loss / ctx.n if coefficient is None
-                       else coefficient * (grad_loss / ctx.n))
+            grad_ce = (grad_loss / n if coefficient is None
+                       else coefficient * (grad_loss / n))
             grad_ce = grad_ce.expand(alive.shape) if grad_ce.dim() == 0 else grad_ce
         if ctx.alpha == 0 or not (need_evidence or need_scores):
-            return grad_ce, grad_evidence, grad_scores, None, None, None, None
-        g = grad_loss.to(evidence.dtype) * (-ctx.alpha / ctx.n)
+            return (grad_ce, None, None, *none)
+        g = grad_loss.to(evidence.dtype) * (-ctx.alpha / n)
         per_sample = torch.where(alive, g / total, 0.0)
         grad_shared = per_sample[:, None] * (mask - share[:, None])
         if scores is None:
-            return grad_ce, grad_shared, None, None, None, None, None
+            return (grad_ce, grad_shared, None, *none)
         grad_evidence = grad_shared
         if ctx.variant == "straight_through":
             grad_scores = grad_shared * mask
@@ -533,4 +531,32 @@ class _FusedKnowledgeLoss(torch.autograd.Function):
             dead = torch.where(alive, 0.0, g / torch.where(scale > 0, scale, 1.0))
             surrogate = dead[:, None] * mask
             grad_scores = surrogate if grad_scores is None else grad_scores + surrogate
-        return grad_ce, grad_evidence, grad_scores, None, None, None, None
+        return (grad_ce, grad_evidence, grad_scores, *none)
+
+
+def _composed_loss(ce, evidence, scores, mask, alpha, beta, variant):
+    """:func:`knowledge_guided_loss` as its definition: the public terms composed."""
+    loss = ce.mean()
+    if beta != 0:
+        weights = _sample_weights(_region_share(evidence, mask)).to(ce.dtype)
+        loss = (((1 - beta) + beta * weights) * ce).mean()
+    if alpha != 0:
+        loss = loss + alpha * (1 - _loss_share(evidence, mask, scores, variant)).mean()
+    return loss
+
+
+def _composed_gradients(ctx, grad_loss, ce, evidence, scores, mask):
+    """The gradients of :func:`_composed_loss`, with their own graph (a double backward)."""
+    wanted = [i for i, need in enumerate(ctx.needs_input_grad[:3]) if need]
+    with torch.enable_grad():
+        # Partial derivatives: through fresh aliases, so that where one input depends on
+        # another (evidence = ReLU(scores)), the gradient of the one does not also count
+        # the path through the other (the engine adds that path itself).
+        inputs = tuple(None if t is None else t.view_as(t) for t in (ce, evidence, scores))
+        loss = _composed_loss(*inputs, mask, ctx.alpha, ctx.beta, ctx.variant)
+        grads = torch.autograd.grad(loss, [inputs[i] for i in wanted], grad_loss,
+                                    create_graph=True, allow_unused=True)
+    result = [None, None, None]
+    for i, grad in zip(wanted, grads, strict=True):
+        result[i] = grad
+    return result
