@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from skkgp.knowledge._autograd import fast_double_backward
-from skkgp.knowledge._pooled import ConsumerCapture, pooled_weights
+from skkgp.knowledge._pooled import ConsumerCapture, PooledPlan, pooled_weights
 from skkgp.knowledge.evidence import ActivationCapture
 from skkgp.models import CCNN, FBCCNN
 
@@ -90,3 +90,23 @@ def test_weights_equal_the_mean_gradient_and_the_consumer_is_found():
     (G,) = torch.autograd.grad(score, capture.get(), retain_graph=True)
     torch.testing.assert_close(pooled_weights(score, plan, create_graph=False),
                                G.mean(dim=(2, 3)), rtol=1e-12, atol=1e-14)
+
+
+def test_taps_are_made_once_per_geometry_and_never_kept_from_a_meta_pass():
+    conv = nn.Conv2d(3, 5, 4)
+
+    def plan(device):
+        weight = conv.weight.detach().to(device)
+        activations = torch.zeros((2, 3, 9, 9), device=device)
+        return PooledPlan(activations, torch.zeros((2, 5, 9, 9), device=device), weight,
+                          conv, (1, 2, 1, 2))
+
+    # A meta pass (shape analysis, tracing) gets meta taps that are not kept ...
+    assert plan("meta").taps().device.type == "meta"
+    real = plan("cpu").taps()
+    assert real.device.type == "cpu" and type(real) is torch.Tensor
+    # ... and real passes of the same geometry share one matrix, all ones and zeros,
+    # every output position seeing at least one of A's positions.
+    assert plan("cpu").taps() is real
+    assert real.shape == (16, 81) and set(real.unique().tolist()) == {0.0, 1.0}
+    assert bool((real.sum(dim=0) > 0).all())
