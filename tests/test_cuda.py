@@ -203,3 +203,43 @@ def test_channels_last_on_cuda_follows_the_zoo_declaration(grid, raw, model, wei
         errors = {flag: error(flag) for flag in (True, False)}
     assert errors[True] <= 4 * errors[False] + 1e-6 * scale, (errors, scale)
     assert error(True) <= 2e-1 * scale  # TF32 allowed
+
+
+def test_knowledge_guided_loss_on_cuda_matches_cpu():
+    from skkgp.knowledge.losses import knowledge_guided_terms
+
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(16, 32, generator=generator, dtype=torch.float64)
+    scores[3] = -scores[3].abs()  # a sample whose evidence is all zero
+    ce = torch.rand(16, generator=generator, dtype=torch.float64)
+    mask = torch.as_tensor(layout.region_mask("frontal_left", layout.DEAP_CHANNELS))
+    results = []
+    for device in ("cpu", "cuda"):
+        z = scores.to(device).requires_grad_(True)
+        c = ce.to(device).requires_grad_(True)
+        terms = knowledge_guided_terms(c, torch.relu(z), mask.to(device), 0.7, 0.5, z)
+        terms.loss.backward()
+        results.append([t.detach().cpu() for t in (terms.loss, terms.share, c.grad, z.grad)])
+    for on_cpu, on_cuda in zip(*results, strict=True):
+        torch.testing.assert_close(on_cuda, on_cpu, rtol=1e-10, atol=1e-12)
+
+
+def test_knowledge_guided_step_does_not_wait_for_the_gpu(grid):
+    # A step that read a value to the host would make the host wait for the GPU at every
+    # batch; at small batches the GPU then idles while the host prepares the next one.
+    from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
+
+    X, y = grid
+    mask = layout.region_mask("frontal_left", layout.DEAP_CHANNELS)
+    net = KnowledgeGuidedClassifier("ccnn", region_mask=mask, max_epochs=1, batch_size=16,
+                                    device="cuda", random_state=0).fit(X, y)
+    batch = (torch.as_tensor(X[:16], device="cuda"),
+             torch.as_tensor(net._encode(y[:16]), device="cuda"))
+    net.on_train_begin(net, X=X, y=y)
+    net.train_step(batch)  # Adam's state exists from here on
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        net.train_step(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
