@@ -119,6 +119,40 @@ def test_a_failing_worker_stops_the_run_with_its_traceback():
     assert seen == []
 
 
+_FAIL_EARLY = """
+from skkgp.reproduce.config import Cell, ReproduceConfig
+from skkgp.reproduce.parallel import WorkerError, run_parallel
+from skkgp.reproduce.runner import OriginGroup
+
+if __name__ == "__main__":
+    config = ReproduceConfig(models=("eegnet",), n_subjects=2, n_trials=6, trial_seconds=3,
+                             epochs=1, recovery_epochs=1, folds=2, batch_size=16, threads=1)
+    cell = (Cell("nosuchmodel", "lfp", "finetune"),)
+    groups = [OriginGroup(config, "nosuchmodel", "plain", fold, cell) for fold in range(300)]
+    try:
+        run_parallel(groups, lambda *args: None, 1, threads=1)
+    except WorkerError:
+        print("stopped", flush=True)
+"""
+
+
+def test_a_run_stopped_early_exits_with_its_tasks_untaken(tmp_path):
+    # 300 groups are over 200 kB of tasks, more than a pipe holds: after the first one
+    # fails, the rest stay behind, and exiting must not wait to write them into a pipe
+    # no worker reads any more (it waited forever).
+    import subprocess
+    import sys
+
+    script = tmp_path / "fail_early.py"
+    script.write_text(_FAIL_EARLY)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "stopped" in done.stdout
+
+
 # ---------------------------------------------------------------- run_workers
 # The workers' bodies are standard-library callables: a spawned process imports them by
 # name, which a test module's functions need not allow.

@@ -378,6 +378,10 @@ def run_parallel(
         run_workers(context, _worker, (tasks, results, threads), n_workers, results,
                     receive, failure)
     finally:
+        # Tasks no worker took (the run stopped early) stay in the queue's pipe; without
+        # cancel_join_thread, exiting would wait for its feeder thread to write them into
+        # a pipe nobody reads any more once the pipe is full.
+        tasks.cancel_join_thread()
         tasks.close()
         results.close()
 
