@@ -159,3 +159,27 @@ def test_loading_never_modifies_the_file_and_writer_refuses_overwrite(release, t
     copy = shutil.copy(release, tmp_path / "DREAMER.mat")
     write_dreamer_like(tmp_path, n_subjects=1, n_clips=2, overwrite=True, random_state=1)
     assert load_dreamer(copy).X.shape[0] > 0
+
+
+def test_clips_shorter_than_the_window_are_skipped_and_all_short_is_named(release):
+    # Simulated clips last 5.5-6.5 s (704-832 samples): window=768 leaves some out.
+    subject = _raw(release)["DREAMER"][0, 0]["Data"][0, 0]
+    lengths = [cell[0].shape[0] for cell in subject["EEG"][0, 0]["stimuli"][0, 0]]
+    short = [clip for clip, n in enumerate(lengths, start=1) if n < 768]
+    assert 0 < len(short) < 18
+    with pytest.warns(UserWarning, match=rf"{len(short)} of 18 DREAMER clips are shorter than "
+                                         r"window=768.*DREAMER.Data\(1\).EEG.stimuli\{\d+\}"):
+        data = load_dreamer(release, window=768, subjects=1, baseline="return")
+    trials = data.frame.trial.to_numpy()
+    assert sorted(set(range(1, 19)) - set(trials)) == short
+    assert data.baseline.shape[0] == 18  # every clip keeps its baseline row
+    long_clip = next(c for c, n in enumerate(lengths, start=1) if n >= 768)
+    row = np.flatnonzero(trials == long_clip)[0]
+    np.testing.assert_allclose(
+        data.X[row], subject["EEG"][0, 0]["stimuli"][0, 0][long_clip - 1, 0][:768].T)
+    np.testing.assert_allclose(
+        data.baseline[data.baseline_index[row]],
+        subject["EEG"][0, 0]["baseline"][0, 0][long_clip - 1, 0].T)
+    with pytest.raises(ValueError, match=rf"every clip is shorter than window=900 samples "
+                                         rf"\(the longest: .*, {max(lengths)} samples\)"):
+        load_dreamer(release, window=900, subjects=1)

@@ -206,3 +206,29 @@ def test_v73_files_are_real_hdf5_that_scipy_refuses(releases):
     assert file.read_bytes()[:10] == b"MATLAB 7.3"
     with pytest.raises(NotImplementedError):
         scipy.io.loadmat(file)
+
+
+def test_clips_shorter_than_the_window_are_skipped_and_all_short_is_named(releases):
+    # Simulated clips last 3.5-4.5 s (700-900 samples): window=800 leaves some out.
+    root = releases["seed", "v5"]
+    file = sorted((root / "Preprocessed_EEG").glob("1_*.mat"))[0]
+    content = read_mat(file, what="test")
+    lengths = {int(k.rsplit("eeg", 1)[1]): v.shape[1] for k, v in content.items()
+               if "_eeg" in k}
+    short = sorted(clip for clip, n in lengths.items() if n < 800)
+    assert 0 < len(short) < 15
+    with pytest.warns(UserWarning, match=rf"{len(short)} of 15 SEED clips are shorter than "
+                                         r"window=800.*1_\d+\.mat clip"):
+        data = load_seed(root, window=800, subjects=1, sessions=1)
+    clips = data.frame["clip"].to_numpy()
+    assert sorted(set(range(1, 16)) - set(clips)) == short
+    for clip, n in lengths.items():  # each long clip keeps its one 800-sample window
+        assert (clips == clip).sum() == (1 if n >= 800 else 0)
+    long_clip = min(clip for clip, n in lengths.items() if n >= 800)
+    signal = next(v for k, v in content.items() if k.endswith(f"_eeg{long_clip}"))
+    row = np.flatnonzero(clips == long_clip)[0]
+    np.testing.assert_allclose(data.X[row], signal[:, :800].astype(np.float32))
+    longest = max(lengths.values())
+    with pytest.raises(ValueError, match=rf"all shorter than window=2000 samples \(the longest: "
+                                         rf".*clip \d+, {longest} samples\)"):
+        load_seed(root, window=2000, subjects=1, sessions=1)

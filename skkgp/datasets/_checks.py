@@ -1,5 +1,5 @@
 """Checks shared by the dataset loaders and writers: samples that float32 windows can hold,
-arguments, and files a writer must not overwrite."""
+arguments, files a writer must not overwrite, and the windows of one clip."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["check_positive_int", "check_samples", "check_threshold", "check_windowing",
-           "existing_folder", "refuse_overwrite"]
+           "clip_windows", "existing_folder", "refuse_overwrite", "warn_short_clips"]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -90,6 +90,55 @@ def check_windowing(window, overlap) -> tuple[int, int]:
         raise ValueError(f"overlap must be an int in [0, window={window}) (samples); got "
                          f"{overlap!r}.")
     return int(window), int(overlap)
+
+
+def clip_windows(signal: np.ndarray, window: int, step: int) -> np.ndarray:
+    """The windows of one clip, shape (n_windows, n_chans, window), as a view.
+
+    A clip shorter than ``window`` gives no window (an empty block) instead of numpy's
+    "window shape cannot be larger than input array shape".
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n_chans, n_samples)
+    window, step : int
+        Window length and the samples between window starts.
+
+    Returns
+    -------
+    windows : ndarray, shape (n_windows, n_chans, window)
+        ``n_windows = (n_samples - window) // step + 1``, or 0 for a short clip.
+    """
+    n_samples = signal.shape[-1]
+    if n_samples < window:
+        return np.empty((0, signal.shape[0], window), dtype=signal.dtype)
+    n = (n_samples - window) // step + 1
+    views = np.lib.stride_tricks.sliding_window_view(signal, window, axis=-1)[:, ::step][:, :n]
+    return views.transpose(1, 0, 2)
+
+
+def warn_short_clips(short: list[tuple[str, int]], n_clips: int, window: int,
+                     dataset: str) -> None:
+    """Warn that clips shorter than ``window`` were left out.
+
+    Parameters
+    ----------
+    short : list of (str, int)
+        Where each short clip is (file and variable or field) and its samples.
+    n_clips : int
+        Clips read in all.
+    window : int
+    dataset : str
+        The dataset's name, for the message.
+    """
+    if not short or len(short) == n_clips:
+        return  # all short: the loader raises instead
+    import warnings
+
+    where, samples = min(short, key=lambda item: item[1])
+    warnings.warn(f"{len(short)} of {n_clips} {dataset} clips are shorter than window={window} "
+                  f"samples and give no window (the shortest: {where}, {samples} samples).",
+                  UserWarning, stacklevel=3)
 
 
 def check_threshold(threshold) -> float:

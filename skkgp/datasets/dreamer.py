@@ -26,7 +26,14 @@ from tqdm.auto import tqdm
 
 from ..layout import DREAMER_CHANNELS
 from ._matfile import checked_variable, is_mat_v73, read_mat
-from ._checks import check_positive_int, check_threshold, check_windowing, refuse_overwrite
+from ._checks import (
+    check_positive_int,
+    check_threshold,
+    check_windowing,
+    clip_windows,
+    refuse_overwrite,
+    warn_short_clips,
+)
 
 __all__ = [
     "DREAMER_SFREQ",
@@ -138,7 +145,10 @@ def load_dreamer(
     threshold : float, default=3.0
         Label is ``score >= threshold`` (1) or below (0); scores are 1-5.
     window : int, default=128
-        Window length in samples (128 = 1 s).
+        Window length in samples (128 = 1 s). A clip shorter than ``window`` gives no
+        window (a ``UserWarning`` counts such clips and names the shortest; the
+        release's shortest film lasts 65 s, 8320 samples); if every clip is shorter, a
+        ``ValueError`` names the longest.
     overlap : int, default=0
         Samples shared by consecutive windows, ``0 <= overlap < window``.
     subjects : int or iterable of int, default=None
@@ -207,6 +217,7 @@ def load_dreamer(
     records = reader.cells(reader.field(top, "Data", "DREAMER"), "DREAMER.Data")
     chosen = _chosen_subjects(subjects, len(records), file)
     step = window - overlap
+    short: list[tuple[str, int]] = []  # clips shorter than window: (field, samples)
     blocks, bases, columns = [], [], {key: [] for key in (
         "subject", "trial", "trial_id", "window", "start", *DREAMER_SCORES)}
     for subject in tqdm(chosen, desc="DREAMER subjects", unit="subject", disable=not verbose):
@@ -235,10 +246,12 @@ def load_dreamer(
             raise reader.fail(f"{where}.EEG.baseline", f"has {len(base)} recordings for "
                                                        f"{len(stimuli)} clips.")
         for clip, (recording, rest) in enumerate(zip(stimuli, base, strict=True), start=1):
-            signal = reader.signal(recording, f"{where}.EEG.stimuli{{{clip}}}", n_chans)
-            n = 0 if signal.shape[1] < window else (signal.shape[1] - window) // step + 1
-            views = np.lib.stride_tricks.sliding_window_view(signal, window, axis=-1)
-            blocks.append(views[:, ::step][:, :n].transpose(1, 0, 2).astype(np.float32))
+            field = f"{where}.EEG.stimuli{{{clip}}}"
+            signal = reader.signal(recording, field, n_chans)
+            if signal.shape[1] < window:
+                short.append((field, signal.shape[1]))
+            blocks.append(clip_windows(signal, window, step).astype(np.float32))
+            n = len(blocks[-1])
             if baseline == "return":
                 bases.append((f"{where}.EEG.baseline{{{clip}}}",
                               reader.signal(rest, f"{where}.EEG.baseline{{{clip}}}", n_chans)))
@@ -251,7 +264,11 @@ def load_dreamer(
                 columns[name].append(np.full(n, scores[name][clip - 1]))
     X = np.concatenate(blocks)
     if len(X) == 0:
-        raise ValueError(f"{str(file)!r}: every clip is shorter than window={window} samples.")
+        field, samples = max(short, key=lambda item: item[1])
+        raise ValueError(f"{str(file)!r}: every clip is shorter than window={window} samples "
+                         f"(the longest: {field}, {samples} samples); choose a window of at "
+                         f"most {samples} samples.")
+    warn_short_clips(short, len(blocks), window, "DREAMER")
     frame = pd.DataFrame({key: np.concatenate(value) for key, value in columns.items()})
     result = Bunch(
         X=X,

@@ -35,7 +35,13 @@ from tqdm.auto import tqdm
 
 from ..layout import SEED_CHANNELS
 from ._matfile import MAT_FORMATS, checked_variable, read_mat, write_mat
-from ._checks import check_windowing, existing_folder, refuse_overwrite
+from ._checks import (
+    check_windowing,
+    clip_windows,
+    existing_folder,
+    refuse_overwrite,
+    warn_short_clips,
+)
 
 __all__ = [
     "SEED_SFREQ",
@@ -239,12 +245,6 @@ def _clips(content: dict, file: Path, version: str, features: str, smoothing: st
             for number in range(1, n_clips + 1)]
 
 
-def _windows(clip: np.ndarray, window: int, step: int) -> np.ndarray:
-    n = 0 if clip.shape[1] < window else (clip.shape[1] - window) // step + 1
-    views = np.lib.stride_tricks.sliding_window_view(clip, window, axis=-1)[:, ::step][:, :n]
-    return views.transpose(1, 0, 2)  # (n, channels, window)
-
-
 def load_seed(
     path: str | os.PathLike,
     features: str = "raw",
@@ -269,7 +269,10 @@ def load_seed(
         entropy features, one row per feature window (1 s for SEED, 4 s for SEED-IV).
     version : {"seed", "seed-iv"}, default="seed"
     window : int, default=200
-        Raw windows' length in samples (200 = 1 s); ignored for ``"de"``.
+        Raw windows' length in samples (200 = 1 s); ignored for ``"de"``. A clip
+        shorter than ``window`` gives no window (a ``UserWarning`` counts such clips
+        and names the shortest); if every clip is shorter, a ``ValueError`` names the
+        longest.
     overlap : int, default=0
         Samples shared by consecutive raw windows, ``0 <= overlap < window``.
     subjects : int or iterable of int, default=None
@@ -333,6 +336,8 @@ def load_seed(
     n_clips = _N_CLIPS[version]
     step = window - overlap
     blocks: list[np.ndarray] = []
+    short: list[tuple[str, int]] = []  # raw clips shorter than window: (where, samples)
+    n_read = 0
     columns: dict[str, list[np.ndarray]] = {key: [] for key in (
         "subject", "session", "date", "clip", "trial_id", "window", "start", "emotion")}
     for subject, session, date, file in tqdm(files, desc=f"{_NAME[version]} files", unit="file",
@@ -342,8 +347,11 @@ def load_seed(
         labels = (seed_labels if version == "seed"
                   else np.asarray(SEED_IV_LABELS[session - 1], dtype=np.int64))
         for clip_index, clip in enumerate(clips):
+            n_read += 1
             if features == "raw":
-                rows = _windows(clip, window, step)
+                if clip.shape[1] < window:
+                    short.append((f"{file.name} clip {clip_index + 1}", clip.shape[1]))
+                rows = clip_windows(clip, window, step)
                 starts = np.arange(len(rows)) * step
             else:
                 rows = clip.transpose(1, 0, 2)  # (windows, channels, bands)
@@ -362,8 +370,11 @@ def load_seed(
     X = np.concatenate(blocks) if blocks else np.empty((0, len(SEED_CHANNELS), window),
                                                        np.float32)
     if len(X) == 0:
+        where, samples = max(short, key=lambda item: item[1])
         raise ValueError(f"The {_NAME[version]} clips in {str(folder)!r} are all shorter than "
-                         f"window={window} samples.")
+                         f"window={window} samples (the longest: {where}, {samples} "
+                         f"samples); choose a window of at most {samples} samples.")
+    warn_short_clips(short, n_read, window, _NAME[version])
     frame = pd.DataFrame({key: np.concatenate(value) for key, value in columns.items()})
     result = Bunch(
         X=X,
@@ -517,7 +528,7 @@ def write_seed_like(
                     rng, n_samples, emotion, frontal)
             if "de" in kinds:
                 # One transform call for the whole session: the filter operator is built once.
-                windows = [_windows(eeg, de_window, de_window) for eeg in raw.values()]
+                windows = [clip_windows(eeg, de_window, de_window) for eeg in raw.values()]
                 values = _differential_entropy(np.concatenate(windows))
                 bounds = np.cumsum([0] + [len(w) for w in windows])
                 for clip in range(1, len(labels) + 1):
