@@ -232,3 +232,28 @@ def test_clips_shorter_than_the_window_are_skipped_and_all_short_is_named(releas
     with pytest.raises(ValueError, match=rf"all shorter than window=2000 samples \(the longest: "
                                          rf".*clip \d+, {longest} samples\)"):
         load_seed(root, window=2000, subjects=1, sessions=1)
+
+
+@pytest.mark.parametrize("version", ["seed", "seed-iv"])
+def test_writer_never_adds_a_recording_beside_another_of_the_same_subject(tmp_path, version):
+    # A downloaded release: subject 1's file under the release's own date.
+    root = write_seed_like(tmp_path, n_subjects=1, n_sessions=1, version=version,
+                           features="raw", random_state=0)
+    folder = root / ("Preprocessed_EEG" if version == "seed" else "eeg_raw_data/1")
+    (written,) = folder.glob("1_*.mat")
+    real = written.rename(folder / "1_20160518.mat")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    expected = load_seed(root, version=version)
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match=r"beside \[.*1_20160518\.mat'\].*another "
+                                                  "folder"):
+            write_seed_like(root, n_subjects=1, n_sessions=1, version=version,
+                            features="raw", random_state=1, overwrite=overwrite)
+        assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    assert np.array_equal(load_seed(root, version=version).X, expected.X)
+    # overwrite=True replaces a file of the same name.
+    real.rename(written)
+    write_seed_like(root, n_subjects=1, n_sessions=1, version=version, features="raw",
+                    random_state=1, overwrite=True)
+    assert written.read_bytes() != before[real]
+    assert load_seed(root, version=version).X.shape[1:] == (62, 200)

@@ -430,6 +430,35 @@ def _differential_entropy(windows: np.ndarray) -> np.ndarray:
     return out
 
 
+def _refuse_other_recordings(targets: Iterable[Path]) -> None:
+    """Refuse to write beside another recording of a subject about to be written.
+
+    A folder may hold one ``<subject>_<date>.mat`` per subject (SEED-IV) or one per
+    session (SEED, whose session is the file's rank by date): a simulated file under
+    another date would turn a release, real or simulated, into one :func:`load_seed`
+    refuses or reads with shifted sessions. ``overwrite`` replaces files of the same
+    name only, so such files are refused whatever it says.
+    """
+    written: dict[Path, set[str]] = {}
+    for file in targets:
+        written.setdefault(file.parent, set()).add(file.name)
+    others = []
+    for folder, names in written.items():
+        if not folder.is_dir():
+            continue
+        subjects = {int(_SUBJECT_FILE.match(name).group(1)) for name in names}
+        others += [str(folder / name) for name in sorted(os.listdir(folder))
+                   if (match := _SUBJECT_FILE.match(name)) and int(match.group(1)) in subjects
+                   and name not in names]
+    if others:
+        raise FileExistsError(
+            f"Refusing to write simulated recordings beside {others[:3]}"
+            f"{' ...' if len(others) > 3 else ''}: other recordings of the subjects about to "
+            "be written, which write_seed_like does not replace (overwrite=True replaces "
+            "files of the same name only) and with which the folder would no longer load. "
+            "Write the simulation to another folder.")
+
+
 def write_seed_like(
     directory: str | os.PathLike,
     n_subjects: int = 2,
@@ -470,8 +499,12 @@ def write_seed_like(
     format : {"v5", "v7.3"}, default="v5"
         MATLAB v5 files, as released, or v7.3 (HDF5) files, as MATLAB's ``-v7.3`` saves.
     overwrite : bool, default=False
-        Replace existing files; otherwise an existing file raises
-        ``FileExistsError`` before anything is written.
+        Replace existing files of the names written; otherwise an existing file
+        raises ``FileExistsError`` before anything is written. Other recordings of a
+        subject about to be written (``<subject>_<date>.mat`` under another date, such
+        as a downloaded release's files) are never replaced or removed: they raise
+        ``FileExistsError`` whatever ``overwrite`` says, since the folder would no
+        longer load with both.
 
     Returns
     -------
@@ -509,6 +542,7 @@ def write_seed_like(
                for subject in range(1, n_subjects + 1) for session in range(1, n_sessions + 1)}
     label_files = [root / _FOLDERS[(version, kind)] / "label.mat"
                    for kind in kinds] if version == "seed" else []
+    _refuse_other_recordings(targets.values())
     refuse_overwrite([*targets.values(), *label_files], overwrite)
     for file in [*targets.values(), *label_files]:
         file.parent.mkdir(parents=True, exist_ok=True)
