@@ -302,6 +302,29 @@ def test_samples_beyond_float32_are_refused_naming_the_file(tmp_path, small_rele
         load_deap(folder)
 
 
+@pytest.mark.parametrize("kind", ["python", "matlab"])
+@pytest.mark.parametrize(("rescale", "found"), [
+    (lambda labels: labels * 10, r"\d+(\.\d+)?\.\.\d+(\.\d+)?"),  # a x10 scale
+    (lambda labels: labels - 1, r"0(\.\d+)?\.\.\d+(\.\d+)?"),  # 0-based
+], ids=["x10", "0-based"])
+def test_ratings_outside_one_to_nine_are_refused_naming_the_file(tmp_path, small_release, kind,
+                                                                 rescale, found):
+    # They used to load: x10 ratings gave every window label 1 at threshold 5.
+    release = _copy_release(small_release, tmp_path / "release")
+    folder = release / f"data_preprocessed_{kind}"
+    victim = folder / f"s02.{'dat' if kind == 'python' else 'mat'}"
+    content = (load_arrays(open(victim, "rb"), encoding="latin1") if kind == "python"
+               else read_mat(victim, what="test"))
+    content["labels"] = rescale(content["labels"])
+    with open(victim, "wb") as f:
+        dump_py2_arrays(content, f) if kind == "python" else savemat(f, content)
+    with pytest.raises(ValueError, match=rf"s02\.(dat|mat)': 'labels' holds ratings {found} "
+                                         r"\(outside in valence.*\); DEAP's self-assessments "
+                                         r"are 1\.\.9"):
+        load_deap(folder)
+    assert load_deap(folder, subjects=1).X.shape[0] > 0  # the other file still loads
+
+
 def test_mat_without_expected_keys(tmp_path):
     folder = tmp_path / "data_preprocessed_matlab"
     folder.mkdir()

@@ -183,3 +183,22 @@ def test_clips_shorter_than_the_window_are_skipped_and_all_short_is_named(releas
     with pytest.raises(ValueError, match=rf"every clip is shorter than window=900 samples "
                                          rf"\(the longest: .*, {max(lengths)} samples\)"):
         load_dreamer(release, window=900, subjects=1)
+
+
+@pytest.mark.parametrize(("rescale", "found"), [
+    (lambda scores: scores * 10, r"\d+\.\.\d+"),  # a x10 scale
+    (lambda scores: scores - 1, r"0\.\.\d"),  # 0-based
+], ids=["x10", "0-based"])
+def test_scores_outside_one_to_five_are_refused_naming_the_field(release, tmp_path, rescale,
+                                                                found):
+    # They used to load: x10 scores gave every window label 1 at threshold 3.
+    def change(top):
+        subject = top["Data"][0, 1]
+        subject["ScoreDominance"][0, 0] = rescale(subject["ScoreDominance"][0, 0])
+
+    target = _edit(release, tmp_path, change)
+    with pytest.raises(ValueError, match=rf"DREAMER.mat'.*DREAMER.Data\(2\).ScoreDominance holds "
+                                         rf"scores {found}; DREAMER's self-assessments are "
+                                         r"1\.\.5"):
+        load_dreamer(target, target="valence")
+    assert set(load_dreamer(target, subjects=[1, 3]).groups) == {1, 3}

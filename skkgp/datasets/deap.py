@@ -32,6 +32,7 @@ __all__ = [
     "DEAP_N_TRIALS",
     "DEAP_TRIAL_SAMPLES",
     "DEAP_PERIPHERAL_CHANNELS",
+    "DEAP_RATING_RANGE",
     "RATINGS",
     "load_deap",
 ]
@@ -44,6 +45,8 @@ DEAP_PERIPHERAL_CHANNELS: tuple[str, ...] = (
     "hEOG", "vEOG", "zEMG", "tEMG", "GSR", "Respiration belt", "Plethysmograph", "Temperature",
 )  # fmt: skip
 RATINGS: tuple[str, ...] = ("valence", "arousal", "dominance", "liking")
+#: The scale of the self-assessment ratings.
+DEAP_RATING_RANGE: tuple[int, int] = (1, 9)
 
 #: The release's folder and file suffix of each format, shared with the simulator's writer.
 FOLDERS = {"python": "data_preprocessed_python", "matlab": "data_preprocessed_matlab"}
@@ -267,6 +270,15 @@ def _read_subject(file: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
         sizes={"trials": data.shape[0], "ratings": len(RATINGS)}, values="finite",
         why=dict.fromkeys(("trials", "ratings"), f"'labels' must be one row of the "
                           f"{len(RATINGS)} ratings ({', '.join(RATINGS)}) per trial of 'data'"))
+    low, high = float(labels.min()), float(labels.max())
+    if low < DEAP_RATING_RANGE[0] or high > DEAP_RATING_RANGE[1]:
+        outside = (labels < DEAP_RATING_RANGE[0]) | (labels > DEAP_RATING_RANGE[1])
+        columns = [name for name, bad in zip(RATINGS, outside.any(axis=0), strict=True) if bad]
+        raise ValueError(f"{source!r}: 'labels' holds ratings {low:g}..{high:g} (outside in "
+                         f"{', '.join(columns)}); DEAP's "
+                         f"self-assessments are {DEAP_RATING_RANGE[0]}..{DEAP_RATING_RANGE[1]} "
+                         "(a file on another scale, such as 0-based or x10, would give wrong "
+                         "labels at the threshold): rescale the ratings to 1..9.")
     return data, labels
 
 
@@ -342,8 +354,8 @@ def load_deap(
     FileNotFoundError
         Missing folder or subject file.
     ValueError
-        Truncated or corrupt file, a file without ``data``/``labels``, samples that are
-        not finite or beyond float32's range, a pickle that names anything but numpy
+        Truncated or corrupt file, a file without ``data``/``labels``, ratings outside
+        1..9, samples that are not finite or beyond float32's range, a pickle that names anything but numpy
         arrays (it is refused before any code could run), or a bad argument.
 
     Notes

@@ -38,6 +38,7 @@ from ._checks import (
 __all__ = [
     "DREAMER_SFREQ",
     "DREAMER_SCORES",
+    "DREAMER_SCORE_RANGE",
     "DREAMER_N_CLIPS",
     "DREAMER_BASELINE_SECONDS",
     "load_dreamer",
@@ -49,6 +50,8 @@ DREAMER_N_CLIPS = 18
 DREAMER_BASELINE_SECONDS = 61
 #: The scores of each clip, 1-5, in the order of the output frame.
 DREAMER_SCORES: tuple[str, ...] = ("valence", "arousal", "dominance")
+#: The scale of the self-assessment scores.
+DREAMER_SCORE_RANGE: tuple[int, int] = (1, 5)
 _SCORE_FIELDS = {"valence": "ScoreValence", "arousal": "ScoreArousal",
                  "dominance": "ScoreDominance"}
 
@@ -184,7 +187,7 @@ def load_dreamer(
         No ``DREAMER.mat``.
     ValueError
         A corrupt, truncated or MATLAB v7.3 file, a missing field, recordings with
-        another channel count, scores that do not match the clips, values that are not
+        another channel count, scores that do not match the clips or lie outside 1..5, values that are not
         finite, or a bad argument; each message names the file and the field.
 
     References
@@ -242,6 +245,13 @@ def load_dreamer(
             if not np.isfinite(values).all():
                 raise reader.fail(f"{where}.{_SCORE_FIELDS[name]}", "contains NaN or infinite "
                                                                     "scores.")
+            low, high = values.min(), values.max()
+            if low < DREAMER_SCORE_RANGE[0] or high > DREAMER_SCORE_RANGE[1]:
+                raise reader.fail(f"{where}.{_SCORE_FIELDS[name]}",
+                                  f"holds scores {low:g}..{high:g}; DREAMER's self-assessments "
+                                  f"are {DREAMER_SCORE_RANGE[0]}..{DREAMER_SCORE_RANGE[1]} (a "
+                                  "file on another scale would give wrong labels at the "
+                                  "threshold): rescale the scores to 1..5.")
         if len(base) != len(stimuli):
             raise reader.fail(f"{where}.EEG.baseline", f"has {len(base)} recordings for "
                                                        f"{len(stimuli)} clips.")
