@@ -384,13 +384,62 @@ def test_restricted_unpickler_reads_every_numpy_protocol(rng):
     import io
 
     arrays = {"data": rng.standard_normal((2, 3, 4)), "labels": np.arange(8.0).reshape(2, 4)}
-    for protocol in (3, 4, 5):
+    # Protocols 0-2 pickle the array buffers as _codecs.encode(text, "latin1").
+    for protocol in range(6):
         loaded = load_arrays(io.BytesIO(pickle.dumps(arrays, protocol=protocol)))
         np.testing.assert_array_equal(loaded["data"], arrays["data"])
     buffer = io.BytesIO()
     dump_py2_arrays(arrays, buffer)
     np.testing.assert_array_equal(load_arrays(io.BytesIO(buffer.getvalue()))["labels"],
                                   arrays["labels"])
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2])
+def test_deap_file_re_pickled_by_python3_at_an_old_protocol_loads(tmp_path, small_release,
+                                                                  protocol):
+    # Used to be refused as "corrupt or crafted" (_codecs.encode was not allowed).
+    source = small_release / "data_preprocessed_python" / "s01.dat"
+    with open(source, "rb") as f:
+        content = pickle.load(f, encoding="latin1")  # the DEAP documentation's way
+    folder = tmp_path / "data_preprocessed_python"
+    folder.mkdir()
+    with open(folder / "s01.dat", "wb") as f:
+        pickle.dump(content, f, protocol=protocol)
+    assert b"_codecs" in (folder / "s01.dat").read_bytes()
+    ours = load_deap(folder, baseline="return")
+    original = load_deap(small_release, subjects=1, baseline="return")
+    np.testing.assert_array_equal(ours.X, original.X)
+    np.testing.assert_array_equal(ours.y, original.y)
+    np.testing.assert_array_equal(ours.baseline, original.baseline)
+
+
+class _Encodes:
+    """Pickles as _codecs.encode(text, encoding), the name Python 3 uses for bytes."""
+
+    def __init__(self, text, encoding):
+        self.text, self.encoding = text, encoding
+
+    def __reduce__(self):
+        import codecs
+
+        return (codecs.encode, (self.text, self.encoding))
+
+
+@pytest.mark.parametrize(("text", "encoding"), [
+    ("eJzLSM3JyVcozy/KSQEAGgQEXQ==", "base64"),  # runs another codec
+    ("hello", "rot13"),
+    (b"\x00\x01", "latin1"),  # not text
+    ("hello", None),
+])
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+def test_codecs_encode_is_allowed_for_latin1_text_only(tmp_path, text, encoding, protocol):
+    folder = tmp_path / "data_preprocessed_python"
+    folder.mkdir()
+    crafted = {"data": _Encodes(text, encoding), "labels": np.ones((40, 4))}
+    (folder / "s01.dat").write_bytes(pickle.dumps(crafted, protocol=protocol))
+    with pytest.raises(UnsafePickleError, match=r"s01\.dat.*refusing to load _codecs\.encode "
+                                                r"with (str|bytes) and encoding"):
+        load_deap(tmp_path)
 
 
 def test_loading_never_modifies_input_files(small_release):

@@ -47,6 +47,9 @@ class ArrayUnpickler(pickle.Unpickler):
 
     Any other global (``os.system``, ``builtins.eval``, ``subprocess.Popen``, ...) and
     any persistent id raise :class:`UnsafePickleError` before it could be called.
+    Python 3 pickles ``bytes`` (an array's buffer) at protocols 0-2 as
+    ``_codecs.encode(text, "latin1")``; that name resolves to a function that encodes
+    a ``str`` to latin-1 and refuses any other argument or encoding.
 
     Parameters
     ----------
@@ -64,6 +67,8 @@ class ArrayUnpickler(pickle.Unpickler):
         self.source = source
 
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("_codecs", "encode"):
+            return self._latin1_bytes
         try:
             return self._allowed[(module, name)]
         except KeyError:
@@ -71,6 +76,16 @@ class ArrayUnpickler(pickle.Unpickler):
                 f"{self.source}: refusing to load {module}.{name}; only numpy arrays are "
                 "allowed in a DEAP data file, so this file is corrupt or crafted."
             ) from None
+
+    def _latin1_bytes(self, text: Any, encoding: Any = None, *rest: Any) -> bytes:
+        # What Python 3 writes for bytes at protocols 0-2, and nothing else: the name
+        # is codecs.encode, which would run any codec a crafted file names.
+        if rest or not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+            raise UnsafePickleError(
+                f"{self.source}: refusing to load _codecs.encode with "
+                f"{type(text).__name__} and encoding {encoding!r}; a pickle of numpy arrays "
+                "only encodes text to latin1, so this file is corrupt or crafted.")
+        return text.encode("latin1")
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError(f"{self.source}: persistent ids are not allowed ({pid!r}).")
