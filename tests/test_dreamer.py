@@ -202,3 +202,31 @@ def test_scores_outside_one_to_five_are_refused_naming_the_field(release, tmp_pa
                                          r"1\.\.5"):
         load_dreamer(target, target="valence")
     assert set(load_dreamer(target, subjects=[1, 3]).groups) == {1, 3}
+
+
+def test_subjects_with_different_clip_counts_keep_unique_ids_and_their_baselines(release,
+                                                                               tmp_path):
+    # Subject 2 lacks its last three clips: ids used to collide across subjects and
+    # baseline="return" failed with a bare KeyError.
+    def drop_clips(top):
+        subject = top["Data"][0, 1]
+        for part in ("stimuli", "baseline"):
+            subject["EEG"][0, 0][part][0, 0] = subject["EEG"][0, 0][part][0, 0][:15]
+        for field in ("ScoreValence", "ScoreArousal", "ScoreDominance"):
+            subject[field][0, 0] = subject[field][0, 0][:15]
+
+    target = _edit(release, tmp_path, drop_clips)
+    data = load_dreamer(target, baseline="return")
+    frame = data.frame
+    assert frame.groupby("trial_id").subject.nunique().max() == 1
+    assert np.unique(data.trials).size == 18 + 15 + 18
+    assert sorted(frame[frame.subject == 2].trial.unique()) == list(range(1, 16))
+    assert data.baseline.shape[0] == 18 + 15 + 18
+    raw = _raw(target)["DREAMER"][0, 0]["Data"][0]
+    for subject, clip in ((1, 18), (2, 15), (3, 1), (3, 18)):
+        row = np.flatnonzero((frame.subject == subject) & (frame.trial == clip))[0]
+        np.testing.assert_allclose(data.baseline[data.baseline_index[row]],
+                                   raw[subject - 1]["EEG"][0, 0]["baseline"][0, 0][clip - 1, 0].T)
+    # With equal counts the ids are those of the release's formula.
+    full = load_dreamer(release)
+    assert np.array_equal(full.trials, (full.frame.subject - 1) * 18 + full.frame.trial - 1)

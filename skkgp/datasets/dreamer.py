@@ -171,7 +171,8 @@ def load_dreamer(
         - ``y`` : ndarray of int, shape (n_windows,), ``score >= threshold``
         - ``groups`` : ndarray of int, subject number
         - ``trials`` : ndarray of int, clip id unique across subjects,
-          ``(subject - 1) * 18 + clip - 1``
+          ``(subject - 1) * n + clip - 1`` with ``n`` the most clips of a loaded
+          subject (18 in the release, where every subject has 18)
         - ``ch_names`` : list of str (the file's ``EEG_Electrodes``); ``sfreq`` : float
         - ``frame`` : DataFrame, one row per window: ``subject``, ``trial`` (clip,
           1-based), ``trial_id``, ``window``, ``start``, ``valence``, ``arousal``,
@@ -222,39 +223,13 @@ def load_dreamer(
     step = window - overlap
     short: list[tuple[str, int]] = []  # clips shorter than window: (field, samples)
     blocks, bases, columns = [], [], {key: [] for key in (
-        "subject", "trial", "trial_id", "window", "start", *DREAMER_SCORES)}
-    for subject in tqdm(chosen, desc="DREAMER subjects", unit="subject", disable=not verbose):
-        where = f"DREAMER.Data({subject})"
-        record = records[subject - 1]
-        if not isinstance(record, np.void):  # a cell holding a 1 x 1 struct
-            record = reader.struct(record, where)
-        if record.dtype.names is None:
-            raise reader.fail(where, "must be a struct.")
-        eeg = reader.struct(reader.field(record, "EEG", where), f"{where}.EEG")
-        stimuli = reader.cells(reader.field(eeg, "stimuli", f"{where}.EEG"),
-                               f"{where}.EEG.stimuli")
-        base = reader.cells(reader.field(eeg, "baseline", f"{where}.EEG"),
-                            f"{where}.EEG.baseline")
-        scores = {name: reader.numbers(reader.field(record, field, where), f"{where}.{field}"
-                                       ).reshape(-1).astype(np.float64)
-                  for name, field in _SCORE_FIELDS.items()}
-        for name, values in scores.items():
-            if values.size != len(stimuli):
-                raise reader.fail(f"{where}.{_SCORE_FIELDS[name]}",
-                                  f"has {values.size} scores for {len(stimuli)} clips.")
-            if not np.isfinite(values).all():
-                raise reader.fail(f"{where}.{_SCORE_FIELDS[name]}", "contains NaN or infinite "
-                                                                    "scores.")
-            low, high = values.min(), values.max()
-            if low < DREAMER_SCORE_RANGE[0] or high > DREAMER_SCORE_RANGE[1]:
-                raise reader.fail(f"{where}.{_SCORE_FIELDS[name]}",
-                                  f"holds scores {low:g}..{high:g}; DREAMER's self-assessments "
-                                  f"are {DREAMER_SCORE_RANGE[0]}..{DREAMER_SCORE_RANGE[1]} (a "
-                                  "file on another scale would give wrong labels at the "
-                                  "threshold): rescale the scores to 1..5.")
-        if len(base) != len(stimuli):
-            raise reader.fail(f"{where}.EEG.baseline", f"has {len(base)} recordings for "
-                                                       f"{len(stimuli)} clips.")
+        "subject", "trial", "trial_id", "window", "start", *DREAMER_SCORES, "baseline_row")}
+    subject_cells = [(subject, *_subject(reader, records, subject)) for subject in chosen]
+    # Ids stay unique when subjects have different clip counts; with the release's 18
+    # clips each they are (subject - 1) * 18 + clip - 1.
+    ids_per_subject = max(len(stimuli) for _, _, stimuli, _, _ in subject_cells)
+    for subject, where, stimuli, base, scores in tqdm(
+            subject_cells, desc="DREAMER subjects", unit="subject", disable=not verbose):
         for clip, (recording, rest) in enumerate(zip(stimuli, base, strict=True), start=1):
             field = f"{where}.EEG.stimuli{{{clip}}}"
             signal = reader.signal(recording, field, n_chans)
@@ -267,7 +242,8 @@ def load_dreamer(
                               reader.signal(rest, f"{where}.EEG.baseline{{{clip}}}", n_chans)))
             columns["subject"].append(np.full(n, subject))
             columns["trial"].append(np.full(n, clip))
-            columns["trial_id"].append(np.full(n, (subject - 1) * len(stimuli) + clip - 1))
+            columns["trial_id"].append(np.full(n, (subject - 1) * ids_per_subject + clip - 1))
+            columns["baseline_row"].append(np.full(n, len(bases) - 1))
             columns["window"].append(np.arange(n))
             columns["start"].append(np.arange(n) * step)
             for name in DREAMER_SCORES:
@@ -279,6 +255,7 @@ def load_dreamer(
                          f"(the longest: {field}, {samples} samples); choose a window of at "
                          f"most {samples} samples.")
     warn_short_clips(short, len(blocks), window, "DREAMER")
+    baseline_rows = np.concatenate(columns.pop("baseline_row")).astype(np.int64)
     frame = pd.DataFrame({key: np.concatenate(value) for key, value in columns.items()})
     result = Bunch(
         X=X,
@@ -298,12 +275,44 @@ def load_dreamer(
             raise ValueError(f"{str(file)!r}: the baselines have different lengths "
                              f"{sorted(lengths)}; DREAMER's are all {DREAMER_BASELINE_SECONDS} s.")
         result.baseline = np.stack([signal for _, signal in bases]).astype(np.float32)
-        clip_rows = {key: row for row, key in enumerate(
-            (s, c) for s in chosen for c in range(1, len(bases) // len(chosen) + 1))}
-        result.baseline_index = np.array(
-            [clip_rows[(s, c)] for s, c in zip(frame["subject"], frame["trial"], strict=True)],
-            dtype=np.int64)
+        result.baseline_index = baseline_rows  # rows of the baselines in reading order
     return result
+
+
+def _subject(reader: _Reader, records: list, subject: int):
+    """The stimuli and baseline cells and the checked scores of one subject's struct."""
+    where = f"DREAMER.Data({subject})"
+    record = records[subject - 1]
+    if not isinstance(record, np.void):  # a cell holding a 1 x 1 struct
+        record = reader.struct(record, where)
+    if record.dtype.names is None:
+        raise reader.fail(where, "must be a struct.")
+    eeg = reader.struct(reader.field(record, "EEG", where), f"{where}.EEG")
+    stimuli = reader.cells(reader.field(eeg, "stimuli", f"{where}.EEG"),
+                           f"{where}.EEG.stimuli")
+    base = reader.cells(reader.field(eeg, "baseline", f"{where}.EEG"),
+                        f"{where}.EEG.baseline")
+    scores = {name: reader.numbers(reader.field(record, field, where), f"{where}.{field}"
+                                   ).reshape(-1).astype(np.float64)
+              for name, field in _SCORE_FIELDS.items()}
+    for name, values in scores.items():
+        if values.size != len(stimuli):
+            raise reader.fail(f"{where}.{_SCORE_FIELDS[name]}",
+                              f"has {values.size} scores for {len(stimuli)} clips.")
+        if not np.isfinite(values).all():
+            raise reader.fail(f"{where}.{_SCORE_FIELDS[name]}", "contains NaN or infinite "
+                                                                "scores.")
+        low, high = values.min(), values.max()
+        if low < DREAMER_SCORE_RANGE[0] or high > DREAMER_SCORE_RANGE[1]:
+            raise reader.fail(f"{where}.{_SCORE_FIELDS[name]}",
+                              f"holds scores {low:g}..{high:g}; DREAMER's self-assessments "
+                              f"are {DREAMER_SCORE_RANGE[0]}..{DREAMER_SCORE_RANGE[1]} (a "
+                              "file on another scale would give wrong labels at the "
+                              "threshold): rescale the scores to 1..5.")
+    if len(base) != len(stimuli):
+        raise reader.fail(f"{where}.EEG.baseline", f"has {len(base)} recordings for "
+                                                   f"{len(stimuli)} clips.")
+    return where, stimuli, base, scores
 
 
 def _chosen_subjects(subjects, n_subjects: int, file: Path) -> list[int]:
