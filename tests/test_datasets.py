@@ -325,6 +325,35 @@ def test_ratings_outside_one_to_nine_are_refused_naming_the_file(tmp_path, small
     assert load_deap(folder, subjects=1).X.shape[0] > 0  # the other file still loads
 
 
+@pytest.mark.parametrize("kind", ["python", "matlab"])
+def test_data_with_swapped_axes_or_no_stimulus_is_refused_naming_the_file(tmp_path, kind):
+    folder = tmp_path / f"data_preprocessed_{kind}"
+    folder.mkdir()
+    file = folder / f"s01.{'dat' if kind == 'python' else 'mat'}"
+    labels = np.full((3, 4), 5.0)
+
+    def write(data):
+        with open(file, "wb") as f:
+            content = {"data": data, "labels": labels}
+            dump_py2_arrays(content, f) if kind == "python" else savemat(f, content)
+
+    # (trials, samples, channels): used to fail with "Trials have -344 samples" and no file.
+    write(np.zeros((3, 512, 40)))
+    with pytest.raises(ValueError, match=r"s01\.(dat|mat)': 'data' has shape \(3, 512, 40\), "
+                                         r"more channels than samples; DEAP's layout is "
+                                         r"\(trials, channels, samples\), \(40, 40, 8064\)"):
+        load_deap(folder)
+    write(np.zeros((3, 40, 300)))
+    with pytest.raises(ValueError, match=r"s01\.(dat|mat)': 'data' has shape \(3, 40, 300\): "
+                                         r"300 samples per trial, none after the 384-sample"):
+        load_deap(folder)
+    write(np.zeros((3, 40, 512)))
+    with pytest.raises(ValueError, match=r"s01\.(dat|mat): trials have 128 samples after the "
+                                         r"384-sample baseline, fewer than window=256"):
+        load_deap(folder, window=256)
+    assert load_deap(folder).X.shape == (3, 32, 128)
+
+
 def test_mat_without_expected_keys(tmp_path):
     folder = tmp_path / "data_preprocessed_matlab"
     folder.mkdir()

@@ -81,14 +81,15 @@ class _WindowAssembler:
     """Fills preallocated float32 outputs subject by subject (no float64 copy of all)."""
 
     def __init__(self, *, n_subjects, n_trials, n_chans, n_samples, window, overlap,
-                 baseline_samples, target, threshold, baseline, ch_names, sfreq):
+                 baseline_samples, target, threshold, baseline, ch_names, sfreq, source):
         self.window, self.step = window, window - overlap
         self.baseline_samples = baseline_samples
         self.n_trials, self.n_chans, self.n_samples = n_trials, n_chans, n_samples
         self.per_trial = _n_windows(n_samples - baseline_samples, window, self.step)
         if self.per_trial == 0:
-            raise ValueError(f"Trials have {n_samples - baseline_samples} samples after the "
-                             f"{baseline_samples}-sample baseline, fewer than window={window}.")
+            raise ValueError(f"{source}: trials have {n_samples - baseline_samples} samples "
+                             f"after the {baseline_samples}-sample baseline, fewer than "
+                             f"window={window}.")
         self.target, self.threshold, self.baseline = target, threshold, baseline
         self.ch_names, self.sfreq = list(ch_names), sfreq
         n_rows = n_subjects * n_trials * self.per_trial
@@ -168,7 +169,7 @@ def assemble(subjects: Iterator[tuple[int, np.ndarray, np.ndarray, str]], n_subj
                 n_subjects=n_subjects, n_trials=data.shape[0], n_chans=n_chans,
                 n_samples=data.shape[2], window=window, overlap=overlap,
                 baseline_samples=baseline_samples, target=target, threshold=threshold,
-                baseline=baseline, ch_names=ch_names, sfreq=sfreq)
+                baseline=baseline, ch_names=ch_names, sfreq=sfreq, source=source)
         assembler.add(subject, data, labels, source)
     if assembler is None:
         raise ValueError("No subject to load.")
@@ -262,6 +263,17 @@ def _read_subject(file: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
     # The samples are checked as they are windowed: only the channels that are kept.
     data = checked_variable(content["data"], source=source, name="data",
                             axes=("trials", "channels", "samples"), values="unchecked")
+    layout = (f"DEAP's layout is (trials, channels, samples), ({DEAP_N_TRIALS}, "
+              f"{len(DEAP_CHANNELS) + len(DEAP_PERIPHERAL_CHANNELS)}, {DEAP_TRIAL_SAMPLES}) in "
+              "the release")
+    if data.shape[1] > data.shape[2]:
+        raise ValueError(f"{source!r}: 'data' has shape {data.shape}, more channels than "
+                         f"samples; {layout}. Saved as (trials, samples, channels)? Save "
+                         "data.transpose(0, 2, 1).")
+    if data.shape[2] <= DEAP_BASELINE_SAMPLES:
+        raise ValueError(f"{source!r}: 'data' has shape {data.shape}: {data.shape[2]} samples "
+                         f"per trial, none after the {DEAP_BASELINE_SAMPLES}-sample (3 s) "
+                         f"pre-trial baseline; {layout}.")
     if data.shape[1] < len(DEAP_CHANNELS):
         raise ValueError(f"{source!r}: 'data' has {data.shape[1]} channels; DEAP files have "
                          f"{len(DEAP_CHANNELS)} EEG channels first.")
