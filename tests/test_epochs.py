@@ -55,6 +55,23 @@ def test_from_epochs_picks_good_eeg_in_microvolts_with_events_and_subjects():
     assert set(named.y) == {"move", "rest"}
 
 
+def test_metadata_columns_the_frame_makes_itself_are_refused_until_renamed():
+    # They used to give a frame with two 'trial' columns.
+    epochs = _epochs()
+    epochs.metadata = epochs.metadata.assign(trial=np.arange(36) % 12, event="cue")
+    with pytest.raises(ValueError, match=r"metadata has columns \['trial', 'event'\].*rename "
+                                         r"them first.*'trial': 'epoch_trial', 'event': "
+                                         r"'epoch_event'"):
+        from_epochs(epochs)
+    epochs.metadata = epochs.metadata.rename(columns={"trial": "epoch_trial",
+                                                      "event": "epoch_event"})
+    frame = from_epochs(epochs).frame
+    assert list(frame.columns) == ["subject", "trial", "event", "session", "epoch_trial",
+                                   "epoch_event"]
+    assert np.array_equal(frame.trial, np.arange(36))
+    assert np.array_equal(frame.epoch_trial, np.arange(36) % 12)
+
+
 def test_bad_epochs_are_refused_with_the_reason():
     epochs = _epochs()
     no_eeg = epochs.copy().set_channel_types({name: "misc" for name in EEG},

@@ -18,6 +18,9 @@ from .._input import eeg_input
 
 __all__ = ["from_epochs", "load_moabb"]
 
+#: Frame columns from_epochs makes itself; metadata columns of these names are refused.
+_OWN_COLUMNS = ("trial", "event")
+
 
 def from_epochs(epochs, y=None, groups=None) -> Bunch:
     """The EEG of :class:`mne.Epochs` as the Bunch of the dataset loaders.
@@ -43,15 +46,17 @@ def from_epochs(epochs, y=None, groups=None) -> Bunch:
           epoch's index (each epoch is its own trial)
         - ``sessions`` : ndarray, only when the metadata have a ``session`` column
         - ``ch_names`` : list of str; ``sfreq`` : float
-        - ``frame`` : DataFrame, one row per epoch: ``subject``, ``trial``, ``event``
-          (the event code) and the columns of ``epochs.metadata``
+        - ``frame`` : DataFrame, one row per epoch: ``subject`` (``groups``),
+          ``trial`` (the epoch's index), ``event`` (the event code) and the other
+          columns of ``epochs.metadata``
         - ``DESCR``
 
     Raises
     ------
     ValueError
-        Not an Epochs object, no EEG channel, EEG channels without position, or
-        ``y``/``groups`` of another length.
+        Not an Epochs object, no EEG channel, EEG channels without position,
+        ``y``/``groups`` of another length, or metadata with a ``trial`` or ``event``
+        column (the frame's own; rename it first).
 
     Examples
     --------
@@ -77,6 +82,15 @@ def from_epochs(epochs, y=None, groups=None) -> Bunch:
     frame = pd.DataFrame({"subject": groups, "trial": np.arange(n),
                           "event": epochs.events[:, 2]})
     if metadata is not None:
+        # The metadata's subject column is the frame's (or gives way to groups); any
+        # other name the frame already has would become a second column of that name.
+        clashing = [name for name in metadata.columns if name in _OWN_COLUMNS]
+        if clashing:
+            renames = ", ".join(f"{name!r}: 'epoch_{name}'" for name in clashing)
+            raise ValueError(f"epochs.metadata has columns {clashing}, which from_epochs "
+                             f"writes itself ({', '.join(_OWN_COLUMNS)}); rename them first, "
+                             f"e.g. epochs.metadata = epochs.metadata.rename(columns="
+                             f"{{{renames}}}).")
         extra = metadata.reset_index(drop=True).drop(columns=["subject"], errors="ignore")
         frame = pd.concat([frame, extra], axis=1)
     result = Bunch(
