@@ -234,6 +234,15 @@ def test_clips_shorter_than_the_window_are_skipped_and_all_short_is_named(releas
         load_seed(root, window=2000, subjects=1, sessions=1)
 
 
+def test_de_files_without_any_window_are_named(releases, tmp_path):
+    root = _copy(releases["seed", "v5"], tmp_path)
+    for file in (root / "ExtractedFeatures").glob("1_*.mat"):
+        _rewrite(file, lambda c: c.update({k: v[:, :0] for k, v in c.items()
+                                           if k.startswith("de_")}))
+    with pytest.raises(ValueError, match=r"SEED de files in .*ExtractedFeatures' hold no window"):
+        load_seed(root, features="de", subjects=1)
+
+
 @pytest.mark.parametrize("version", ["seed", "seed-iv"])
 def test_writer_never_adds_a_recording_beside_another_of_the_same_subject(tmp_path, version):
     # A downloaded release: subject 1's file under the release's own date.

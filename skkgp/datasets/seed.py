@@ -369,11 +369,14 @@ def load_seed(
             columns["emotion"].append(np.full(n, labels[clip_index]))
     X = np.concatenate(blocks) if blocks else np.empty((0, len(SEED_CHANNELS), window),
                                                        np.float32)
-    if len(X) == 0:
+    if len(X) == 0 and short:
         where, samples = max(short, key=lambda item: item[1])
         raise ValueError(f"The {_NAME[version]} clips in {str(folder)!r} are all shorter than "
                          f"window={window} samples (the longest: {where}, {samples} "
                          f"samples); choose a window of at most {samples} samples.")
+    if len(X) == 0:
+        raise ValueError(f"The {_NAME[version]} {features} files in {str(folder)!r} hold no "
+                         "window.")
     warn_short_clips(short, n_read, window, _NAME[version])
     frame = pd.DataFrame({key: np.concatenate(value) for key, value in columns.items()})
     result = Bunch(
