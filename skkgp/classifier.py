@@ -113,14 +113,17 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         ``warm_start``, ``compile``, ``classes``, ``module__*``, ``optimizer__*``...).
         ``compile=True`` wraps the module in ``torch.compile``; its submodule names
         then gain an ``_orig_mod.`` prefix, so evidence layers must be looked up on
-        ``module_._orig_mod``.
+        ``module_._orig_mod``. ``classes`` lists every class label, in any order
+        (``classes_`` holds them sorted), when ``y`` may lack some of them.
 
     Attributes
     ----------
     module_ : torch.nn.Module
         The fitted network.
     classes_ : ndarray, shape (n_classes,)
-        Class labels, sorted; ``predict`` returns these.
+        Class labels, sorted (also when the ``classes`` parameter lists them in another
+        order); ``predict`` returns these, and output ``i`` of the network stands for
+        ``classes_[i]`` (:meth:`encode_labels`).
     n_classes_ : int
         Number of classes.
     input_shape_ : tuple of int
@@ -310,17 +313,68 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
                 f"X and y have different numbers of samples: {len(X)} and {len(y)}."
             )
         if reset:
-            classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
-            if len(classes) < 2:
-                raise ValueError(
-                    f"y has only one class ({classes[0]!r}); a classifier needs at least 2 "
-                    "classes."
-                )
+            if self.classes is None:
+                classes = np.unique(y)
+                if len(classes) < 2:
+                    raise ValueError(
+                        f"y has only one class ({classes[0].item()!r}); a classifier needs at "
+                        "least 2 classes."
+                    )
+            else:
+                classes = self._given_classes(self.classes, "classes")
             self._set_input_attributes(X, classes)
-        return to_tensor_data(X, self._encode(y), y, self.device), y
+        return to_tensor_data(X, self.encode_labels(y), y, self.device), y
 
-    def _encode(self, y: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _given_classes(classes, name: str) -> np.ndarray:
+        """``classes`` given by the user, sorted as ``classes_`` always is."""
+        given = np.unique(np.asarray(classes))
+        if len(given) < 2:
+            raise ValueError(
+                f"{name} must list at least 2 classes, got {np.asarray(classes).tolist()!r}."
+            )
+        return given
+
+    @property
+    def classes_(self) -> np.ndarray:
+        # skorch returns the ``classes`` parameter as given; here classes_ is sorted
+        # whatever order ``classes`` lists, and after fit it is what the network's
+        # outputs were trained on (even if ``classes`` is set again later).
+        try:
+            return self.classes_inferred_
+        except AttributeError:
+            pass
+        if self.classes is not None and len(self.classes):
+            return np.unique(np.asarray(self.classes))
+        raise AttributeError(
+            f"This {type(self).__name__} has no classes_ yet: call fit, or pass classes."
+        )
+
+    def encode_labels(self, y) -> np.ndarray:
+        """The class indices the network is trained on for the labels ``y``.
+
+        The index of a label is its position in ``classes_``: the output of the network
+        (the column of :meth:`predict_proba`) that stands for it. Training targets,
+        and any data-driven ranking of the fitted network's filters, use these indices.
+
+        Parameters
+        ----------
+        y : array-like, shape (n_samples,)
+            Labels from ``classes_``.
+
+        Returns
+        -------
+        codes : ndarray of int64, shape (n_samples,)
+            Indices into ``classes_``.
+
+        Raises
+        ------
+        ValueError
+            If ``y`` holds a label that is not in ``classes_``.
+        """
         classes = self.classes_
+        y = np.asarray(y)
+        # The sorter serves a classes_ in another order, as a model file may hold.
         order = np.argsort(classes, kind="stable")
         positions = np.searchsorted(classes, y, sorter=order)
         positions = np.clip(positions, 0, len(classes) - 1)
@@ -329,7 +383,7 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         if np.any(unknown):
             raise ValueError(
                 f"y contains labels not seen at fit: {sorted(set(y[unknown].tolist()))}; "
-                f"known classes: {list(classes)}."
+                f"known classes: {classes.tolist()}."
             )
         return codes.astype(np.int64)
 
@@ -382,12 +436,12 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         if is_dataset(X):
             return X
         if self.dataset is not SkorchDataset:  # the user chose a dataset class
-            return super().get_dataset(X, None if y is None else self._encode(np.asarray(y)))
+            return super().get_dataset(X, None if y is None else self.encode_labels(y))
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
         # fit and predict pass validated arrays; this serves skorch's public forward().
         X = np.require(X, dtype=np.float32, requirements=["C_CONTIGUOUS", "WRITEABLE"])
-        targets = None if y is None else self._encode(np.asarray(y))
+        targets = None if y is None else self.encode_labels(y)
         return to_tensor_data(X, targets, y, self.device)
 
     def infer(self, x, **fit_params):

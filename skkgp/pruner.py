@@ -772,7 +772,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         size = min(len(X), TRAINING_BATCH_SIZE)
         rows = np.sort(np.random.default_rng(self._seed()).permutation(len(X))[:size])
         device = next((p.device for p in module.parameters()), torch.device("cpu"))
-        targets = np.searchsorted(self.origin_estimator_.classes_, y[rows])
+        targets = self.origin_estimator_.encode_labels(y[rows])
         return TrainingBatch(
             inputs=torch.as_tensor(X[rows], dtype=torch.float32, device=device),
             targets=torch.as_tensor(targets, dtype=torch.long, device=device),

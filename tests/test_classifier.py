@@ -162,6 +162,30 @@ def test_labels_round_trip(labels):
     assert clf.score(X, y) > 0.6  # the channel-0 offset is learnt
 
 
+@pytest.mark.parametrize("given", [["c", "a", "b"], ("b", "a", "c", "a")])
+def test_classes_parameter_in_any_order_gives_sorted_classes(given):
+    # The network's output i stands for classes_[i]: with classes= listed in another
+    # order, fitting must give exactly the network of classes=None.
+    X, y = _raw_data(n=30, labels=("a", "b", "c"))
+    clf = _eegnet(max_epochs=1, classes=given)
+    assert clf.classes_.tolist() == ["a", "b", "c"]  # before fit too
+    clf.fit(X, y)
+    assert clf.classes_.tolist() == ["a", "b", "c"]
+    assert clf.classes == given  # the parameter is left as given
+    np.testing.assert_array_equal(clf.encode_labels(y), np.arange(30) % 3)
+    reference = _eegnet(max_epochs=1).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), reference.predict_proba(X))
+    np.testing.assert_array_equal(clf.predict(X), reference.predict(X))
+    with pytest.raises(ValueError, match=r"not seen at fit: \['d'\]; known classes: \['a', 'b', 'c'\]"):
+        clf.encode_labels(["a", "d"])
+
+
+def test_classes_parameter_needs_two_classes():
+    X, y = _raw_data(n=16)
+    with pytest.raises(ValueError, match=r"classes must list at least 2 classes, got \['neg'\]"):
+        _eegnet(classes=["neg"]).fit(X, y)
+
+
 # ---------------------------------------------------------------------------- randomness
 def test_random_state_makes_fits_identical_and_leaves_global_rng():
     X, y = _raw_data()

@@ -90,7 +90,7 @@ def test_evidence_on_cuda_matches_cpu(grid):
     X, y = grid
     net = EEGClassifier("ccnn", max_epochs=1, batch_size=16, random_state=0).fit(X, y)
     cpu = guided_gradcam(net, X[:12], y[:12], guided=True)
-    cuda = guided_gradcam(net.module_, X[:12], net._encode(y[:12]), guided=True, device="cuda")
+    cuda = guided_gradcam(net.module_, X[:12], net.encode_labels(y[:12]), guided=True, device="cuda")
     assert cuda.shape == cpu.shape == (12, len(layout.DEAP_CHANNELS))
     assert all(p.is_cpu for p in net.module_.parameters())  # computed on a copy
     np.testing.assert_allclose(cuda, cpu, rtol=1e-3, atol=1e-5)
@@ -184,7 +184,7 @@ def test_channels_last_on_cuda_follows_the_zoo_declaration(grid, raw, model, wei
     if not declared:
         return
     Xb = torch.as_tensor(X[:32], dtype=torch.float32).cuda()
-    yb = torch.as_tensor(fits[True]._encode(y[:32])).cuda()
+    yb = torch.as_tensor(fits[True].encode_labels(y[:32])).cuda()
 
     def gradients(module, dtype):
         module.zero_grad()
@@ -234,7 +234,7 @@ def test_knowledge_guided_step_does_not_wait_for_the_gpu(grid):
     net = KnowledgeGuidedClassifier("ccnn", region_mask=mask, max_epochs=1, batch_size=16,
                                     device="cuda", random_state=0).fit(X, y)
     batch = (torch.as_tensor(X[:16], device="cuda"),
-             torch.as_tensor(net._encode(y[:16]), device="cuda"))
+             torch.as_tensor(net.encode_labels(y[:16]), device="cuda"))
     net.on_train_begin(net, X=X, y=y)
     net.train_step(batch)  # Adam's state exists from here on
     torch.cuda.synchronize()

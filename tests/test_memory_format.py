@@ -23,7 +23,7 @@ def _data(shape, n=32, seed=0):
 def _one_step_gradients(clf, X, y):
     """The gradients of one training step of a fitted ``clf`` on ``(X, y)``."""
     clf.module_.zero_grad()
-    batch = (torch.as_tensor(X), torch.as_tensor(clf._encode(y)))
+    batch = (torch.as_tensor(X), torch.as_tensor(clf.encode_labels(y)))
     with torch.random.fork_rng():
         torch.manual_seed(0)  # same dropout draws
         clf.train_step_single(batch)

@@ -243,6 +243,31 @@ def test_importance_criteria_in_the_pruner(raw, grid, module, method):
     assert kgp.predict(X).shape == y.shape
 
 
+@pytest.mark.parametrize("method", ["taylor", "kgi"])
+@pytest.mark.parametrize("classes", [[1, 0], [1, 2, 0]])
+def test_data_driven_criteria_rank_on_the_networks_own_targets(raw, method, classes):
+    """With classes= in any order, taylor and kgi rank filters on the class indices the
+    network was trained on, and prune exactly as with classes=None."""
+    X, _, _ = raw
+    y = np.arange(len(X)) % len(classes)
+    kgp = _pruner("eegnet", net_kwargs={"classes": classes}, method=method,
+                  prune_ratio=0.5).fit(X, y)
+    origin = kgp.origin_estimator_
+    assert origin.classes_.tolist() == sorted(classes)
+    batch = kgp._training_batch(X, y, kgp.origin_module_, None)  # all rows: n < 256
+    np.testing.assert_array_equal(batch.targets.numpy(), origin.encode_labels(y))
+    reference = _pruner("eegnet", method=method, prune_ratio=0.5).fit(X, y)
+    _assert_same_state(_state(kgp.estimator_.module_), _state(reference.estimator_.module_))
+
+
+def test_prefit_origin_with_classes_in_another_order(raw):
+    X, y, _ = raw
+    origin = _net("eegnet", classes=[1, 0]).fit(X, y)
+    kgp = KnowledgeGuidedPruner(origin, prefit=True, method="taylor", random_state=0).fit(X, y)
+    assert kgp.classes_.tolist() == [0, 1]
+    np.testing.assert_array_equal(kgp.origin_estimator_.predict(X), origin.predict(X))
+
+
 def _cost(net, X, what):
     from skkgp.pruning import count_macs, count_params
 

@@ -67,7 +67,7 @@ def test_training_step_is_the_design_loss_from_one_forward(raw_data):
                                     module__dropout=0.0, max_epochs=1, random_state=0).fit(X, y)
     net.on_train_begin(net)
     Xb = torch.as_tensor(X[:16])
-    yb = torch.as_tensor(net._encode(y[:16]))
+    yb = torch.as_tensor(net.encode_labels(y[:16]))
     start = copy.deepcopy(net.module_.state_dict())
 
     # By hand: one forward in training mode, the evidence of its activations, the loss.
