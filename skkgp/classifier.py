@@ -23,6 +23,7 @@ from skkgp._training import (
     TensorData,
     lay_out,
     to_tensor_data,
+    uncompiled,
 )
 from skkgp._validation import Interval, Options, TorchDevice, validate_params
 from skkgp.models import get_model_class, infer_module_kwargs
@@ -444,6 +445,58 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         targets = None if y is None else self.encode_labels(y)
         return to_tensor_data(X, targets, y, self.device)
 
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop, after checking that the module returns one output per class."""
+        if isinstance(X, TensorData) and len(X):
+            forward_params = {k: v for k, v in fit_params.items() if k != "_routing_method"}
+            # Two samples, not one: a forward that squeezes its output would drop the
+            # batch axis of a single sample.
+            self._check_output_width(X.X[:2], forward_params)
+        return super().fit_loop(X, y, epochs, **fit_params)
+
+    def _check_output_width(self, sample: torch.Tensor, fit_params: dict) -> None:
+        """Refuse a module whose outputs are not one logit per class of ``classes_``.
+
+        A wider module trains (cross-entropy takes any targets below its width) and then
+        predicts classes that do not exist; two samples through the network, in eval
+        mode and without gradients, find it before any training (each module's mode is
+        restored).
+        """
+        module = uncompiled(self.module_)
+        modes = [(m, m.training) for m in module.modules()]
+        module.eval()
+        try:
+            with torch.no_grad():
+                output = self._infer_on(module, sample, **fit_params)
+        finally:
+            for submodule, training in modes:
+                submodule.training = training
+        if isinstance(output, (tuple, list)):
+            output = output[0]  # skorch's convention: the first output holds the logits
+        if isinstance(output, torch.Tensor):
+            self._check_outputs(tuple(output.shape[1:]))
+
+    def _check_outputs(self, shape: tuple) -> None:
+        """Refuse per-sample outputs of ``shape`` unless they are one per class."""
+        n_classes = len(self.classes_)
+        if shape == (n_classes,):
+            return
+        if isinstance(self.module, nn.Module):
+            fix = (f"build the module instance with {n_classes} outputs (num_classes="
+                   f"{n_classes} for the zoo), or pass its class, whose num_classes is "
+                   "inferred from y")
+        elif "num_classes" in self.get_params_for("module"):
+            fix = (f"pass module__num_classes={n_classes}, or leave it out: it is inferred "
+                   "from y")
+        else:
+            fix = (f"give the module's last layer {n_classes} outputs (module__num_classes="
+                   f"{n_classes} if its class takes num_classes)")
+        raise ValueError(
+            f"The module returns outputs of shape {shape} per sample, but there are "
+            f"{n_classes} classes ({self.classes_.tolist()}): a classifier's module must "
+            f"return one logit per class, shape ({n_classes},). To fix it, {fix}."
+        )
+
     def infer(self, x, **fit_params):
         """Forward one batch, under bfloat16 autocast when ``precision="bf16"``."""
         return self._infer_on(self.module_, x, **fit_params)
@@ -527,6 +580,7 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         if not is_dataset(X):
             X = self._check_X(X, reset=False)
         proba = np.asarray(super().predict_proba(X), dtype=np.float64)
+        self._check_outputs(proba.shape[1:])
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:

@@ -186,6 +186,34 @@ def test_classes_parameter_needs_two_classes():
         _eegnet(classes=["neg"]).fit(X, y)
 
 
+def test_module_with_other_number_of_outputs_is_refused_before_training():
+    from skkgp.models import EEGNet
+
+    X, y = _raw_data(n=16)
+    with pytest.raises(ValueError, match=r"shape \(3,\) per sample, but there are 2 classes"
+                                         r".*pass module__num_classes=2"):
+        _eegnet(module__num_classes=3).fit(X, y)
+    instance = EEGNet(num_electrodes=4, chunk_size=32, num_classes=1)
+    clf = EEGClassifier(instance, max_epochs=2, random_state=0)
+    with pytest.raises(ValueError, match=r"shape \(1,\) per sample.*module instance with 2"):
+        clf.fit(X, y)
+    assert len(clf.history) == 0  # refused before any epoch
+    with pytest.raises(ValueError, match=r"shape \(1,\) per sample"):
+        clf.predict(X)  # the half-built net does not predict either
+
+
+def test_output_check_leaves_the_modules_modes_and_weights():
+    # The check runs the network in eval mode: BatchNorm statistics do not move, and a
+    # submodule the user keeps in eval mode stays there.
+    X, y = _raw_data(n=16)
+    clf = _eegnet(max_epochs=0).fit(X, y)
+    clf.module_.temporal_bn.eval()
+    state = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    clf.partial_fit(X, y)  # max_epochs=0: only the check runs
+    assert all(torch.equal(v, state[k]) for k, v in clf.module_.state_dict().items())
+    assert not clf.module_.temporal_bn.training and clf.module_.spatial_bn.training
+
+
 # ---------------------------------------------------------------------------- randomness
 def test_random_state_makes_fits_identical_and_leaves_global_rng():
     X, y = _raw_data()
