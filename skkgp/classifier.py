@@ -303,8 +303,12 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         self.classes_inferred_ = classes
         self.n_classes_ = len(classes)
 
-    def _training_data(self, X, y, *, reset: bool) -> tuple[TensorData, np.ndarray]:
-        """Validate ``X``/``y`` (learning shapes and classes when ``reset``) as tensors."""
+    def _training_data(self, X, y, *, reset: bool, classes=None
+                       ) -> tuple[TensorData, np.ndarray]:
+        """Validate ``X``/``y`` (learning shapes and classes when ``reset``) as tensors.
+
+        ``classes``: those :meth:`partial_fit` was given, if any.
+        """
         self._validate_params()
         X, y = eeg_input(X, y)[:2]
         X = self._check_X(X, reset=reset)
@@ -314,17 +318,40 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
                 f"X and y have different numbers of samples: {len(X)} and {len(y)}."
             )
         if reset:
-            if self.classes is None:
-                classes = np.unique(y)
-                if len(classes) < 2:
-                    raise ValueError(
-                        f"y has only one class ({classes[0].item()!r}); a classifier needs at "
-                        "least 2 classes."
-                    )
-            else:
-                classes = self._given_classes(self.classes, "classes")
-            self._set_input_attributes(X, classes)
+            self._set_input_attributes(X, self._first_classes(y, classes))
+        elif classes is not None:
+            given = self._given_classes(classes, "classes")
+            if not np.array_equal(given, self.classes_):
+                raise ValueError(
+                    f"partial_fit got classes={given.tolist()}, but the classes were fixed "
+                    f"by the first call as {self.classes_.tolist()}: pass the same classes "
+                    "(or none), or call fit to start again with other classes."
+                )
         return to_tensor_data(X, self.encode_labels(y), y, self.device), y
+
+    def _first_classes(self, y: np.ndarray, classes) -> np.ndarray:
+        """The classes of a fresh network: ``classes`` of partial_fit, the ``classes``
+        parameter, or those of ``y``; sorted."""
+        if classes is not None:
+            given = self._given_classes(classes, "classes")
+            if self.classes is not None and not np.array_equal(
+                given, self._given_classes(self.classes, "classes")
+            ):
+                raise ValueError(
+                    f"partial_fit got classes={given.tolist()}, but the classes parameter "
+                    f"is {np.asarray(self.classes).tolist()}: pass the same classes to both, "
+                    "or only one of them."
+                )
+            return given
+        if self.classes is not None:
+            return self._given_classes(self.classes, "classes")
+        found = np.unique(y)
+        if len(found) < 2:
+            raise ValueError(
+                f"y has only one class ({found[0].item()!r}); a classifier needs at least 2 "
+                "classes (partial_fit: pass them all in classes=)."
+            )
+        return found
 
     @staticmethod
     def _given_classes(classes, name: str) -> np.ndarray:
@@ -548,8 +575,13 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         ----------
         X, y : array-like
             As in :meth:`fit`.
-        classes : array-like or None
-            Ignored (the classes come from the first call or from ``classes``).
+        classes : array-like, shape (n_classes,), default=None
+            Every class label, in any order, as scikit-learn's ``partial_fit`` takes
+            them: the first call on an unfitted classifier fixes ``classes_`` (and the
+            network's outputs) to ``np.unique(classes)``, so that ``y`` of each call
+            may hold only some of them. ``None``: the ``classes`` parameter, or the
+            labels of this ``y``. Later calls may pass the same classes again; other
+            classes are an error (call :meth:`fit` to start again).
         **fit_params : dict
             Passed to the module's ``forward``.
 
@@ -559,7 +591,7 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         """
         if isinstance(X, TensorData):  # already validated by fit
             return super().partial_fit(X, y, classes=classes, **fit_params)
-        data, y = self._training_data(X, y, reset=not self.initialized_)
+        data, y = self._training_data(X, y, reset=not self.initialized_, classes=classes)
         with self._seeded():
             return super().partial_fit(data, y, classes=classes, **fit_params)
 

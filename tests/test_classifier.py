@@ -285,6 +285,27 @@ def test_partial_fit_continues_training():
         clf.partial_fit(X[:, :3], y)
 
 
+def test_partial_fit_classes_of_the_first_call_fix_all_classes():
+    # scikit-learn's contract: the first call's classes are all the classes, so a first
+    # batch may lack some of them (here one class only) and later batches bring them.
+    X, y = _raw_data(n=30, labels=("a", "b", "c"))
+    clf = _eegnet(max_epochs=1)
+    clf.partial_fit(X[y == "b"], y[y == "b"], classes=["c", "b", "a"])
+    assert clf.classes_.tolist() == ["a", "b", "c"] and clf.n_classes_ == 3
+    assert clf.predict_proba(X).shape == (30, 3)
+    clf.partial_fit(X, y, classes=["a", "b", "c"])  # the same classes again
+    clf.partial_fit(X[y == "c"], y[y == "c"])
+    assert len(clf.history) == 3 and clf.classes_.tolist() == ["a", "b", "c"]
+    with pytest.raises(ValueError, match=r"classes=\['a', 'b'\], but the classes were fixed "
+                                         r"by the first call as \['a', 'b', 'c'\]"):
+        clf.partial_fit(X[y != "c"], y[y != "c"], classes=["a", "b"])
+    with pytest.raises(ValueError, match=r"classes=\['a', 'b', 'c'\], but the classes "
+                                         r"parameter is \['a', 'b'\]"):
+        _eegnet(classes=["a", "b"]).partial_fit(X, y, classes=["a", "b", "c"])
+    with pytest.raises(ValueError, match="only one class.*pass them all in classes="):
+        _eegnet().partial_fit(X[y == "a"], y[y == "a"])
+
+
 def test_bf16_precision_trains_and_bad_precision_is_rejected():
     X, y = _raw_data()
     clf = _eegnet(precision="bf16").fit(X, y)
