@@ -21,7 +21,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from skkgp import pruning
 from skkgp._input import eeg_input
@@ -384,6 +384,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             that is ``None``.
         y : array-like, shape (n_samples,), default=None
             Class labels; ``None`` only with Epochs, whose event codes are then the labels.
+            A column vector ``(n_samples, 1)`` is taken as 1-D, with a
+            :class:`~sklearn.exceptions.DataConversionWarning`.
 
         Returns
         -------
@@ -400,7 +402,13 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         if y is None:
             raise ValueError("KnowledgeGuidedPruner.fit needs y (labels) unless X is Epochs.")
         X = _check_X(X)
-        y = np.asarray(y)
+        # Checked here, not by the origin's fit only: a prefit origin is not fitted
+        # again, and the ranking batch of taylor/kgi needs one label per sample.
+        y = column_or_1d(y, warn=True)
+        if len(y) != len(X):
+            raise ValueError(
+                f"X and y have different numbers of samples: {len(X)} and {len(y)}."
+            )
         self.electrodes_, cells = self._resolve_electrodes(X, epochs_names)
         self.region_mask_ = self._resolve_region(self.electrodes_)
 

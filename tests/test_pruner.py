@@ -540,6 +540,24 @@ def test_bad_input_shape(grid):
         _pruner().fit(X.reshape(len(X), -1), y)
 
 
+def test_column_y_and_bad_y_shapes(raw):
+    from sklearn.exceptions import DataConversionWarning
+
+    X, y, _ = raw
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        kgp = _pruner("eegnet", method="taylor", prune_ratio=0.5).fit(X, y[:, None])
+    reference = _pruner("eegnet", method="taylor", prune_ratio=0.5).fit(X, y)
+    np.testing.assert_array_equal(kgp.predict_proba(X), reference.predict_proba(X))
+    origin = _net("eegnet").fit(X, y)
+    # Refused before any training, also for a prefit origin (which is not fitted again).
+    for pruner in (_pruner("eegnet"), KnowledgeGuidedPruner(origin, prefit=True)):
+        with pytest.raises(ValueError, match=r"y should be a 1d array.*\(24, 2\)"):
+            pruner.fit(X, np.stack([y, y], axis=1))
+        with pytest.raises(ValueError, match="different numbers of samples: 24 and 23"):
+            pruner.fit(X, y[:-1])
+        assert not hasattr(pruner, "origin_estimator_")
+
+
 # ------------------------------------------------------------------------------- prefit
 def _params_repr(net):
     return {k: repr(v) for k, v in net.get_params(deep=False).items()}
