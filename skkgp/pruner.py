@@ -242,6 +242,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         the share of the origin's filters removed) and ``n_steps``.
     classes_ : ndarray, shape (n_classes,)
         Class labels.
+    n_features_in_ : int
+        ``estimator_.n_features_in_``: channels of raw windows, bands of grids.
     electrodes_ : tuple of str
         Names of the electrodes the evidence is computed on.
     region_mask_ : ndarray of bool, shape (n_electrodes,)
@@ -688,6 +690,18 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             warnings.warn(warning, UserWarning, stacklevel=3)
         self._say("using the prefit origin network")
         return copy.deepcopy(estimator)
+
+    @property
+    def n_features_in_(self) -> int:
+        # The fitted network's, so that it cannot disagree with it; before fit an
+        # AttributeError, as scikit-learn expects of a fitted attribute.
+        try:
+            estimator = self.estimator_
+        except AttributeError:
+            raise AttributeError(
+                f"This {type(self).__name__} has no n_features_in_ yet: call fit first."
+            ) from None
+        return estimator.n_features_in_
 
     # -------------------------------------------------------------- predict
     def predict(self, X) -> np.ndarray:

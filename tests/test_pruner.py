@@ -558,6 +558,18 @@ def test_column_y_and_bad_y_shapes(raw):
         assert not hasattr(pruner, "origin_estimator_")
 
 
+def test_n_features_in_follows_the_fitted_network(raw):
+    X, y, _ = raw
+    kgp = _pruner("eegnet", prune_ratio=0.5)
+    assert not hasattr(kgp, "n_features_in_")
+    with pytest.raises(AttributeError, match="no n_features_in_ yet: call fit"):
+        kgp.n_features_in_
+    kgp.fit(X, y)
+    assert kgp.n_features_in_ == kgp.estimator_.n_features_in_ == 32
+    assert not hasattr(clone(kgp), "n_features_in_")
+    assert pickle.loads(pickle.dumps(kgp)).n_features_in_ == 32
+
+
 # ------------------------------------------------------------------------------- prefit
 def _params_repr(net):
     return {k: repr(v) for k, v in net.get_params(deep=False).items()}
