@@ -245,6 +245,14 @@ class FastTrainingLoop:
         kwargs.setdefault("batch_size", self.batch_size)
         if kwargs["batch_size"] == -1:
             kwargs["batch_size"] = len(dataset)
+        if training and kwargs.get("drop_last") and len(dataset) < kwargs["batch_size"]:
+            # Every batch would be dropped: no step, no train_loss, and skorch would fail
+            # later with a KeyError on the history.
+            raise ValueError(
+                f"iterator_train__drop_last=True with batch_size={kwargs['batch_size']} "
+                f"drops every batch: the training data have {len(dataset)} samples. Pass "
+                f"a batch_size of at most {len(dataset)}, or drop_last=False."
+            )
         if iterator is TensorBatchIterator and training:
             kwargs.setdefault("shuffle", True)
             if "generator" not in kwargs:

@@ -263,6 +263,21 @@ def test_batch_iterator_covers_every_sample_once_per_epoch():
     assert len(batches) == 1 and batches[0][0][:, 0].tolist() == [1.0, 3.0]
 
 
+def test_drop_last_with_fewer_samples_than_a_batch_is_refused():
+    from skorch.dataset import ValidSplit
+
+    X, y = _raw_data(n=24)
+    with pytest.raises(ValueError, match=r"drop_last=True with batch_size=32 drops every "
+                                         r"batch: the training data have 24 samples"):
+        _eegnet(batch_size=32, iterator_train__drop_last=True).fit(X, y)
+    # The training part of an internal validation split is what counts.
+    with pytest.raises(ValueError, match="the training data have 18 samples"):
+        _eegnet(batch_size=20, iterator_train__drop_last=True,
+                train_split=ValidSplit(4, stratified=True)).fit(X, y)
+    clf = _eegnet(max_epochs=1, batch_size=24, iterator_train__drop_last=True).fit(X, y)
+    assert clf.history[-1, "train_batch_count"] == 1
+
+
 def test_valid_split_callbacks_and_history():
     from skorch.dataset import ValidSplit
 
