@@ -253,15 +253,18 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
                 f"X has {X.ndim} dimensions, but {name} was fitted on {len(fitted) + 1}-D "
                 f"inputs: X has samples of shape {shape}, the estimator expects {fitted}."
             )
-        if shape != fitted:
-            what = "features"
-            if len(fitted) == 2 and len(shape) == 2:
-                what = "channels"
+        if shape[0] != fitted[0]:
+            what = {2: "channels", 3: "bands"}.get(len(fitted), "features")
             raise ValueError(
                 f"X has {X.shape[1]} features, but {name} is expecting {self.n_features_in_} "
                 f"features as input: X has samples of shape {shape}, the estimator was fitted "
-                f"on samples of shape {fitted} (the number of {what} or the sample shape "
-                "differs from fit)."
+                f"on samples of shape {fitted} (the number of {what} differs from fit)."
+            )
+        if shape != fitted:
+            what = "number of time samples" if len(fitted) == 2 else "grid size"
+            raise ValueError(
+                f"X has samples of shape {shape}, but {name} was fitted on samples of shape "
+                f"{fitted}: the {what} differs from fit."
             )
         return X
 
@@ -609,6 +612,9 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
             Columns follow ``classes_``.
         """
         check_is_fitted(self, "input_shape_")
+        # Parameters set after fit (set_params(device="cuda") on a CPU-only machine)
+        # are checked here as fit checks them, not deep inside torch.
+        self._validate_params()
         if not is_dataset(X):
             X = self._check_X(X, reset=False)
         proba = np.asarray(super().predict_proba(X), dtype=np.float64)

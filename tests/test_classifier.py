@@ -445,7 +445,8 @@ def test_bad_X_at_predict():
     clf = _eegnet(max_epochs=1).fit(X, y)
     with pytest.raises(ValueError, match="number of channels"):
         clf.predict(X[:, :3])
-    with pytest.raises(ValueError, match=r"shape \(4, 20\).*\(4, 32\)"):
+    with pytest.raises(ValueError, match=r"shape \(4, 20\).*\(4, 32\): the number of time "
+                                         "samples differs from fit"):
         clf.predict(X[:, :, :20])
     with pytest.raises(ValueError, match="NaN"):
         clf.predict(np.full_like(X, np.nan))
@@ -564,6 +565,29 @@ def test_bad_device_is_named():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             _eegnet(device="cuda").fit(X, y)
+
+
+def test_parameters_set_after_fit_are_checked_at_predict():
+    X, y = _raw_data(n=16)
+    clf = _eegnet(max_epochs=1).fit(X, y)
+    clf.set_params(device="gpu0")
+    with pytest.raises(ValueError, match="device must be a torch device.*got 'gpu0'"):
+        clf.predict(X)
+    if not torch.cuda.is_available():
+        clf.set_params(device="cuda")
+        with pytest.raises(ValueError, match="no CUDA GPU here; use device='cpu'"):
+            clf.predict_proba(X)
+    clf.set_params(device="cpu")
+    assert clf.predict(X).shape == (16,)
+
+
+def test_other_grid_size_at_predict_is_named():
+    X, y = _grid_data()
+    clf = EEGClassifier("fbccnn", max_epochs=1, batch_size=16, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"shape \(4, 8, 8\).*\(4, 9, 9\): the grid size"):
+        clf.predict(X[:, :, :8, :8])
+    with pytest.raises(ValueError, match="X has 3 features.*the number of bands differs"):
+        clf.predict(X[:, :3])
 
 
 def test_skorch_forward_accepts_float64_and_tensors():

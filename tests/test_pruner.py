@@ -538,6 +538,8 @@ def test_bad_input_shape(grid):
     X, y = grid
     with pytest.raises(ValueError, match="shape"):
         _pruner().fit(X.reshape(len(X), -1), y)
+    with pytest.raises(ValueError, match=r"5x5 grids.*up to cell \(8, 8\);"):
+        _pruner().fit(X[:, :, :5, :5], y)
 
 
 def test_column_y_and_bad_y_shapes(raw):
