@@ -352,7 +352,7 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         if len(found) < 2:
             raise ValueError(
                 f"y has only one class ({found[0].item()!r}); a classifier needs at least 2 "
-                "classes (partial_fit: pass them all in classes=)."
+                "classes (for batches that lack some of them, pass them all as classes=)."
             )
         return found
 

@@ -317,7 +317,7 @@ def test_partial_fit_classes_of_the_first_call_fix_all_classes():
     with pytest.raises(ValueError, match=r"classes=\['a', 'b', 'c'\], but the classes "
                                          r"parameter is \['a', 'b'\]"):
         _eegnet(classes=["a", "b"]).partial_fit(X, y, classes=["a", "b", "c"])
-    with pytest.raises(ValueError, match="only one class.*pass them all in classes="):
+    with pytest.raises(ValueError, match="only one class.*pass them all as classes="):
         _eegnet().partial_fit(X[y == "a"], y[y == "a"])
 
 
