@@ -833,8 +833,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         if cells.size and (cells[:, 0].max() >= rows or cells[:, 1].max() >= cols):
             raise ValueError(
                 f"X holds {rows}x{cols} grids but layout={_describe(self.layout)} places "
-                f"electrodes up to cell {tuple(cells.max(axis=0).tolist())}; pass the layout the grids "
-                "were made with."
+                f"electrodes up to cell {tuple(cells.max(axis=0).tolist())}; pass the layout "
+                "the grids were made with."
             )
         return names, cells
 

@@ -176,7 +176,8 @@ def test_classes_parameter_in_any_order_gives_sorted_classes(given):
     reference = _eegnet(max_epochs=1).fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), reference.predict_proba(X))
     np.testing.assert_array_equal(clf.predict(X), reference.predict(X))
-    with pytest.raises(ValueError, match=r"not seen at fit: \['d'\]; known classes: \['a', 'b', 'c'\]"):
+    with pytest.raises(ValueError,
+                       match=r"not seen at fit: \['d'\]; known classes: \['a', 'b', 'c'\]"):
         clf.encode_labels(["a", "d"])
 
 

@@ -90,7 +90,8 @@ def test_evidence_on_cuda_matches_cpu(grid):
     X, y = grid
     net = EEGClassifier("ccnn", max_epochs=1, batch_size=16, random_state=0).fit(X, y)
     cpu = guided_gradcam(net, X[:12], y[:12], guided=True)
-    cuda = guided_gradcam(net.module_, X[:12], net.encode_labels(y[:12]), guided=True, device="cuda")
+    cuda = guided_gradcam(net.module_, X[:12], net.encode_labels(y[:12]), guided=True,
+                          device="cuda")
     assert cuda.shape == cpu.shape == (12, len(layout.DEAP_CHANNELS))
     assert all(p.is_cpu for p in net.module_.parameters())  # computed on a copy
     np.testing.assert_allclose(cuda, cpu, rtol=1e-3, atol=1e-5)
