@@ -280,7 +280,8 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         return y
 
     def _validate_params(self) -> None:
-        """Check the parameters against ``_parameter_constraints`` (once per fit)."""
+        """Check the parameters against ``_parameter_constraints`` (at fit and at predict:
+        a parameter set after fit is checked before it is used)."""
         validate_params(self._parameter_constraints, {
             name: getattr(self, name) for name in self._parameter_constraints
         })
@@ -324,11 +325,12 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
             self._set_input_attributes(X, self._first_classes(y, classes))
         elif classes is not None:
             given = self._given_classes(classes, "classes")
-            if not np.array_equal(given, self.classes_):
+            # Sets compared: a model saved before classes_ were sorted keeps its order.
+            if not np.array_equal(given, np.unique(self.classes_)):
                 raise ValueError(
-                    f"partial_fit got classes={given.tolist()}, but the classes were fixed "
-                    f"by the first call as {self.classes_.tolist()}: pass the same classes "
-                    "(or none), or call fit to start again with other classes."
+                    f"partial_fit got classes={np.asarray(classes).tolist()}, but the classes "
+                    f"were fixed by the first call as {self.classes_.tolist()}: pass the same "
+                    "classes (or none), or call fit to start again with other classes."
                 )
         return to_tensor_data(X, self.encode_labels(y), y, self.device), y
 
@@ -440,6 +442,9 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
     # ------------------------------------------------------------------ skorch hooks
     def initialize_module(self):
         """Instantiate the module from the zoo name or class, with the inferred shapes."""
+        # A new module's output width is checked once, on the first batch it trains on
+        # (fit_loop); a partial_fit stream keeps the checked module.
+        self._width_unchecked = True
         if isinstance(self.module, nn.Module):
             # fit must not change the estimator's parameters: train a copy of the instance,
             # so that clone() never carries trained weights into a new fit.
@@ -477,11 +482,12 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop, after checking that the module returns one output per class."""
-        if isinstance(X, TensorData) and len(X):
+        if isinstance(X, TensorData) and len(X) and getattr(self, "_width_unchecked", False):
             forward_params = {k: v for k, v in fit_params.items() if k != "_routing_method"}
             # Two samples, not one: a forward that squeezes its output would drop the
             # batch axis of a single sample.
             self._check_output_width(X.X[:2], forward_params)
+            self._width_unchecked = False
         return super().fit_loop(X, y, epochs, **fit_params)
 
     def _check_output_width(self, sample: torch.Tensor, fit_params: dict) -> None:

@@ -16,6 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
 from skkgp.classifier import EEGClassifier
+from skkgp.models import get_model_class
 
 
 class TabularNet(nn.Module):
@@ -207,12 +208,28 @@ def test_output_check_leaves_the_modules_modes_and_weights():
     # The check runs the network in eval mode: BatchNorm statistics do not move, and a
     # submodule the user keeps in eval mode stays there.
     X, y = _raw_data(n=16)
-    clf = _eegnet(max_epochs=0).fit(X, y)
-    clf.module_.temporal_bn.eval()
-    state = {k: v.clone() for k, v in clf.module_.state_dict().items()}
-    clf.partial_fit(X, y)  # max_epochs=0: only the check runs
+    module = get_model_class("eegnet")(num_electrodes=4, chunk_size=32, num_classes=2)
+    module.temporal_bn.eval()
+    clf = EEGClassifier(module, max_epochs=0, batch_size=16, random_state=0).fit(X, y)
+    # max_epochs=0: only the check ran, on fit's copy of the module.
+    state = module.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in clf.module_.state_dict().items())
     assert not clf.module_.temporal_bn.training and clf.module_.spatial_bn.training
+
+
+def test_output_check_runs_once_per_new_module():
+    # A partial_fit stream keeps the checked module: no probe forward per call.
+    X, y = _raw_data(n=16)
+    clf = _eegnet(max_epochs=1)
+    calls = []
+    check = clf._check_output_width
+    clf._check_output_width = lambda *args: calls.append(1) or check(*args)
+    clf.fit(X, y)
+    clf.partial_fit(X, y)
+    clf.partial_fit(X, y)
+    assert len(calls) == 1
+    clf.fit(X, y)  # a new module
+    assert len(calls) == 2
 
 
 # ---------------------------------------------------------------------------- randomness
@@ -624,3 +641,15 @@ def test_knowledge_step_benchmark_runs(capsys, load_benchmark):
 
     assert _pooled.ConsumerCapture.plan is bench._pooled.ConsumerCapture.plan
     assert _pooled.ConsumerCapture.plan.__name__ == "plan"
+
+
+def test_partial_fit_accepts_the_classes_of_a_model_saved_with_them_unsorted():
+    # Files written before classes_ were sorted keep their order (the network's outputs
+    # follow it); partial_fit compares the set and quotes what the user passed.
+    X, y = _grid_data()
+    clf = EEGClassifier("ccnn", max_epochs=1, batch_size=16, random_state=0).fit(X, y)
+    clf.classes_inferred_ = np.array([1, 0])
+    clf.partial_fit(X, y, classes=[1, 0])
+    assert clf.classes_.tolist() == [1, 0]
+    with pytest.raises(ValueError, match=r"got classes=\[2, 1, 0\], but the classes were fixed"):
+        clf.partial_fit(X, y, classes=[2, 1, 0])

@@ -230,3 +230,7 @@ def test_subjects_with_different_clip_counts_keep_unique_ids_and_their_baselines
     # With equal counts the ids are those of the release's formula.
     full = load_dreamer(release)
     assert np.array_equal(full.trials, (full.frame.subject - 1) * 18 + full.frame.trial - 1)
+    # An id does not depend on which subjects are loaded: separate loads join.
+    for subjects in ([2], [2, 3]):
+        alone = load_dreamer(target, subjects=subjects)
+        assert np.array_equal(alone.trials, data.trials[frame.subject.isin(subjects)])

@@ -225,9 +225,12 @@ def load_dreamer(
     blocks, bases, columns = [], [], {key: [] for key in (
         "subject", "trial", "trial_id", "window", "start", *DREAMER_SCORES, "baseline_row")}
     subject_cells = [(subject, *_subject(reader, records, subject)) for subject in chosen]
-    # Ids stay unique when subjects have different clip counts; with the release's 18
-    # clips each they are (subject - 1) * 18 + clip - 1.
-    ids_per_subject = max(len(stimuli) for _, _, stimuli, _, _ in subject_cells)
+    # Ids stay unique when subjects have different clip counts, and do not depend on
+    # which subjects are loaded unless one has more than the release's 18 clips: loads
+    # of different subjects can be joined. With 18 clips each they are
+    # (subject - 1) * 18 + clip - 1.
+    ids_per_subject = max(DREAMER_N_CLIPS,
+                          *(len(stimuli) for _, _, stimuli, _, _ in subject_cells))
     for subject, where, stimuli, base, scores in tqdm(
             subject_cells, desc="DREAMER subjects", unit="subject", disable=not verbose):
         for clip, (recording, rest) in enumerate(zip(stimuli, base, strict=True), start=1):
