@@ -221,8 +221,8 @@ def _as_scores(scores, evidence: torch.Tensor) -> torch.Tensor | None:
 def _sample_weights(share: torch.Tensor) -> torch.Tensor:
     share = share.detach()
     mean = share.mean()
-    positive = mean > 0
-    return torch.where(positive, share / torch.where(positive, mean, 1.0), 1.0)
+    # No safe denominator: the weights are stop-gradient, and share / 0 is never selected.
+    return torch.where(mean > 0, share / mean, 1.0)
 
 
 def normalize_evidence(evidence):
@@ -474,9 +474,7 @@ class _FusedKnowledgeLoss(torch.autograd.Function):
         share = torch.where(alive, (evidence @ mask) / total, mask.mean())
         coefficient = None
         if beta != 0:
-            mean = share.mean()
-            weights = torch.where(mean > 0, share / mean, 1.0)
-            coefficient = ((1 - beta) + beta * weights).to(ce.dtype)
+            coefficient = ((1 - beta) + beta * _sample_weights(share)).to(ce.dtype)
             loss = (coefficient * ce).mean()
         else:
             loss = ce.mean()
