@@ -7,12 +7,16 @@ out of time is reported and the next one runs; the summary is printed in any cas
    1024 (``kg/fit``: the knowledge-guided step over a plain ``fit`` step, same layout),
    single synchronised steps with and without the pooled Grad-CAM shortcut
    (``benchmarks/knowledge_step.py``), then batch 1024 under bf16 autocast.
-2. ``full estimate``: ``skkgp reproduce --full --dry-run`` on DEAP-sized simulated data
+2. ``graphs``: ``train_speed.py --cuda-graphs`` on CCNN at batch 64, 256 and 1024: the
+   same figures with every ``fit`` and knowledge-guided step replayed from a CUDA graph
+   (the plain PyTorch loop stays eager).
+3. ``full estimate``: ``skkgp reproduce --full --dry-run`` on DEAP-sized simulated data
    (32 subjects x 40 trials x 60 s: the windows ``load_deap(write_deap_like(...))``
    gives), for 1 worker and each ``--workers`` count: the whole grid's wall time
    extrapolated from steps timed on this GPU. Last, if time is left, the same at batch
-   1024 instead of ``--full``'s 64.
-3. ``short grid``: a real ``skkgp reproduce`` run of CCNN (LFP, fine-tuning, 4 folds,
+   1024 instead of ``--full``'s 64. With ``--cuda-graphs`` the steps are timed replayed
+   from CUDA graphs.
+4. ``short grid``: a real ``skkgp reproduce`` run of CCNN (LFP, fine-tuning, 4 folds,
    protocol paper, 1 + 1 epochs, batch 64 as ``--full``) on a quarter of DEAP's size, with
    ``--workers 1`` and ``--workers N``: wall times, the per-cell compute time alone and
    under N concurrent workers (the throughput gain), and the largest difference
@@ -54,7 +58,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=230.0,
                         help="wall seconds for the whole script")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["train_speed", "estimate", "grid"], help="stages to skip")
+                        choices=["train_speed", "graphs", "estimate", "grid"],
+                        help="stages to skip")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="the estimate and the short grid train with --cuda-graphs")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes everywhere: checks the script itself, on a CPU too")
@@ -136,8 +143,27 @@ FULL_DATA = ["--data", "synthetic", "--n-subjects", "32", "--n-trials", "40",
              "--trial-seconds", "60"]
 
 
+def stage_graphs(args) -> None:
+    script = str(ROOT / "benchmarks" / "train_speed.py")
+    samples = "512" if args.smoke else "12800"
+    rc, out, _ = run("train_speed fp32, CUDA graphs", [
+        sys.executable, script, "--device", args.device, "--n-samples", samples,
+        "--batch-sizes", "64", "256", "1024", "--repeats", "2", "--cuda-graphs"], 90,
+        args.budget)
+    for line in out.splitlines():
+        if re.match(r"\s+(64|256|1024)\s+wall", line):
+            fields = line.split()
+            SUMMARY.append(f"train_speed CUDA graphs batch {fields[0]}: plain (eager) "
+                           f"{fields[2]} s/epoch, fit/plain {fields[4]}, kg/plain {fields[6]}, "
+                           f"kg/fit {fields[7]}")
+    if rc != 0:
+        SUMMARY.append(f"train_speed CUDA graphs: exit {rc}")
+
+
 def stage_estimate(args, batch_size: int | None = None, workers=None, limit=120) -> None:
     argv = ["reproduce", "--full", *FULL_DATA, "--device", args.device]
+    if args.cuda_graphs:
+        argv += ["--cuda-graphs"]
     if batch_size is not None:
         argv += ["--batch-size", str(batch_size)]
     if args.smoke:
@@ -149,7 +175,8 @@ def stage_estimate(args, batch_size: int | None = None, workers=None, limit=120)
         f"args = build_parser().parse_args({argv!r})\n"
         f"dry_run(config_from_args(args), worker_counts={counts!r})\n"
     )
-    label = "--full" + ("" if batch_size is None else f" --batch-size {batch_size}")
+    label = ("--full" + ("" if batch_size is None else f" --batch-size {batch_size}")
+             + (" --cuda-graphs" if args.cuda_graphs else ""))
     rc, out, _ = run(f"full estimate ({label})", [sys.executable, "-c", code], limit,
                      args.budget)
     for line in out.splitlines():
@@ -201,7 +228,7 @@ def stage_grid(args) -> None:
               "--models", "ccnn", "--methods", "lfp", "--recovery", "finetune",
               "--folds", "4", "--protocol", "paper", "--epochs", "1", "--recovery-epochs",
               "1", "--batch-size", "64", "--prune-ratio", "0.1", "--device", args.device,
-              "--quiet"]
+              "--quiet", *(["--cuda-graphs"] if args.cuda_graphs else [])]
     rc1, _, wall1 = run("short grid, 1 worker", [*common, "--out", str(out / "w1")], 100,
                         budget)
     sampler = MemorySampler()
@@ -256,6 +283,7 @@ def main(argv=None) -> None:
     print(SUMMARY[-1], flush=True)
     stages = [
         ("train_speed", lambda: stage_train_speed(args)),
+        ("graphs", lambda: stage_graphs(args)),
         ("estimate", lambda: stage_estimate(args)),
         ("grid", lambda: stage_grid(args)),
         # The same grid at batch 1024 (other training, so other results): how far the

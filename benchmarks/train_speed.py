@@ -57,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="repeats of every measurement")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast in every run")
     parser.add_argument("--compile", action="store_true", help="torch.compile in every run")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="fit and knowledge-guided runs replay their steps from CUDA graphs "
+                             "(EEGClassifier(cuda_graphs=True)); the plain loop stays eager")
     parser.add_argument("--no-recovery", action="store_true",
                         help="skip the knowledge-guided recovery epochs")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -209,7 +212,8 @@ def main(argv=None) -> None:
     n_epochs = args.epochs + 1
     print(
         f"model={args.model} input={X.shape} device={device} threads={args.threads} "
-        f"bf16={args.bf16} compile={args.compile} epochs={args.epochs} (+1 warm-up) "
+        f"bf16={args.bf16} compile={args.compile} cuda_graphs={args.cuda_graphs} "
+        f"epochs={args.epochs} (+1 warm-up) "
         f"repeats={args.repeats} torch={torch.__version__} "
         f"plain layout={'channels_last' if args.plain_channels_last else 'contiguous'} "
         f"grad-cam weights={'mean of ds/dA' if args.mean_gradient else 'pooled shortcut'}"
@@ -228,7 +232,7 @@ def main(argv=None) -> None:
             seed = 1000 + repeat
             common = dict(max_epochs=n_epochs, batch_size=batch_size, device=args.device,
                           random_state=seed, precision="bf16" if args.bf16 else None,
-                          compile=args.compile)
+                          compile=args.compile, cuda_graphs=args.cuda_graphs)
             runs = ["plain", "fit"] + (["kg"] if run_recovery else [])
             # Each repeat starts with another of the runs, so that no run always comes
             # first or last (warm caches, clock boosts).

@@ -25,6 +25,8 @@ from skorch.dataset import Dataset, get_len
 from torch import nn
 from torch.utils.data import Subset
 
+from skkgp._graphs import GraphedTrainingStep, batch_key, graph_state
+
 __all__ = [
     "TensorData",
     "TensorBatchIterator",
@@ -292,6 +294,48 @@ class FastTrainingLoop:
                 continue
             getattr(callback, method_name)(self, **cb_kwargs)
 
+    def train_step(self, batch, **fit_params):
+        """skorch's training step, replayed from a CUDA graph when ``cuda_graphs`` is on.
+
+        Batches the graph cannot take (another shape, ``fit_params``) and every step
+        when the option is off run skorch's step as it is (:mod:`skkgp._graphs`).
+        """
+        graphed = self._graphed_step(batch, fit_params)
+        if graphed is None:
+            return super().train_step(batch, **fit_params)
+        return graphed.run(batch, super().train_step)
+
+    def _graphed_step(self, batch, fit_params) -> GraphedTrainingStep | None:
+        if not getattr(self, "cuda_graphs", False) or fit_params or batch_key(batch) is None:
+            return None
+        graphed = getattr(self, "_graphed_step_", None)
+        if graphed is not None and graphed.state == graph_state(self):
+            # The net's graph, unless its capture failed or the batch has another shape
+            # (the last batch of an epoch): those steps run eagerly.
+            return graphed if graphed.takes(batch) else None
+        # A new module or optimizer (a new fit): a new graph.
+        self._graphed_step_ = GraphedTrainingStep(self, batch)
+        return self._graphed_step_
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.__dict__.pop("cuda_graph_steps_", None)
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # A graph lives for one fit: it reads tensors made per fit (the knowledge-guided
+        # mask), and its memory is the network's training memory.
+        graphed = self.__dict__.pop("_graphed_step_", None)
+        if graphed is not None:
+            self.cuda_graph_steps_ = graphed.summary()
+        super().on_train_end(net, X=X, y=y, **kwargs)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # A CUDA graph is tied to this process's device memory: a copy captures afresh.
+        state.pop("_graphed_step_", None)
+        state.pop("_graph_records", None)
+        return state
+
     def _defer_loss_sync(self) -> bool:
         return torch.device(self.device).type != "cpu"
 
@@ -322,7 +366,15 @@ class FastTrainingLoop:
 
     def _record_batch_value(self, key: str, value: torch.Tensor) -> None:
         """Record a 0-dim tensor of this batch: a float, or on a GPU the tensor itself,
-        which :meth:`run_single_epoch` reads with the others at the end of the epoch."""
+        which :meth:`run_single_epoch` reads with the others at the end of the epoch.
+
+        While a step is captured in a CUDA graph the value is handed to the graph,
+        which records a copy of it after each replay.
+        """
+        records = getattr(self, "_graph_records", None)
+        if records is not None:
+            records[key] = value
+            return
         self.history.record_batch(key, value if self._defer_loss_sync() else value.item())
 
 

@@ -92,6 +92,18 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         steps faster; and on a GPU, cuDNN runs CCNN's
         channels-last convolutions as TF32 where PyTorch allows it (its default,
         ``torch.backends.cudnn.allow_tf32``; set it to ``False`` for full float32).
+    cuda_graphs : bool, default=False
+        Capture the training step (forward, loss, backward, optimizer update) in a
+        CUDA graph and replay it for each batch (needs ``device="cuda"``). At EEG
+        batch sizes a GPU step waits on the host issuing one kernel after another; a
+        replay issues the whole step at once. The first three steps run eagerly,
+        batches of another shape (the last of an epoch) too, and the step is captured
+        again when optimizer settings change (a learning-rate schedule). Adam-style
+        optimizers run with ``capturable=True`` (same updates). Networks with dropout
+        draw their masks in another order than eager steps, so a graphed fit is
+        reproducible but not equal to an eager one. A step that cannot be captured
+        trains eagerly, with a warning. Not compatible with ``compile=True``.
+        Experimental: see :ref:`cuda-graphs`.
     train_split : callable or None, default=None
         skorch's internal validation split. ``None`` trains on all the data given to
         ``fit``, as scikit-learn estimators do; pass ``skorch.dataset.ValidSplit(5,
@@ -141,6 +153,10 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         Constructor arguments inferred from the data (before ``module__*`` overrides).
     history_ : skorch.History
         Per-epoch and per-batch records (``train_loss``, ``dur``...).
+    cuda_graph_steps_ : dict
+        With ``cuda_graphs=True``, how the last fit's steps ran: ``"replayed"`` from a
+        graph, ``"eager"`` (warm-up and other batch shapes), ``"captures"`` made, and
+        ``"failure"``, why capture failed (``None`` if it did not).
 
     See Also
     --------
@@ -176,6 +192,7 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), Options({-1})],
         "device": [TorchDevice()],
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "cuda_graphs": ["boolean"],
     }
 
     def __init__(
@@ -191,6 +208,7 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         random_state=None,
         precision=None,
         channels_last="auto",
+        cuda_graphs=False,
         train_split=None,
         verbose=0,
         iterator_train=TensorBatchIterator,
@@ -216,6 +234,7 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         self.random_state = random_state
         self.precision = precision
         self.channels_last = channels_last
+        self.cuda_graphs = cuda_graphs
 
     # ------------------------------------------------------------------ validation
     def _module_class(self):
@@ -286,6 +305,22 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
             name: getattr(self, name) for name in self._parameter_constraints
         })
 
+    def _check_cuda_graphs(self) -> None:
+        """Refuse ``cuda_graphs=True`` where no graph can be captured (checked at fit:
+        a net trained with graphs still predicts on any device)."""
+        if not self.cuda_graphs:
+            return
+        if getattr(self, "compile", False):
+            raise ValueError(
+                "cuda_graphs=True cannot be combined with compile=True: torch.compile "
+                "captures its own graphs (compile__mode='reduce-overhead'); choose one."
+            )
+        if torch.device(self.device).type != "cuda":
+            raise ValueError(
+                f"cuda_graphs=True needs device='cuda' (CUDA graphs record GPU kernels), "
+                f"got device={self.device!r}; pass cuda_graphs=False to train there."
+            )
+
     def _set_input_attributes(self, X: np.ndarray, classes: np.ndarray) -> None:
         """Learn the sample shape and classes (all checks pass before anything is set)."""
         module_cls = self._module_class()
@@ -314,6 +349,7 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         ``classes``: those :meth:`partial_fit` was given, if any.
         """
         self._validate_params()
+        self._check_cuda_graphs()
         X, y = eeg_input(X, y)[:2]
         X = self._check_X(X, reset=reset)
         y = self._check_y(y)
@@ -542,8 +578,11 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         # uncompiled network (torch.compile has no double backward).
         x = to_tensor(x, device=self.device)
         dtype = _PRECISIONS.get(self.precision)
+        # Autocast's cache of cast weights would be freed inside a CUDA graph's memory
+        # while the graph still reads it; PyTorch asks for it off under graphs.
         autocast = (contextlib.nullcontext() if dtype is None else
-                    torch.autocast(device_type=torch.device(self.device).type, dtype=dtype))
+                    torch.autocast(device_type=torch.device(self.device).type, dtype=dtype,
+                                   cache_enabled=not getattr(self, "cuda_graphs", False)))
         with autocast:
             if isinstance(x, Mapping):
                 y_pred = module(**self._merge_x_and_fit_params(x, fit_params))

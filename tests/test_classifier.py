@@ -653,3 +653,20 @@ def test_partial_fit_accepts_the_classes_of_a_model_saved_with_them_unsorted():
     assert clf.classes_.tolist() == [1, 0]
     with pytest.raises(ValueError, match=r"got classes=\[2, 1, 0\], but the classes were fixed"):
         clf.partial_fit(X, y, classes=[2, 1, 0])
+
+
+def test_cuda_graphs_are_refused_where_no_graph_can_be_captured():
+    X, y = np.zeros((8, 4, 9, 9), np.float32), np.arange(8) % 2
+    net = EEGClassifier("ccnn", max_epochs=1, cuda_graphs=True)
+    with pytest.raises(ValueError, match="cuda_graphs=True needs device='cuda'.*device='cpu'"):
+        net.fit(X, y)
+    assert not hasattr(net, "module_")
+    with pytest.raises(ValueError, match="cannot be combined with compile=True"):
+        EEGClassifier("ccnn", max_epochs=1, cuda_graphs=True, compile=True).fit(X, y)
+    with pytest.raises(ValueError, match="cuda_graphs"):
+        EEGClassifier("ccnn", max_epochs=1, cuda_graphs="yes").fit(X, y)
+    # Predicting needs no graph: a net trained with them predicts on a CPU.
+    fitted = EEGClassifier("ccnn", max_epochs=1, random_state=0).fit(X, y)
+    fitted.set_params(cuda_graphs=True)
+    assert fitted.predict(X).shape == (8,)
+    assert clone(fitted).get_params()["cuda_graphs"] is True

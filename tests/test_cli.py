@@ -347,6 +347,7 @@ def test_bad_options_exit_2(extra, message, tmp_path, capsys):
         (["--full"], "--full reproduces the paper on DEAP"),
         (["--folds", "13"], "only 12 trials"),
         (["--device", "cuda:7"], "--device"),
+        (["--cuda-graphs"], "--cuda-graphs needs --device cuda"),
     ],
 )
 def test_bad_runs_exit_2_with_a_message(extra, message, tmp_path, capsys):
@@ -355,6 +356,18 @@ def test_bad_runs_exit_2_with_a_message(extra, message, tmp_path, capsys):
     assert stderr.startswith("skkgp reproduce: error:")
     assert message in stderr
     assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_cuda_graphs_change_how_a_run_trains_not_what_it_computes():
+    from skkgp.reproduce.runner import OriginGroup, _origin
+
+    graphed = ReproduceConfig(device="cuda", cuda_graphs=True)
+    # Results of a run with and without graphs are the same results (resumable).
+    assert graphed.identity() == ReproduceConfig(device="cuda").identity()
+    group = OriginGroup(graphed, "ccnn", "lfp", 0, (Cell("ccnn", "lfp", "finetune"),))
+    origin = _origin(group)
+    assert origin.get_params()["cuda_graphs"] is True
+    assert origin.get_params()["device"] == "cuda"
 
 
 def test_models_accept_commas_and_spaces():

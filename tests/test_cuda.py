@@ -244,3 +244,107 @@ def test_knowledge_guided_step_does_not_wait_for_the_gpu(grid):
         net.train_step(batch)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+# --------------------------------------------------------------------- CUDA graphs
+def _graphed_and_eager(net_cls, X, y, **kwargs):
+    """The same seeded fit with and without CUDA graphs."""
+    return [net_cls(cuda_graphs=flag, device="cuda", random_state=0, **kwargs).fit(X, y)
+            for flag in (True, False)]
+
+
+def _assert_same_training(graphed, eager, keys=("train_loss",)):
+    for key in keys:
+        np.testing.assert_allclose(graphed.history_[:, key], eager.history_[:, key],
+                                   rtol=1e-3, err_msg=key)
+    for (name, a), (_, b) in zip(graphed.module_.state_dict().items(),
+                                 eager.module_.state_dict().items()):
+        if a.is_floating_point():
+            scale = max(1.0, b.abs().max().item())
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-3 * scale, msg=name)
+
+
+@pytest.mark.parametrize("knowledge", [False, True], ids=["fit", "knowledge-guided"])
+def test_cuda_graphs_train_as_eager_steps_do(grid, knowledge):
+    # No dropout: graphs draw dropout masks in another order than eager steps.
+    from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
+
+    X, y = grid
+    n_full = len(X) // 5
+    assert len(X) % 5 and n_full > 4  # full batches to replay and a smaller last one
+    kwargs = dict(max_epochs=3, batch_size=5, module__dropout=0.0)
+    if knowledge:
+        mask = layout.region_mask("frontal_left", layout.DEAP_CHANNELS)
+        graphed, eager = _graphed_and_eager(KnowledgeGuidedClassifier, X, y, module="ccnn",
+                                            region_mask=mask, **kwargs)
+        _assert_same_training(graphed, eager, ("train_loss", "train_region_share"))
+    else:
+        graphed, eager = _graphed_and_eager(EEGClassifier, X, y, module="ccnn", **kwargs)
+        _assert_same_training(graphed, eager)
+    # Three warm-up steps and each epoch's smaller last batch run eagerly.
+    assert graphed.cuda_graph_steps_ == {"captures": 1, "replayed": 3 * n_full - 3,
+                                         "eager": 3 + 3, "failure": None}
+    assert not hasattr(eager, "cuda_graph_steps_")
+    assert not hasattr(graphed, "_graphed_step_")  # its memory is freed after fit
+    np.testing.assert_allclose(graphed.predict_proba(X[:8]), eager.predict_proba(X[:8]),
+                               atol=1e-3)
+
+
+def test_cuda_graphs_capture_again_when_the_learning_rate_changes(grid):
+    from skorch.callbacks import LRScheduler
+
+    X, y = grid
+    graphed, eager = _graphed_and_eager(
+        EEGClassifier, X, y, module="ccnn", max_epochs=3, batch_size=5, module__dropout=0.0,
+        callbacks=[LRScheduler(policy="StepLR", step_size=1, gamma=0.1)],
+    )
+    _assert_same_training(graphed, eager)
+    assert graphed.cuda_graph_steps_["captures"] == 3  # once per learning rate
+
+
+def test_cuda_graphs_with_dropout_are_reproducible(grid, tmp_path):
+    import pickle
+
+    from skorch.callbacks import Checkpoint
+
+    X, y = grid
+    # The checkpoint pickles the whole net at every epoch end, while its graph exists.
+    checkpoint = Checkpoint(monitor=None, f_params=None, f_optimizer=None, f_criterion=None,
+                            f_history=None, f_pickle="net.pkl", dirname=str(tmp_path))
+    first, second = (EEGClassifier("ccnn", max_epochs=2, batch_size=8, device="cuda",
+                                   cuda_graphs=True, random_state=0,
+                                   callbacks=[checkpoint]).fit(X, y)
+                     for _ in range(2))
+    assert first.cuda_graph_steps_["replayed"] > 0
+    for a, b in zip(first.module_.parameters(), second.module_.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with open(tmp_path / "net.pkl", "rb") as file:
+        saved = pickle.load(file)
+    np.testing.assert_allclose(saved.predict_proba(X), second.predict_proba(X), atol=1e-6)
+
+
+def test_cuda_graphs_fall_back_to_eager_steps_with_a_warning(grid):
+    X, y = grid
+
+    class ReadsBack(torch.nn.Module):
+        """A network whose forward reads a value to the host: not capturable."""
+
+        def __init__(self, in_channels=4, grid_size=(9, 9), num_classes=2):
+            super().__init__()
+            self.linear = torch.nn.Linear(in_channels * grid_size[0] * grid_size[1],
+                                          num_classes)
+
+        def forward(self, x):
+            if float(x.abs().sum()) < 0:
+                x = -x
+            return self.linear(x.flatten(1))
+
+    with pytest.warns(RuntimeWarning, match="cannot be replayed from a CUDA graph"):
+        net = EEGClassifier(ReadsBack, max_epochs=2, batch_size=5, device="cuda",
+                            cuda_graphs=True, random_state=0).fit(X, y)
+    steps = net.cuda_graph_steps_
+    assert steps["failure"] is not None and steps["replayed"] == 0
+    eager = EEGClassifier(ReadsBack, max_epochs=2, batch_size=5, device="cuda",
+                          random_state=0).fit(X, y)
+    np.testing.assert_allclose(net.history_[:, "train_loss"], eager.history_[:, "train_loss"],
+                               rtol=1e-3)

@@ -87,7 +87,8 @@ DATASETS: dict[str, DatasetChoice] = {
 }
 
 # Options that change what a run computes. Output, display and execution options
-# (--out, --quiet, --scheduler, --device, --threads, --workers, --overwrite) are left out:
+# (--out, --quiet, --scheduler, --device, --cuda-graphs, --threads, --workers, --overwrite)
+# are left out:
 # they change where or how fast, not what. The seeds are left out too: each seed's
 # results are stored apart, so a run with more seeds reuses those of fewer.
 _IDENTITY_FIELDS = (
@@ -248,6 +249,7 @@ class ReproduceConfig:
     target: str = QUICK["target"]
     scenario: str = QUICK["scenario"]
     device: str = "cpu"
+    cuda_graphs: bool = False
     threads: int | None = None
     workers: int = 1
     full: bool = False

@@ -105,6 +105,7 @@ def time_steps(
     cells: np.ndarray | None = None,
     batch_size: int,
     device: str = "cpu",
+    cuda_graphs: bool = False,
     lr: float = 1e-3,
     steps: int = PROBE_STEPS,
     n_classes: int = 2,
@@ -124,6 +125,8 @@ def time_steps(
         Grid cell of each electrode of ``region_mask`` (grid models; default: DEAP's).
     batch_size : int
     device : str, default="cpu"
+    cuda_graphs : bool, default=False
+        Train with ``EEGClassifier(cuda_graphs=True)``, as the run will.
     lr : float, default=1e-3
     steps : int, default=PROBE_STEPS
         Steps per epoch; after a warm-up epoch, the median of three is timed.
@@ -145,7 +148,7 @@ def time_steps(
     y = np.arange(len(X)) % n_classes
     # A warm-up epoch, then the median of three timed ones: robust to a moment of load.
     common = dict(max_epochs=1 + _TIMED_EPOCHS, batch_size=batch_size, device=device, lr=lr,
-                  random_state=0)
+                  cuda_graphs=cuda_graphs, random_state=0)
     seconds = {}
     for name, make in (
         ("plain", lambda: EEGClassifier(model, **common)),
@@ -200,7 +203,8 @@ def _probe_models(config: ReproduceConfig, shapes, knowledge, steps: int,
             warnings.simplefilter("ignore")
             times[model] = time_steps(
                 model, shapes[model], **knowledge[model], batch_size=config.batch_size,
-                device=config.device, lr=config.learning_rate(model), steps=steps, clock=clock,
+                device=config.device, cuda_graphs=config.cuda_graphs,
+                lr=config.learning_rate(model), steps=steps, clock=clock,
             )
     return times
 
@@ -562,7 +566,8 @@ def dry_run(
         f"(baseline and proposed per cell), batch {config.batch_size}; "
         f"{sum(g.plain_steps for g in work):,} plain and "
         f"{sum(g.knowledge_steps for g in work):,} knowledge-guided steps in all",
-        f"device: {_device_name(config.device)}",
+        f"device: {_device_name(config.device)}"
+        + (", steps replayed from CUDA graphs" if config.cuda_graphs else ""),
         "",
         f"{'model':<10} {'workers':>7} {'plain s/step':>12} {'kg s/step':>10} {'kg/plain':>8} "
         f"{'predict s/batch':>15}",

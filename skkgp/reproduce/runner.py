@@ -141,6 +141,7 @@ def _origin(group: OriginGroup):
         max_epochs=config.epochs,
         batch_size=config.batch_size,
         device=config.device,
+        cuda_graphs=config.cuda_graphs,
         random_state=group.seed,
         callbacks=callbacks or None,
     )
