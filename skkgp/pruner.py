@@ -136,7 +136,9 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         be given.
     global_pruning : bool or None, default=None
         Rank channels (weights) across layers rather than per layer; ``None`` uses the
-        method's default (global for ``nsfp``, ``umwp``, ``lamp``).
+        method's default (global for ``nsfp``, ``umwp``, ``lamp``). For ``sfp`` it
+        ranks both the per-epoch zeroing and the final hard step. A dict
+        ``prune_ratio`` always ranks per layer.
     n_steps : int >= 1, default=1
         Prune -> recover steps towards the final ratio or budget (iterative pruning).
         Every step prunes the network the previous step's recovery left, and is
@@ -454,10 +456,18 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             recovered = self._recovery_net(module, cells, method, epochs[-1], ratio)
             self._say(f"recovering ({self.recovery})")
             recovered.fit(X, y)
+            if self._has_budget() and self._is_global(method):
+                # A global ranking of the recovered network may spread its zeroed
+                # filters over the layers otherwise than the origin's, on which the
+                # ratio was found: it then takes the fewest further filters that meet
+                # the budget (its zeroed filters rank lowest, so they go first).
+                ratio = max(ratio, self._final_step_ratio(recovered.module_, example_inputs))
             self._say(f"pruning with {self.method} at ratio {ratio:g} (final step)")
+            # Ranked as the recovery's soft step and the budget search ranked, so
+            # that the filters removed are the ones zeroed last.
             report = pruning.prune(
                 recovered.module_, self.method, ratio, example_inputs,
-                method_options=self.method_options,
+                global_pruning=self._is_global(method), method_options=self.method_options,
             )
             # The paper's "before" is the origin's: the soft-pruned network it was
             # given counts its zeroed filters out already.
@@ -553,16 +563,27 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
 
     def _final_step_ratio(self, module: torch.nn.Module, example_inputs) -> float:
         """The ratio of a method that prunes after recovery (sfp): the one asked for, or
-        the one at which its final step meets the budget (searched on the origin)."""
+        the one at which its final step meets the budget on ``module``."""
         if not self._has_budget():
             return float(self._ratio())
         target_macs, target_params = self._budget()
         search = find_budget_ratio(
             module, self.method, example_inputs, target_macs=target_macs,
-            target_params=target_params, global_pruning=self.global_pruning,
+            target_params=target_params,
+            global_pruning=self._is_global(pruning.get_method(self.method)),
             method_options=self.method_options,
         )
         return search.ratio
+
+    def _is_global(self, method) -> bool:
+        """Whether ``method`` ranks channels across layers here: ``global_pruning``, or
+        the method's default; never for per-layer ratios (a dict), which
+        :func:`~skkgp.pruning.prune` ranks per layer."""
+        if isinstance(self.prune_ratio, Mapping):
+            return False
+        if self.global_pruning is not None:
+            return bool(self.global_pruning)
+        return method.default_global
 
     def _stepwise_origin(self, module, example_inputs, batch):
         """What the steps of a stepwise run count from: the origin's budget costs (with
@@ -618,9 +639,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             return pruning.prune(module, self.method, ratio, example_inputs, **common)
         fraction = keep_fractions_of(ratio, self.n_steps, self.schedule, step)
         method = pruning.get_method(self.method)
-        is_global = (
-            self.global_pruning if self.global_pruning is not None else method.default_global
-        )
+        is_global = self._is_global(method)
         if not method.structural:
             # Masked weights are the smallest: the absolute ratio counts them again.
             step_ratio = 1.0 - fraction
@@ -887,7 +906,9 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         )
         if self.random_state is not None:
             params["random_state"] = self.random_state
-        recovery_callbacks = [] if ratio is None else method.recovery_callbacks(ratio)
+        recovery_callbacks = [] if ratio is None else method.recovery_callbacks(
+            ratio, global_pruning=self._is_global(method)
+        )
         if recovery_callbacks:
             params["callbacks"] = [*user_callbacks, *recovery_callbacks]
         recovery_cls = (

@@ -318,15 +318,18 @@ def test_steps_reach_the_one_shot_size(raw, method):
         assert steps.params_after == one.params_after
 
 
-def test_per_layer_steps_reach_the_one_shot_size(raw):
+@pytest.mark.parametrize("method", ["lfp", "lamp", "nsfp"])
+@pytest.mark.filterwarnings("ignore:method='nsfp' with prefit=True")
+def test_per_layer_steps_reach_the_one_shot_size(raw, method):
     """Per-layer ratios in three steps end with the widths one shot gives, the layers
-    they do not name untouched."""
+    they do not name untouched, for methods that rank globally by default too (lamp,
+    nsfp): a dict ranks each layer on its own."""
     X, y, _ = raw
     origin = _net("eegnet", max_epochs=1).fit(X, y)
     names = sorted(prune(copy.deepcopy(origin.module_), "lfp", 0.5,
                          torch.as_tensor(X[:2])).kept_channels)
     ratios = {names[0]: 0.7, names[-1]: 0.4}
-    common = dict(prefit=True, method="lfp", prune_ratio=ratios, random_state=0,
+    common = dict(prefit=True, method=method, prune_ratio=ratios, random_state=0,
                   recovery_epochs=3)
     one = KnowledgeGuidedPruner(origin, **common).fit(X, y).pruning_report_
     steps = KnowledgeGuidedPruner(origin, n_steps=3, **common).fit(X, y).pruning_report_
@@ -334,6 +337,27 @@ def test_per_layer_steps_reach_the_one_shot_size(raw):
     assert steps.kept_channels == one.kept_channels
     for name, (kept, total) in one.kept_channels.items():
         assert kept == (kept_count(total, ratios[name]) if name in ratios else total)
+
+
+def test_sfp_ranks_globally_in_the_soft_and_the_hard_step(raw):
+    """global_pruning reaches SFP's per-epoch zeroing and its final hard step, as it
+    reaches the budget search: the budget found for a global ranking is met, and a
+    global ranking keeps other widths than a per-layer one."""
+    X, y, _ = raw
+    origin = _net("tsception").fit(X, y)
+    target = int(_cost(origin.module_, X, "macs") * 0.6)
+    common = dict(prefit=True, method="sfp", random_state=0)
+    kgp = KnowledgeGuidedPruner(origin, target_macs=target, global_pruning=True,
+                                **common).fit(X, y)
+    assert _cost(kgp.estimator_.module_, X, "macs") == kgp.pruning_report_.macs_after <= target
+    by_layer = KnowledgeGuidedPruner(origin, prune_ratio=0.3, global_pruning=False,
+                                     **common).fit(X, y).pruning_report_.kept_channels
+    across = KnowledgeGuidedPruner(origin, prune_ratio=0.3, global_pruning=True,
+                                   **common).fit(X, y).pruning_report_.kept_channels
+    assert by_layer != across
+    # floor(n * ratio) of all the filters go, as SFP removes them from each layer.
+    total = sum(n for _, n in across.values())
+    assert sum(k for k, _ in across.values()) == total - int(total * 0.3)
 
 
 def test_budget_and_ratio_parameters(grid):

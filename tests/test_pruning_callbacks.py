@@ -60,7 +60,9 @@ def test_methods_own_their_training_time_parts():
         **{criterion: ([], [], False) for criterion in ("taylor", "fpgm", "lamp", "kgi")},
     }
     (_, soft), = get_method("sfp").recovery_callbacks(0.3)
-    assert soft.ratio == 0.3
+    assert soft.ratio == 0.3 and soft.global_pruning is False
+    (_, soft), = get_method("sfp").recovery_callbacks(0.3, global_pruning=True)
+    assert soft.global_pruning is True
     # A fresh callback each time: a pruner never shares one between two fits.
     assert get_method("nsfp").origin_callbacks()[0][1] is not (
         get_method("nsfp").origin_callbacks()[0][1]

@@ -169,13 +169,18 @@ class PruningMethod(ABC):
         """
         return None
 
-    def recovery_callbacks(self, ratio: float) -> list[tuple[str, Callback]]:
+    def recovery_callbacks(
+        self, ratio: float, *, global_pruning: bool = False
+    ) -> list[tuple[str, Callback]]:
         """Named skorch callbacks the pruned network recovers with (none by default).
 
         Parameters
         ----------
         ratio : float in (0, 1)
             The pruning ratio.
+        global_pruning : bool, default=False
+            Whether the final step ranks channels across layers: the callbacks rank
+            them the same way.
         """
         return []
 

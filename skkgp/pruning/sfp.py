@@ -41,9 +41,16 @@ class SFP(StructuredPruning):
     name = "sfp"
     prunes_after_recovery = True
 
-    def recovery_callbacks(self, ratio: float) -> list[tuple[str, Callback]]:
-        """SFP's per-epoch zeroing: ``[("soft_filter_pruning", SoftFilterPruning(ratio))]``."""
-        return [("soft_filter_pruning", SoftFilterPruning(ratio))]
+    def recovery_callbacks(
+        self, ratio: float, *, global_pruning: bool = False
+    ) -> list[tuple[str, Callback]]:
+        """SFP's per-epoch zeroing: ``[("soft_filter_pruning", SoftFilterPruning(ratio))]``.
+
+        The callback ranks as the final hard step does (``global_pruning``), so that
+        this step removes the filters it zeroed last.
+        """
+        return [("soft_filter_pruning",
+                 SoftFilterPruning(ratio, global_pruning=global_pruning))]
 
     def scores(self, module: nn.Module, unit: ChannelUnit) -> torch.Tensor:
         return filter_norms(module, unit, p=2)
