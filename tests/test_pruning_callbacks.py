@@ -172,3 +172,31 @@ def test_soft_filter_pruning_on_eegnet_and_validation():
     assert _zero_filters(net.module_, "temporal_conv") < 4
     with pytest.raises(ValueError, match="ratio"):
         _net(EEGNet(chunk_size=64, num_electrodes=8), [SoftFilterPruning(1.0)]).fit(X, y)
+
+
+def test_fitted_callbacks_clone_with_their_parameters_only():
+    """A net fitted with skkgp's callbacks clones (what they learnt while training is
+    not a parameter), and the clone trains."""
+    from sklearn.base import clone
+
+    from skkgp.reproduce.progress import EpochBar
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((16, 8, 64)).astype(np.float32)
+    y = np.arange(16) % 2
+    callbacks = [
+        ("soft", SoftFilterPruning(0.5, global_pruning=True)),
+        ("slim", NetworkSlimming(1e-3)),
+        ("bar", EpochBar(desc="test")),
+    ]
+    net = _net(EEGNet(chunk_size=64, num_electrodes=8), callbacks, max_epochs=1).fit(X, y)
+    assert net.callbacks[0][1].zeroed_  # it has trained state
+    copy = clone(net)
+    assert [(name, type(c), c.get_params()) for name, c in copy.callbacks] == [
+        (name, type(c), c.get_params()) for name, c in callbacks
+    ]
+    assert copy.callbacks[0][1].get_params() == {
+        "ratio": 0.5, "global_pruning": True, "round_to": None,
+    }
+    copy.fit(X, y)
+    assert _zero_filters(copy.module_, "temporal_conv") == 4

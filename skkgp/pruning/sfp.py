@@ -127,27 +127,29 @@ class SoftFilterPruning(Callback):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         check_ratio(self.ratio)
         check_round_to(self.round_to)
-        # Units are found by tracing the network on the first training batch.
-        self._example = None
-        self._units = None
+        # Units are found by tracing the network on the first training batch. Like
+        # zeroed_, they end in "_": skorch takes every other attribute for a parameter,
+        # which clone would pass to the constructor.
+        self.example_ = None
+        self.units_ = None
         self.zeroed_ = {}
 
     def on_batch_begin(self, net, batch=None, training=None, **kwargs):
-        if training and getattr(self, "_example", None) is None:
+        if training and getattr(self, "example_", None) is None:
             inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
             if isinstance(inputs, torch.Tensor):
-                self._example = inputs[:2].detach().clone()
+                self.example_ = inputs[:2].detach().clone()
 
     def on_epoch_end(self, net, **kwargs):
-        example = getattr(self, "_example", None)
+        example = getattr(self, "example_", None)
         if example is None:
             return
         module = net.module_
-        if getattr(self, "_units", None) is None:
+        if getattr(self, "units_", None) is None:
             last = find_last_layer(module, example)
-            self._units = UnitGraph(module, example, [] if last is None else [last]).units
+            self.units_ = UnitGraph(module, example, [] if last is None else [last]).units
         scores = {}
-        for unit in self._units:
+        for unit in self.units_:
             norms = filter_norms(module, unit, p=2)
             if self.global_pruning:
                 norms = norms / norms.mean().clamp_min(1e-12)
@@ -156,13 +158,13 @@ class SoftFilterPruning(Callback):
             float(self.ratio), example, global_pruning=self.global_pruning,
             round_to=self.round_to,
         ))
-        for unit in self._units:
+        for unit in self.units_:
             zero_channels(module, unit, chosen[unit.name])
         self.zeroed_ = chosen
 
     def __getstate__(self):
         # The traced example and units are scratch state: a clone starts afresh.
         state = dict(self.__dict__)
-        state.pop("_example", None)
-        state.pop("_units", None)
+        state.pop("example_", None)
+        state.pop("units_", None)
         return state

@@ -87,12 +87,12 @@ def _epoch_clock(clock: Callable[[], float]):
         def on_epoch_begin(self, net, **kwargs):
             if torch.device(net.device).type == "cuda":
                 torch.cuda.synchronize(net.device)
-            self._start = clock()
+            self.started_ = clock()
 
         def on_epoch_end(self, net, **kwargs):
             if torch.device(net.device).type == "cuda":
                 torch.cuda.synchronize(net.device)
-            self.times_.append(clock() - self._start)
+            self.times_.append(clock() - self.started_)
 
     return EpochClock()
 
