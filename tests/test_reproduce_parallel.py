@@ -102,6 +102,9 @@ def test_memory_estimate_grows_with_batch_and_data():
     assert small.parameters == 4 * 6_233_602 * 12
     assert worker_memory("ccnn", (4, 9, 9), 2, 1000, 128).activations == 2 * small.activations
     assert worker_memory("ccnn", (4, 9, 9), 2, 2000, 64).data == 2 * small.data
+    graphed = worker_memory("ccnn", (4, 9, 9), 2, 1000, 64, cuda_graphs=True)
+    assert graphed.activations == 2 * small.activations
+    assert graphed.total - small.total == small.activations
     raw = worker_memory("eegnet", (32, 128), 2, 1000, 64)
     assert raw.data == 2 * 4 * 1000 * 32 * 128
 

@@ -105,7 +105,8 @@ def _layer_outputs(module, sample_shape: Sequence[int]) -> int:
 
 
 def worker_memory(
-    model: str, sample_shape: Sequence[int], n_classes: int, n_windows: int, batch_size: int
+    model: str, sample_shape: Sequence[int], n_classes: int, n_windows: int, batch_size: int,
+    *, cuda_graphs: bool = False,
 ) -> MemoryEstimate:
     """Estimate the device memory a worker needs to train ``model``.
 
@@ -120,6 +121,9 @@ def worker_memory(
         Windows of the data set: a fold's training and test windows are placed on
         the device, by every fit that runs on them.
     batch_size : int
+    cuda_graphs : bool, default=False
+        Training steps replayed from CUDA graphs: a graph keeps one step's activations
+        in its own memory, beside those of the eager steps (warm-up, the last batch).
 
     Returns
     -------
@@ -142,7 +146,8 @@ def worker_memory(
         context=CUDA_CONTEXT_BYTES,
         data=int(data),
         parameters=int(4 * n_params * _PARAMETER_COPIES),
-        activations=int(4 * per_sample * batch_size * _ACTIVATION_FACTOR),
+        activations=int(4 * per_sample * batch_size * _ACTIVATION_FACTOR
+                        * (2 if cuda_graphs else 1)),
     )
 
 
@@ -203,7 +208,8 @@ def check_workers(
         return messages
     if free_bytes is None:
         free_bytes, _ = torch.cuda.mem_get_info(device)
-    estimates = [worker_memory(model, shapes[model], n_classes, n_windows, config.batch_size)
+    estimates = [worker_memory(model, shapes[model], n_classes, n_windows, config.batch_size,
+                               cuda_graphs=config.cuda_graphs)
                  for model in config.models]
     largest = max(estimates, key=lambda estimate: estimate.total)
     need = workers * largest.total
