@@ -43,23 +43,31 @@ __all__ = ["GraphedTrainingStep", "batch_key", "graph_state", "make_capturable"]
 WARMUP_STEPS = 3
 
 
-def make_capturable(optimizer: torch.optim.Optimizer) -> None:
+def make_capturable(optimizer: torch.optim.Optimizer) -> list[dict]:
     """Switch the optimizer's groups to ``capturable=True`` where it has the option.
 
     A capturable Adam keeps its step counters on the parameters' device and computes
     the bias corrections there, so its update reads nothing back to the host; the
     updates equal the default ones. Step counters already made on the CPU (a
     ``partial_fit`` continuing an earlier fit) move to the device.
+
+    Returns
+    -------
+    switched : list of dict
+        The groups switched, to be switched back after the fit.
     """
+    switched = []
     for group in optimizer.param_groups:
         if "capturable" not in group or group["capturable"]:
             continue
         group["capturable"] = True
+        switched.append(group)
         for param in group["params"]:
             state = optimizer.state.get(param, {})
             step = state.get("step")
             if isinstance(step, torch.Tensor) and step.device != param.device:
                 state["step"] = step.to(param.device)
+    return switched
 
 
 def _hyperparameters(optimizers) -> tuple:
@@ -122,8 +130,8 @@ class GraphedTrainingStep:
         self.key = batch_key(batch)
         self.state = graph_state(net)
         self.optimizers = [getattr(net, name + "_") for name in net._optimizers]
-        for optimizer in self.optimizers:
-            make_capturable(optimizer)
+        self.switched = [group for optimizer in self.optimizers
+                         for group in make_capturable(optimizer)]
         self.device = batch[0].device
         self.stream = torch.cuda.Stream(device=self.device)
         self.graph = None
@@ -172,6 +180,17 @@ class GraphedTrainingStep:
             self.net.history.record_batch(key, value.clone())
         return {key: value.clone() if isinstance(value, torch.Tensor) else value
                 for key, value in self.step.items()}
+
+    def close(self) -> dict:
+        """Release the graph and give the optimizer back its own setting; the summary.
+
+        A non-capturable Adam reads step counters kept on the device as well, so the
+        optimizer trains on (or moves to a CPU) as the user configured it.
+        """
+        for group in self.switched:
+            group["capturable"] = False
+        self.graph = self.inputs = self.step = self.records = None
+        return self.summary()
 
     def summary(self) -> dict:
         """Counts of this graph's steps: ``captures``, ``replayed``, ``eager``, ``failure``."""

@@ -326,7 +326,7 @@ class FastTrainingLoop:
         # mask), and its memory is the network's training memory.
         graphed = self.__dict__.pop("_graphed_step_", None)
         if graphed is not None:
-            self.cuda_graph_steps_ = graphed.summary()
+            self.cuda_graph_steps_ = graphed.close()
         super().on_train_end(net, X=X, y=y, **kwargs)
 
     def __getstate__(self):

@@ -288,6 +288,11 @@ def test_cuda_graphs_train_as_eager_steps_do(grid, knowledge):
     assert not hasattr(graphed, "_graphed_step_")  # its memory is freed after fit
     np.testing.assert_allclose(graphed.predict_proba(X[:8]), eager.predict_proba(X[:8]),
                                atol=1e-3)
+    # The optimizer is given back as configured (Adam's default, not capturable), and
+    # trains on eagerly from the device-side step counts.
+    assert graphed.optimizer_.param_groups[0]["capturable"] is False
+    graphed.set_params(cuda_graphs=False).partial_fit(X, y)
+    assert np.isfinite(graphed.history_[-1, "train_loss"])
 
 
 def test_cuda_graphs_capture_again_when_the_learning_rate_changes(grid):
