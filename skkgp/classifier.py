@@ -298,12 +298,17 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         check_classification_targets(y)
         return y
 
-    def _validate_params(self) -> None:
-        """Check the parameters against ``_parameter_constraints`` (at fit and at predict:
-        a parameter set after fit is checked before it is used)."""
-        validate_params(self._parameter_constraints, {
-            name: getattr(self, name) for name in self._parameter_constraints
-        })
+    #: The parameters prediction uses: those :meth:`predict_proba` checks.
+    _PREDICTION_PARAMETERS = ("device", "precision", "batch_size", "channels_last")
+
+    def _validate_params(self, names=None) -> None:
+        """Check the parameters against ``_parameter_constraints``: all of them at fit,
+        the ``names`` given at predict (a parameter set after fit is checked before it is
+        used, and only where it is used)."""
+        constraints = self._parameter_constraints
+        if names is not None:
+            constraints = {name: constraints[name] for name in names if name in constraints}
+        validate_params(constraints, {name: getattr(self, name) for name in constraints})
 
     def _check_cuda_graphs(self) -> None:
         """Refuse ``cuda_graphs=True`` where no graph can be captured (checked at fit:
@@ -658,8 +663,9 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         """
         check_is_fitted(self, "input_shape_")
         # Parameters set after fit (set_params(device="cuda") on a CPU-only machine)
-        # are checked here as fit checks them, not deep inside torch.
-        self._validate_params()
+        # are checked here as fit checks them, not deep inside torch; training-only ones
+        # (max_epochs, the knowledge-guided weights) do not concern prediction.
+        self._validate_params(self._PREDICTION_PARAMETERS)
         if not is_dataset(X):
             X = self._check_X(X, reset=False)
         proba = np.asarray(super().predict_proba(X), dtype=np.float64)

@@ -597,6 +597,15 @@ def test_parameters_set_after_fit_are_checked_at_predict():
             clf.predict_proba(X)
     clf.set_params(device="cpu")
     assert clf.predict(X).shape == (16,)
+    # A training-only parameter set invalid after fit does not concern prediction; the
+    # next fit refuses it.
+    clf.set_params(max_epochs=-1)
+    assert clf.predict(X).shape == (16,)
+    with pytest.raises(ValueError, match="max_epochs"):
+        clf.fit(X, y)
+    clf.set_params(max_epochs=1, precision="fp64")
+    with pytest.raises(ValueError, match="precision"):
+        clf.predict(X)
 
 
 def test_other_grid_size_at_predict_is_named():

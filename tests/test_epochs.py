@@ -1,6 +1,9 @@
 """mne.Epochs and MOABB as input: from_epochs, load_moabb, and Epochs given to the estimators."""
 
+import warnings
+
 import mne
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -53,6 +56,19 @@ def test_from_epochs_picks_good_eeg_in_microvolts_with_events_and_subjects():
     assert list(data.frame.columns) == ["subject", "trial", "event", "session"]
     named = from_epochs(epochs, y=np.where(epochs.events[:, 2] == 2, "move", "rest"), groups=None)
     assert set(named.y) == {"move", "rest"}
+
+
+def test_groups_that_contradict_the_metadata_subjects_are_used_with_a_warning():
+    epochs = _epochs()
+    groups = np.repeat([7, 8, 9], 12)
+    with pytest.warns(UserWarning, match=r"differs from epochs.metadata\['subject'\] at 36 "
+                                         r"of 36 epochs; the subjects are taken from groups"):
+        data = from_epochs(epochs, groups=groups)
+    assert np.array_equal(data.groups, groups)
+    assert np.array_equal(data.frame["subject"], groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same subjects: nothing to say
+        from_epochs(epochs, groups=epochs.metadata["subject"].to_numpy())
 
 
 def test_metadata_columns_the_frame_makes_itself_are_refused_until_renamed():

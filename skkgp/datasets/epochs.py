@@ -7,6 +7,7 @@ The estimators and transformers also take :class:`mne.Epochs` directly as ``X``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,7 +35,8 @@ def from_epochs(epochs, y=None, groups=None) -> Bunch:
         Labels; ``None`` takes the event codes (``epochs.events[:, 2]``).
     groups : array-like of shape (n_epochs,), default=None
         Subject of each epoch; ``None`` takes the ``subject`` column of
-        ``epochs.metadata`` when there is one, else 1 for all.
+        ``epochs.metadata`` when there is one, else 1 for all. Given groups that
+        differ from that column are used, with a warning.
 
     Returns
     -------
@@ -71,6 +73,7 @@ def from_epochs(epochs, y=None, groups=None) -> Bunch:
     X, labels, ch_names, sfreq = eeg_input(epochs, y)
     n = len(X)
     metadata = epochs.metadata
+    given_groups = groups is not None
     if groups is None:
         groups = (metadata["subject"].to_numpy() if metadata is not None
                   and "subject" in metadata else np.ones(n, dtype=np.int64))
@@ -91,6 +94,14 @@ def from_epochs(epochs, y=None, groups=None) -> Bunch:
                              f"writes itself ({', '.join(_OWN_COLUMNS)}); rename them first, "
                              f"e.g. epochs.metadata = epochs.metadata.rename(columns="
                              f"{{{renames}}}).")
+        if given_groups and "subject" in metadata:
+            differ = int(np.sum(metadata["subject"].to_numpy() != groups))
+            if differ:
+                warnings.warn(
+                    f"groups differs from epochs.metadata['subject'] at {differ} of {n} "
+                    "epochs; the subjects are taken from groups (the metadata's column is "
+                    "left out of the frame).", UserWarning, stacklevel=2,
+                )
         extra = metadata.reset_index(drop=True).drop(columns=["subject"], errors="ignore")
         frame = pd.concat([frame, extra], axis=1)
     result = Bunch(
