@@ -280,7 +280,8 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
                 f"on samples of shape {fitted} (the number of {what} differs from fit)."
             )
         if shape != fitted:
-            what = "number of time samples" if len(fitted) == 2 else "grid size"
+            what = ({2: "number of time samples"}.get(len(fitted))
+                    or ("grid size" if hasattr(self, "grid_size_") else "sample shape"))
             raise ValueError(
                 f"X has samples of shape {shape}, but {name} was fitted on samples of shape "
                 f"{fitted}: the {what} differs from fit."

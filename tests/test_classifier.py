@@ -679,3 +679,11 @@ def test_cuda_graphs_are_refused_where_no_graph_can_be_captured():
     fitted.set_params(cuda_graphs=True)
     assert fitted.predict(X).shape == (8,)
     assert clone(fitted).get_params()["cuda_graphs"] is True
+
+
+def test_other_sample_shape_of_a_non_grid_4d_module_is_named_as_such():
+    X, y = np.zeros((8, 2, 3, 3), np.float32), np.arange(8) % 2
+    module = nn.Sequential(nn.Flatten(), nn.Linear(18, 2))
+    clf = EEGClassifier(module, max_epochs=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"\(2, 4, 4\).*\(2, 3, 3\): the sample shape differs"):
+        clf.predict(np.zeros((2, 2, 4, 4), np.float32))
