@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -593,6 +594,53 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     frame = pd.read_csv(out / "results.csv")
     assert sorted(frame["fold"]) == [0, 1, 2, 3]
     assert Path(out / "table.md").exists()
+
+
+# ---------------------------------------------------------------- Ctrl-C
+@pytest.mark.parametrize(("stage", "epochs", "recovery_epochs"), [
+    ("origin", "150", "1"),
+    ("baseline recovery", "1", "150"),
+])
+def test_ctrl_c_during_a_fit_saves_no_result_and_exits_130(tmp_path, stage, epochs,
+                                                            recovery_epochs):
+    # skorch ends a fit early on KeyboardInterrupt and returns as if it had finished:
+    # the run must stop instead of storing an under-trained cell.
+    out = tmp_path / "out"
+    argv = [*TINY, "--epochs", epochs, "--recovery-epochs", recovery_epochs, "--threads", "1",
+            "--out", str(out)]
+    argv.remove("--quiet")  # the epoch bars say which fit is running
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    stderr_path = tmp_path / "stderr"
+    with open(stderr_path, "w") as stderr:
+        # A session of its own: SIGINT goes to its process group, as a terminal's Ctrl-C.
+        process = subprocess.Popen([sys.executable, "-m", "skkgp", *argv], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=stderr,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        # A few epochs of the first fit of that stage have run.
+        running = re.compile(rf"fold 0 {stage}:.*\| [2-9]\d*/150 ")
+        while not running.search(stderr_path.read_text()):
+            assert process.poll() is None, stderr_path.read_text()
+            assert time.monotonic() < deadline, "the fit did not start in 120 s"
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    text = stderr_path.read_text()
+    assert process.returncode == 130, text
+    assert "interrupted" in text
+    assert not list((out / "cells").glob("*.json"))
+    if stage != "origin":
+        return
+    result = subprocess.run([sys.executable, "-m", "skkgp", *argv, "--quiet"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    log = (out / "run.log").read_text().splitlines()[-1]
+    assert "computed 2 and reused 0 of 2" in log
 
 
 def test_deap_folder_runs_a_grid_model(tmp_path, capsys):

@@ -14,10 +14,16 @@ Each cell's result is exactly what a pruner fitting its own origin with the grou
 seed would give (same seed, same origin), so grouping changes the run time, not the
 results. :func:`run_group` is a pure function of its group: the same group gives the
 same results in this process, in a resumed run, and on a Dask worker.
+
+skorch ends a fit early on ``KeyboardInterrupt`` and returns as if it had finished;
+:func:`run_group` notes Ctrl-C itself and raises ``KeyboardInterrupt`` after such a fit,
+so that an under-trained cell is never reported as finished.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -118,6 +124,43 @@ def group_pending(
         OriginGroup(config, model, family, fold, tuple(cells), progress=progress)
         for (model, family, fold), cells in cells_of.items()
     ]
+
+
+class _InterruptWatch:
+    """Note SIGINT in this process while it is entered; :meth:`check` raises it again.
+
+    skorch's ``partial_fit`` catches the ``KeyboardInterrupt`` of Ctrl-C and ends the fit
+    early without a word. The handler here passes the signal on to the one it replaces
+    (Python's, which raises ``KeyboardInterrupt``) and remembers it, so that the code
+    after a fit can tell that the fit was cut short. Signal handlers belong to the main
+    thread: elsewhere (a Dask worker's thread) and where SIGINT is ignored, nothing is
+    installed.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous = None
+
+    def __enter__(self) -> _InterruptWatch:
+        previous = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread() and callable(previous):
+            self._previous = previous
+            signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _note(self, signum, frame) -> None:
+        self.interrupted = True
+        self._previous(signum, frame)
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if SIGINT came since :meth:`__enter__`."""
+        if self.interrupted:
+            raise KeyboardInterrupt
 
 
 def _origin(group: OriginGroup):
@@ -256,19 +299,21 @@ def run_group(group: OriginGroup, on_result: OnResult | None = None) -> list[dic
     y_train, y_test = y[train], y[test]
     data = _FoldData(X_train, y_train, X_test, y_test, list(bunch.ch_names), input_kind)
 
-    start = time.perf_counter()
-    origin = _origin(group).fit(X_train, y_train)
-    origin_seconds = round(time.perf_counter() - start, 3)
     results = []
-    for cell in group.cells:
-        with warnings.catch_warnings():
-            # A collapsed origin is recorded in the result and flagged in the table.
-            warnings.simplefilter("ignore", ConstantPredictorWarning)
-            result = _run_cell(group, origin, cell, data)
-        result["origin_seconds"] = origin_seconds
-        if on_result is not None:
-            on_result(cell, config.seed, group.fold, result)
-        results.append(result)
+    with _InterruptWatch() as watch:
+        start = time.perf_counter()
+        origin = _origin(group).fit(X_train, y_train)
+        watch.check()
+        origin_seconds = round(time.perf_counter() - start, 3)
+        for cell in group.cells:
+            with warnings.catch_warnings():
+                # A collapsed origin is recorded in the result and flagged in the table.
+                warnings.simplefilter("ignore", ConstantPredictorWarning)
+                result = _run_cell(group, origin, cell, data, watch)
+            result["origin_seconds"] = origin_seconds
+            if on_result is not None:
+                on_result(cell, config.seed, group.fold, result)
+            results.append(result)
     return results
 
 
@@ -282,16 +327,18 @@ class _FoldData:
     input_kind: str
 
 
-def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData) -> dict[str, Any]:
+def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData,
+              watch: _InterruptWatch) -> dict[str, Any]:
     """Prune the fitted ``origin`` for ``cell``, recover it both ways, and score all three."""
     start = time.perf_counter()
     X_train, y_train, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
     baseline, proposed = (
-        _pruner(group, origin, cell, proposed=knowledge, ch_names=data.ch_names).fit(
-            X_train, y_train
-        )
-        for knowledge in (False, True)
+        _pruner(group, origin, cell, proposed=False, ch_names=data.ch_names),
+        _pruner(group, origin, cell, proposed=True, ch_names=data.ch_names),
     )
+    for pruner in (baseline, proposed):
+        pruner.fit(X_train, y_train)
+        watch.check()
 
     picks = np.random.default_rng(group.seed).permutation(len(y_test))[:EVIDENCE_SAMPLES]
     picks.sort()
