@@ -224,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default ./skkgp-results)")
     run.add_argument("--overwrite", action="store_true",
                      help="delete results of a different configuration found in --out")
-    run.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1")
+    run.add_argument("--device", default="cpu",
+                     help="torch device: cpu (default), cuda, cuda:1; with --scheduler, that of "
+                          "the cluster's workers (checked there, not here)")
     run.add_argument("--cuda-graphs", action="store_true",
                      help="replay each training step from a CUDA graph (needs --device cuda): "
                           "less host work per step at small batches; results equal an eager "
@@ -336,7 +338,11 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_device(device: str) -> None:
+def _check_device(device: str, *, here: bool = True) -> None:
+    """Refuse a ``--device`` that the run could not train on, before anything is written.
+
+    ``here=False`` (``--scheduler``: the cluster's workers train) checks the name only.
+    """
     import torch
 
     try:
@@ -344,11 +350,27 @@ def _check_device(device: str) -> None:
     except RuntimeError:
         raise ConfigError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, ...).")\
             from None
+    if parsed.type == "cpu" and parsed.index not in (None, 0):
+        # torch numbers no CPU but 0: a model moved to cpu:1 cannot even be copied.
+        raise ConfigError(f"--device {device!r}: torch has one CPU device; use --device cpu "
+                          "(--threads sets how many cores it uses).")
+    if not here:
+        return
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {device!r}: torch sees no CUDA device on this machine.")
     if parsed.type == "cuda" and parsed.index is not None \
             and parsed.index >= torch.cuda.device_count():
         raise ConfigError(f"--device {device!r}: only {torch.cuda.device_count()} CUDA devices.")
+    try:
+        # A value there and back: what every fit and score does.
+        torch.zeros(1, device=parsed).cpu()
+    except Exception as error:  # noqa: BLE001 - torch raises several kinds for this
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ConfigError(
+            f"--device {device!r} is not usable with this torch build on this machine "
+            f"({type(error).__name__}: {reason}). Use --device cpu, or cuda on a machine "
+            "with a GPU."
+        ) from None
 
 
 def _flat(values: list[list[str]] | None) -> tuple[str, ...] | None:
@@ -446,7 +468,7 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} applies to --data synthetic only.")
     if values["protocol"] == "subject" and args.folds is None:
         values["folds"] = None  # one fold per subject
-    _check_device(args.device)
+    _check_device(args.device, here=args.scheduler is None)
     if args.cuda_graphs and not args.device.startswith("cuda"):
         raise ConfigError(
             f"--cuda-graphs needs --device cuda (CUDA graphs record GPU kernels), got "

@@ -348,6 +348,10 @@ def test_bad_options_exit_2(extra, message, tmp_path, capsys):
         (["--full"], "--full reproduces the paper on DEAP"),
         (["--folds", "13"], "only 12 trials"),
         (["--device", "cuda:7"], "--device"),
+        (["--device", "mps"], "--device 'mps' is not usable"),
+        (["--device", "meta"], "--device 'meta' is not usable"),
+        (["--device", "cpu:1"], "torch has one CPU device"),
+        (["--device", "cpu:1", "--scheduler", "tcp://127.0.0.1:1"], "one CPU device"),
         (["--cuda-graphs"], "--cuda-graphs needs --device cuda"),
     ],
 )
@@ -356,7 +360,32 @@ def test_bad_runs_exit_2_with_a_message(extra, message, tmp_path, capsys):
     assert status == 2
     assert stderr.startswith("skkgp reproduce: error:")
     assert message in stderr
-    assert not (tmp_path / "out" / "cells").exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_device_with_a_scheduler_is_the_cluster_s_to_check():
+    from skkgp.cli import build_parser, config_from_args
+
+    # The workers of the cluster train: this machine needs no GPU for --device cuda.
+    args = build_parser().parse_args(
+        [*TINY, "--device", "cuda", "--scheduler", "tcp://127.0.0.1:8786"])
+    assert config_from_args(args).device == "cuda"
+
+
+def test_unreachable_scheduler_exits_2_and_leaves_out_as_it_was(tmp_path, capsys):
+    import dask
+
+    out = tmp_path / "out"
+    ResultStore(out).open(ReproduceConfig(epochs=7))
+    (out / "cells" / "eegnet-lfp-finetune-seed0-fold0.json").write_text("{}\n")
+    (out / "table.md").write_text("an earlier table\n")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        status, _, stderr = _run([*TINY, "--out", str(out), "--overwrite", "--scheduler",
+                                  "tcp://127.0.0.1:1"], capsys)
+    assert status == 2
+    assert "--scheduler tcp://127.0.0.1:1: no Dask scheduler" in stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_cuda_graphs_change_how_a_run_trains_not_what_it_computes():

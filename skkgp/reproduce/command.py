@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import textwrap
 import time
@@ -34,7 +35,13 @@ from skkgp.reproduce.report import (
     summarize,
     verdicts,
 )
-from skkgp.reproduce.runner import OriginGroup, group_pending, run_dask, run_sequential
+from skkgp.reproduce.runner import (
+    OriginGroup,
+    connect,
+    group_pending,
+    run_dask,
+    run_sequential,
+)
 from skkgp.reproduce.store import ResultStore
 
 __all__ = ["Outcome", "reproduce"]
@@ -100,8 +107,9 @@ def reproduce(
     Raises
     ------
     ConfigError
-        Bad data folder, too many folds for the data, or ``out`` holding results of
-        another configuration.
+        Bad data folder, too many folds for the data, ``--workers`` that do not fit the
+        device, no scheduler at ``scheduler``, or ``out`` holding results of another
+        configuration. Raised before anything in ``out`` is written or deleted.
     """
     stream = sys.stdout if stream is None else stream
     if not config.synthetic:
@@ -117,37 +125,41 @@ def reproduce(
     if config.protocol == "paper":
         print(f"skkgp reproduce: warning: {LEAKAGE_WARNING}", file=sys.stderr)
 
-    store = ResultStore(out)
-    store.open(config, overwrite=overwrite)
-    cells = config.cells()
-    keys = [(cell, seed, fold) for seed in config.seeds for cell in cells
-            for fold in range(config.folds)]
-    pending = [key for key in keys if not store.has(*key)]
-    total = len(keys)
-    reused = total - len(pending)
-    if not quiet:
-        print(f"skkgp reproduce: {len(cells)} cells x {len(config.seeds)} seeds x "
-              f"{config.folds} folds into {store.out}"
-              + (f" ({reused} finished results reused)" if reused else ""), file=sys.stderr)
-
     if scheduler is None and config.workers > 1:
         for message in _check_workers(config, bunch):
             print(f"skkgp reproduce: warning: {message}", file=sys.stderr)
-    # Epoch bars of several processes would overwrite each other's line.
-    show_epochs = not quiet and scheduler is None and config.workers == 1
-    # One origin trained per (seed, model, origin family, fold) with missing results,
-    # shared by every missing cell that prunes it.
-    groups = [
-        group
-        for seed in config.seeds
-        for group in group_pending(
-            config.for_seed(seed),
-            [(cell, fold) for cell, s, fold in pending if s == seed],
-            progress=show_epochs,
-        )
-    ]
-    computed = _compute(groups, store, scheduler=scheduler, quiet=quiet, total=total,
-                        done=reused, config=config)
+    with contextlib.ExitStack() as stack:
+        # Every check that can fail comes before ``out`` is claimed (and, with
+        # overwrite, cleared): a refused run leaves it as it was.
+        client = None if scheduler is None else stack.enter_context(connect(scheduler))
+        store = ResultStore(out)
+        store.open(config, overwrite=overwrite)
+        cells = config.cells()
+        keys = [(cell, seed, fold) for seed in config.seeds for cell in cells
+                for fold in range(config.folds)]
+        pending = [key for key in keys if not store.has(*key)]
+        total = len(keys)
+        reused = total - len(pending)
+        if not quiet:
+            print(f"skkgp reproduce: {len(cells)} cells x {len(config.seeds)} seeds x "
+                  f"{config.folds} folds into {store.out}"
+                  + (f" ({reused} finished results reused)" if reused else ""), file=sys.stderr)
+
+        # Epoch bars of several processes would overwrite each other's line.
+        show_epochs = not quiet and scheduler is None and config.workers == 1
+        # One origin trained per (seed, model, origin family, fold) with missing results,
+        # shared by every missing cell that prunes it.
+        groups = [
+            group
+            for seed in config.seeds
+            for group in group_pending(
+                config.for_seed(seed),
+                [(cell, fold) for cell, s, fold in pending if s == seed],
+                progress=show_epochs,
+            )
+        ]
+        computed = _compute(groups, store, client=client, quiet=quiet, total=total,
+                            done=reused, config=config)
 
     results = [_load(store, config, *key) for key in keys]
     frame = results_frame(results)
@@ -199,8 +211,8 @@ def _check_workers(config: ReproduceConfig, bunch) -> list[str]:
     return check_workers(config, config.workers, shapes, n_classes, len(bunch.y))
 
 
-def _compute(groups: list[OriginGroup], store: ResultStore, *, scheduler: str | None,
-             quiet: bool, total: int, done: int, config: ReproduceConfig) -> int:
+def _compute(groups: list[OriginGroup], store: ResultStore, *, client, quiet: bool,
+             total: int, done: int, config: ReproduceConfig) -> int:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=done, desc="cells x seeds x folds", position=0,
@@ -216,8 +228,8 @@ def _compute(groups: list[OriginGroup], store: ResultStore, *, scheduler: str | 
         bar.update(1)
 
     try:
-        if scheduler is not None:
-            run_dask(groups, on_result, scheduler)
+        if client is not None:
+            run_dask(groups, on_result, client)
         elif config.workers > 1:
             from skkgp.reproduce.parallel import run_parallel, worker_threads
 

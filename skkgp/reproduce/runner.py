@@ -35,6 +35,7 @@ import numpy as np
 from skkgp.reproduce.config import (
     DATASETS,
     Cell,
+    ConfigError,
     ReproduceConfig,
     method_family,
     stable_seed,
@@ -46,6 +47,7 @@ __all__ = [
     "group_pending",
     "run_group",
     "run_sequential",
+    "connect",
     "run_dask",
     "electrode_evidence",
     "EVIDENCE_SAMPLES",
@@ -398,25 +400,51 @@ def run_sequential(groups: Iterable[OriginGroup], on_result: OnResult) -> None:
         run_group(group, on_result)
 
 
-def run_dask(groups: list[OriginGroup], on_result: OnResult, address: str) -> None:
-    """Compute ``groups`` on the Dask cluster at ``address``, one task per group.
+def connect(address: str):
+    """A client of the Dask scheduler at ``address``, to pass to :func:`run_dask`.
+
+    Raises
+    ------
+    ConfigError
+        When dask.distributed is missing, the address is malformed, or no scheduler
+        answers there (in ``distributed.comm.timeouts.connect``).
+    """
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ConfigError(
+            "--scheduler needs dask.distributed: pip install 'skkgp[distributed]'."
+        ) from None
+    try:
+        return Client(address, set_as_default=False)
+    except (OSError, ValueError, TypeError) as error:
+        raise ConfigError(
+            f"--scheduler {address}: no Dask scheduler to connect to ({error}). Start one "
+            "(`dask scheduler`, then `dask worker ADDRESS`) or correct the address."
+        ) from None
+
+
+def run_dask(groups: list[OriginGroup], on_result: OnResult, client) -> None:
+    """Compute ``groups`` on the Dask cluster of ``client``, one task per group.
 
     The results of a group come back to this process when the group ends, and are
     reported (and stored by the caller) one (cell, fold) at a time: workers need the
     data (a DEAP folder at the same path, or nothing for synthetic data) but no
     access to ``--out``. An interrupted run loses the groups in flight.
+
+    Parameters
+    ----------
+    groups : list of OriginGroup
+    on_result : callable
+    client : distributed.Client
+        From :func:`connect`; it is not the default client.
     """
-    try:
-        from distributed import Client, as_completed
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise RuntimeError(
-            "--scheduler needs dask.distributed: pip install 'skkgp[distributed]'."
-        ) from error
-    with Client(address, set_as_default=False) as client:
-        # pure=False: a task's key must not be reused from an earlier run's cache.
-        futures = {client.submit(run_group, group, pure=False): group for group in groups}
-        # as_completed needs the client's loop: it is not the default client.
-        for future in as_completed(futures, loop=client.loop):
-            group = futures[future]
-            for cell, result in zip(group.cells, future.result(), strict=True):
-                on_result(cell, group.config.seed, group.fold, result)
+    from distributed import as_completed
+
+    # pure=False: a task's key must not be reused from an earlier run's cache.
+    futures = {client.submit(run_group, group, pure=False): group for group in groups}
+    # as_completed needs the client's loop: it is not the default client.
+    for future in as_completed(futures, loop=client.loop):
+        group = futures[future]
+        for cell, result in zip(group.cells, future.result(), strict=True):
+            on_result(cell, group.config.seed, group.fold, result)
