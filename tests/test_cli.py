@@ -794,9 +794,25 @@ def test_overwrite_removes_only_what_skkgp_wrote(tmp_path):
 
     out = tmp_path / "out"
     ResultStore(out).open(ReproduceConfig(prune_ratio=0.3))
-    written = ["results.csv", "table.md", "comparison.csv", "accuracy.png", "pareto.png"]
-    for name in [*written, "notes.txt"]:
+    written = ["results.csv", "table.md", "comparison.csv", "accuracy.png", "pareto.png",
+               "evidence-ccnn-lfp-finetune.png", "evidence-eegnet-kgi-scratch-r0.25.png"]
+    # The user's own files, figures included, whatever their names.
+    own = ["notes.txt", "my-figure.png", "evidence-by-hand.png", "accuracy-old.png"]
+    for name in [*written, *own]:
         (out / name).write_text("x")
     ResultStore(out).open(ReproduceConfig(prune_ratio=0.5), overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["cells", "config.json", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["cells", "config.json", *own])
     assert json.loads((out / "config.json").read_text())["config"]["prune_ratio"] == 0.5
+
+
+def test_overwrite_removes_every_output_of_a_real_run(tiny_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(tiny_run[3], out)
+    (out / "my-figure.png").write_bytes(b"the user's figure")
+    ResultStore(out).open(ReproduceConfig(prune_ratio=0.3), overwrite=True)
+    # The log of what was run in the folder is kept, as the user's figure.
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cells", "config.json", "my-figure.png", "run.log"]
+    assert not list((out / "cells").iterdir())

@@ -42,7 +42,7 @@ from skkgp.reproduce.runner import (
     run_dask,
     run_sequential,
 )
-from skkgp.reproduce.store import ResultStore
+from skkgp.reproduce.store import ResultStore, evidence_plot_name
 
 __all__ = ["Outcome", "reproduce"]
 
@@ -274,7 +274,7 @@ def _write_outputs(config: ReproduceConfig, store: ResultStore, frame: pd.DataFr
                   for name in ("origin", "baseline", "proposed")}
         files.append(plot_evidence(
             evidence, evidence["ch_names"], evidence["region"],
-            out / f"evidence-{cell.key}.png",
+            out / evidence_plot_name(cell),
             title=f"{cell_label(vars(cell))}: mean held-out "
                   f"{EVIDENCE_NAMES.get(kinds[cell], kinds[cell])} evidence (region "
                   f"{_region_label(config)} marked)",

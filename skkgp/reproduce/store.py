@@ -4,7 +4,9 @@ Layout::
 
     OUT/config.json                         what the results in OUT were computed with
     OUT/cells/MODEL-METHOD-RECOVERY-seedS-foldK.json   one finished (cell, seed, fold)
-    OUT/results.csv, OUT/table.md, OUT/*.png     written from cells/ at the end
+    OUT/results.csv, OUT/table.md, OUT/comparison.csv, OUT/accuracy.png,
+    OUT/pareto.png, OUT/evidence-CELL.png        written from cells/ at the end
+    OUT/run.log                             one line per run
 
 Each (cell, fold) file is written to a temporary name and moved into place with
 ``os.replace``, which is atomic: a run killed at any instant (even ``kill -9``)
@@ -16,14 +18,36 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from skkgp._atomic import atomic_write_text
-from skkgp.reproduce.config import Cell, ConfigError, ReproduceConfig
+from skkgp.reproduce.config import (
+    ALL_MODELS,
+    ALL_RECOVERIES,
+    METHOD_CHOICES,
+    Cell,
+    ConfigError,
+    ReproduceConfig,
+)
 
-__all__ = ["ResultStore"]
+__all__ = ["ResultStore", "OUTPUT_FILES", "evidence_plot_name"]
+
+#: What a run writes in OUT from cells/ at its end, besides one evidence plot per cell
+#: (:func:`evidence_plot_name`). ``--overwrite`` deletes these and nothing else.
+OUTPUT_FILES = ("results.csv", "table.md", "comparison.csv", "accuracy.png", "pareto.png")
+
+_EVIDENCE_PLOT = re.compile(
+    rf"evidence-({'|'.join(ALL_MODELS)})-({'|'.join(METHOD_CHOICES)})"
+    rf"-({'|'.join(ALL_RECOVERIES)})(-r[0-9.e+-]+)?\.png"
+)
+
+
+def evidence_plot_name(cell: Cell) -> str:
+    """File name of the evidence plot of ``cell`` in OUT."""
+    return f"evidence-{cell.key}.png"
 
 # 2: one origin per (model, origin family, fold); results gained origin_train_accuracy
 # and origin_seconds and lost origins_identical.
@@ -97,12 +121,14 @@ class ResultStore:
         )
 
     def _clear(self) -> None:
-        # Only what skkgp itself writes is removed; anything else the user put there stays.
+        # Only what skkgp itself writes is removed; anything else the user put there
+        # stays, their own figures included.
         shutil.rmtree(self.cells_dir, ignore_errors=True)
-        for name in ("config.json", "results.csv", "table.md", "comparison.csv"):
+        for name in ("config.json", *OUTPUT_FILES):
             (self.out / name).unlink(missing_ok=True)
-        for png in self.out.glob("*.png"):
-            png.unlink()
+        for png in self.out.glob("evidence-*.png"):
+            if _EVIDENCE_PLOT.fullmatch(png.name):
+                png.unlink()
 
     # -- results --------------------------------------------------------------------
     def path(self, cell: Cell, seed: int, fold: int) -> Path:
