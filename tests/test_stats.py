@@ -21,10 +21,22 @@ def test_statistics_match_scipy_on_known_inputs():
     assert result.mean_difference == pytest.approx(difference.mean())
     assert result.median_difference == pytest.approx(np.median(difference))
     assert result.ttest_p == pytest.approx(stats.ttest_rel(PROPOSED, BASELINE).pvalue)
-    # One pair is tied; Wilcoxon drops it (Wilcoxon's own zero_method).
-    kept = difference[np.abs(difference) > 1e-12]
-    assert result.wilcoxon_p == pytest.approx(stats.wilcoxon(kept).pvalue)
+    # One pair is tied; Wilcoxon drops it (Wilcoxon's own zero_method). The others, in
+    # hundredths (three of them equal in magnitude: their ranks tie).
+    assert np.allclose(100 * difference, [11, 5, -5, 10, 2, 7, 0, 5])
+    assert result.wilcoxon_p == pytest.approx(stats.wilcoxon([11, 5, -5, 10, 2, 7, 5]).pvalue)
     assert (result.n_up, result.n_down, result.n_tied) == (6, 1, 1)
+
+
+def test_equal_differences_tie_in_wilcoxon_ranks_whatever_their_last_bits():
+    # Every difference is +-0.1, but 0.8 - 0.7 and 0.3 - 0.2 differ in their last bits.
+    baseline = np.array([6, 7, 2, 3, 1, 5, 4]) / 10
+    proposed = np.array([7, 8, 3, 4, 2, 4, 5]) / 10
+    assert len(set(np.abs(proposed - baseline))) > 1
+    result = paired_comparison(proposed, baseline)
+    # Six equal ranks up, one down: the value of exactly equal differences.
+    assert result.wilcoxon_p == pytest.approx(stats.wilcoxon([1, 1, 1, 1, 1, -1, 1]).pvalue)
+    assert result.wilcoxon_p == pytest.approx(0.125)
 
 
 def test_bootstrap_interval_contains_the_mean_and_is_seeded():
@@ -124,3 +136,12 @@ def test_degenerate_inputs():
 def test_bad_input_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         paired_comparison(**kwargs)
+
+
+def test_docstring_examples_print_what_they_show():
+    import doctest
+
+    import skkgp.reproduce.stats
+
+    failed, attempted = doctest.testmod(skkgp.reproduce.stats, verbose=False)
+    assert attempted >= 3 and failed == 0

@@ -35,8 +35,11 @@ __all__ = ["PairedComparison", "paired_comparison", "MIN_PAIRS"]
 #: nominal 95 %, so it is printed but not read as a direction.
 MIN_PAIRS = 5
 
-# Differences of accuracies k/n that are equal may differ in their last bits.
+# Differences of accuracies k/n that are equal may differ in their last bits: those
+# within 1e-12 of 0 are ties, and all are rounded to 12 decimals before they are ranked,
+# so that equal magnitudes share a rank.
 _TIE_TOLERANCE = 1e-12
+_TIE_DECIMALS = 12
 
 
 @dataclass(frozen=True)
@@ -198,9 +201,12 @@ def paired_comparison(
     Examples
     --------
     >>> from skkgp.reproduce.stats import paired_comparison
-    >>> result = paired_comparison([0.7, 0.8, 0.75], [0.6, 0.7, 0.7], random_state=0)
+    >>> result = paired_comparison([0.70, 0.80, 0.75, 0.72, 0.78],
+    ...                            [0.60, 0.70, 0.70, 0.68, 0.71], random_state=0)
     >>> round(result.mean_difference, 3), result.n_up, result.direction
-    (0.083, 3, 'higher')
+    (0.072, 5, 'higher')
+    >>> paired_comparison([0.7, 0.8, 0.75], [0.6, 0.7, 0.7]).direction
+    'too few pairs to tell'
     """
     proposed_ = _vector(proposed, "proposed")
     baseline_ = _vector(baseline, "baseline")
@@ -264,7 +270,8 @@ def _wilcoxon(difference: np.ndarray, tied: np.ndarray) -> float:
     with warnings.catch_warnings():
         # Small samples: scipy warns that the normal approximation is rough.
         warnings.simplefilter("ignore", UserWarning)
-        return float(stats.wilcoxon(np.where(tied, 0.0, difference)).pvalue)
+        return float(stats.wilcoxon(np.where(tied, 0.0, np.round(difference, _TIE_DECIMALS)))
+                     .pvalue)
 
 
 def _ttest(difference: np.ndarray) -> float:
