@@ -448,7 +448,9 @@ def test_table_shows_both_conventions():
             "model": "ccnn", "method": "umwp", "method_options": "scope=conv",
             "recovery": "finetune", "fold": fold, "origin_accuracy": 0.8,
             "baseline_accuracy": 0.7, "proposed_accuracy": 0.75, "params_before": 6_233_602,
-            "params_after": 6_233_602, "flops_before": 159_920_128, "flops_after": 144_990_208,
+            # umwp masks: the stored parameters stay, 1.48 % of them are zero.
+            "params_after": 6_233_602, "nonzero_params_after": 6_141_442,
+            "flops_before": 159_920_128, "flops_after": 144_990_208,
             "params_reduction": 1.48, "flops_reduction": 9.34,
             "paper_params_before": 6_233_602, "paper_params_after": 6_141_442,
             "paper_flops_before": 160_004_098, "paper_flops_after": 145_074_178,
@@ -466,6 +468,15 @@ def test_table_shows_both_conventions():
     assert "umwp (scope=conv)" in umwp
     assert "6.23M → 6.14M (-1.5%)" in umwp and "160M → 145M (-9.3%)" in umwp
     assert lfp.count("n/a") >= 2
+    # skkgp's count for umwp is of the non-zero parameters, as its reduction and FLOPs
+    # are; for a structural method, of the parameters left.
+    markdown = format_table(summarize(results_frame([*rows, old]), cells), markdown=True)
+    columns = [[c.strip() for c in line.split("|")[1:-1]] for line in markdown.splitlines()]
+    umwp_row = dict(zip(columns[0], columns[2], strict=True))
+    lfp_row = dict(zip(columns[0], columns[3], strict=True))
+    assert umwp_row["Params (skkgp)"] == "6.23M → 6.14M"
+    assert umwp_row["Params red."] == "1.5%"
+    assert lfp_row["Params (skkgp)"] == "6.23M → 6.23M"
 
 
 # ---------------------------------------------------------------- protocols and report

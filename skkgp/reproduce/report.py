@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skkgp.pruning import get_method
 from skkgp.reproduce.config import Cell
 from skkgp.reproduce.stats import MIN_PAIRS, PairedComparison, paired_comparison
 
@@ -207,9 +208,11 @@ def summarize(frame: pd.DataFrame, cells: Sequence[Cell]) -> pd.DataFrame:
         Means and standard deviations are over the pairs whose origin did not
         collapse (``nan`` when every origin collapsed); ``comparison`` holds the
         :class:`~skkgp.reproduce.stats.PairedComparison` of accuracy,
-        ``share_comparison`` that of the region share; ``ratio`` is the cell's
-        ``--ratios`` ratio (None without), ``evidence_kind`` the evidence its region
-        shares were measured with. The comparisons' fields (mean difference,
+        ``share_comparison`` that of the region share; ``params_after`` and
+        ``flops_after`` are what the network left has, the non-zero counts for a
+        method that masks weights (``umwp``), as the reductions are; ``ratio`` is
+        the cell's ``--ratios`` ratio (None without), ``evidence_kind`` the evidence
+        its region shares were measured with. The comparisons' fields (mean difference,
         p-values, pairs left out, ...) are written out by :func:`comparisons_frame`.
     """
     rows = []
@@ -235,6 +238,11 @@ def summarize(frame: pd.DataFrame, cells: Sequence[Cell]) -> pd.DataFrame:
                      "paper_params_reduction", "paper_flops_reduction"):
             # Results stored before the paper's counts existed have none: nan.
             row[name] = float(pd.to_numeric(part[name], errors="coerce").mean())
+        if not get_method(cell.method).structural:
+            # What a masking method leaves is its non-zero parameters: the count its
+            # reduction and its FLOPs are of.
+            row["params_after"] = float(
+                pd.to_numeric(part["nonzero_params_after"], errors="coerce").mean())
         for name in ("baseline_region_share", "proposed_region_share"):
             values = kept[name].astype(float)
             row[name] = float(values.mean()) if len(values) else math.nan
