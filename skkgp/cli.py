@@ -373,6 +373,21 @@ def _check_device(device: str, *, here: bool = True) -> None:
         ) from None
 
 
+def _check_ratio_keys(ratios: Sequence[float]) -> None:
+    from skkgp.reproduce.config import ratio_key
+
+    by_key: dict[str, list[float]] = {}
+    for ratio in ratios:
+        by_key.setdefault(ratio_key(ratio), []).append(ratio)
+    for same in by_key.values():
+        if len(same) > 1:
+            raise ConfigError(
+                f"--ratios {' and '.join(repr(r) for r in same)} are equal to 6 significant "
+                "digits, which name the result files: they would share them. Give ratios "
+                "that differ within 6 significant digits."
+            )
+
+
 def _flat(values: list[list[str]] | None) -> tuple[str, ...] | None:
     if values is None:
         return None
@@ -498,6 +513,7 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
         raise ConfigError("no (model, method) pair left to run.")
     seeds = (0,) if args.seeds is None else tuple(dict.fromkeys(args.seeds))
     ratios = None if args.ratios is None else tuple(sorted(set(args.ratios)))
+    _check_ratio_keys(ratios or ())
     return ReproduceConfig(
         **values, ratios=ratios, seeds=seeds, seed=seeds[0], device=args.device,
         cuda_graphs=args.cuda_graphs, threads=args.threads,

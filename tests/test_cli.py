@@ -215,6 +215,27 @@ def test_ratio_cells_and_identity():
     assert "ratios" not in plain.identity() and plain.identity()["prune_ratio"] == 0.5
 
 
+def test_ratios_that_would_share_result_files_are_refused(tmp_path, capsys):
+    # Result files name a ratio by 6 significant digits.
+    status, _, stderr = _run([*TINY, "--out", str(tmp_path / "out"), "--ratios", "0.3",
+                              "0.5", "0.5000001"], capsys)
+    assert status == 2
+    assert "--ratios 0.5 and 0.5000001 are equal to 6 significant digits" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_close_ratios_keep_their_own_rows():
+    cells = [Cell("eegnet", "lfp", "finetune", ratio) for ratio in (0.500001, 0.500002)]
+    rows = [{"model": "eegnet", "method": "lfp", "recovery": "finetune", "ratio": ratio,
+             "seed": 0, "fold": fold, "origin_accuracy": 0.9, "baseline_accuracy": accuracy,
+             "proposed_accuracy": accuracy, "baseline_region_share": 0.3,
+             "proposed_region_share": 0.3, "origin_constant": False}
+            for ratio, accuracy in ((0.500001, 0.6), (0.500002, 0.8)) for fold in range(2)]
+    summary = summarize(results_frame(rows), cells)
+    assert list(summary["results"]) == [2, 2]
+    assert list(summary["baseline_mean"]) == pytest.approx([0.6, 0.8])
+
+
 def test_methods_accept_the_importance_criteria():
     from skkgp.cli import build_parser, config_from_args
 

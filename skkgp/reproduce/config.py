@@ -32,6 +32,7 @@ __all__ = [
     "DATASETS",
     "DatasetChoice",
     "method_family",
+    "ratio_key",
     "stable_seed",
 ]
 
@@ -209,7 +210,15 @@ class Cell:
     @property
     def key(self) -> str:
         key = f"{self.model}-{self.method}-{self.recovery}"
-        return key if self.ratio is None else f"{key}-r{self.ratio:g}"
+        return key if self.ratio is None else f"{key}-r{ratio_key(self.ratio)}"
+
+
+def ratio_key(ratio: float) -> str:
+    """How a ratio is named in a cell's key and file names: 6 significant digits.
+
+    Ratios of one run must have different keys (the command line refuses others).
+    """
+    return f"{ratio:g}"
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from skkgp.pruning import get_method
-from skkgp.reproduce.config import Cell
+from skkgp.reproduce.config import Cell, ratio_key
 from skkgp.reproduce.stats import MIN_PAIRS, PairedComparison, paired_comparison
 
 __all__ = [
@@ -152,7 +152,8 @@ def _cell_rows(frame: pd.DataFrame, cell: Cell) -> pd.DataFrame:
     rows = ((frame["model"] == cell.model) & (frame["method"] == cell.method)
             & (frame["recovery"] == cell.recovery))
     if cell.ratio is not None:
-        rows &= np.isclose(frame["ratio"].astype(float), cell.ratio)
+        # By key, as the results are stored: close ratios of one run keep their rows.
+        rows &= frame["ratio"].astype(float).map(ratio_key) == ratio_key(cell.ratio)
     return frame[rows].sort_values(["seed", "fold"])
 
 
