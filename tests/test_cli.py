@@ -200,6 +200,25 @@ def test_pareto_plot_marks_a_model_whose_origins_all_collapsed(tmp_path):
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
 
 
+def test_evidence_plots_leave_out_collapsed_origins_as_the_table_does():
+    from skkgp.reproduce.command import _mean_evidence
+
+    cell = Cell("eegnet", "lfp", "finetune")
+
+    def result(share: float, collapsed: bool) -> dict:
+        shares = [share, 1 - share]
+        return {"origin_constant": collapsed, "evidence": {
+            "ch_names": ["Fp1", "O1"], "region": [True, False], "origin": shares,
+            "baseline": shares, "proposed": shares}}
+
+    mean = _mean_evidence([(cell, result(0.8, False)), (cell, result(0.2, True)),
+                           (cell, result(0.6, False))], cell)
+    for name in ("origin", "baseline", "proposed"):
+        assert mean[name] == pytest.approx([0.7, 0.3])
+    # Every origin collapsed: no plot, as the table has no accuracy.
+    assert _mean_evidence([(cell, result(0.2, True))], cell) is None
+
+
 def test_ratio_cells_and_identity():
     config = ReproduceConfig(models=("eegnet",), methods=("lfp", "taylor"), ratios=(0.3, 0.7))
     cells = config.cells()

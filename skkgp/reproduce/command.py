@@ -243,7 +243,9 @@ def _compute(groups: list[OriginGroup], store: ResultStore, *, client, quiet: bo
 
 
 def _mean_evidence(results: list[tuple[Cell, dict]], cell: Cell) -> dict | None:
-    folds = [result["evidence"] for of, result in results if of == cell]
+    # A collapsed origin is left out here as in the table: its pair compares nothing.
+    folds = [result["evidence"] for of, result in results
+             if of == cell and not result.get("origin_constant", False)]
     if not folds:
         return None
     mean = {name: np.mean([f[name] for f in folds], axis=0)
