@@ -489,6 +489,17 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
             f"--cuda-graphs needs --device cuda (CUDA graphs record GPU kernels), got "
             f"--device {args.device}; drop --cuda-graphs to run there."
         )
+    if args.dry_run and args.scheduler is not None:
+        raise ConfigError(
+            "--dry-run times training steps on this machine and estimates a run here (1 and "
+            "--workers N); it cannot time the workers of a --scheduler cluster. Drop "
+            "--scheduler to see the grid and the estimate for this machine."
+        )
+    if args.umwp_scope is not None and "umwp" not in values["methods"]:
+        raise ConfigError(
+            f"--umwp-scope {args.umwp_scope} applies to umwp only, which --methods "
+            f"({', '.join(values['methods'])}) leaves out: add umwp or drop --umwp-scope."
+        )
     if args.workers > 1 and args.scheduler is not None:
         raise ConfigError(
             f"--workers {args.workers} with --scheduler: the Dask cluster's workers run the "

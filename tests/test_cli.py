@@ -393,6 +393,10 @@ def test_bad_options_exit_2(extra, message, tmp_path, capsys):
         (["--device", "cpu:1"], "torch has one CPU device"),
         (["--device", "cpu:1", "--scheduler", "tcp://127.0.0.1:1"], "one CPU device"),
         (["--cuda-graphs"], "--cuda-graphs needs --device cuda"),
+        (["--umwp-scope", "all"], "--umwp-scope all applies to umwp only, which --methods "
+                                  "(lfp) leaves out"),
+        (["--dry-run", "--scheduler", "tcp://127.0.0.1:8786"],
+         "it cannot time the workers of a --scheduler cluster"),
     ],
 )
 def test_bad_runs_exit_2_with_a_message(extra, message, tmp_path, capsys):
@@ -475,8 +479,7 @@ def test_umwp_scope_option():
     assert config.umwp_scope == "all" and config.identity()["umwp_scope"] == "all"
     assert config.method_options("umwp") == {"scope": "all"}
     # A run without umwp means the same whatever the scope: its identity leaves it out.
-    plain = config_from_args(parser.parse_args(["reproduce", "--umwp-scope", "all"]))
-    assert "umwp_scope" not in plain.identity()
+    assert "umwp_scope" not in ReproduceConfig(umwp_scope="all").identity()
     with pytest.raises(SystemExit):
         parser.parse_args(["reproduce", "--umwp-scope", "linear"])
 
@@ -755,6 +758,17 @@ def test_subject_protocol_defaults_to_leave_one_subject_out():
         train, test = fold_indices(config.replace(folds=3), bunch, fold)
         assert np.unique(bunch.groups[test]).size == 1  # one subject held out
         assert np.unique(bunch.groups[train]).size == 2
+
+
+def test_subject_protocol_with_one_subject_says_it_needs_two(tmp_path, capsys):
+    argv = [*TINY, "--protocol", "subject", "--n-subjects", "1", "--out", str(tmp_path / "out")]
+    del argv[argv.index("--folds"):argv.index("--folds") + 2]  # one fold per subject
+    status, _, stderr = _run(argv, capsys)
+    assert status == 2
+    assert "--protocol subject leaves out one subject per fold and needs at least 2 " \
+           "subjects; the data have 1." in stderr
+    assert "--folds" not in stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_version_prints_the_package_version(capsys):

@@ -222,6 +222,11 @@ def n_folds(config: ReproduceConfig, bunch: Bunch) -> int:
     else:
         folds = 3 if config.folds is None else config.folds
         available, unit = len(bunch.y), "windows"
+    if folds < 2 and config.folds is None:
+        raise ConfigError(
+            f"--protocol subject leaves out one subject per fold and needs at least 2 "
+            f"subjects; the data have {n_subjects}."
+        )
     if folds < 2:
         raise ConfigError(f"--folds {folds}: need at least 2 folds.")
     if folds > available:
