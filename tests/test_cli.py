@@ -185,6 +185,25 @@ def test_ratios_resume_and_exclude_prune_ratio(ratios_run, capsys):
     assert not (out / "x").exists()
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_accuracy_plot_draws_chance_for_the_data_s_classes(tiny_run, n_classes, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from skkgp.reproduce.plots import _accuracy_figure, plot_accuracy
+
+    frame = pd.read_csv(tiny_run[3] / "results.csv")
+    summary = summarize(frame, [Cell("eegnet", "lfp", "finetune")])
+    fig = _accuracy_figure(summary, n_classes)
+    try:
+        (chance,) = [line for line in fig.axes[0].lines
+                     if line.get_label() == f"chance ({n_classes} classes)"]
+        assert list(chance.get_ydata()) == pytest.approx([100 / n_classes] * 2)
+    finally:
+        plt.close(fig)
+    png = plot_accuracy(summary, tmp_path / "a.png", n_classes=n_classes).read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
 def test_pareto_plot_marks_a_model_whose_origins_all_collapsed(tmp_path):
     from skkgp.reproduce.plots import plot_pareto
 

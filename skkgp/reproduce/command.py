@@ -167,6 +167,7 @@ def reproduce(
     table = "\n".join([format_table(summary), "", textwrap.fill(LEGEND, width=100),
                        evidence_note(summary), "", *verdicts(summary)])
     files = _write_outputs(config, store, frame, summary,
+                           int(np.unique(np.asarray(bunch.y)).size),
                            [(cell, result) for (cell, _, _), result in zip(keys, results,
                                                                             strict=True)])
     _log(store, f"computed {computed} and reused {reused} of {total} (cell, seed, fold) "
@@ -254,7 +255,8 @@ def _mean_evidence(results: list[tuple[Cell, dict]], cell: Cell) -> dict | None:
 
 
 def _write_outputs(config: ReproduceConfig, store: ResultStore, frame: pd.DataFrame,
-                   summary: pd.DataFrame, results: list[tuple[Cell, dict]]) -> list[Path]:
+                   summary: pd.DataFrame, n_classes: int,
+                   results: list[tuple[Cell, dict]]) -> list[Path]:
     from skkgp.reproduce.plots import plot_accuracy, plot_evidence, plot_pareto
 
     out = store.out
@@ -264,7 +266,8 @@ def _write_outputs(config: ReproduceConfig, store: ResultStore, frame: pd.DataFr
     atomic_write_text(md_path, _markdown(config, summary))
     comparison_path = out / "comparison.csv"
     atomic_write_text(comparison_path, comparisons_frame(summary).to_csv(index=False))
-    files = [csv_path, md_path, comparison_path, plot_accuracy(summary, out / "accuracy.png")]
+    accuracy_path = plot_accuracy(summary, out / "accuracy.png", n_classes=n_classes)
+    files = [csv_path, md_path, comparison_path, accuracy_path]
     if config.ratios is not None and not frame.empty:
         files.append(plot_pareto(frame, out / "pareto.png"))
     kinds = {cell: result["evidence_kind"] for cell, result in results}

@@ -38,7 +38,7 @@ def _save_figure(fig, path) -> None:
         plt.close(fig)
 
 
-def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
+def plot_accuracy(summary: pd.DataFrame, path: str | Path, *, n_classes: int = 2) -> Path:
     """Bar chart of held-out accuracy per cell (origin, baseline, proposed), mean +- std.
 
     Parameters
@@ -47,12 +47,19 @@ def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
         Output of :func:`skkgp.reproduce.report.summarize`.
     path : path-like
         PNG file to write.
+    n_classes : int, default=2
+        Classes of the data: the dotted chance line is drawn at ``100 / n_classes`` %.
 
     Returns
     -------
     path : Path
     """
     path = Path(path)
+    _save_figure(_accuracy_figure(summary, n_classes), path)
+    return path
+
+
+def _accuracy_figure(summary: pd.DataFrame, n_classes: int):
     labels = [f"{r.model}\n{r.method} / {r.recovery}"
               + ("" if "ratio" not in summary or pd.isna(r.ratio) else f" @ {r.ratio:g}")
               for r in summary.itertuples()]
@@ -63,7 +70,8 @@ def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
         ax.bar(positions + offset, 100 * summary[f"{stage}_mean"], width,
                yerr=100 * summary[f"{stage}_std"], capsize=3, color=_COLORS[stage],
                label=_STAGE_TITLES[stage])
-    ax.axhline(50, color="k", lw=0.8, ls=":", label="chance (2 classes)")
+    ax.axhline(100 / n_classes, color="k", lw=0.8, ls=":",
+               label=f"chance ({n_classes} classes)")
     ax.set_xticks(positions, labels, fontsize=8)
     ax.set_ylabel("held-out accuracy (%)")
     # Head room above 100 % keeps the legend off the bars.
@@ -72,8 +80,7 @@ def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
     ax.set_title("Accuracy per cell (mean ± std over (seed, fold) pairs)")
     ax.legend(fontsize=7, loc="upper center", ncol=4, frameon=False)
     fig.tight_layout()
-    _save_figure(fig, path)
-    return path
+    return fig
 
 
 def _mean_and_spread(part: pd.DataFrame, column: str) -> tuple[float, float]:
