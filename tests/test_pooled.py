@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from skkgp.knowledge._autograd import fast_double_backward
 from skkgp.knowledge._pooled import ConsumerCapture, PooledPlan, pooled_weights
@@ -110,3 +111,36 @@ def test_taps_are_made_once_per_geometry_and_never_kept_from_a_meta_pass():
     assert plan("cpu").taps() is real
     assert real.shape == (16, 81) and set(real.unique().tolist()) == {0.0, 1.0}
     assert bool((real.sum(dim=0) > 0).all())
+
+
+class _ConvGradients(TorchDispatchMode):
+    """Which gradients each convolution backward of the block computes: (input, weight)."""
+
+    def __init__(self):
+        super().__init__()
+        self.masks = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.__name__.split(".")[0] == "convolution_backward":
+            self.masks.append(tuple(args[-1][:2]))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", ["ccnn", "fbccnn"])
+def test_the_evidence_gradient_computes_no_weight_gradient(name):
+    # ds/dA needs the input gradients of the layers after A only. The layers ask
+    # autograd's engine which gradients the pass uses, which also holds on the device
+    # thread where a GPU runs the backward pass.
+    net, layer = _nets()[name]
+    X, y = torch.randn(4, 4, 9, 9), torch.tensor([0, 1, 0, 1])
+    with fast_double_backward(net):
+        with ActivationCapture(net.get_submodule(layer)) as capture:
+            logits = net(X)
+        score = logits.gather(1, y[:, None]).sum()
+        with _ConvGradients() as evidence_pass:
+            (G,) = torch.autograd.grad(score, capture.get(), create_graph=True)
+        with _ConvGradients() as training_pass:
+            (logits.sum() + G.square().sum()).backward()
+    assert evidence_pass.masks and all(not weight for _, weight in evidence_pass.masks)
+    assert any(weight for _, weight in training_pass.masks)
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)

@@ -7,39 +7,42 @@ than the weight-gradient kernel of an ordinary backward pass; that of training-m
 BatchNorm runs some thirty elementwise passes where a closed form needs a dozen. Inside
 :func:`fast_double_backward` these layers build their backward pass from custom
 functions whose own backward uses the ordinary kernels and the closed form; gradients
-are the same. Backward passes inside :func:`input_grads_only` skip the weight gradients
-nobody asked for.
+are the same. Their backward passes skip the weight gradients the pass does not use
+(the evidence's ``ds/dA`` needs none), asking autograd's engine which gradients it will
+use.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import threading
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-__all__ = ["fast_double_backward", "input_grads_only"]
+__all__ = ["fast_double_backward"]
 
 
-class _GradState(threading.local):
-    input_grads_only = False
+def _used(ctx, index: int) -> bool:
+    """Whether the running backward pass uses the gradient of forward input ``index``.
 
-
-_GRAD_STATE = _GradState()
-
-
-@contextlib.contextmanager
-def input_grads_only() -> Iterator[None]:
-    """Backward passes inside want gradients of inputs, not of the conv weights."""
-    previous = _GRAD_STATE.input_grads_only
-    _GRAD_STATE.input_grads_only = True
+    ``ctx.needs_input_grad`` only says that the input requires a gradient. The engine
+    knows which of those a pass reaches: ``torch.autograd.grad(score, activations)``
+    reaches no weight, ``loss.backward()`` every one. It answers from the pass's own
+    state, also on the device thread where a GPU's backward runs (a thread-local
+    flag set by the caller is not seen there).
+    """
+    if not ctx.needs_input_grad[index]:
+        return False
+    node = ctx.next_functions[index][0]
+    if node is None:
+        return False
     try:
-        yield
-    finally:
-        _GRAD_STATE.input_grads_only = previous
+        return torch._C._will_engine_execute_node(node)
+    except RuntimeError:
+        # torch.autograd.grad asked for this very leaf: compute it.
+        return True
 
 
 def _conv_backward(grad_out, x, weight, conv, output_mask):
@@ -90,9 +93,7 @@ class _Conv2dFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
-        need_x, need_weight, need_bias, _ = ctx.needs_input_grad
-        if _GRAD_STATE.input_grads_only:
-            need_weight = need_bias = False
+        need_x, need_weight, need_bias = (_used(ctx, i) for i in range(3))
         grad_x = grad_weight = grad_bias = None
         if not torch.is_grad_enabled():
             grad_x, grad_weight, grad_bias = _conv_backward(
@@ -204,9 +205,7 @@ class _BatchNormFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         x, weight, mean, invstd = ctx.saved_tensors
-        need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        if _GRAD_STATE.input_grads_only:
-            need_weight = need_bias = False
+        need_x, need_weight, need_bias = (_used(ctx, i) for i in range(3))
         grad_x = grad_weight = grad_bias = None
         if not torch.is_grad_enabled():
             grad_x, grad_weight, grad_bias = _bn_backward(

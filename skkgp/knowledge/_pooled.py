@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from skkgp.knowledge._autograd import input_grads_only
 
 __all__ = ["ConsumerCapture", "PooledPlan", "pooled_weights"]
 
@@ -217,10 +216,9 @@ def pooled_weights(score: torch.Tensor, plan: PooledPlan, *, create_graph: bool 
     -------
     weights : torch.Tensor, shape (n_samples, K)
     """
-    with input_grads_only():
-        (grad_output,) = torch.autograd.grad(
-            score, plan.output, create_graph=create_graph, retain_graph=True
-        )
+    (grad_output,) = torch.autograd.grad(
+        score, plan.output, create_graph=create_graph, retain_graph=True
+    )
     out_channels, in_channels, kh, kw = plan.weight.shape
     taps = plan.taps().to(grad_output.dtype)
     # a[n, k] = sum_o,p D[n, o, p] C[o, k, p] with C[o, k, p] = sum_q W[o, k, q] T[q, p]:

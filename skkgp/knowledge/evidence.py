@@ -64,7 +64,6 @@ import torch
 from torch import nn
 
 from skkgp._estimators import fitted_net
-from skkgp.knowledge._autograd import input_grads_only
 from skkgp.knowledge._pooled import PooledPlan, pooled_weights
 
 __all__ = [
@@ -441,10 +440,9 @@ def _explained_gradients(
     score = _target_scores(logits, target).sum()
     # Summing over the batch gives every sample its own gradient in one backward pass,
     # as the samples of a forward pass in eval mode do not interact.
-    with input_grads_only():
-        (grads,) = torch.autograd.grad(
-            score, activations, create_graph=create_graph, retain_graph=True
-        )
+    (grads,) = torch.autograd.grad(
+        score, activations, create_graph=create_graph, retain_graph=True
+    )
     return grads
 
 
@@ -684,7 +682,7 @@ def guided_saliency(
         Detached: the guided part weights the evidence but is not differentiated.
     """
     score = _target_scores(logits, target).sum()
-    with guide.rectifying(), input_grads_only():
+    with guide.rectifying():
         (grads,) = torch.autograd.grad(score, inputs, retain_graph=True)
     magnitude = grads.detach().abs()
     if electrode_axis == "channels":
