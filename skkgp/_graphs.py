@@ -12,8 +12,10 @@ and recorded values to fixed outputs: each replay copies the batch in and the ou
 out. It replays only what the capture did, so:
 
 - batches of another shape (the last, smaller batch of an epoch) run eagerly;
-- optimizer hyperparameters are baked into the graph: when they change (a learning-rate
-  schedule, ``set_params(lr=...)``) the step is captured again;
+- optimizer hyperparameters and the net's own per-step settings (the knowledge-guided
+  weights, ``precision``) are baked into the graph: when they change (a learning-rate
+  schedule, ``set_params(lr=...)``, a callback ramping ``region_weight``) the step is
+  captured again;
 - the optimizer must update without reading values back to the host: Adam-style
   optimizers are switched to ``capturable=True`` (their step counters live on the
   device), which gives the same updates;
@@ -22,7 +24,9 @@ out. It replays only what the capture did, so:
   are not;
 - a step that cannot be captured (it reads a value back to the host, or uses an
   operation CUDA graphs do not support) is trained eagerly for the rest of the fit,
-  with a warning naming the reason.
+  with a warning naming the reason; the last warm-up step runs under PyTorch's
+  synchronisation check, so that a read back to the host is named before a capture
+  is tried.
 
 Dropout masks come from the same generator but, as PyTorch documents for graphs, in a
 different order than eager steps draw them: a graphed fit is reproducible under
@@ -31,7 +35,9 @@ different order than eager steps draw them: a graphed fit is reproducible under
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import torch
 
@@ -64,10 +70,18 @@ def make_capturable(optimizer: torch.optim.Optimizer) -> list[dict]:
         switched.append(group)
         for param in group["params"]:
             state = optimizer.state.get(param, {})
-            step = state.get("step")
-            if isinstance(step, torch.Tensor) and step.device != param.device:
-                state["step"] = step.to(param.device)
+            for key, value in state.items():
+                # Step counts, and NAdam's running product: scalars a capturable
+                # optimizer keeps beside the parameter.
+                if (isinstance(value, torch.Tensor) and value.dim() == 0
+                        and value.device != param.device):
+                    state[key] = value.to(param.device)
     return switched
+
+
+def _settings(net, optimizers) -> tuple:
+    """What a capture bakes in: the optimizers' hyperparameters, the net's own settings."""
+    return _hyperparameters(optimizers), net._graph_settings()
 
 
 def _hyperparameters(optimizers) -> tuple:
@@ -160,8 +174,10 @@ class GraphedTrainingStep:
         """
         if self.warmup_left > 0:
             self.warmup_left -= 1
+            if self.warmup_left == 0:
+                return self._checked_warmup(eager_step, batch)
             return self._side_stream(eager_step, batch)
-        if self.graph is not None and _hyperparameters(self.optimizers) != self.hyper:
+        if self.graph is not None and _settings(self.net, self.optimizers) != self.hyper:
             # Settings changed: the old graph would apply the old ones.
             self.graph = None
             self.short_lived = self.short_lived + 1 if self.since_capture <= 1 else 0
@@ -180,6 +196,42 @@ class GraphedTrainingStep:
             self.net.history.record_batch(key, value.clone())
         return {key: value.clone() if isinstance(value, torch.Tensor) else value
                 for key, value in self.step.items()}
+
+    def _checked_warmup(self, eager_step, batch):
+        """The last warm-up step, under PyTorch's check for host synchronisation.
+
+        A capture refuses a step that waits for the GPU, with an error that names the
+        refusal rather than the operation; here the step runs to its end and the
+        check's warning names the operation.
+        """
+        previous = torch.cuda.get_sync_debug_mode()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                step = self._side_stream(eager_step, batch)
+            finally:
+                torch.cuda.set_sync_debug_mode(previous)
+        syncs = [w for w in caught if "synchroniz" in str(w.message)]
+        for warning in caught:
+            if warning not in syncs:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)
+        if syncs:
+            self._fail(f"the step waits for the GPU: {str(syncs[0].message).splitlines()[0]}")
+        return step
+
+    @contextlib.contextmanager
+    def own_optimizer_settings(self) -> Iterator[None]:
+        """Inside the block, the optimizer groups have the capturable setting they were
+        given (for pickling a copy mid-fit)."""
+        for group in self.switched:
+            group["capturable"] = False
+        try:
+            yield
+        finally:
+            for group in self.switched:
+                group["capturable"] = True
 
     def close(self) -> dict:
         """Release the graph and give the optimizer back its own setting; the summary.
@@ -220,19 +272,24 @@ class GraphedTrainingStep:
         records: dict[str, torch.Tensor] = {}
         net._graph_records = records
         current = torch.cuda.current_stream(self.device)
+        device = torch.cuda.current_device()
         try:
             with torch.cuda.graph(graph, stream=self.stream):
                 step = eager_step(tuple(self.inputs))
         except Exception as error:  # noqa: BLE001 - any failure falls back to eager steps
-            # A capture that CUDA refused ends before the graph restores the stream.
+            # A capture that CUDA refused ends before the graph restores the stream and
+            # the device.
+            torch.cuda.set_device(device)
             torch.cuda.set_stream(current)
             torch.cuda.synchronize(self.device)
-            self._fail(f"{type(error).__name__}: {error}".splitlines()[0])
+            # The error of ending a refused capture hides the refusal: report the first.
+            first = error.__context__ if error.__context__ is not None else error
+            self._fail(f"{type(first).__name__}: {first}".splitlines()[0])
             return False
         finally:
             net._graph_records = None
         self.graph, self.step, self.records = graph, step, records
-        self.hyper = _hyperparameters(self.optimizers)
+        self.hyper = _settings(self.net, self.optimizers)
         self.captures += 1
         self.since_capture = 0
         return True

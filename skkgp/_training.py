@@ -16,6 +16,7 @@ history and the internal validation split keep working.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -312,13 +313,25 @@ class FastTrainingLoop:
         if graphed is not None and graphed.state == graph_state(self):
             # The net's graph, unless its capture failed or the batch has another shape
             # (the last batch of an epoch): those steps run eagerly.
-            return graphed if graphed.takes(batch) else None
+            if graphed.takes(batch):
+                return graphed
+            graphed.eager_steps += 1
+            return None
         # A new module or optimizer (a new fit): a new graph.
         self._graphed_step_ = GraphedTrainingStep(self, batch)
         return self._graphed_step_
 
+    def _graph_settings(self) -> tuple:
+        """The net's own settings a captured step bakes in: a change recaptures it."""
+        return ()
+
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.__dict__.pop("cuda_graph_steps_", None)
+        # A graph left by a fit that raised, or by steps run outside fit, reads tensors
+        # of that fit: never replay it in this one.
+        stale = self.__dict__.pop("_graphed_step_", None)
+        if stale is not None:
+            stale.close()
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
@@ -330,7 +343,11 @@ class FastTrainingLoop:
         super().on_train_end(net, X=X, y=y, **kwargs)
 
     def __getstate__(self):
-        state = super().__getstate__()
+        graphed = self.__dict__.get("_graphed_step_")
+        # Pickled mid-fit (a checkpoint), the optimizer goes with the setting it was
+        # given, so that the copy also trains where capturable optimizers cannot (a CPU).
+        with graphed.own_optimizer_settings() if graphed else contextlib.nullcontext():
+            state = super().__getstate__()
         # A CUDA graph is tied to this process's device memory: a copy captures afresh.
         state.pop("_graphed_step_", None)
         state.pop("_graph_records", None)

@@ -575,6 +575,9 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
             f"return one logit per class, shape ({n_classes},). To fix it, {fix}."
         )
 
+    def _graph_settings(self) -> tuple:
+        return (self.precision,)
+
     def infer(self, x, **fit_params):
         """Forward one batch, under bfloat16 autocast when ``precision="bf16"``."""
         return self._infer_on(self.module_, x, **fit_params)

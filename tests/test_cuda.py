@@ -307,6 +307,61 @@ def test_cuda_graphs_capture_again_when_the_learning_rate_changes(grid):
     assert graphed.cuda_graph_steps_["captures"] == 3  # once per learning rate
 
 
+def test_cuda_graphs_capture_again_when_the_region_weight_changes(grid):
+    from skorch.callbacks import Callback
+
+    from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
+
+    class Ramp(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            net.region_weight = 0.25 * len(net.history)
+
+    X, y = grid
+    mask = layout.region_mask("frontal_left", layout.DEAP_CHANNELS)
+    graphed, eager = _graphed_and_eager(
+        KnowledgeGuidedClassifier, X, y, module="ccnn", region_mask=mask, max_epochs=3,
+        batch_size=5, module__dropout=0.0, callbacks=[Ramp()],
+    )
+    _assert_same_training(graphed, eager, ("train_loss", "train_region_share"))
+    assert graphed.cuda_graph_steps_["captures"] == 3  # once per region weight
+
+
+def test_a_graph_does_not_outlive_a_fit_that_raised(grid):
+    from skorch.callbacks import Callback
+
+    from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
+
+    class Boom(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                raise RuntimeError("boom")
+
+    X, y = grid
+    n_full = len(X) // 5
+    mask = layout.region_mask("frontal_left", layout.DEAP_CHANNELS)
+    net = KnowledgeGuidedClassifier("ccnn", region_mask=mask, max_epochs=3, batch_size=5,
+                                    device="cuda", cuda_graphs=True, random_state=0,
+                                    callbacks=[("boom", Boom())])
+    with pytest.raises(RuntimeError, match="boom"):
+        net.fit(X, y)
+    assert hasattr(net, "_graphed_step_")  # skorch skips on_train_end after an error
+    # The next fit makes new region-mask tensors: it must warm up and capture afresh.
+    net.set_params(callbacks__boom=None, max_epochs=1)
+    net.partial_fit(X, y)
+    assert net.cuda_graph_steps_ == {"captures": 1, "replayed": n_full - 3, "eager": 3 + 1,
+                                     "failure": None}
+
+
+@pytest.fixture
+def deterministic_cudnn():
+    backends = torch.backends.cudnn
+    previous = backends.deterministic, backends.benchmark
+    backends.deterministic, backends.benchmark = True, False
+    yield
+    backends.deterministic, backends.benchmark = previous
+
+
+@pytest.mark.usefixtures("deterministic_cudnn")
 def test_cuda_graphs_with_dropout_are_reproducible(grid, tmp_path):
     import pickle
 

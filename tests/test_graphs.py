@@ -1,8 +1,11 @@
 """What a CUDA graph of a training step needs, checked without a GPU.
 
 A graph replays kernels; it cannot replay a value read back to the host in the middle
-of a step (``.item()``, ``nonzero``, boolean indexing), and CUDA refuses to capture
-one. The graphed steps themselves are tested on a GPU in ``test_cuda.py``.
+of a step (``.item()``, ``.tolist()``, ``nonzero``, boolean indexing), and CUDA refuses
+to capture one. Copies from host memory to the device (``torch.tensor(list,
+device=...)``) cannot be told from CPU work here; the GPU tests in ``test_cuda.py`` run
+the graphed steps themselves, and the step checks itself for host synchronisation
+before its first capture.
 """
 
 import traceback
@@ -16,9 +19,13 @@ from skkgp import layout
 from skkgp.classifier import EEGClassifier
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
-#: ATen operations that make the host wait for a device's result.
+#: ATen operations that make the host wait for a device's result (their output's size
+#: or value is needed on the host).
 READS_BACK = frozenset({"_local_scalar_dense", "nonzero", "masked_select", "unique",
-                        "_unique2", "equal", "is_nonzero"})
+                        "_unique", "_unique2", "unique_dim", "unique_consecutive", "equal",
+                        "is_nonzero", "bincount", "repeat_interleave"})
+#: Tensor methods that hand values to Python without an ATen operation.
+HOST_METHODS = ("tolist", "numpy")
 
 
 class HostReads(TorchDispatchMode):
@@ -27,6 +34,23 @@ class HostReads(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.reads = []
+        self._methods = {}
+
+    def __enter__(self):
+        for name in HOST_METHODS:
+            method = self._methods[name] = getattr(torch.Tensor, name)
+
+            def recording(tensor, *args, _name=name, _method=method, **kwargs):
+                self.reads.append((_name,))
+                return _method(tensor, *args, **kwargs)
+
+            setattr(torch.Tensor, name, recording)
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        for name, method in self._methods.items():
+            setattr(torch.Tensor, name, method)
+        return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.__name__.split(".")[0]
@@ -82,3 +106,8 @@ def test_host_reads_are_seen():
     with HostReads() as reads:
         net.train_step(batch)
     assert [name for name, *_ in reads.reads] == ["_local_scalar_dense"] * 2
+    with HostReads() as reads:
+        torch.arange(3).tolist()
+        torch.arange(3).numpy()
+        torch.repeat_interleave(torch.tensor([1, 2]))
+    assert [name for name, *_ in reads.reads] == ["tolist", "numpy", "repeat_interleave"]

@@ -274,6 +274,11 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         setup["region_mask_"] = mask
         return setup
 
+    def _graph_settings(self) -> tuple:
+        # Read at every step (a callback may ramp them): a CUDA graph bakes them in.
+        return (*super()._graph_settings(), self.region_weight, self.sample_weighting,
+                self.guided)
+
     # ------------------------------------------------------------------ skorch hooks
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Validate the knowledge parameters and place the mask and cells on the device."""
