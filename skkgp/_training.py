@@ -285,11 +285,16 @@ class FastTrainingLoop:
         """Call ``method_name`` on the net and on every callback that defines it.
 
         As skorch's ``notify``, except that callbacks which inherit the base class's
-        empty method are not called (three calls per batch per callback otherwise).
+        empty method are not called (three calls per batch per callback otherwise), and
+        callbacks disabled with ``set_params(callbacks__name=None)`` are skipped.
         """
         getattr(self, method_name)(self, **cb_kwargs)
         empty = getattr(Callback, method_name, None)
         for _, callback in self.callbacks_:
+            if callback is None:
+                # Disabled after initialisation (set_params(callbacks__name=None)): fit
+                # drops it, partial_fit keeps the list as it is.
+                continue
             if (empty is not None and getattr(type(callback), method_name, None) is empty
                     and method_name not in getattr(callback, "__dict__", {})):
                 continue

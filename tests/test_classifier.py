@@ -687,3 +687,23 @@ def test_other_sample_shape_of_a_non_grid_4d_module_is_named_as_such():
     clf = EEGClassifier(module, max_epochs=1, random_state=0).fit(X, y)
     with pytest.raises(ValueError, match=r"\(2, 4, 4\).*\(2, 3, 3\): the sample shape differs"):
         clf.predict(np.zeros((2, 2, 4, 4), np.float32))
+
+
+def test_a_callback_disabled_after_fit_is_skipped_by_partial_fit():
+    from skorch.callbacks import Callback
+
+    class Count(Callback):
+        def __init__(self):
+            self.epochs = 0
+
+        def on_epoch_end(self, net, **kwargs):
+            self.epochs += 1
+
+    X, y = np.zeros((8, 4, 9, 9), np.float32), np.arange(8) % 2
+    counter = Count()
+    clf = EEGClassifier("ccnn", max_epochs=1, random_state=0,
+                        callbacks=[("count", counter)]).fit(X, y)
+    # skorch's way to disable a callback; partial_fit does not rebuild the list.
+    clf.set_params(callbacks__count=None)
+    clf.partial_fit(X, y)
+    assert counter.epochs == 1 and len(clf.history_) == 2
