@@ -76,7 +76,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
 
     1. **Origin.** ``estimator`` is cloned (never modified) and fitted on ``(X, y)``
        with the method's origin callbacks (network slimming's sparsity term
-       :class:`skkgp.pruning.NetworkSlimming` for NSFP). With ``prefit=True``,
+       :class:`skkgp.pruning.NetworkSlimming` for NSFP; a ``NetworkSlimming`` among
+       the estimator's callbacks takes its place, with its own penalty). With ``prefit=True``,
        ``estimator`` is already the fitted origin: it is deep-copied (never modified)
        and not trained again. An origin that predicts one class for every training
        sample raises a :class:`ConstantPredictorWarning`.
@@ -87,14 +88,17 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
        weights (``recovery="finetune"``) or from a fresh initialisation of the pruned
        structure (``recovery="scratch"``; UMWP's masks are kept), by a
        :class:`skkgp.knowledge.recovery.KnowledgeGuidedClassifier` that has the estimator's
-       optimizer, learning rate, batch size, device and callbacks, and the method's
-       recovery callbacks.
+       optimizer, learning rate, batch size, device and callbacks (its origin
+       callbacks, such as ``NetworkSlimming``, left out), and the method's recovery
+       callbacks.
 
     A method whose structural step is a final hard one (soft filter pruning, SFP)
     prunes *during* recovery instead: the network keeps its full structure while
     :class:`skkgp.pruning.SoftFilterPruning` zeroes its lowest-L2 filters after every
     epoch (they may regrow in the next one), and the zeroed filters are removed
-    physically at the end of recovery by :func:`skkgp.pruning.prune`. Each method
+    physically at the end of recovery by :func:`skkgp.pruning.prune`; the fitted
+    ``estimator_`` then keeps the estimator's own callbacks only, so that training it
+    further does not soft-prune the pruned network again. Each method
     carries these parts itself (:class:`skkgp.pruning.base.PruningMethod`).
 
     With ``region_weight=0`` and ``sample_weighting=0`` the recovery is exactly the plain
@@ -220,7 +224,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         The pruned and recovered network, fitted. Its ``module`` parameter is its
         fitted network ``module_`` itself (not the pruned network as it was before
         recovery), so that memory and model files hold one copy; a clone of it trains
-        on from the recovered weights.
+        on from the recovered weights. Its callbacks are the estimator's own (its
+        origin callbacks left out; for ``sfp``, without the soft step).
     origin_estimator_ : EEGClassifier
         The fitted origin network (unpruned); with ``prefit=True``, a deep copy of
         ``estimator``.
@@ -277,7 +282,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
       This is not enforced (any network with BatchNorm can be pruned by its gammas),
       but ``fit`` warns when the origin's callbacks hold no ``NetworkSlimming``. The
       ``NetworkSlimming`` callbacks of a prefit origin are left out of its recovery,
-      as they are without ``prefit``.
+      as the estimator's own are without ``prefit``.
     - :func:`sklearn.base.clone` of the pruner clones ``estimator`` *unfitted*, as for
       ``SelectFromModel(prefit=True)``: ``fit`` of such a clone (e.g. inside
       :class:`~sklearn.model_selection.GridSearchCV` or
@@ -453,7 +458,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
             ratio = self._final_step_ratio(module, example_inputs)
             if self.recovery == "scratch":
                 _reinitialize(module, self._seed())
-            recovered = self._recovery_net(module, cells, method, epochs[-1], ratio)
+            soft_step = method.recovery_callbacks(ratio, global_pruning=self._is_global(method))
+            recovered = self._recovery_net(module, cells, epochs[-1], soft_step)
             self._say(f"recovering ({self.recovery})")
             recovered.fit(X, y)
             if self._has_budget() and self._is_global(method):
@@ -478,6 +484,12 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
                 target_macs=self._budget()[0],
                 target_params=self._budget()[1],
             )
+            # Further training of the pruned network (partial_fit, a clone) trains it
+            # with the estimator's own callbacks: the soft step is over.
+            if soft_step:
+                own = [c for c in _callback_list(recovered.callbacks) if c not in soft_step]
+                recovered.set_params(callbacks=own or None)
+                recovered.initialize_callbacks()
             # The optimizer still points at the unpruned tensors.
             recovered.initialize_optimizer()
         else:
@@ -490,13 +502,13 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
                 if report is not None:
                     reports.append(report)
                 if step < self.n_steps - 1 and epochs[step] > 0:
-                    between = self._recovery_net(module, cells, method, epochs[step])
+                    between = self._recovery_net(module, cells, epochs[step])
                     self._say(f"recovering after step {step + 1} ({epochs[step]} epochs)")
                     module = between.fit(X, y).module_
             self.pruning_report_ = _combine_reports(reports, self)
             if self.recovery == "scratch":
                 _reinitialize(module, self._seed())
-            recovered = self._recovery_net(module, cells, method, epochs[-1])
+            recovered = self._recovery_net(module, cells, epochs[-1])
             self._say(f"recovering ({self.recovery})")
             recovered.fit(X, y)
         # The recovery trained a copy of the pruned network it was given; keeping that
@@ -669,9 +681,13 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         origin = clone(self.estimator)
         if self.random_state is not None:
             origin.set_params(random_state=self.random_state)
-        origin_callbacks = method.origin_callbacks()
-        if origin_callbacks:
-            origin.set_params(callbacks=[*_user_callbacks(origin), *origin_callbacks])
+        user_callbacks = _user_callbacks(origin)
+        # The estimator's own origin callback (a NetworkSlimming with its penalty)
+        # stands for the method's default one, rather than doubling it.
+        if not any(method.owns_origin_callback(c) for c in user_callbacks):
+            origin_callbacks = method.origin_callbacks()
+            if origin_callbacks:
+                origin.set_params(callbacks=[*user_callbacks, *origin_callbacks])
         self._say("fitting the origin network")
         return origin.fit(X, y)
 
@@ -880,21 +896,21 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         self,
         module: torch.nn.Module,
         cells: np.ndarray | None,
-        method,
         max_epochs: int,
-        ratio: float | None = None,
+        recovery_callbacks: Sequence = (),
     ):
+        """The recovery of ``module``: the estimator's settings and callbacks (its
+        origin callbacks left out), the knowledge-guided losses and ``recovery_callbacks``."""
         params = clone(self.estimator).get_params(deep=False)
         # module__* arguments shaped the origin; with a module instance they are refused.
         params = {k: v for k, v in params.items() if not k.startswith("module__")}
         # The clone's callbacks: the recovery must not share callback objects with
-        # the estimator.
-        user_callbacks = _callback_list(params.get("callbacks"))
-        if self.prefit and any(pruning.is_origin_callback(c) for c in user_callbacks):
-            # A prefit origin carries the training-time parts of its own origin fit
-            # (NSFP's sparsity term): they are not part of the recovery.
-            user_callbacks = [c for c in user_callbacks if not pruning.is_origin_callback(c)]
-            params["callbacks"] = user_callbacks or None
+        # the estimator. The training-time parts of an origin fit (NSFP's sparsity
+        # term), the estimator's own or a prefit origin's, are no part of the recovery.
+        given = _callback_list(params.get("callbacks"))
+        user_callbacks = [c for c in given if not pruning.is_origin_callback(c)]
+        if recovery_callbacks or len(user_callbacks) < len(given):
+            params["callbacks"] = [*user_callbacks, *recovery_callbacks] or None
         params.update(
             module=module,
             max_epochs=max_epochs,
@@ -906,11 +922,6 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         )
         if self.random_state is not None:
             params["random_state"] = self.random_state
-        recovery_callbacks = [] if ratio is None else method.recovery_callbacks(
-            ratio, global_pruning=self._is_global(method)
-        )
-        if recovery_callbacks:
-            params["callbacks"] = [*user_callbacks, *recovery_callbacks]
         recovery_cls = (
             type(self.estimator)
             if isinstance(self.estimator, KnowledgeGuidedClassifier)

@@ -212,9 +212,9 @@ def test_every_method_and_recovery(raw, grid, module, method, recovery):
         names = [name for name, _ in kgp.origin_estimator_.callbacks_]
         assert "network_slimming" in names
     if method == "sfp":
-        # Filters were zeroed during recovery, then removed.
+        # Filters were zeroed during recovery, then removed; the soft step is over.
         names = [name for name, _ in kgp.estimator_.callbacks_]
-        assert "soft_filter_pruning" in names
+        assert "soft_filter_pruning" not in names
         assert kgp.pruning_report_.params_before == _n_params(kgp.origin_module_)
     # The paper's counts start from the origin, for sfp too (whose hard step sees the
     # soft-pruned network), and end lower.
@@ -226,6 +226,47 @@ def test_every_method_and_recovery(raw, grid, module, method, recovery):
     assert kgp.predict(X).shape == y.shape
     # The recovered net still predicts after the hard step of SFP (optimizer rebuilt too).
     kgp.estimator_.partial_fit(X, y)
+
+
+def _zero_filters(module):
+    return sum(
+        int((layer.weight.detach().flatten(1).abs().sum(1) == 0).sum())
+        for layer in module.modules() if isinstance(layer, torch.nn.Conv2d)
+    )
+
+
+def test_sfp_estimator_trains_on_without_the_soft_step(raw):
+    """After SFP's hard step the estimator keeps the estimator's own callbacks only:
+    partial_fit and a clone train the pruned network, zeroing no more filters."""
+    from skorch.callbacks import EarlyStopping
+
+    X, y, _ = raw
+    stop = EarlyStopping(monitor="train_loss", patience=50)
+    kgp = _pruner("eegnet", method="sfp", prune_ratio=0.5, recovery_epochs=2,
+                  net_kwargs=dict(callbacks=[("stop", stop)])).fit(X, y)
+    net = kgp.estimator_
+    assert [name for name, _ in net.callbacks] == ["stop"]
+    names = [name for name, _ in net.callbacks_]
+    assert "stop" in names and "soft_filter_pruning" not in names
+    assert _zero_filters(net.module_) == 0
+    net.partial_fit(X, y)
+    assert _zero_filters(net.module_) == 0
+    copy_ = clone(net).fit(X, y)
+    assert _zero_filters(copy_.module_) == 0
+    assert copy_.module_.temporal_conv.out_channels == net.module_.temporal_conv.out_channels
+
+
+def test_the_estimators_network_slimming_replaces_the_methods(raw):
+    """A NetworkSlimming among the estimator's callbacks trains the origin in place of
+    nsfp's default one (not beside it), and no NetworkSlimming reaches the recovery."""
+    X, y, _ = raw
+    kgp = _pruner("eegnet", method="nsfp", prune_ratio=0.3,
+                  net_kwargs=dict(callbacks=[("slim", NetworkSlimming(1e-3))])).fit(X, y)
+    slimming = [(name, c.penalty) for name, c in kgp.origin_estimator_.callbacks_
+                if isinstance(c, NetworkSlimming)]
+    assert slimming == [("slim", 1e-3)]
+    assert not [c for _, c in kgp.estimator_.callbacks_ if isinstance(c, NetworkSlimming)]
+    assert kgp.estimator_.callbacks is None
 
 
 @pytest.mark.parametrize(
