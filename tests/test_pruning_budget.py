@@ -4,9 +4,13 @@ parameter budget, within one rounding step, on every zoo model; step schedules."
 import copy
 
 import pytest
+import torch
 
-from skkgp.pruning import count_macs, count_params, prune
+from skkgp.models import CCNN
+from skkgp.pruning import count_macs, count_nonzero_params, count_params, prune
+from skkgp.pruning.base import LayerCollapseError
 from skkgp.pruning.budget import find_budget_ratio, prune_to_budget
+from skkgp.pruning.masks import masked_tensors
 from skkgp.pruning.schedule import budget_targets, keep_fractions, split_epochs, step_ratios
 
 from test_pruning_models import make_small_model
@@ -72,6 +76,43 @@ def test_budget_errors():
         find_budget_ratio(net, "lfp", x)
     with pytest.raises(ValueError, match="target_params must be a positive number"):
         find_budget_ratio(net, "lfp", x, target_params=-3)
+
+
+def _emptied_layers(module):
+    return [name for name, layer in module.named_modules()
+            if hasattr(layer, "weight_mask") and not layer.weight_mask.any()]
+
+
+def test_umwp_refuses_to_mask_whole_layers():
+    """A global threshold high enough to mask every weight of a layer (it would output
+    a constant) is refused, naming the layers and the largest ratio that leaves each a
+    weight; the network is left as it was. A budget only that reaches is not reached,
+    and a budget search stays below that ratio."""
+    torch.manual_seed(0)
+    net, x = CCNN(), torch.randn(2, 4, 9, 9, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(LayerCollapseError, match=r"ratio 0\.99 .* every weight of "
+                       r"\['conv4\.1', 'lin1\.0'\].* largest ratio .* is 0\.95") as caught:
+        prune(net, "umwp", 0.99, x)
+    assert caught.value.layers == ["conv4.1", "lin1.0"]
+    assert not masked_tensors(net)
+    largest = caught.value.largest_ratio
+    report = prune(copy.deepcopy(net), "umwp", largest, x)
+    assert report.nonzero_params_after < report.params_before
+    pruned = copy.deepcopy(net)
+    prune(pruned, "umwp", largest, x)
+    assert not _emptied_layers(pruned)
+    # Per layer, 99 % of every layer's weights go and each keeps some.
+    per_layer = copy.deepcopy(net)
+    prune(per_layer, "umwp", 0.99, x, global_pruning=False)
+    assert not _emptied_layers(per_layer)
+
+    with pytest.raises(ValueError, match=r"cannot be reached.* every layer keeps a weight"):
+        prune_to_budget(copy.deepcopy(net), "umwp", x, target_params=20_000)
+    reachable = count_nonzero_params(pruned) + 1
+    budgeted = copy.deepcopy(net)
+    found = prune_to_budget(budgeted, "umwp", x, target_params=reachable)
+    assert found.ratio <= largest and found.nonzero_params_after <= reachable
+    assert not _emptied_layers(budgeted)
 
 
 def test_per_layer_ratios():

@@ -27,7 +27,7 @@ from skkgp.pruning.api import (
     method_options,
     prune,
 )
-from skkgp.pruning.base import TrainingBatch
+from skkgp.pruning.base import LayerCollapseError, TrainingBatch
 from skkgp.pruning.counting import (
     count_macs,
     count_nonzero_macs,
@@ -42,6 +42,7 @@ from skkgp.pruning.sfp import SoftFilterPruning
 
 __all__ = [
     "METHODS",
+    "LayerCollapseError",
     "NetworkSlimming",
     "PruningReport",
     "SoftFilterPruning",

@@ -15,6 +15,7 @@ from skorch.callbacks import Callback
 from torch import nn
 
 __all__ = [
+    "LayerCollapseError",
     "PruningMethod",
     "PruningRequest",
     "TrainingBatch",
@@ -25,6 +26,28 @@ __all__ = [
     "check_round_to",
     "kept_count",
 ]
+
+
+class LayerCollapseError(ValueError):
+    """A ratio would prune away every weight of some layers (layer collapse).
+
+    A layer left without weights outputs a constant, whatever its input. Masked
+    pruning (``"umwp"``) raises it rather than return such a network; the structural
+    methods keep at least one filter per layer instead.
+
+    Parameters
+    ----------
+    message : str
+    layers : list of str
+        The layers that would lose all their weights.
+    largest_ratio : float
+        The largest ratio at which every layer keeps a weight (0 when none does).
+    """
+
+    def __init__(self, message: str, layers: Sequence[str], largest_ratio: float):
+        super().__init__(message)
+        self.layers = list(layers)
+        self.largest_ratio = float(largest_ratio)
 
 
 @dataclass(frozen=True)

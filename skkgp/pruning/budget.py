@@ -10,7 +10,10 @@ ratio grows (every layer keeps ``floor(n * (1 - ratio))`` filters), and the sear
 stops once the ratio is known to within half of ``1 / N``, ``N`` the number of
 prunable filters (weights for ``"umwp"``, at most to :data:`RATIO_TOLERANCE`): finer
 than any one-filter step, so the network found is the largest that meets the budget,
-within one rounding step.
+within one rounding step. The search goes no higher than the largest ratio at which
+every layer keeps a filter (structural methods keep one at any ratio) or, for
+``"umwp"``, a weight (:class:`~skkgp.pruning.base.LayerCollapseError`): a budget met
+only by emptying whole layers is not met.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 from torch import nn
 
 from skkgp.pruning.api import get_method, prune
-from skkgp.pruning.base import TrainingBatch, check_example_inputs
+from skkgp.pruning.base import LayerCollapseError, TrainingBatch, check_example_inputs
 from skkgp.pruning.counting import (
     MAC_LAYER_TYPES,
     count_macs,
@@ -49,7 +52,8 @@ __all__ = [
 
 #: The finest the search resolves the ratio (reached for masked weights only).
 RATIO_TOLERANCE = 1e-6
-#: The largest ratio tried: every layer keeps one filter (or a few weights) there.
+#: The largest ratio tried: structural methods keep one filter per layer there; masked
+#: weights stop lower where a layer would lose all of them.
 MAX_RATIO = 0.999
 
 
@@ -128,6 +132,8 @@ class _Budget:
         self.module, self.method, self.example_inputs = module, method, example_inputs
         self.prune_options = prune_options
         self.trials = 0
+        #: The largest ratio the search may try (set by :meth:`check`).
+        self.high_ratio = MAX_RATIO
 
     def meets(self, costs: tuple[int, int]) -> bool:
         macs, params = costs
@@ -152,9 +158,16 @@ class _Budget:
         return budget_costs(pruned, self.example_inputs, self.method)
 
     def check(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        """The origin's costs and those at :data:`MAX_RATIO`; errors when the origin
-        meets the budget already or :data:`MAX_RATIO` does not."""
-        high_costs = self.trial(MAX_RATIO)
+        """The origin's costs and those at the largest ratio (:data:`MAX_RATIO`, or
+        below it the largest at which every layer keeps a weight); errors when the
+        origin meets the budget already or the largest ratio does not."""
+        try:
+            high_costs = self.trial(MAX_RATIO)
+        except LayerCollapseError as error:
+            if error.largest_ratio <= 0:
+                raise
+            self.high_ratio = error.largest_ratio
+            high_costs = self.trial(self.high_ratio)
         origin_costs = budget_costs(self.module, self.example_inputs, self.method)
         if self.meets(origin_costs):
             raise ValueError(
@@ -163,11 +176,15 @@ class _Budget:
                 "the network as it is."
             )
         if not self.meets(high_costs):
+            if self.high_ratio < MAX_RATIO:
+                where = (f"ratio {self.high_ratio:g}, the largest at which every layer "
+                         "keeps a weight (a higher one would mask whole layers)")
+            else:
+                where = f"ratio {MAX_RATIO} (one filter or a few weights left per layer)"
             raise ValueError(
                 f"the budget cannot be reached with method={self.method!r}: pruned at "
-                f"ratio {MAX_RATIO} (one filter or a few weights left per layer) the "
-                f"network still has {self.describe(high_costs)}. Ask for more, or use "
-                "another method or model."
+                f"{where} the network still has {self.describe(high_costs)}. Ask for "
+                "more, or use another method or model."
             )
         return origin_costs, high_costs
 
@@ -186,7 +203,8 @@ def check_budget(
 ) -> tuple[int, int]:
     """Check that ``method`` can bring ``module`` within a budget, without searching.
 
-    One trial at :data:`MAX_RATIO` on a deep copy; ``module`` is not changed.
+    One trial at :data:`MAX_RATIO` (or, for ``"umwp"``, the largest ratio at which
+    every layer keeps a weight, when lower) on a deep copy; ``module`` is not changed.
 
     Parameters
     ----------
@@ -248,14 +266,15 @@ def find_budget_ratio(
     ------
     ValueError
         No budget, a budget the unpruned network already meets (nothing to prune),
-        or one that even :data:`MAX_RATIO` does not reach.
+        or one that even :data:`MAX_RATIO` does not reach (for ``"umwp"``, nor the
+        largest ratio at which every layer keeps a weight).
     """
     budget = _Budget(module, method, example_inputs, target_macs, target_params, dict(
         global_pruning=global_pruning, round_to=round_to, batch=batch,
         method_options=method_options))
     tolerance = max(RATIO_TOLERANCE, 0.5 / _n_prunable(module, method, budget.example_inputs))
     _, high_costs = budget.check()
-    low, high = 0.0, MAX_RATIO
+    low, high = 0.0, budget.high_ratio
     while high - low > tolerance:
         middle = 0.5 * (low + high)
         costs = budget.trial(middle)

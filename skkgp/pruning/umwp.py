@@ -13,6 +13,10 @@ magnitude with ``k = round(ratio * n)`` (``torch.kthvalue``, linear time, where
 ``global_unstructured``'s ``topk`` takes seconds on CCNN's 6 M weights); weights
 tied with it go too. (The authors' code masks ``|w| <= sorted[int(n * ratio)]``:
 one weight more, 92,161 rather than 92,160 of CCNN's 921,600 conv weights at 0.1.) The
+A ratio that would mask every weight of a layer (a layer that then outputs a constant;
+a global ranking reaches it first on layers of small weights, such as a wide linear
+layer's) is refused with a :class:`~skkgp.pruning.base.LayerCollapseError` that names
+the layers and the largest ratio at which every layer keeps a weight. The
 masks stay: the layer's ``weight`` is recomputed as
 ``weight_orig * weight_mask`` before every forward pass, the gradient of a masked
 entry is zero, so a pruned weight is exactly zero whatever the optimizer does. The
@@ -33,7 +37,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from skkgp.pruning.base import PruningMethod, PruningRequest
+import math
+
+from skkgp.pruning.base import LayerCollapseError, PruningMethod, PruningRequest
 from skkgp.pruning.counting import CONV_LAYER_TYPES, MAC_LAYER_TYPES
 from skkgp.pruning.masks import apply_mask, effective_tensor
 from skkgp.pruning.units import UnitGraph
@@ -50,6 +56,31 @@ def _kth_smallest(values: torch.Tensor, ratio: float) -> torch.Tensor | None:
     if k < 1:
         return None
     return torch.kthvalue(values.cpu(), k).values.to(values.device)
+
+
+def _largest_ratio(magnitudes: list[torch.Tensor], global_pruning: bool) -> float:
+    """The largest ratio at which every layer keeps a weight.
+
+    Parameters
+    ----------
+    magnitudes : list of Tensor
+        Weight magnitudes of each layer in scope.
+    global_pruning : bool
+        One threshold for all layers, or one per layer.
+
+    Returns
+    -------
+    ratio : float
+        ``k / n`` for the largest count ``k`` of weights masked (of ``n``) that leaves
+        every layer a weight: below the smallest of the layers' largest magnitudes
+        (globally), or below each layer's own largest magnitude (per layer). 0 when a
+        layer has no non-zero weight.
+    """
+    if global_pruning:
+        values = torch.cat([m.flatten() for m in magnitudes])
+        smallest_largest = min(m.max() for m in magnitudes)
+        return int((values < smallest_largest).sum()) / values.numel()
+    return min(int((m < m.max()).sum()) / m.numel() for m in magnitudes)
 
 
 class UMWP(PruningMethod):
@@ -79,23 +110,28 @@ class UMWP(PruningMethod):
         ratio = request.ratio
         ignored = {id(m) for layer in request.ignored_layers for m in layer.modules()}
         targets = [
-            (layer, "weight")
-            for layer in module.modules()
+            (qualified, layer)
+            for qualified, layer in module.named_modules()
             if isinstance(layer, SCOPES[self.scope]) and id(layer) not in ignored
         ]
-        magnitudes = [getattr(layer, name).detach().abs() for layer, name in targets]
+        magnitudes = [layer.weight.detach().abs() for _, layer in targets]
         if request.global_pruning:
             threshold = _kth_smallest(torch.cat([m.flatten() for m in magnitudes]), ratio)
             thresholds = [threshold] * len(targets)
         else:
             thresholds = [_kth_smallest(m.flatten(), ratio) for m in magnitudes]
-        for (layer, name), magnitude, threshold in zip(
-            targets, magnitudes, thresholds, strict=True
-        ):
-            mask = magnitude > threshold if threshold is not None else torch.ones_like(
-                magnitude, dtype=torch.bool
-            )
-            apply_mask(layer, name, mask.to(magnitude.dtype))
+        masks = [
+            magnitude > threshold if threshold is not None
+            else torch.ones_like(magnitude, dtype=torch.bool)
+            for magnitude, threshold in zip(magnitudes, thresholds, strict=True)
+        ]
+        emptied = [qualified for (qualified, _), mask in zip(targets, masks, strict=True)
+                   if not mask.any()]
+        if emptied:
+            largest = _largest_ratio(magnitudes, request.global_pruning)
+            raise _collapse_error(ratio, emptied, largest, request.global_pruning)
+        for (_, layer), magnitude, mask in zip(targets, magnitudes, masks, strict=True):
+            apply_mask(layer, "weight", mask.to(magnitude.dtype))
         # A filter counts as kept while one of its weights is non-zero.
         graph = UnitGraph(module, request.example_inputs, request.ignored_layers)
         modules = dict(module.named_modules())
@@ -109,3 +145,22 @@ class UMWP(PruningMethod):
                 alive[list(piece.root_index)] |= rows
             kept[unit.name] = (int(alive.sum()), unit.n_channels)
         return kept
+
+
+def _collapse_error(ratio: float, emptied: list[str], largest: float,
+                    global_pruning: bool) -> LayerCollapseError:
+    ranking = "one threshold for all layers" if global_pruning else "a threshold per layer"
+    if largest <= 0:
+        advice = "no ratio leaves every layer a weight: these layers have none left."
+    else:
+        # Printed rounded down, so that the ratio shown is one that works.
+        shown = math.floor(largest * 1e4) / 1e4 or largest
+        advice = (
+            f"the largest ratio at which every layer keeps a weight is {shown:g}; pass at "
+            "most that" + (", or global_pruning=False." if global_pruning else ".")
+        )
+    return LayerCollapseError(
+        f"method='umwp' at ratio {ratio:g} ({ranking}) would mask every weight of "
+        f"{emptied}, which would then output a constant whatever the input: {advice}",
+        emptied, largest,
+    )
