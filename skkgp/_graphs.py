@@ -182,7 +182,7 @@ class GraphedTrainingStep:
             self.graph = None
             self.short_lived = self.short_lived + 1 if self.since_capture <= 1 else 0
             if self.short_lived >= 2:
-                self._fail("the optimizer's settings change at almost every step (a "
+                self._fail("the training settings change at almost every step (a "
                            "per-batch schedule?), and each change needs a new capture")
         if self.failure is not None or (self.graph is None
                                         and not self._capture(batch, eager_step)):
