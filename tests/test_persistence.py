@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import pickle
+import re
 import warnings
 
 import joblib
@@ -367,6 +368,48 @@ def test_any_flipped_byte_is_caught_or_harmless(eegnet_file):
             continue
         np.testing.assert_array_equal(loaded.predict_proba(X), expected)
     assert refused > 0
+
+
+def _forged_callback(path, callback):
+    """Save an unfitted CCNN, then plant ``callback`` among its callbacks and reseal."""
+    skkgp.save(EEGClassifier("ccnn"), path)
+
+    def plant(payload):
+        meta = json.loads(payload["meta"])
+        meta["estimator"]["params"]["callbacks"] = {"__list__": [callback]}
+        payload["meta"] = json.dumps(meta)
+        _reseal(payload)
+
+    _rewrite(path, plant)
+
+
+@pytest.mark.parametrize(
+    ("stored", "kwargs", "real"),
+    [
+        # An allow-listed module, then attribute hops through the modules it imported.
+        ("skkgp.export:np.f2py.subprocess.Popen", lambda m: {"args": {"__list__": [
+            "touch", str(m)]}}, "subprocess"),
+        ("skkgp.persistence:io.FileIO", lambda m: {"file": str(m), "mode": "w"}, "io"),
+    ],
+    ids=["popen", "fileio"],
+)
+def test_class_path_hops_outside_the_allow_list_are_refused(tmp_path, stored, kwargs, real):
+    marker = tmp_path / "owned"
+    path = tmp_path / "forged.skkgp"
+    _forged_callback(path, {"__object__": stored, "kwargs": kwargs(marker)})
+    with pytest.raises(ValueError, match=rf"{re.escape(stored)}.*not on skkgp's allow-list"):
+        skkgp.load(path)
+    assert not marker.exists()
+
+
+def test_class_path_must_name_the_class_where_it_is_defined(tmp_path):
+    # skkgp.classifier imports EEGClassifier's base classes: a path through that import
+    # names a real class, but not by its own path.
+    path = tmp_path / "forged.skkgp"
+    _forged_callback(path, {"__object__": "skkgp.classifier:NeuralNetClassifier",
+                            "kwargs": {}})
+    with pytest.raises(ValueError, match="skorch.classifier:NeuralNetClassifier"):
+        skkgp.load(path)
 
 
 def test_missing_file(tmp_path):

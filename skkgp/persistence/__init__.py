@@ -18,10 +18,13 @@ File layout (a dict)::
     tensors   {name: tensor}: every network's state dict (and masks)
     checksum  sha256 of meta and every tensor (name, dtype, shape, bytes)
 
-Classes are stored by their import path and re-created on loading from an allow-list
-only: the zoo, skkgp's own classes, torch losses and optimizers, and a few skorch
-helpers. Any other class (your own ``torch.nn.Module``, say) is loaded only when you
-pass it in ``trusted_classes``; a path in a file is never imported on its own.
+Classes are stored by the path where they are defined (``module:qualname``) and
+re-created on loading from an allow-list only: the zoo, skkgp's own classes, torch
+losses and optimizers, and a few skorch helpers. A stored path must name the class
+where it is defined (no hops through another module or an import), so an edited path
+cannot reach a class outside the allow-list. Any other class (your own
+``torch.nn.Module``, say) is loaded only when you pass it in ``trusted_classes``; a path
+in a file is never imported on its own.
 
 The checksum catches damaged and edited files; it is not a signature (whoever edits
 a file can recompute it). Safety against a malicious file comes from the pickle-free

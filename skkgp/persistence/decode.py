@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import types
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -90,6 +91,7 @@ def check_payload(payload: Any, path: Path) -> dict:
 
 
 def is_allowed(path: str) -> bool:
+    """Whether the class at ``path`` (``module:qualname``) may be re-created from a file."""
     module = path.split(":", 1)[0]
     if "__main__" in module.split("."):
         return False  # importing a __main__ module may run a program
@@ -97,10 +99,31 @@ def is_allowed(path: str) -> bool:
 
 
 def import_path(path: str) -> Any:
+    """The class defined at ``path`` (``module:qualname``), looked up without detours.
+
+    Only the module part is imported; the qualname is followed through classes only (a
+    hop through a module, such as ``skkgp.export:np.f2py.subprocess.Popen``, would leave
+    the allow-listed package), and the class found must be defined at ``path`` itself,
+    so the allow-list judges where a class really lives, not where it was imported.
+
+    Raises
+    ------
+    ImportError, AttributeError
+        If the module or an attribute does not exist.
+    LookupError
+        If the path leads through a module or to something that is not a class
+        defined at ``path``.
+    """
     module_name, _, qualname = path.partition(":")
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
+        if isinstance(obj, types.ModuleType):
+            raise LookupError(f"{part!r} is the module {obj.__name__}, not a class")
+    if not isinstance(obj, type):
+        raise LookupError(f"it is a {type(obj).__name__}, not a class")
+    if class_path(obj) != path:
+        raise LookupError(f"it is {class_path(obj)}, imported there")
     return obj
 
 
@@ -128,6 +151,12 @@ class Decoder:
                 raise ValueError(
                     f"The model file names {what} {path!r}, which this installation does "
                     "not have (saved with another version of skkgp or torch?)."
+                ) from None
+            except LookupError as error:
+                raise ValueError(
+                    f"The model file names {what} {path!r}, which is not on skkgp's "
+                    f"allow-list: {error}. skkgp.save stores every class under the path "
+                    "where it is defined, so this file was edited; nothing was created."
                 ) from None
         else:
             raise ValueError(
