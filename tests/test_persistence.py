@@ -16,9 +16,11 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+import sklearn
 import torch
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import EarlyStopping, EpochScoring
 from skorch.dataset import ValidSplit
 from torch import nn
@@ -28,7 +30,7 @@ from skkgp import EEGClassifier, KnowledgeGuidedPruner
 from skkgp.persistence.encode import checksum
 from skkgp.layout import DEAP_CHANNELS
 from skkgp.pruning import prune
-from skkgp.transforms import ChannelStandardizer
+from skkgp.transforms import BaselineRemoval, ChannelStandardizer, ToGrid
 
 pytestmark = pytest.mark.filterwarnings("ignore::skkgp.pruner.ConstantPredictorWarning")
 
@@ -172,6 +174,39 @@ def test_pipeline_round_trip(tmp_path):
     assert [type(step) for _, step in loaded.steps] == [type(step) for _, step in pipe.steps]
     np.testing.assert_array_equal(loaded[0].mean_, pipe[0].mean_)
     np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+
+
+def test_metadata_requests_and_output_config_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((16, 32, 4)).astype("float32")
+    base = rng.standard_normal((16, 32, 4)).astype("float32")
+    y = np.array(["neg", "pos"] * 8)
+    with sklearn.config_context(enable_metadata_routing=True):
+        removal = BaselineRemoval().set_fit_request(baseline=True).set_transform_request(
+            baseline=True)
+        pipe = make_pipeline(removal, ToGrid(), _net("ccnn")).fit(X, y, baseline=base)
+        skkgp.save(pipe, tmp_path / "routed.skkgp")
+        loaded = skkgp.load(tmp_path / "routed.skkgp")
+        assert loaded[0].get_metadata_routing().transform.requests == {"baseline": True}
+        np.testing.assert_array_equal(loaded.predict_proba(X, baseline=base),
+                                      pipe.predict_proba(X, baseline=base))
+        assert not np.array_equal(loaded.predict_proba(X, baseline=0 * base),
+                                  pipe.predict_proba(X, baseline=base))
+    # An aliased request and a set_output choice are kept too.
+    scaler = StandardScaler().set_output(transform="pandas").fit(X[:, :, 0])
+    skkgp.save(scaler, tmp_path / "scaler.skkgp")
+    again = skkgp.load(tmp_path / "scaler.skkgp", trusted_classes=[StandardScaler])
+    assert again._sklearn_output_config == {"transform": "pandas"}
+    assert again.transform(X[:, :, 0]).shape == (16, 32)
+    assert type(again.transform(X[:, :, 0])).__name__ == "DataFrame"
+    with sklearn.config_context(enable_metadata_routing=True):
+        aliased = BaselineRemoval().set_transform_request(baseline="rest")
+        skkgp.save(aliased, tmp_path / "aliased.skkgp")
+        again = skkgp.load(tmp_path / "aliased.skkgp")
+        assert again.get_metadata_routing().transform.requests == {"baseline": "rest"}
+    # An estimator without explicit requests stores none.
+    skkgp.save(BaselineRemoval(), tmp_path / "plain.skkgp")
+    assert "_metadata_request" not in vars(skkgp.load(tmp_path / "plain.skkgp"))
 
 
 def test_unfitted_estimators_round_trip(tmp_path):

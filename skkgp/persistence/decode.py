@@ -275,10 +275,12 @@ class Decoder:
         except KeyError as error:
             raise ValueError(f"The model file is damaged: missing key {error}.") from None
         if issubclass(cls, NeuralNet):
-            return self._net(cls, params, fitted, record)
-        est = cls(**params)
-        for name, value in fitted.items():
-            setattr(est, name, value)
+            est = self._net(cls, params, fitted, record)
+        else:
+            est = cls(**params)
+            for name, value in fitted.items():
+                setattr(est, name, value)
+        replay_requests(est, record)
         return est
 
     def _net(self, cls: type, params: dict, fitted: dict, record: dict) -> Any:
@@ -313,6 +315,51 @@ class Decoder:
         net.initialize_optimizer()
         net.history_ = self.value(record["history_"])
         return net
+
+
+def replay_requests(est: Any, record: Mapping) -> None:
+    """Set the metadata-routing requests and ``set_output`` choice stored for ``est``.
+
+    Only requests that differ from the freshly built estimator's are replayed, through
+    its public ``set_<method>_request`` methods (with routing enabled for the call:
+    the setters refuse to run otherwise), so a file cannot reach anything else.
+    """
+    import sklearn
+
+    requests = record.get("metadata_request") or {}
+    output = record.get("output_config") or {}
+    if not isinstance(requests, Mapping) or not isinstance(output, Mapping):
+        raise ValueError("The model file is damaged: its stored requests are not mappings.")
+    if requests:
+        fresh = est.get_metadata_routing()
+        for method, wanted in requests.items():
+            current = getattr(getattr(fresh, str(method), None), "requests", None)
+            setter = getattr(est, f"set_{method}_request", None)
+            if not isinstance(wanted, Mapping) or current is None or setter is None:
+                raise ValueError(
+                    f"The model file is damaged: it stores metadata requests for "
+                    f"{type(est).__name__}.{method}, which takes none."
+                )
+            changed = {}
+            for param, value in wanted.items():
+                if param not in current or not (value is None or isinstance(value, (bool, str))):
+                    raise ValueError(
+                        f"The model file is damaged: bad metadata request {param}={value!r} "
+                        f"for {type(est).__name__}.{method}."
+                    )
+                if value != current[param]:
+                    changed[param] = value
+            if changed:
+                with sklearn.config_context(enable_metadata_routing=True):
+                    setter(**changed)
+    if output:
+        set_output = getattr(est, "set_output", None)
+        if set_output is None or not all(isinstance(v, str) for v in output.values()):
+            raise ValueError(
+                f"The model file is damaged: it stores a set_output choice {dict(output)!r} "
+                f"for {type(est).__name__}, which has no set_output."
+            )
+        set_output(**output)
 
 
 def reshape_layers(module: nn.Module, layers: Mapping, state: Mapping,

@@ -172,7 +172,29 @@ class Encoder:
                     f"Cannot save fitted attribute {name} of {cls.__name__}: {error}."
                 ) from None
         record["fitted"] = fitted
+        record.update(self._requests(est))
         return record
+
+    @staticmethod
+    def _requests(est: Any) -> dict:
+        """Metadata-routing requests and the ``set_output`` choice set on ``est``.
+
+        Both live in private attributes that ``set_<method>_request`` and ``set_output``
+        write; a routed pipeline fails to predict without them. They are stored as plain
+        data (requests: ``True``, ``False``, ``None`` or an alias) and replayed through
+        the same public setters on loading.
+        """
+        stored: dict[str, Any] = {}
+        if "_metadata_request" in vars(est):
+            routing = est.get_metadata_routing()
+            stored["metadata_request"] = {
+                method: dict(request.requests) for method, request in vars(routing).items()
+                if method != "owner" and getattr(request, "requests", None)
+            }
+        output = vars(est).get("_sklearn_output_config")
+        if output:
+            stored["output_config"] = {str(k): str(v) for k, v in output.items()}
+        return stored
 
     def _callbacks(self, callbacks: Any) -> Any:
         if callbacks is None or isinstance(callbacks, str):
