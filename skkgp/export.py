@@ -58,6 +58,10 @@ __all__ = [
     "INPUT_NAME",
     "OUTPUT_NAME",
     "QUANTIZED_OP_TYPES",
+    "QuantizationWarning",
+    "MIN_CALIBRATION_SAMPLES",
+    "MIN_INT8_AGREEMENT",
+    "MAX_INT8_MEAN_CHANGE",
 ]
 
 #: Name of the input of every exported file.
@@ -69,8 +73,24 @@ OUTPUT_NAME = "probabilities"
 #: float resolution.
 QUANTIZED_OP_TYPES = ("Conv", "Gemm", "MatMul")
 
+#: Fewer calibration samples than this draw a :class:`QuantizationWarning`.
+MIN_CALIBRATION_SAMPLES = 16
+#: An int8 file that agrees with the float network on a smaller share of the calibration
+#: samples' classes, or moves their probabilities by more on average, draws a
+#: :class:`QuantizationWarning`.
+MIN_INT8_AGREEMENT = 0.95
+MAX_INT8_MEAN_CHANGE = 0.05
+
 _QUANTIZE = (None, "int8")
 _CALIBRATION_STRATEGIES = ("random", "knowledge")
+
+
+class QuantizationWarning(UserWarning):
+    """An int8 export that may predict unlike its float network.
+
+    Raised when the calibration holds few samples, or when the quantized file's
+    outputs on the calibration inputs stray from the float network's.
+    """
 
 
 class _Probabilities(nn.Module):
@@ -159,6 +179,15 @@ default=None
         For an unfitted estimator (:class:`~sklearn.exceptions.NotFittedError`), an
         unknown ``quantize`` or ``calibration``, or calibration inputs of the wrong shape.
 
+    Warns
+    -----
+    QuantizationWarning
+        For ``quantize="int8"``, when the calibration holds fewer than
+        :data:`MIN_CALIBRATION_SAMPLES` samples, or when the int8 file, run on the
+        calibration inputs, predicts the float network's class for fewer than
+        :data:`MIN_INT8_AGREEMENT` of them or moves their probabilities by more than
+        :data:`MAX_INT8_MEAN_CHANGE` on average (the message gives both figures).
+
     See Also
     --------
     skkgp.save : The estimator itself, for Python.
@@ -213,7 +242,19 @@ default=None
     if quantize == "int8":
         inputs = calibration_inputs(estimator, calibration, X=X, y=y,
                                     n_calibration=n_calibration, random_state=random_state)
-        model = _quantize_int8(model, inputs)
+        if len(inputs) < MIN_CALIBRATION_SAMPLES:
+            warnings.warn(
+                f"quantize='int8' calibrates on {len(inputs)} sample(s): activation ranges "
+                f"from fewer than {MIN_CALIBRATION_SAMPLES} may not cover the data the model "
+                "will see, and the int8 file is checked against the float network on these "
+                "samples only. Calibrate on more samples of the training data (e.g. "
+                "calibration='random' with X=X_train).",
+                QuantizationWarning,
+                stacklevel=2,
+            )
+        quantized = _quantize_int8(model, inputs)
+        _compare_int8(model, quantized, inputs)
+        model = quantized
         metadata["quantization"] = "int8 static QDQ"
     data = _with_metadata(model, metadata)
     atomic_write_bytes(path, data, overwrite=overwrite)
@@ -449,6 +490,31 @@ def _network_inputs(data: Any, preprocessing: Sequence[tuple[str, Any]],
     if not np.isfinite(array).all():
         raise ValueError(f"{what} holds NaN or infinite values.")
     return np.ascontiguousarray(array)
+
+
+def _compare_int8(float_model, int8_model, inputs: np.ndarray) -> None:
+    """Warn when the int8 model's probabilities on ``inputs`` stray from the float's."""
+    import onnxruntime
+
+    def probabilities(model) -> np.ndarray:
+        session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                               providers=["CPUExecutionProvider"])
+        return session.run([OUTPUT_NAME], {INPUT_NAME: inputs})[0]
+
+    float_proba, int8_proba = probabilities(float_model), probabilities(int8_model)
+    agreement = float(np.mean(float_proba.argmax(1) == int8_proba.argmax(1)))
+    mean_change = float(np.abs(float_proba - int8_proba).mean())
+    if agreement < MIN_INT8_AGREEMENT or mean_change > MAX_INT8_MEAN_CHANGE:
+        warnings.warn(
+            f"The int8 file predicts the float network's class for {agreement:.1%} of the "
+            f"{len(inputs)} calibration samples and moves their probabilities by "
+            f"{mean_change:.3f} on average (mean |dproba|; expected: at least "
+            f"{MIN_INT8_AGREEMENT:.0%} and at most {MAX_INT8_MEAN_CHANGE}). Its activation "
+            "ranges fit the calibration inputs badly (an outlier widening a range, or "
+            "inputs on another scale than the model's data): check them, or export float.",
+            QuantizationWarning,
+            stacklevel=3,
+        )
 
 
 def _quantize_int8(model, inputs: np.ndarray):

@@ -12,6 +12,7 @@ import torch
 import skkgp
 from skkgp import EEGClassifier
 from skkgp.cli import main
+from skkgp.export import QuantizationWarning
 
 SHAPE = (8, 64)
 
@@ -51,8 +52,10 @@ def test_int8_export_with_a_calibration_file(model_file, tmp_path, capsys):
     calibration = tmp_path / "cal.npy"
     np.save(calibration, X[:8])
     out = tmp_path / "q.onnx"
-    status, _, err = _run(["export", path, out, "--quantize", "int8", "--calibration",
-                           calibration], capsys)
+    # Eight samples: it works, and the user is told that they are few.
+    with pytest.warns(QuantizationWarning, match="calibrates on 8 sample"):
+        status, _, err = _run(["export", path, out, "--quantize", "int8", "--calibration",
+                               calibration], capsys)
     assert status == 0, err
     assert _proba(out, X).shape == (len(X), 2)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import warnings
 
 import numpy as np
 import onnx
@@ -18,6 +20,7 @@ from skkgp import EEGClassifier, KnowledgeGuidedPruner
 from skkgp.export import (
     INPUT_NAME,
     OUTPUT_NAME,
+    QuantizationWarning,
     calibration_inputs,
     export_onnx,
     inference_copy,
@@ -254,6 +257,26 @@ def test_int8_export_runs_and_agrees_with_float(name, fitted_pruners, tmp_path):
     assert np.array_equal(float_proba[confident].argmax(1), int8_proba[confident].argmax(1))
 
 
+def test_int8_export_warns_when_it_strays_from_float(fitted_pruners, tmp_path):
+    pipe, X, _ = fitted_pruners["eegnet"]
+    # One outlier stretches every activation range a thousandfold: the other samples
+    # fall into a few int8 steps and their classes flip (measured: 59 % agree).
+    calibration = np.concatenate([X[:31], X[:1] * 1000])
+    with pytest.warns(QuantizationWarning, match=r"class for (\d+\.\d)% of the 32 "
+                      r"calibration samples and moves their probabilities by 0\.\d+") as seen:
+        export_onnx(pipe, tmp_path / "outlier.onnx", quantize="int8", calibration=calibration)
+    agreement = float(re.search(r"for ([\d.]+)%", str(seen[0].message)).group(1))
+    assert agreement < 95
+    # A single low-amplitude sample: too few to calibrate on.
+    with pytest.warns(QuantizationWarning, match="calibrates on 1 sample"):
+        export_onnx(pipe, tmp_path / "one.onnx", quantize="int8", calibration=X[:1] * 0.01)
+    # Calibration on 16 plain samples draws no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", QuantizationWarning)
+        export_onnx(pipe, tmp_path / "fine.onnx", quantize="int8", calibration=X[:16])
+
+
+@pytest.mark.filterwarnings("ignore::skkgp.export.QuantizationWarning")  # 8 samples: fast
 def test_knowledge_calibration_takes_the_samples_with_most_region_evidence(fitted_pruners,
                                                                            tmp_path):
     from skkgp.knowledge.evidence import guided_gradcam
@@ -275,6 +298,7 @@ def test_knowledge_calibration_takes_the_samples_with_most_region_evidence(fitte
     assert _onnx_proba(path, X).shape == (len(X), 2)
 
 
+@pytest.mark.filterwarnings("ignore::skkgp.export.QuantizationWarning")  # 8 samples: fast
 def test_int8_files_are_the_same_bytes_every_time(fitted_pruners, tmp_path):
     # The calibration samples are drawn with random_state (or ranked by evidence) and
     # onnxruntime's min-max calibration is deterministic: the same network gives the
@@ -310,6 +334,7 @@ def test_deploy_latency_benchmark_runs(capsys, load_benchmark):
     assert "onnxruntime profile of eegnet" in out and "Conv" in out
 
 
+@pytest.mark.filterwarnings("ignore::skkgp.export.QuantizationWarning")  # 4 samples: fast
 def test_int8_accuracy_benchmark_runs(capsys, load_benchmark):
     bench = load_benchmark("int8_accuracy")
     argv = ["--models", "eegnet", "--seeds", "0", "--subjects", "2", "--trials", "8",
