@@ -41,9 +41,15 @@ DEFAULT_BANDS: dict[str, tuple[float, float]] = {
     "gamma": (31.0, 49.0),
 }
 
-# All 76,800 DEAP windows at once would need several GB of filtered bands; chunks of
-# 1024 windows keep the transient memory near 70 MB without slowing the products down.
-_CHUNK_WINDOWS = 1024
+# All 76,800 DEAP windows at once would need several GB of filtered bands. Windows are
+# processed in chunks whose transient arrays stay within this many bytes: a window's
+# filtered bands grow with its length, so the bound is in bytes, not in windows.
+_CHUNK_BYTES = 64 * 2**20
+
+
+def _windows_per_chunk(bytes_per_window: int) -> int:
+    """How many windows of ``bytes_per_window`` transient bytes fit in one chunk."""
+    return max(1, _CHUNK_BYTES // max(1, bytes_per_window))
 
 
 def _check_array(X, *, name: str = "X", ndim: int | tuple[int, ...] = 3,
@@ -67,7 +73,7 @@ def _check_array(X, *, name: str = "X", ndim: int | tuple[int, ...] = 3,
     return X
 
 
-class BandDifferentialEntropy(TransformerMixin, BaseEstimator):
+class BandDifferentialEntropy(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Differential entropy of band-passed EEG windows, one value per channel and band.
 
     Each window is band-passed with a zero-phase Butterworth filter
@@ -96,7 +102,12 @@ class BandDifferentialEntropy(TransformerMixin, BaseEstimator):
     -----
     A window must be longer than the filter's padding (``sosfiltfilt``'s ``padlen``);
     shorter windows raise a ``ValueError`` that gives the minimum. A flat channel has
-    zero variance; its DE is clipped at ``0.5 * log(2 * pi * e * 1e-20)``.
+    zero variance; its DE is clipped at ``0.5 * log(2 * pi * e * 1e-20)`` (about
+    -21.6), whatever its constant value. Each window's mean is removed in float64
+    before filtering (no band passes it), so float32 windows, which are filtered in
+    float32, give the DE of float64 to about 1e-6 whatever their offset. The output
+    is 3-D, so it stays an array under ``sklearn.set_config(transform_output="pandas")``
+    (a DataFrame holds 2-D tables only); the transformer has no ``set_output``.
 
     References
     ----------
@@ -194,6 +205,9 @@ class BandDifferentialEntropy(TransformerMixin, BaseEstimator):
         de : ndarray of float32, shape (n_samples, n_chans, n_bands)
         """
         X = self._windows(X)
+        if hasattr(self, "n_chans_") and X.shape[1] != self.n_chans_:
+            raise ValueError(f"X has {X.shape[1]} channels; BandDifferentialEntropy was fitted "
+                             f"on {self.n_chans_}.")
         filters = self._filters()
         n_times = X.shape[-1]
         needed = max(self._padlen(sos) for sos in filters) + 1
@@ -204,29 +218,47 @@ class BandDifferentialEntropy(TransformerMixin, BaseEstimator):
         # in the window, so for a fixed length it is one matrix: filtering every window is
         # then a single BLAS product, ~30x faster than calling sosfiltfilt on each row.
         # float32 windows are filtered in float32 (2.4x less CPU; the DE moves by ~1e-6),
-        # anything else in float64.
+        # anything else in float64. The band-passes reject a constant, so each window's
+        # mean is removed first, in float64: a DC offset would otherwise leak through the
+        # float32 product's rounding (a flat channel at 5.0 gave a DE of -14.5, not the
+        # floor of -21.6).
         dtype = np.float32 if X.dtype in (np.float16, np.float32) else np.float64
-        operator = self._centred_filter_operator(filters, n_times).astype(dtype)
+        operators = self._centred_filter_operators(filters, n_times, dtype)
         n, n_chans = X.shape[:2]
-        n_bands = len(filters)
-        out = np.empty((n, n_chans, n_bands), dtype=np.float32)
-        for start in range(0, n, _CHUNK_WINDOWS):
-            chunk = np.asarray(X[start:start + _CHUNK_WINDOWS], dtype=dtype)
-            rows = chunk.reshape(-1, n_times) @ operator  # (rows, n_bands * n_times)
-            centred = rows.reshape(len(chunk), n_chans, n_bands, n_times)
-            variance = np.maximum(np.einsum("ncbt,ncbt->ncb", centred, centred) / n_times,
-                                  1e-20, dtype=np.float64)
-            out[start:start + _CHUNK_WINDOWS] = 0.5 * np.log(2 * np.pi * np.e * variance)
+        out = np.empty((n, n_chans, len(filters)), dtype=np.float32)
+        # Per window: the float64 copy, its cast and one band's filtered rows.
+        itemsize = np.dtype(dtype).itemsize
+        step = _windows_per_chunk(n_chans * n_times * (8 + 2 * itemsize))
+        for start in range(0, n, step):
+            chunk = np.array(X[start:start + step], dtype=np.float64)  # a copy: changed below
+            chunk -= chunk.mean(axis=-1, keepdims=True)
+            chunk = chunk.astype(dtype, copy=False)
+            rows = chunk.reshape(-1, n_times)
+            for band, operator in enumerate(operators):
+                centred = rows @ operator  # (rows, n_times): the band, mean removed
+                variance = np.maximum(np.einsum("rt,rt->r", centred, centred) / n_times,
+                                      1e-20, dtype=np.float64)
+                out[start:start + step, :, band] = 0.5 * np.log(
+                    2 * np.pi * np.e * variance).reshape(len(chunk), n_chans)
         return out
 
     @staticmethod
-    def _centred_filter_operator(filters: list[np.ndarray], n_times: int) -> np.ndarray:
-        """``(n_times, n_bands * n_times)`` matrix: window -> mean-removed filtered bands."""
+    def _centred_filter_operators(filters: list[np.ndarray], n_times: int,
+                                  dtype: type) -> list[np.ndarray]:
+        """One ``(n_times, n_times)`` matrix per band: window -> mean-removed band.
+
+        Row ``i`` is the filtered unit impulse at ``i``, minus its mean over time; the
+        operators take ``n_bands * n_times**2`` values of ``dtype`` (64 MB in float32 for
+        4 bands of 2000 samples), built one band at a time in float64.
+        """
         identity = np.eye(n_times)
-        centring = identity - 1.0 / n_times
-        return np.concatenate(
-            [signal.sosfiltfilt(sos, identity, axis=-1) @ centring for sos in filters], axis=1
-        )
+        operators = []
+        for sos in filters:
+            impulses = signal.sosfiltfilt(sos, identity, axis=-1)
+            impulses -= impulses.mean(axis=1, keepdims=True)
+            operators.append(impulses.astype(dtype, copy=False))
+            del impulses
+        return operators
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Band names, the last axis of the output."""
@@ -497,13 +529,14 @@ def _channel_moments(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     n, n_chans, m = flat.shape
     count = n * m
+    step = _windows_per_chunk(n_chans * m * 8)  # the float64 deviations of a sample
     total = np.zeros(n_chans)
-    for start in range(0, n, _CHUNK_WINDOWS):
-        total += flat[start:start + _CHUNK_WINDOWS].sum(axis=(0, 2), dtype=np.float64)
+    for start in range(0, n, step):
+        total += flat[start:start + step].sum(axis=(0, 2), dtype=np.float64)
     mean = total / count
     squares = np.zeros(n_chans)
-    for start in range(0, n, _CHUNK_WINDOWS):
-        deviation = flat[start:start + _CHUNK_WINDOWS] - mean[None, :, None]
+    for start in range(0, n, step):
+        deviation = flat[start:start + step] - mean[None, :, None]
         squares += np.einsum("ncm,ncm->c", deviation, deviation)
     std = np.sqrt(squares / count)
     return mean, np.where(std > 0, std, 1.0)

@@ -86,6 +86,61 @@ def test_de_of_flat_channel_is_finite():
     assert np.isfinite(out).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_de_of_flat_channel_with_offset_is_clipped(dtype):
+    # A constant (a DC offset) has no power in any band: its DE is the documented floor,
+    # in float32 as in float64.
+    floor = 0.5 * np.log(2 * np.pi * np.e * 1e-20)
+    out = BandDifferentialEntropy().fit_transform(np.full((1, 2, 128), 5.0, dtype))
+    np.testing.assert_allclose(out, floor, rtol=1e-6)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e4, 1e5])
+def test_de_in_float32_matches_float64_whatever_the_offset(rng, offset):
+    windows = (offset + rng.standard_normal((4, 3, 128))).astype(np.float32)
+    de = BandDifferentialEntropy()
+    double_windows = windows.astype(np.float64)
+    single, double = de.fit_transform(windows), de.transform(double_windows)
+    np.testing.assert_allclose(single, double, rtol=0, atol=2e-6)
+    np.testing.assert_array_equal(double_windows, windows)  # the input is left as it was
+
+
+def test_de_is_the_same_across_chunk_boundaries(rng, monkeypatch):
+    import skkgp.transforms as transforms
+
+    windows = rng.standard_normal((7, 3, 128)).astype(np.float32)
+    whole = BandDifferentialEntropy().fit_transform(windows)
+    # A bound of about two windows' bytes: chunks of 2, 2, 2 and 1 windows.
+    per_window = 3 * 128 * (4 * 4 + 8)
+    # Equal up to float32 rounding: BLAS blocks a product by its number of rows.
+    monkeypatch.setattr(transforms, "_CHUNK_BYTES", 2 * per_window + 1)
+    np.testing.assert_allclose(BandDifferentialEntropy().fit_transform(windows), whole,
+                               rtol=0, atol=1e-6)
+    monkeypatch.setattr(transforms, "_CHUNK_BYTES", 1)  # one window at a time
+    np.testing.assert_allclose(BandDifferentialEntropy().fit_transform(windows), whole,
+                               rtol=0, atol=1e-6)
+
+
+def test_de_refuses_another_channel_count_once_fitted(rng):
+    de = BandDifferentialEntropy().fit(rng.standard_normal((2, 32, 128)))
+    with pytest.raises(ValueError, match="X has 31 channels; BandDifferentialEntropy was "
+                                         "fitted on 32"):
+        de.transform(rng.standard_normal((2, 31, 128)))
+    # Unfitted, it learns nothing and takes any count.
+    assert BandDifferentialEntropy().transform(rng.standard_normal((2, 31, 128))).shape == (
+        2, 31, 4)
+
+
+def test_de_output_stays_an_array_under_pandas_output(windows):
+    expected = BandDifferentialEntropy().fit_transform(windows)
+    with sklearn.config_context(transform_output="pandas"):
+        out = BandDifferentialEntropy().fit_transform(windows)
+        piped = make_pipeline(BandDifferentialEntropy(), ToGrid()).fit_transform(windows)
+    assert isinstance(out, np.ndarray) and out.shape == (6, 32, 4)
+    np.testing.assert_array_equal(out, expected)
+    assert piped.shape == (6, 4, 9, 9)
+
+
 # --- BaselineRemoval --------------------------------------------------------------------
 
 
