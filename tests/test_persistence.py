@@ -209,6 +209,21 @@ def test_metadata_requests_and_output_config_round_trip(tmp_path):
     assert "_metadata_request" not in vars(skkgp.load(tmp_path / "plain.skkgp"))
 
 
+def test_big_endian_arrays_round_trip(tmp_path):
+    # Arrays read from files written on other machines (MATLAB, HDF5) may be big-endian.
+    X = np.random.default_rng(0).standard_normal((6, 3, 16))
+    scaler = ChannelStandardizer().fit(X)
+    scaler.mean_ = scaler.mean_.astype(">f8")
+    scaler.n_features_in_ = np.int32(3)
+    scaler.codes_ = np.arange(4, dtype=">i2")
+    skkgp.save(scaler, tmp_path / "big.skkgp")
+    loaded = skkgp.load(tmp_path / "big.skkgp")
+    for name in ("mean_", "codes_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(scaler, name))
+        assert getattr(loaded, name).dtype == getattr(scaler, name).dtype
+    np.testing.assert_array_equal(loaded.transform(X), scaler.transform(X))
+
+
 def test_unfitted_estimators_round_trip(tmp_path):
     kgp = KnowledgeGuidedPruner(_net("eegnet", lr=0.01, module__F1=4), method="umwp",
                                 prune_ratio=0.3, region=["Fp1", "F3"])
@@ -447,6 +462,34 @@ def test_class_path_must_name_the_class_where_it_is_defined(tmp_path):
         skkgp.load(path)
 
 
+@pytest.mark.parametrize(
+    ("attr", "value", "match"),
+    [
+        ("stride", {"__tuple__": [3, 3]}, "attribute 'stride'.*not one skkgp.save writes"),
+        ("__class__", "x", "attribute '__class__'"),
+        ("out_channels", "8", "out_channels='8'.*int or a tuple of ints"),
+        ("out_channels", True, "out_channels=True"),
+        ("out_channels", {"__tuple__": [1, "a"]}, "out_channels="),
+    ],
+)
+def test_layer_attributes_outside_the_format_are_refused(fitted, tmp_path, attr, value, match):
+    net, X = fitted["ccnn"]
+    path = tmp_path / "m.skkgp"
+    skkgp.save(net, path)
+
+    def doctor(payload):
+        meta = json.loads(payload["meta"])
+        layers = meta["modules"][0]["layers"]
+        conv = next(name for name, layer in layers.items() if layer["type"].endswith("Conv2d"))
+        layers[conv]["attrs"][attr] = value
+        payload["meta"] = json.dumps(meta)
+        _reseal(payload)
+
+    _rewrite(path, doctor)
+    with pytest.raises(ValueError, match=match):
+        skkgp.load(path)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no-such"):
         skkgp.load(tmp_path / "no-such.skkgp")
@@ -473,6 +516,13 @@ def test_user_class_needs_trusted_classes(tmp_path):
         skkgp.load(tmp_path / "t.skkgp")
     loaded = skkgp.load(tmp_path / "t.skkgp", trusted_classes=[TinyNet])
     np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+    # One class alone, not in a list, is trusted as well.
+    alone = skkgp.load(tmp_path / "t.skkgp", trusted_classes=TinyNet)
+    np.testing.assert_array_equal(alone.predict_proba(X), net.predict_proba(X))
+    with pytest.raises(TypeError, match="trusted_classes must hold classes, got 'TinyNet'"):
+        skkgp.load(tmp_path / "t.skkgp", trusted_classes=["TinyNet"])
+    with pytest.raises(TypeError, match="trusted_classes must be a class or an iterable"):
+        skkgp.load(tmp_path / "t.skkgp", trusted_classes=3)
 
 
 def test_unsafe_params_are_refused_and_callbacks_dropped(fitted, tmp_path):

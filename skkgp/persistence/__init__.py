@@ -123,7 +123,7 @@ def load(
     path: str | os.PathLike,
     *,
     device: str | torch.device | None = None,
-    trusted_classes: Iterable[type] = (),
+    trusted_classes: type | Iterable[type] = (),
 ) -> Any:
     """Read an estimator written by :func:`save`, without unpickling anything.
 
@@ -142,10 +142,10 @@ def load(
         parameter is set to it. ``None`` keeps the saved ``device``, falling back to
         ``"cpu"`` (with a warning) when the file was saved on a GPU and none is
         available.
-    trusted_classes : iterable of type, default=()
-        Classes outside the allow-list (skkgp's zoo and estimators, torch losses and
-        optimizers, a few skorch helpers) that the file may instantiate, such as your
-        own ``torch.nn.Module`` subclass. Matched by import path; nothing named in the
+    trusted_classes : type or iterable of type, default=()
+        A class, or classes, outside the allow-list (skkgp's zoo and estimators, torch
+        losses and optimizers, a few skorch helpers) that the file may instantiate, such
+        as your own ``torch.nn.Module`` subclass. Matched by import path; nothing named in the
         file is imported unless it is allow-listed or given here.
 
     Returns
@@ -189,7 +189,15 @@ def load(
             f"torch file): {first_line(error)}"
         ) from None
     meta = check_payload(payload, path)
-    trusted_classes = list(trusted_classes)
+    if isinstance(trusted_classes, type):
+        trusted_classes = [trusted_classes]
+    try:
+        trusted_classes = list(trusted_classes)
+    except TypeError:
+        raise TypeError(
+            f"trusted_classes must be a class or an iterable of classes, got "
+            f"{trusted_classes!r}."
+        ) from None
     for cls in trusted_classes:
         if not isinstance(cls, type):
             raise TypeError(f"trusted_classes must hold classes, got {cls!r}.")

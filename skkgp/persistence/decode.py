@@ -22,7 +22,13 @@ import torch
 from torch import nn
 
 from skkgp._training import lay_out
-from skkgp.persistence.encode import FORMAT, VERSION, checksum, class_path
+from skkgp.persistence.encode import (
+    FORMAT,
+    LAYER_ATTRIBUTES,
+    VERSION,
+    checksum,
+    class_path,
+)
 from skkgp.pruning.masks import restore_masks, state_attribute
 
 __all__ = ["Decoder", "check_payload", "first_line", "is_allowed"]
@@ -379,9 +385,7 @@ def reshape_layers(module: nn.Module, layers: Mapping, state: Mapping,
                 f"{class_path(type(layer))} in the rebuilt network."
             )
         for attr, value in layer_record["attrs"].items():
-            if isinstance(value, dict) and "__tuple__" in value:
-                value = tuple(value["__tuple__"])
-            setattr(layer, attr, value)
+            setattr(layer, attr, layer_attribute(name, attr, value))
     for key, tensor in state.items():
         owner_name, _, attr = key.rpartition(".")
         owner = module.get_submodule(owner_name) if owner_name else module
@@ -396,6 +400,30 @@ def reshape_layers(module: nn.Module, layers: Mapping, state: Mapping,
             setattr(owner, attr, nn.Parameter(replacement, requires_grad=current.requires_grad))
         elif attr in owner._buffers:
             owner._buffers[attr] = replacement
+
+
+def layer_attribute(layer: str, attr: str, value: Any) -> int | tuple[int, ...]:
+    """The value of a stored layer attribute, refused unless ``skkgp.save`` writes it.
+
+    Only the shape attributes of :data:`~skkgp.persistence.encode.LAYER_ATTRIBUTES`,
+    each an int or a tuple of ints, are set on a rebuilt layer: anything else (a
+    stride, a padding, a dunder) would change what the network computes.
+    """
+    if attr not in LAYER_ATTRIBUTES:
+        raise ValueError(
+            f"The model file sets attribute {attr!r} of layer {layer!r}, which is not one "
+            f"skkgp.save writes (only {', '.join(LAYER_ATTRIBUTES)}): it was edited."
+        )
+    if isinstance(value, dict) and set(value) == {"__tuple__"} and isinstance(
+            value["__tuple__"], list):
+        value = tuple(value["__tuple__"])
+    items = value if isinstance(value, tuple) else (value,)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        raise ValueError(
+            f"The model file is damaged: layer {layer!r} has {attr}={value!r}, where an int "
+            "or a tuple of ints belongs."
+        )
+    return value
 
 
 def check_layer_shapes(module: nn.Module) -> None:

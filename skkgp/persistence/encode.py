@@ -24,15 +24,17 @@ from torch import nn
 from skkgp._training import uncompiled
 from skkgp.pruning.masks import mask_state_keys, masked_tensors
 
-__all__ = ["FORMAT", "VERSION", "Encoder", "Unrepresentable", "checksum", "class_path"]
+__all__ = ["FORMAT", "VERSION", "LAYER_ATTRIBUTES", "Encoder", "Unrepresentable", "checksum",
+           "class_path"]
 
 #: Value of the ``format`` key of every skkgp model file.
 FORMAT = "skkgp"
 #: Version of the file layout written by :func:`save`.
 VERSION = 1
 
-# Layer attributes that structural pruning changes and that forward() may read.
-_LAYER_ATTRS = (
+#: Layer attributes that a file stores per layer (and :func:`skkgp.load` sets, nothing
+#: else): those that structural pruning changes and that ``forward()`` may read.
+LAYER_ATTRIBUTES = (
     "in_channels",
     "out_channels",
     "groups",
@@ -246,7 +248,9 @@ class Encoder:
             return {"__dict__": {k: self.value(v) for k, v in value.items()}}
         if isinstance(value, np.ndarray):
             if value.dtype.kind in "biufc":
-                return {"__ndarray__": self._tensor(torch.from_numpy(np.array(value))),
+                # torch takes native byte order only; "dtype" restores the original one.
+                native = np.array(value, dtype=value.dtype.newbyteorder("="))
+                return {"__ndarray__": self._tensor(torch.from_numpy(native)),
                         "dtype": value.dtype.str}
             if value.dtype.kind in "UO":
                 items = [self.value(v) for v in value.ravel().tolist()]
@@ -325,7 +329,7 @@ class Encoder:
         layers = {}
         for name, sub in module.named_modules():
             attrs = {}
-            for attr in _LAYER_ATTRS:
+            for attr in LAYER_ATTRIBUTES:
                 value = getattr(sub, attr, None)
                 if isinstance(value, int) and not isinstance(value, bool):
                     attrs[attr] = value
