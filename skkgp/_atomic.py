@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_file", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_file", "atomic_write_bytes", "atomic_write_text", "check_destination"]
 
 
 def _mode_for(path: Path) -> int:
@@ -34,6 +34,40 @@ def _mode_for(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
     return 0o666 & ~umask
+
+
+def check_destination(path: str | os.PathLike, *, overwrite: bool) -> Path:
+    """Refuse a destination file that cannot or may not be written, before any work.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file.
+    overwrite : bool
+        Whether an existing file may be replaced.
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+    IsADirectoryError
+        If ``path`` is a folder (whatever ``overwrite``: a folder is never replaced).
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"Cannot write {str(path)!r}: folder {str(path.parent)!r} "
+                                "does not exist.")
+    if path.is_dir():
+        raise IsADirectoryError(f"Cannot write {str(path)!r}: it is a folder.")
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it.")
+    return path
 
 
 @contextlib.contextmanager
@@ -54,14 +88,7 @@ def atomic_file(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
         Write the whole content to it. If the block raises, the temporary file is
         removed and ``path`` is left as it was.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"Cannot write {str(path)!r}: folder {str(path.parent)!r} "
-                                "does not exist.")
-    if path.is_dir():
-        raise IsADirectoryError(f"Cannot write {str(path)!r}: it is a folder.")
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it.")
+    path = check_destination(path, overwrite=overwrite)
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         if hasattr(os, "fchmod"):  # POSIX

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from skkgp._atomic import atomic_write_bytes
+from skkgp._atomic import atomic_write_bytes, check_destination
 from skkgp._estimators import fitted_net
 from skkgp._training import uncompiled
 from skkgp.pruning.masks import copy_module, fold_masks
@@ -53,6 +53,7 @@ __all__ = [
     "export_onnx",
     "calibration_inputs",
     "knowledge_ranking",
+    "supported_opsets",
     "network_estimator",
     "inference_copy",
     "INPUT_NAME",
@@ -131,7 +132,8 @@ def export_onnx(
         Destination file (by convention ``*.onnx``); its folder must exist. Written
         atomically: a failure leaves no partial file.
     opset : int or None, default=None
-        ONNX opset; ``None`` uses torch's default. Quantization needs at least 13.
+        ONNX opset, one of :func:`supported_opsets` (7 to 23 with torch 2.13); ``None``
+        uses torch's default. Quantization needs at least 13.
     quantize : {None, "int8"}, default=None
         ``"int8"``: static quantization with onnxruntime
         (:func:`onnxruntime.quantization.quantize_static`, QDQ format, int8 weights
@@ -173,11 +175,16 @@ default=None
         ``skkgp[deploy]``.
     FileExistsError
         If ``path`` exists and ``overwrite`` is false.
+    IsADirectoryError
+        If ``path`` is a folder.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
     TypeError
         If ``estimator`` is none of the above (the message names it).
     ValueError
         For an unfitted estimator (:class:`~sklearn.exceptions.NotFittedError`), an
-        unknown ``quantize`` or ``calibration``, or calibration inputs of the wrong shape.
+        unknown ``quantize`` or ``calibration``, an ``opset`` outside
+        :func:`supported_opsets`, or calibration inputs of the wrong shape.
 
     Warns
     -----
@@ -213,18 +220,14 @@ default=None
     if quantize is None and (calibration is not None or X is not None):
         raise ValueError("calibration and X serve quantize='int8' only; pass quantize='int8' "
                          "or leave them out.")
+    opsets = supported_opsets()
     if opset is not None and (isinstance(opset, bool) or not isinstance(opset, int)
-                              or opset < 7):
-        raise ValueError(f"opset must be an int >= 7 or None, got {opset!r}.")
+                              or opset not in opsets):
+        raise ValueError(f"opset must be an int from {opsets.start} to {opsets[-1]} (the "
+                         f"opsets torch {torch.__version__} exports) or None, got {opset!r}.")
     if quantize is not None and opset is not None and opset < 13:
         raise ValueError(f"quantize='int8' needs opset >= 13, got opset={opset}.")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it.")
-    if path.is_dir():
-        raise IsADirectoryError(f"Cannot write {str(path)!r}: it is a folder.")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"Cannot write {str(path)!r}: folder {str(path.parent)!r} "
-                                "does not exist.")
+    check_destination(path, overwrite=overwrite)
     _require("onnx")
     if quantize is not None:
         _require("onnxruntime")
@@ -259,6 +262,22 @@ default=None
     data = _with_metadata(model, metadata)
     atomic_write_bytes(path, data, overwrite=overwrite)
     return path
+
+
+def supported_opsets() -> range:
+    """The ONNX opsets that the installed torch exports (7 to 23 with torch 2.13).
+
+    Returns
+    -------
+    opsets : range
+    """
+    try:
+        # torch keeps its exporter's limits in a private module, with no public name.
+        from torch.onnx import _constants
+
+        return range(_constants.ONNX_MIN_OPSET, _constants.ONNX_MAX_OPSET + 1)
+    except (ImportError, AttributeError):
+        return range(7, 21)  # what torch's TorchScript exporter has long supported
 
 
 # ---------------------------------------------------------------------- network

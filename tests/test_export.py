@@ -198,6 +198,31 @@ def test_existing_file_is_never_overwritten_without_overwrite(rng, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.onnx"]  # no temporary left
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_folder_is_named_as_one(rng, tmp_path, overwrite):
+    estimator, _ = _pruned_estimator("eegnet", "lfp", rng)
+    folder = tmp_path / "net.onnx"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        export_onnx(estimator, folder, overwrite=overwrite)
+    assert folder.is_dir() and not any(folder.iterdir())
+
+
+def test_opset_outside_what_torch_exports_is_refused_first(rng, tmp_path):
+    from skkgp.export import supported_opsets
+
+    estimator, shape = _pruned_estimator("eegnet", "lfp", rng)
+    opsets = supported_opsets()
+    assert opsets.start == 7 and 20 <= opsets[-1] < 100
+    for opset in (6, opsets[-1] + 1, 2.0, True):
+        with pytest.raises(ValueError, match=rf"opset must be an int from 7 to {opsets[-1]}"):
+            export_onnx(estimator, tmp_path / "x.onnx", opset=opset)
+    assert not (tmp_path / "x.onnx").exists()
+    path = export_onnx(estimator, tmp_path / "x.onnx", opset=opsets[-1] if opsets[-1] <= 20
+                       else 20)
+    assert onnx.load(path).opset_import[0].version == min(opsets[-1], 20)
+
+
 def test_bad_arguments_are_refused_with_their_name(rng, tmp_path):
     estimator, shape = _pruned_estimator("eegnet", "lfp", rng)
     path = tmp_path / "x.onnx"
