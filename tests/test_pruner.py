@@ -757,3 +757,20 @@ def test_bad_method_options_fail_before_the_origin_fit(grid):
         _pruner("ccnn", method="umwp", method_options={"scope": "linear"}).fit(X, y)
     with pytest.raises(InvalidParameterError, match="method_options"):
         _pruner("ccnn", method="umwp", method_options="conv").fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "region_weight, sample_weighting",
+    [(np.float32(1.0), np.float64(0.5)), (np.float64(0.0), np.float32(1.0))],
+)
+def test_numpy_scalar_weights_reach_the_recovery(grid, region_weight, sample_weighting):
+    X, y = grid
+    params = dict(prune_ratio=np.float32(0.5), method="lfp")
+    given = _pruner(region_weight=region_weight, sample_weighting=sample_weighting,
+                    **params).fit(X, y)
+    floats = _pruner(region_weight=float(region_weight),
+                     sample_weighting=float(sample_weighting), **params).fit(X, y)
+    assert given.estimator_.region_weight == region_weight
+    for a, b in zip(given.estimator_.module_.parameters(),
+                    floats.estimator_.module_.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -307,3 +307,36 @@ def test_region_loss_auto_takes_the_variant_of_the_evidence_kind(raw_data, evide
                                          region_loss="literal", max_epochs=1, batch_size=24,
                                          random_state=0).fit(X, y)
     assert explicit.region_loss_ == "literal"
+
+
+@pytest.mark.parametrize(
+    "region_weight, sample_weighting",
+    [(np.float32(1.0), np.float64(1.0)), (np.float64(0.5), np.float32(0.0)),
+     (np.float64(0.0), np.float64(0.5))],
+)
+def test_numpy_scalar_weights_train_like_python_floats(raw_data, region_weight,
+                                                        sample_weighting):
+    # GridSearchCV over np.linspace or np.array grids sets numpy scalars.
+    X, y = raw_data
+    params = dict(region_mask=RAW_MASK, max_epochs=1, batch_size=16, random_state=0)
+    given = KnowledgeGuidedClassifier("eegnet", region_weight=region_weight,
+                                      sample_weighting=sample_weighting, **params).fit(X, y)
+    floats = KnowledgeGuidedClassifier("eegnet", region_weight=float(region_weight),
+                                       sample_weighting=float(sample_weighting),
+                                       **params).fit(X, y)
+    assert given.region_weight is region_weight  # the parameter itself stays as given
+    assert _same_weights(given.module_, floats.module_)
+
+
+def test_grid_search_over_a_numpy_grid_of_region_weights(grid_data):
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = grid_data
+    search = GridSearchCV(
+        KnowledgeGuidedClassifier("ccnn", region_mask=GRID_MASK, max_epochs=1, batch_size=12,
+                                  random_state=0),
+        {"region_weight": np.array([0.5, 1.0]), "sample_weighting": np.linspace(0, 1, 2)},
+        cv=2, error_score="raise",
+    ).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))

@@ -228,7 +228,12 @@ class KnowledgeGuidedClassifier(EEGClassifier):
 
     # ------------------------------------------------------------------ validation
     def _knowledge_on(self) -> bool:
-        return self.region_weight != 0 or self.sample_weighting != 0
+        return self._weights() != (0.0, 0.0)
+
+    def _weights(self) -> tuple[float, float]:
+        # Python floats: a grid search's numpy scalars would make the flags derived from
+        # them numpy booleans, which torch refuses as create_graph.
+        return float(self.region_weight), float(self.sample_weighting)
 
     def _knowledge_setup(self) -> dict:
         """The evidence kind, layer and electrode axis, the grid cells and the region mask,
@@ -358,7 +363,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
         pooled = (ConsumerCapture(module, module.get_submodule(self.evidence_layer_))
                   if self.evidence_ == "gradcam" and not from_input
                   else contextlib.nullcontext())
-        differentiate = self.region_weight != 0
+        differentiate = self._weights()[0] != 0
         with contextlib.ExitStack() as stack:
             if differentiate:
                 stack.enter_context(fast_double_backward(module))
@@ -392,6 +397,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
                 f"resolves {evidence.shape[1]} electrodes."
             )
         # The signed scores give all-zero evidence a gradient back (skkgp.knowledge.losses.region_loss).
-        return knowledge_guided_terms(ce, evidence, mask, self.region_weight,
-                                      self.sample_weighting, scores=scores,
+        region_weight, sample_weighting = self._weights()
+        return knowledge_guided_terms(ce, evidence, mask, region_weight,
+                                      sample_weighting, scores=scores,
                                       variant=self.region_loss_)
