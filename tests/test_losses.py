@@ -323,3 +323,63 @@ def test_fused_loss_passes_gradgradcheck_and_works_under_torch_func():
         (ce, scores))
     for grad, want in zip(grads, expected, strict=True):
         torch.testing.assert_close(grad, want, rtol=1e-12, atol=1e-15)
+
+
+TORCH_EVIDENCE = torch.tensor(EVIDENCE)
+
+
+BAD_TORCH_INPUTS = [
+    (TORCH_EVIDENCE, torch.tensor([0.5, 0.0, 0.0]), "boolean"),
+    (-TORCH_EVIDENCE, torch.tensor(MASK), "non-negative; its smallest value is -3"),
+    (torch.where(TORCH_EVIDENCE > 2, float("nan"), TORCH_EVIDENCE), MASK, "NaN"),
+    (torch.where(TORCH_EVIDENCE > 2, float("inf"), TORCH_EVIDENCE), MASK, "infinite"),
+    (np.zeros((1, 0)), np.zeros(0, bool), "no electrodes"),
+    (torch.zeros((1, 0)), torch.zeros(0, dtype=torch.bool), "no electrodes"),
+]
+
+
+@pytest.mark.parametrize(
+    "function, evidence, mask, match",
+    [(function, *case) for function in (region_share, region_loss, sample_weights,
+                                         knowledge_guided_loss) for case in BAD_TORCH_INPUTS]
+    # normalize_evidence takes no mask.
+    + [(normalize_evidence, *case) for case in BAD_TORCH_INPUTS[1:]],
+)
+def test_torch_inputs_and_empty_electrodes_are_checked_like_numpy(function, evidence, mask,
+                                                                  match):
+    if function is normalize_evidence:
+        arguments = (evidence,)
+    elif function is knowledge_guided_loss:
+        arguments = (torch.ones(len(evidence)), evidence, mask, 1.0, 1.0)
+    else:
+        arguments = (evidence, mask)
+    with pytest.raises(ValueError, match=match):
+        function(*arguments)
+
+
+def test_knowledge_terms_trust_tensor_values():
+    # The training step's function reads no tensor value back (it would wait for a GPU):
+    # tensor evidence is used as given, shapes still checked.
+    terms = knowledge_guided_terms(torch.tensor(CE), -TORCH_EVIDENCE, torch.tensor(MASK),
+                                   1.0, 1.0)
+    assert torch.isfinite(terms.loss)
+    with pytest.raises(ValueError, match="no electrodes"):
+        knowledge_guided_terms(torch.ones(1), torch.zeros((1, 0)), torch.zeros(0), 1.0, 1.0)
+
+
+def test_a_tensor_among_numpy_inputs_gives_a_tensor_with_its_gradient():
+    ce = torch.tensor(CE, dtype=torch.float32, requires_grad=True)
+    loss = knowledge_guided_loss(ce, EVIDENCE, MASK, 1.0, 1.0)
+    assert isinstance(loss, torch.Tensor) and loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(knowledge_guided_loss(CE, EVIDENCE, MASK, 1.0, 1.0),
+                                        rel=1e-6)
+    loss.backward()
+    np.testing.assert_allclose(ce.grad.numpy(), SHARES / MEAN_SHARE / 3, rtol=1e-6)
+    plain = knowledge_guided_loss(ce, EVIDENCE, MASK, 0.0, 0.0)
+    assert isinstance(plain, torch.Tensor) and plain.requires_grad
+    terms = knowledge_guided_terms(ce, EVIDENCE, MASK, 1.0, 1.0)
+    assert isinstance(terms.loss, torch.Tensor) and isinstance(terms.share, torch.Tensor)
+    # A tensor mask or scores make the result a tensor too.
+    assert isinstance(region_share(EVIDENCE, torch.tensor(MASK)), torch.Tensor)
+    assert isinstance(region_loss(EVIDENCE, MASK, torch.tensor(SCORES)), torch.Tensor)
+    assert isinstance(sample_weights(EVIDENCE, torch.tensor(MASK)), torch.Tensor)

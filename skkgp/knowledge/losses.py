@@ -28,7 +28,10 @@ The region share as a statistic, the normalised evidence and the sample weights 
 uniform fallback in every variant.
 
 Every function accepts torch tensors (and stays differentiable) or numpy arrays (and
-returns numpy values).
+returns numpy values where no input is a tensor). Evidence is checked to be finite and
+non-negative, and a mask to be 0/1, tensors included, except in
+:func:`knowledge_guided_terms`, the training step's function, which checks tensors' shapes
+only: reading their values would make the step wait for the GPU.
 """
 
 from __future__ import annotations
@@ -109,10 +112,30 @@ def resolve_region_loss(region_loss: str, evidence: str) -> str:
     return AUTO_REGION_LOSS.get(evidence, DEFAULT_REGION_LOSS)
 
 
-def _as_tensor(evidence) -> tuple[torch.Tensor, bool]:
-    """Evidence as a float tensor, and whether the caller gave numpy (wants numpy back)."""
+def _check_evidence_values(array) -> None:
+    """Refuse NaN, infinite and negative evidence (numpy array or tensor)."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach()
+        if not bool(torch.isfinite(array).all()):
+            raise ValueError("evidence contains NaN or infinite values.")
+        smallest = float(array.min()) if array.numel() else 0.0
+    else:
+        if not np.isfinite(array).all():
+            raise ValueError("evidence contains NaN or infinite values.")
+        smallest = float(array.min()) if array.size else 0.0
+    if smallest < 0:
+        raise ValueError(f"evidence must be non-negative; its smallest value is {smallest}.")
+
+
+def _as_tensor(evidence, check_values: bool = True) -> tuple[torch.Tensor, bool]:
+    """Evidence as a float tensor, and whether the caller gave numpy (wants numpy back).
+
+    ``check_values=False`` leaves a tensor's values unchecked (no read back to the host).
+    """
     if isinstance(evidence, torch.Tensor):
         tensor, is_numpy = evidence, False
+        if check_values:
+            _check_evidence_values(tensor)
     else:
         try:
             array = np.asarray(evidence, dtype=np.float64)
@@ -120,12 +143,7 @@ def _as_tensor(evidence) -> tuple[torch.Tensor, bool]:
             raise ValueError(
                 f"evidence must be a numeric array of shape (n_samples, n_electrodes): {error}"
             ) from None
-        if not np.isfinite(array).all():
-            raise ValueError("evidence contains NaN or infinite values.")
-        if array.size and np.nanmin(array) < 0:
-            raise ValueError(
-                f"evidence must be non-negative; its smallest value is {np.nanmin(array)}."
-            )
+        _check_evidence_values(array)
         tensor, is_numpy = torch.from_numpy(array), True
     if tensor.dim() != 2:
         raise ValueError(
@@ -133,14 +151,25 @@ def _as_tensor(evidence) -> tuple[torch.Tensor, bool]:
         )
     if tensor.shape[0] == 0:
         raise ValueError(f"evidence has no samples (shape {tuple(tensor.shape)}).")
+    if tensor.shape[1] == 0:
+        raise ValueError(
+            f"evidence has no electrodes (shape {tuple(tensor.shape)}): a region share needs "
+            "at least one electrode."
+        )
     if not tensor.is_floating_point():
         tensor = tensor.double()
     return tensor, is_numpy
 
 
-def _as_mask(mask, evidence: torch.Tensor) -> torch.Tensor:
+def _as_mask(mask, evidence: torch.Tensor, check_values: bool = True) -> torch.Tensor:
     if isinstance(mask, torch.Tensor):
         mask_t = mask
+        if check_values and mask_t.dtype != torch.bool and not bool(
+            ((mask_t == 0) | (mask_t == 1)).all()
+        ):
+            raise ValueError(
+                f"mask must be boolean (or 0/1) over electrodes; got {mask_t.tolist()!r}."
+            )
     else:
         mask_np = np.asarray(mask)
         if mask_np.dtype != bool and not np.isin(mask_np, (0, 1)).all():
@@ -152,6 +181,11 @@ def _as_mask(mask, evidence: torch.Tensor) -> torch.Tensor:
             f"{tuple(mask_t.shape)}."
         )
     return mask_t.to(device=evidence.device, dtype=evidence.dtype)
+
+
+def _numpy_out(evidence_is_numpy: bool, *others) -> bool:
+    """Whether to return numpy: the evidence was not a tensor, nor any other input."""
+    return evidence_is_numpy and not any(isinstance(other, torch.Tensor) for other in others)
 
 
 def _out(value: torch.Tensor, is_numpy: bool):
@@ -257,7 +291,7 @@ def region_share(evidence, mask):
         Values in ``[0, 1]``.
     """
     tensor, is_numpy = _as_tensor(evidence)
-    return _out(_region_share(tensor, _as_mask(mask, tensor)), is_numpy)
+    return _out(_region_share(tensor, _as_mask(mask, tensor)), _numpy_out(is_numpy, mask))
 
 
 def region_loss(evidence, mask, scores=None, *, variant=DEFAULT_REGION_LOSS):
@@ -279,6 +313,7 @@ def region_loss(evidence, mask, scores=None, *, variant=DEFAULT_REGION_LOSS):
     Returns
     -------
     loss : torch.Tensor (scalar) or float
+        A float where no input is a tensor.
 
     Notes
     -----
@@ -301,7 +336,7 @@ def region_loss(evidence, mask, scores=None, *, variant=DEFAULT_REGION_LOSS):
     validate_params({"variant": [REGION_LOSS]}, {"variant": variant})
     tensor, is_numpy = _as_tensor(evidence)
     share = _loss_share(tensor, _as_mask(mask, tensor), _as_scores(scores, tensor), variant)
-    return _out((1 - share).mean(), is_numpy)
+    return _out((1 - share).mean(), _numpy_out(is_numpy, mask, scores))
 
 
 def sample_weights(evidence, mask):
@@ -318,7 +353,8 @@ def sample_weights(evidence, mask):
         Mean 1 (all ones where every share is 0); no gradient flows through them.
     """
     tensor, is_numpy = _as_tensor(evidence)
-    return _out(_sample_weights(_region_share(tensor, _as_mask(mask, tensor))), is_numpy)
+    return _out(_sample_weights(_region_share(tensor, _as_mask(mask, tensor))),
+                _numpy_out(is_numpy, mask))
 
 
 def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_weighting,
@@ -346,7 +382,9 @@ def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_w
     Returns
     -------
     loss : torch.Tensor (scalar) or float
-        With ``region_weight=0`` and ``sample_weighting=0`` exactly ``mean_b CE_b``.
+        With ``region_weight=0`` and ``sample_weighting=0`` exactly ``mean_b CE_b``. A
+        tensor, differentiable in every tensor input, where any input is a tensor (numpy
+        evidence then joins ``ce_per_sample``'s device and dtype); a float otherwise.
 
     See Also
     --------
@@ -361,24 +399,30 @@ def knowledge_guided_loss(ce_per_sample, evidence, mask, region_weight, sample_w
     cross-entropy.
     """
     alpha, beta, ce, tensor, is_numpy = _loss_inputs(
-        ce_per_sample, evidence, region_weight, sample_weighting, variant
+        ce_per_sample, evidence, mask, scores, region_weight, sample_weighting, variant
     )
+    mask_t = _as_mask(mask, tensor)
     if alpha == 0 and beta == 0:
         return _out(ce.mean(), is_numpy)
-    return _terms(alpha, beta, ce, tensor, is_numpy, mask, scores, variant).loss
+    return _terms(alpha, beta, ce, tensor, is_numpy, mask_t, scores, variant).loss
 
 
-def _loss_inputs(ce_per_sample, evidence, region_weight, sample_weighting, variant):
-    """The checked weights, cross-entropies and evidence of a loss call."""
+def _loss_inputs(ce_per_sample, evidence, mask, scores, region_weight, sample_weighting,
+                 variant, check_values=True):
+    """The checked weights, cross-entropies and evidence of a loss call, and whether to
+    return numpy."""
     validate_params(
         {"region_weight": [REGION_WEIGHT], "sample_weighting": [SAMPLE_WEIGHTING],
          "variant": [REGION_LOSS]},
         {"region_weight": region_weight, "sample_weighting": sample_weighting,
          "variant": variant},
     )
-    tensor, is_numpy = _as_tensor(evidence)
+    tensor, is_numpy = _as_tensor(evidence, check_values)
     if isinstance(ce_per_sample, torch.Tensor):
         ce = ce_per_sample
+        if is_numpy and ce.is_floating_point():
+            # Evidence from numpy: on the device and in the dtype of the cross-entropies.
+            tensor = tensor.to(device=ce.device, dtype=ce.dtype)
     else:
         ce = torch.as_tensor(np.asarray(ce_per_sample, dtype=np.float64))
     if ce.shape != (tensor.shape[0],):
@@ -386,7 +430,8 @@ def _loss_inputs(ce_per_sample, evidence, region_weight, sample_weighting, varia
             f"ce_per_sample must have shape ({tensor.shape[0]},), one value per sample of the "
             f"evidence; got {tuple(ce.shape)}."
         )
-    return float(region_weight), float(sample_weighting), ce, tensor, is_numpy
+    return (float(region_weight), float(sample_weighting), ce, tensor,
+            _numpy_out(is_numpy, ce_per_sample, mask, scores))
 
 
 class KnowledgeTerms(NamedTuple):
@@ -426,16 +471,25 @@ def knowledge_guided_terms(ce_per_sample, evidence, mask, region_weight, sample_
     Returns
     -------
     terms : KnowledgeTerms
-        ``(loss, share, zero)``; numpy and float where ``evidence`` was not a tensor.
+        ``(loss, share, zero)``; numpy and float where no input was a tensor.
+
+    Notes
+    -----
+    Unlike :func:`knowledge_guided_loss`, this function checks the values of tensor
+    evidence and a tensor mask not at all (numpy ones it does check), only their shapes:
+    checking values would read them back to the host and make a training step on a GPU
+    wait. A training step gives it the evidence of its own forward pass, non-negative by
+    construction, and the mask it checked at the start of fitting.
     """
     alpha, beta, ce, tensor, is_numpy = _loss_inputs(
-        ce_per_sample, evidence, region_weight, sample_weighting, variant
+        ce_per_sample, evidence, mask, scores, region_weight, sample_weighting, variant,
+        check_values=False,
     )
-    return _terms(alpha, beta, ce, tensor, is_numpy, mask, scores, variant)
+    return _terms(alpha, beta, ce, tensor, is_numpy, _as_mask(mask, tensor, False), scores,
+                  variant)
 
 
-def _terms(alpha, beta, ce, tensor, is_numpy, mask, scores, variant) -> KnowledgeTerms:
-    mask_t = _as_mask(mask, tensor)
+def _terms(alpha, beta, ce, tensor, is_numpy, mask_t, scores, variant) -> KnowledgeTerms:
     scores_t = _as_scores(scores, tensor) if alpha != 0 else None
     loss, share, zero, *_ = _FusedKnowledgeLoss.apply(ce, tensor, scores_t, mask_t, alpha,
                                                       beta, variant)
