@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
+from numbers import Integral
 
 import numpy as np
 
@@ -198,10 +199,15 @@ def get_layout(layout: Layout = "deap") -> dict[str, tuple[int, int]]:
     owner: dict[tuple[int, int], str] = {}
     for name, cell in zip(names, layout.values(), strict=True):
         try:
-            row, col = (int(c) for c in cell)
+            row, col = cell
         except (TypeError, ValueError):
+            row = col = None
+        # int() would truncate 1.7 to 1 and read "1" as 1: a cell is a pair of integers.
+        if not all(isinstance(c, Integral) and not isinstance(c, bool)
+                   for c in (row, col)):
             raise ValueError(f"layout cell of {name!r} must be a (row, col) pair of "
-                             f"non-negative ints; got {cell!r}.") from None
+                             f"non-negative ints; got {cell!r}.")
+        row, col = int(row), int(col)
         if row < 0 or col < 0:
             raise ValueError(f"layout cell of {name!r} must be non-negative; got {cell!r}.")
         if (row, col) in owner:

@@ -152,3 +152,14 @@ def test_make_info_plots_a_topomap_for_both_layouts():
                                         show=False)
         assert image is not None
     plt.close("all")
+
+
+@pytest.mark.parametrize("cell", [(1.7, 2), (1.0, 2), ("1", 2), (True, 2), (1, 2, 3), 5])
+def test_layout_cells_must_be_integer_pairs(cell):
+    with pytest.raises(ValueError, match=r"cell of 'A' must be a \(row, col\) pair of"):
+        get_layout({"A": cell})
+
+
+def test_layout_cells_accept_numpy_integers():
+    assert get_layout({"a": (np.int64(1), np.int32(2))}) == {"A": (1, 2)}
+    assert all(type(c) is int for c in get_layout({"a": np.array([1, 2])})["A"])
