@@ -104,9 +104,13 @@ DREAMER_CHANNELS: tuple[str, ...] = (
 #: (torcheeg's DREAMER layout).
 DREAMER_GRID: dict[str, tuple[int, int]] = {name: DEAP_GRID[name] for name in DREAMER_CHANNELS}
 
+#: The built-in channel lists by name (``"deap"``, ``"seed"``, ``"dreamer"``), as
+#: :func:`get_channels` resolves them.
 CHANNELS: dict[str, tuple[str, ...]] = {
     "deap": DEAP_CHANNELS, "seed": SEED_CHANNELS, "dreamer": DREAMER_CHANNELS,
 }
+#: The built-in grid layouts by name (``"deap"``, ``"seed"``, ``"dreamer"``), as
+#: :func:`get_layout` resolves them.
 LAYOUTS: dict[str, dict[str, tuple[int, int]]] = {
     "deap": DEAP_GRID, "seed": SEED_GRID, "dreamer": DREAMER_GRID,
 }
