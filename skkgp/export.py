@@ -487,7 +487,7 @@ def knowledge_ranking(estimator: Any, inputs: np.ndarray, y: Any = None) -> np.n
             "(or a KnowledgeGuidedClassifier with region_mask), or pass "
             "calibration='random' or an array."
         )
-    # The evidence kind, layer and grid cells the network was recovered with.
+    # The evidence kind, layer, grid cells and guidance the network was recovered with.
     evidence = guided_gradcam(net, inputs, y)
     share = np.asarray(region_share(evidence, np.asarray(mask, dtype=bool)))
     return np.argsort(-share, kind="stable")

@@ -340,3 +340,21 @@ def test_grid_search_over_a_numpy_grid_of_region_weights(grid_data):
     ).fit(X, y)
     assert len(search.cv_results_["params"]) == 4
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_evidence_of_a_guided_classifier_is_guided_unless_told_otherwise(raw_data):
+    from skkgp.knowledge.evidence import mean_region_share
+
+    X, y = raw_data
+    clf = KnowledgeGuidedClassifier("eegnet", region_mask=RAW_MASK, guided=True, max_epochs=1,
+                                    batch_size=16, random_state=0).fit(X, y)
+    guided = guided_gradcam(clf, X, guided=True)
+    plain = guided_gradcam(clf, X, guided=False)
+    assert not np.allclose(guided, plain)
+    np.testing.assert_array_equal(guided_gradcam(clf, X), guided)
+    assert mean_region_share(clf, X) == pytest.approx(np.mean(region_share(guided, RAW_MASK)))
+    assert mean_region_share(clf, X, guided=False) == pytest.approx(
+        np.mean(region_share(plain, RAW_MASK)))
+    # A plain classifier's evidence stays unguided.
+    clf.set_params(guided=False)
+    np.testing.assert_array_equal(guided_gradcam(clf, X), plain)

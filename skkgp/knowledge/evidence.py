@@ -723,7 +723,7 @@ def _resolve_model(model, X):
 def _fitted_evidence(estimator) -> dict:
     """Evidence settings a fitted knowledge-guided classifier was trained with."""
     names = {"evidence": "evidence_", "layer": "evidence_layer_",
-             "electrode_axis": "electrode_axis_", "cells": "cells_"}
+             "electrode_axis": "electrode_axis_", "cells": "cells_", "guided": "guided"}
     return {key: getattr(estimator, attr) for key, attr in names.items()
             if getattr(estimator, attr, None) is not None}
 
@@ -768,7 +768,7 @@ def guided_gradcam(
     layer: str | None = None,
     electrode_axis: Literal["grid", "channels"] | None = None,
     cells: np.ndarray | None = None,
-    guided: bool = False,
+    guided: bool | None = None,
     batch_size: int = 256,
     device: str | torch.device | None = None,
 ) -> np.ndarray:
@@ -784,7 +784,7 @@ def guided_gradcam(
         :class:`skkgp.EEGClassifier` or
         :class:`~skkgp.knowledge.recovery.KnowledgeGuidedClassifier`); or a fitted
         :class:`skkgp.KnowledgeGuidedPruner` (its pruned, recovered network, with the
-        evidence kind, electrodes and grid cells it was recovered with); or a fitted
+        evidence kind, electrodes, grid cells and guidance it was recovered with); or a fitted
         :class:`~sklearn.pipeline.Pipeline` ending in one of these (``X`` then passes
         through the earlier steps first).
     X : array-like or torch.Tensor, shape (n_samples, ...)
@@ -807,8 +807,11 @@ def guided_gradcam(
         Grid cell of each electrode for ``electrode_axis="grid"``; ``None`` takes those a
         knowledge-guided estimator was trained with, else the 32 DEAP electrodes in DEAP
         order.
-    guided : bool, default=False
-        Multiply by the guided-backpropagation saliency of the input.
+    guided : bool or None, default=None
+        Multiply by the guided-backpropagation saliency of the input. ``None`` takes the
+        ``guided`` parameter of a knowledge-guided classifier (of a pruner's recovered
+        network: that of its estimator when it is one, else ``False``), and ``False``
+        for other estimators and modules.
     batch_size : int, default=256
         Samples per forward pass.
     device : str or torch.device or None, default=None
@@ -839,13 +842,15 @@ def guided_gradcam(
         evidence = fitted.get("evidence", "auto")
     elif evidence != fitted.get("evidence", evidence):
         # Another kind than the one trained with: the trained layer/axis do not apply.
-        fitted = {"cells": fitted["cells"]} if "cells" in fitted else {}
+        fitted = {key: fitted[key] for key in ("cells", "guided") if key in fitted}
     if layer is None:
         layer = fitted.get("layer")
     if electrode_axis is None:
         electrode_axis = fitted.get("electrode_axis")
     if cells is None:
         cells = fitted.get("cells")
+    if guided is None:
+        guided = bool(fitted.get("guided", False))
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     param = next(net.parameters(), None)
@@ -941,7 +946,9 @@ def mean_region_share(
         recovery.
     **evidence_params
         ``evidence``, ``layer``, ``electrode_axis``, ``cells``, ``guided``,
-        ``batch_size``, ``device`` of :func:`guided_gradcam`.
+        ``batch_size``, ``device`` of :func:`guided_gradcam`; those not given are, as
+        there, the settings a knowledge-guided classifier or pruner was trained with
+        (``guided`` included).
 
     Returns
     -------
