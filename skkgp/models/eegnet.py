@@ -75,7 +75,8 @@ class EEGNet(ZooModule):
     Notes
     -----
     Input: ``(n_samples, num_electrodes, chunk_size)``; the singleton input channel is
-    added inside ``forward`` (a 4-D ``(n, 1, C, T)`` input is accepted too). The pooling
+    added inside ``forward`` (called directly, the module also takes a 4-D ``(n, 1, C, T)``
+    input; the estimators refuse that shape). The pooling
     sizes shrink for windows too short for them. The evidence layer is
     ``temporal_conv``, whose output ``(n, F1, C, T)`` keeps the electrode axis; the
     knowledge-guided losses use input x gradient by default (``evidence="auto"``), as

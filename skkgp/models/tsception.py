@@ -80,8 +80,9 @@ class TSCeption(ZooModule):
 
     Notes
     -----
-    Input: ``(n_samples, num_electrodes, n_times)`` (or ``(n, 1, C, T)``). The evidence
-    layer is ``temporal``, the multi-scale temporal block; the knowledge-guided losses
+    Input: ``(n_samples, num_electrodes, n_times)``, as the estimators take it; called
+    directly, the module also takes ``(n, 1, C, T)`` (the estimators refuse that shape).
+    The evidence layer is ``temporal``, the multi-scale temporal block; the knowledge-guided losses
     use input x gradient by default (``evidence="auto"``, see
     :mod:`skkgp.knowledge.evidence`).
 
