@@ -6,7 +6,7 @@ Motor imagery from MOABB: BNCI2014_001 with the motor strip as prior
    This example **downloads** the BNCI2014_001 recordings (about 700 MB, into
    ``MNE_DATA`` or MOABB's data folder) the first time it runs. It is not executed when
    the documentation is built, nor by CI: run it yourself with
-   ``python examples/moabb_bnci2014_001.py`` (``pip install skkgp[moabb]``).
+   ``python examples/moabb_bnci2014_001.py`` (``pip install -e ".[moabb]"`` in the checkout).
 
 BNCI2014_001 (BCI Competition IV 2a) has 9 subjects imagining left-hand, right-hand,
 feet and tongue movements, recorded with 22 EEG channels at 250 Hz.

@@ -172,7 +172,7 @@ default=None
     ------
     ImportError
         If ``onnx`` (or, for ``quantize``, ``onnxruntime``) is not installed: install
-        ``skkgp[deploy]``.
+        the ``deploy`` extra (``pip install -e ".[deploy]"`` in skkgp's checkout).
     FileExistsError
         If ``path`` exists and ``overwrite`` is false.
     IsADirectoryError
@@ -391,8 +391,8 @@ def _require(package: str) -> None:
 
     if importlib.util.find_spec(package) is None:
         raise ImportError(
-            f"export_onnx needs the {package!r} package: pip install 'skkgp[deploy]' "
-            "(onnx and onnxruntime)."
+            f"export_onnx needs the {package!r} package: pip install -e \".[deploy]\" "
+            "in skkgp's checkout (onnx and onnxruntime)."
         )
 
 

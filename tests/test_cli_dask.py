@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 
 import pandas as pd
@@ -53,3 +54,12 @@ def test_dask_cluster_gives_the_sequential_results(tmp_path):
             assert fold["origin_accuracy"].nunique() == 1
             assert fold["origin_train_accuracy"].nunique() == 1
             assert fold["origin_region_share"].nunique() == 1
+
+
+def test_missing_distributed_names_the_install_from_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # the import then fails
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()) as stderr:
+        status = main([*ARGS, "--out", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:1"])
+    assert status != 0
+    assert """pip install -e ".[distributed]\"""" in stderr.getvalue()
+    assert not (tmp_path / "out" / "results.csv").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -383,3 +384,13 @@ def test_int8_accuracy_benchmark_runs(capsys, load_benchmark):
     # The float file predicts what PyTorch predicts.
     assert row["acc_float"] == pytest.approx(row["acc_pytorch"])
     assert "int8 speed-up b1" in capsys.readouterr().out
+
+
+def test_missing_onnx_names_the_install_from_the_checkout(rng, tmp_path, monkeypatch):
+    # skkgp installs from its checkout, not from a package index, so the message gives
+    # the command that works there.
+    estimator, _ = _pruned_estimator("eegnet", "lfp", rng)
+    monkeypatch.setitem(sys.modules, "onnx", None)  # find_spec then reports it absent
+    with pytest.raises(ImportError, match=r"""'onnx' package: pip install -e "\.\[deploy\]\""""):
+        export_onnx(estimator, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()

@@ -411,9 +411,10 @@ def connect(address: str):
     """
     try:
         from distributed import Client
-    except ImportError:  # pragma: no cover - depends on the environment
+    except ImportError:
         raise ConfigError(
-            "--scheduler needs dask.distributed: pip install 'skkgp[distributed]'."
+            "--scheduler needs dask.distributed: pip install -e \".[distributed]\" in "
+            "skkgp's checkout."
         ) from None
     try:
         return Client(address, set_as_default=False)
