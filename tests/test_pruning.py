@@ -1,6 +1,7 @@
 """Tests of skkgp.pruning: counts, parity with the paper, the prune() contract."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -470,3 +471,21 @@ def test_fold_masks_makes_umwp_masks_permanent():
         assert torch.all(layer.weight[mask == 0] == 0)
     torch.testing.assert_close(net(x), before, rtol=0, atol=0)
     assert fold_masks(net) == []
+
+
+def test_structural_ratio_that_removes_nothing_warns_why():
+    # A fresh FBCCNN's BatchNorm scales are all 1: every one ties with nsfp's threshold
+    # and stays, so ratio 0.5 would leave the network whole without a word.
+    net = FBCCNN()
+    params = sum(p.numel() for p in net.parameters())
+    with pytest.warns(UserWarning, match=r"method='nsfp' at ratio 0\.5 removed no channel.*tie"):
+        report = prune(net, "nsfp", 0.5, GRID)
+    assert report.params_after == params
+    assert all(kept == total for kept, total in report.kept_channels.values())
+
+
+def test_structural_ratio_that_removes_channels_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        report = prune(FBCCNN(), "lfp", 0.5, GRID)
+    assert report.params_after < report.params_before

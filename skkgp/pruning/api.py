@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -243,6 +244,13 @@ def prune(
         Unknown method, method not applicable to ``module``, ``ratio`` outside (0, 1),
         an option the method does not have, a data-driven method without ``batch``.
 
+    Warns
+    -----
+    UserWarning
+        When a structural method at a positive ratio removed no channel, with the
+        reason (``"nsfp"``: BatchNorm scales tied with the threshold; others: a ratio
+        too small for the layers' filter counts).
+
     Examples
     --------
     >>> import torch
@@ -314,6 +322,7 @@ def prune(
     kept = pruning_method.apply(module, request)
     if paper_after is None:
         paper_after = count_paper_params(module), count_paper_flops(module, example_inputs)
+    _warn_if_nothing_removed(pruning_method, ratio, kept)
     if channels_last:
         # torch-pruning's slices of the weights come out contiguous: keep the layout the
         # owner chose (skkgp.EEGClassifier's channels_last), and with it the rounding.
@@ -335,6 +344,20 @@ def prune(
         paper_flops_before=paper_flops_before,
         paper_flops_after=paper_after[1],
     )
+
+
+def _warn_if_nothing_removed(pruning_method: PruningMethod, ratio, kept) -> None:
+    # A ratio above 0 that leaves the network whole would otherwise pass unnoticed: the
+    # recovered network is then the origin retrained.
+    ratios = ratio.values() if isinstance(ratio, Mapping) else (ratio,)
+    if (pruning_method.structural and kept and any(r > 0 for r in ratios)
+            and all(n_kept == n for n_kept, n in kept.values())):
+        shown = dict(ratio) if isinstance(ratio, Mapping) else ratio
+        warnings.warn(
+            f"method={pruning_method.name!r} at ratio {shown} removed no channel: "
+            f"{pruning_method.nothing_removed_reason()}.",
+            UserWarning, stacklevel=3,
+        )
 
 
 def _check_batch(batch, pruning_method: PruningMethod) -> TrainingBatch:

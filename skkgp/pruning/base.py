@@ -192,6 +192,11 @@ class PruningMethod(ABC):
         """
         return None
 
+    def nothing_removed_reason(self) -> str:
+        """Why a structural prune at a positive ratio may remove no channel at all."""
+        return ("the ratio is too small for the layers' filter counts (a layer of n "
+                "filters loses floor(n * ratio) or fewer)")
+
     def recovery_callbacks(
         self, ratio: float, *, global_pruning: bool = False
     ) -> list[tuple[str, Callback]]:

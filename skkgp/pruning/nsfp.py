@@ -136,6 +136,11 @@ class NSFP(StructuredPruning):
             "would have trained otherwise."
         )
 
+    def nothing_removed_reason(self) -> str:
+        return ("channels whose |gamma| ties with the threshold all stay, and alike "
+                "BatchNorm scales (an origin trained briefly, or without the "
+                "NetworkSlimming callback) tie with it")
+
     def scores(self, module: nn.Module, unit: ChannelUnit) -> torch.Tensor | None:
         modules = dict(module.named_modules())
         norms = [p for p in unit.norms if getattr(modules[p.layer], "affine", False)]
