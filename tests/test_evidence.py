@@ -2,6 +2,7 @@
 
 import contextlib
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -102,6 +103,27 @@ def test_guided_saliency_matches_captum_guided_backprop(rng):
     guided = guided_gradcam(module, X, target.numpy(), guided=True)
     assert np.abs(guided).max() > 0
     np.testing.assert_allclose(guided, plain * guided_part, rtol=1e-5, atol=1e-9)
+
+
+def test_guided_evidence_warns_when_no_activation_module_can_be_hooked(rng):
+    class Functional(nn.Module):
+        """F.relu instead of nn.ReLU: nothing for guided backpropagation to hook."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 3, 3, padding=1)
+            self.head = nn.Linear(3 * 9 * 9, 2)
+
+        def forward(self, x):
+            return self.head(nn.functional.relu(self.conv(x)).flatten(1))
+
+    X = torch.as_tensor(rng.standard_normal((4, 4, 9, 9)), dtype=torch.float32)
+    with pytest.warns(UserWarning, match="no activation module in Functional.*F.relu"):
+        guided_gradcam(Functional(), X, layer="conv", electrode_axis="grid", guided=True)
+    module, X = _zoo("fbccnn", rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ReLU modules: nothing to say
+        guided_gradcam(module, X, guided=True)
 
 
 class OneElectrodeRaw(nn.Module):

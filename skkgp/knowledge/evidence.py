@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from collections.abc import Iterator
 from typing import Literal
 
@@ -322,6 +323,13 @@ class GuidedBackprop:
         Whether gradients are rectified now.
     n_hooked : int
         Number of activation modules found.
+
+    Warns
+    -----
+    UserWarning
+        When the network has no such module (activations called as functions, e.g.
+        ``F.relu``, cannot be hooked): the guided saliency is then the plain gradient
+        magnitude.
     """
 
     def __init__(self, module: nn.Module):
@@ -340,6 +348,13 @@ class GuidedBackprop:
     def __enter__(self) -> GuidedBackprop:
         activations = [m for m in self.module.modules() if isinstance(m, _RECTIFIED)]
         self.n_hooked = len(activations)
+        if not activations:
+            warnings.warn(
+                f"Guided backpropagation found no activation module in "
+                f"{type(self.module).__name__} (nn.ReLU, nn.ELU, ...; functional calls such "
+                "as F.relu cannot be hooked): the guided saliency is then the plain gradient "
+                "magnitude. Use activation modules to guide it.", UserWarning, stacklevel=2,
+            )
         self._handles = [m.register_forward_hook(self._forward_hook) for m in activations]
         return self
 
