@@ -161,9 +161,10 @@ class GraphedTrainingStep:
         self.since_capture = 0  # replays of the current graph
         self.short_lived = 0  # graphs in a row replaced after at most one replay
 
-    def takes(self, batch) -> bool:
-        """Whether the graph (or its capture) trains ``batch``: same shapes, no failure."""
-        return self.failure is None and batch_key(batch) == self.key
+    def takes(self, key: tuple) -> bool:
+        """Whether the graph (or its capture) trains a batch of ``key`` (:func:`batch_key`):
+        same shapes, no failure."""
+        return self.failure is None and key == self.key
 
     def run(self, batch, eager_step):
         """Train one batch: eagerly while warming up, then by replaying the graph.

@@ -312,13 +312,16 @@ class FastTrainingLoop:
         return graphed.run(batch, super().train_step)
 
     def _graphed_step(self, batch, fit_params) -> GraphedTrainingStep | None:
-        if not getattr(self, "cuda_graphs", False) or fit_params or batch_key(batch) is None:
+        if not getattr(self, "cuda_graphs", False) or fit_params:
+            return None
+        key = batch_key(batch)
+        if key is None:
             return None
         graphed = getattr(self, "_graphed_step_", None)
         if graphed is not None and graphed.state == graph_state(self):
             # The net's graph, unless its capture failed or the batch has another shape
             # (the last batch of an epoch): those steps run eagerly.
-            if graphed.takes(batch):
+            if graphed.takes(key):
                 return graphed
             graphed.eager_steps += 1
             return None
