@@ -17,6 +17,7 @@ from skorch.utils import is_dataset, to_tensor
 from torch import nn
 
 from skkgp._input import eeg_input
+from skkgp._modes import eval_mode
 from skkgp._training import (
     FastTrainingLoop,
     TensorBatchIterator,
@@ -541,14 +542,8 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         restored).
         """
         module = uncompiled(self.module_)
-        modes = [(m, m.training) for m in module.modules()]
-        module.eval()
-        try:
-            with torch.no_grad():
-                output = self._infer_on(module, sample, **fit_params)
-        finally:
-            for submodule, training in modes:
-                submodule.training = training
+        with eval_mode(module), torch.no_grad():
+            output = self._infer_on(module, sample, **fit_params)
         if isinstance(output, (tuple, list)):
             output = output[0]  # skorch's convention: the first output holds the logits
         if isinstance(output, torch.Tensor):

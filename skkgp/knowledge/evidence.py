@@ -65,6 +65,7 @@ import torch
 from torch import nn
 
 from skkgp._estimators import fitted_net
+from skkgp._modes import eval_mode
 from skkgp.knowledge._pooled import PooledPlan, pooled_weights
 
 __all__ = [
@@ -789,8 +790,8 @@ def guided_gradcam(
 ) -> np.ndarray:
     """Per-electrode evidence of a network (Grad-CAM family), for analysis and plots.
 
-    The network runs in eval mode (no dropout, BatchNorm running statistics) and is put
-    back in its former mode afterwards; its weights are not changed.
+    The network runs in eval mode (no dropout, BatchNorm running statistics), and each of
+    its modules is put back in its former mode afterwards; its weights are not changed.
 
     Parameters
     ----------
@@ -894,10 +895,8 @@ def guided_gradcam(
     dtype = next((p.dtype for p in net.parameters()), torch.float32)
     targets = _class_indices(estimator, y, X.shape[0])
 
-    was_training = net.training
-    net.eval()
     chunks = []
-    try:
+    with eval_mode(net):
         for start in range(0, X.shape[0], batch_size):
             # A fresh leaf that requires grad: the graph exists even for frozen weights.
             batch = X[start:start + batch_size].detach().to(device=device, dtype=dtype)
@@ -923,8 +922,6 @@ def guided_gradcam(
                         logits, batch, target, guide, electrode_axis, cells
                     )
             chunks.append(values.detach().cpu())
-    finally:
-        net.train(was_training)
     if not chunks:
         raise ValueError("X has no samples.")
     return torch.cat(chunks).numpy()

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from skkgp._modes import eval_mode
 from skkgp.pruning.masks import effective_tensor, effective_tensors
 
 __all__ = [
@@ -111,13 +112,10 @@ def _per_layer_costs(module: nn.Module, example_inputs, layer_types, cost) -> di
     for name, layer in module.named_modules():
         if isinstance(layer, layer_types):
             handles.append(layer.register_forward_hook(hook(name)))
-    was_training = module.training
     try:
-        module.eval()
-        with torch.no_grad():
+        with eval_mode(module), torch.no_grad():
             module(*_one_sample(example_inputs))
     finally:
-        module.train(was_training)
         for handle in handles:
             handle.remove()
     return counts

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from skkgp._modes import eval_mode
 from skkgp.pruning.base import TrainingBatch
 from skkgp.pruning.structured import StructuredPruning, filter_norms
 from skkgp.pruning.units import ChannelUnit, UnitGraph
@@ -76,9 +77,7 @@ def outside_shares(
     mask = torch.as_tensor(np.asarray(batch.region_mask, dtype=bool))
     inside = torch.zeros((), dtype=torch.float64)
     total = torch.zeros((), dtype=torch.float64)
-    training = module.training
-    module.eval()
-    try:
+    with eval_mode(module):
         for start in range(0, len(batch.inputs), _CHUNK):
             inputs = batch.inputs[start:start + _CHUNK]
             targets = batch.targets[start:start + _CHUNK].to(inputs.device).long()
@@ -94,8 +93,6 @@ def outside_shares(
                 )
             inside = inside + terms[:, :, mask].sum(dim=(0, 2))
             total = total + terms.sum(dim=(0, 2))
-    finally:
-        module.train(training)
     shares = torch.ones_like(total)
     alive = total > 0
     shares[alive] = 1.0 - inside[alive] / total[alive]

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch_pruning.pruner.importance import TaylorImportance
 
+from skkgp._modes import eval_mode
 from skkgp.pruning.base import TrainingBatch
 from skkgp.pruning.criteria import GroupImportancePruning
 from skkgp.pruning.units import UnitGraph
@@ -47,20 +48,19 @@ def loss_gradients(module: nn.Module, batch: TrainingBatch) -> Iterator[nn.Modul
     batch : TrainingBatch
     """
     saved = [(p, p.grad) for p in module.parameters()]
-    training = module.training
     try:
         for p in module.parameters():
             p.grad = None
-        module.eval()
-        with torch.enable_grad():
-            logits = module(batch.inputs)
-            loss = nn.functional.cross_entropy(logits, batch.targets.to(logits.device).long())
-            loss.backward()
-        yield module
+        with eval_mode(module):
+            with torch.enable_grad():
+                logits = module(batch.inputs)
+                loss = nn.functional.cross_entropy(
+                    logits, batch.targets.to(logits.device).long())
+                loss.backward()
+            yield module
     finally:
         for p, grad in saved:
             p.grad = grad
-        module.train(training)
 
 
 class Taylor(GroupImportancePruning):

@@ -37,6 +37,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from skkgp._modes import eval_mode
+
 __all__ = [
     "ChannelSlice",
     "ChannelUnit",
@@ -194,13 +196,10 @@ def find_last_layer(module: nn.Module, example_inputs) -> nn.Module | None:
         if isinstance(layer, (*_CONV, nn.Linear))
     ]
     inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-    was_training = module.training
     try:
-        module.eval()
-        with torch.no_grad():
+        with eval_mode(module), torch.no_grad():
             result = module(*inputs)
     finally:
-        module.train(was_training)
         for handle in handles:
             handle.remove()
     for layer, output in outputs:
@@ -232,15 +231,11 @@ class UnitGraph:
         self.module = module
         self._names = {m: n for n, m in module.named_modules()}
         self._modules = dict(module.named_modules())
-        was_training = module.training
-        module.eval()  # tracing must not update BatchNorm statistics
-        try:
-            with torch.enable_grad():
-                self.graph = tp.DependencyGraph().build_dependency(
-                    module, example_inputs=example_inputs, verbose=False
-                )
-        finally:
-            module.train(was_training)
+        # Tracing must not update BatchNorm statistics.
+        with eval_mode(module), torch.enable_grad():
+            self.graph = tp.DependencyGraph().build_dependency(
+                module, example_inputs=example_inputs, verbose=False
+            )
         self._ignored = {id(m) for layer in ignored_layers for m in layer.modules()}
         self.units = self._find_units()
 
