@@ -115,6 +115,12 @@ def test_pipeline_on_grids(raw):
     assert kgp.region_share(X_grid, y, which="origin") == pytest.approx(by_hand_origin, rel=1e-6)
     assert mean_region_share(pipe, X, y, which="origin") == pytest.approx(by_hand_origin,
                                                                            rel=1e-6)
+    # Another kind than the recovery's: its layer (conv1) does not apply, on either network.
+    for which, network in (("pruned", kgp.estimator_), ("origin", kgp.origin_estimator_)):
+        other = region_share(guided_gradcam(network, X_grid, y, evidence="input_x_gradient"),
+                             kgp.region_mask_).mean()
+        assert mean_region_share(pipe, X, y, which=which, evidence="input_x_gradient") == (
+            pytest.approx(other, rel=1e-6))
     with pytest.raises(ValueError, match="which must be 'pruned' or 'origin'"):
         kgp.region_share(X_grid, y, which="both")
     with pytest.raises(ValueError, match="which='origin' needs a fitted KnowledgeGuidedPruner"):

@@ -744,6 +744,18 @@ def _fitted_evidence(estimator) -> dict:
             if getattr(estimator, attr, None) is not None}
 
 
+def _applicable_settings(fitted: dict, evidence: str | None) -> dict:
+    """The trained evidence settings that apply when ``evidence`` is asked for.
+
+    All of them for the trained kind (or ``evidence=None``, which means it); for another
+    kind, only the electrodes' grid cells and the guidance: the trained layer and
+    electrode axis belong to the trained kind.
+    """
+    if evidence is None or evidence == fitted.get("evidence", evidence):
+        return fitted
+    return {key: fitted[key] for key in ("cells", "guided") if key in fitted}
+
+
 def _class_indices(estimator, y, n_samples: int) -> np.ndarray | None:
     if y is None:
         return None
@@ -814,11 +826,12 @@ def guided_gradcam(
         a knowledge-guided classifier or pruner was trained with, and ``"auto"``
         otherwise: the kind the zoo model declares, Grad-CAM for other modules.
     layer : str or None, default=None
-        Name of the electrode-resolving submodule; ``None`` uses ``module.evidence``.
-        Not used by ``"input_x_gradient"``.
+        Name of the electrode-resolving submodule; ``None`` uses the layer a
+        knowledge-guided estimator was trained with (when ``evidence`` is ``None`` or
+        that kind), else ``module.evidence``. Not used by ``"input_x_gradient"``.
     electrode_axis : {"grid", "channels"} or None, default=None
-        How the layer's output (or the input) maps to electrodes; ``None`` uses
-        ``module.evidence``.
+        How the layer's output (or the input) maps to electrodes; ``None`` uses the
+        trained one (as for ``layer``), else ``module.evidence``.
     cells : array of int, shape (n_electrodes, 2), or None, default=None
         Grid cell of each electrode for ``electrode_axis="grid"``; ``None`` takes those a
         knowledge-guided estimator was trained with, else the 32 DEAP electrodes in DEAP
@@ -854,11 +867,9 @@ def guided_gradcam(
     estimator, X = _resolve_model(module, X)
     net = estimator if isinstance(estimator, nn.Module) else estimator.module_
     fitted = {} if isinstance(estimator, nn.Module) else _fitted_evidence(estimator)
+    fitted = _applicable_settings(fitted, evidence)
     if evidence is None:
         evidence = fitted.get("evidence", "auto")
-    elif evidence != fitted.get("evidence", evidence):
-        # Another kind than the one trained with: the trained layer/axis do not apply.
-        fitted = {key: fitted[key] for key in ("cells", "guided") if key in fitted}
     if layer is None:
         layer = fitted.get("layer")
     if electrode_axis is None:
@@ -960,7 +971,8 @@ def mean_region_share(
         ``evidence``, ``layer``, ``electrode_axis``, ``cells``, ``guided``,
         ``batch_size``, ``device`` of :func:`guided_gradcam`; those not given are, as
         there, the settings a knowledge-guided classifier or pruner was trained with
-        (``guided`` included).
+        (``guided`` included; for another ``evidence`` kind than the trained one, only
+        its ``cells`` and ``guided``).
 
     Returns
     -------
@@ -989,7 +1001,8 @@ def mean_region_share(
                 f"one); got {type(model).__name__}"
                 f"{'' if hasattr(model, 'estimator') else ' (it has no origin network)'}."
             )
-        settings = _fitted_evidence(model.estimator_)
+        settings = _applicable_settings(_fitted_evidence(model.estimator_),
+                                        evidence_params.get("evidence"))
         evidence_params = {**settings, **evidence_params}
         model = model.origin_estimator_
     if region_mask is None:
