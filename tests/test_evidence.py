@@ -524,3 +524,48 @@ def test_input_x_gradient_matches_captum(rng):
     evidence = guided_gradcam(module, X, target.numpy())  # "auto" is input x gradient here
     np.testing.assert_allclose(evidence, expected, rtol=1e-5, atol=1e-7)
     assert (evidence > 0).any()
+
+
+def test_cells_given_as_a_tensor_are_checked(rng):
+    maps = torch.rand(2, 9, 9)
+    for cells, message in ((torch.tensor([[-1, 0]]), "non-negative"),
+                           (torch.tensor([[0, 9]]), "inside the 9x9 grid")):
+        with pytest.raises(ValueError, match=message):
+            reduce_to_electrodes(maps, "grid", cells)
+    module, X = _zoo("ccnn", rng)
+    with pytest.raises(ValueError, match="non-negative"):
+        guided_gradcam(module, X, cells=torch.tensor([[-1, 3]]))
+    # A valid tensor gives what the same cells as an array give.
+    cells = torch.as_tensor(default_cells())
+    np.testing.assert_array_equal(guided_gradcam(module, X, cells=cells),
+                                  guided_gradcam(module, X))
+
+
+def test_guided_gradcam_under_inference_mode_says_so(rng):
+    module, X = _zoo("ccnn", rng)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="inference_mode"):
+        guided_gradcam(module, X)
+    with torch.no_grad():  # no_grad is fine: the evidence enables gradients itself
+        expected = guided_gradcam(module, X)
+    with torch.inference_mode():
+        made_there = X.clone()  # an inference tensor, used outside the block
+    np.testing.assert_array_equal(guided_gradcam(module, made_there), expected)
+
+
+def test_class_indices_out_of_range_name_y_and_the_classes(rng):
+    module, X = _zoo("ccnn", rng)
+    for bad in (5, -1, 2):
+        y = np.zeros(len(X), dtype=int)
+        y[1] = bad
+        with pytest.raises(ValueError, match=rf"y holds class indices \[{bad}\].*2 classes"):
+            guided_gradcam(module, X, y)
+
+
+def test_create_graph_takes_numpy_bools(rng):
+    module, X = _zoo("ccnn", rng)
+    with ActivationCapture(module.conv1) as capture:
+        logits = module(X)
+    for create_graph in (True, False):
+        torch.testing.assert_close(
+            gradcam_map(logits, capture.get(), create_graph=np.bool_(create_graph)),
+            gradcam_map(logits, capture.get(), create_graph=create_graph))

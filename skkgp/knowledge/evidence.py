@@ -66,6 +66,7 @@ from torch import nn
 
 from skkgp._estimators import fitted_net
 from skkgp._modes import eval_mode
+from skkgp.knowledge._cells import CheckedCells
 from skkgp.knowledge._pooled import PooledPlan, pooled_weights
 
 __all__ = [
@@ -437,6 +438,7 @@ def evidence_map(
     gradients of the training loss.
     """
     _check_kind(evidence)
+    create_graph = bool(create_graph)  # torch takes a Python bool only
     if evidence == "gradcam":
         weights = _gradcam_weights(logits, activations, target, create_graph=create_graph,
                                    consumer=consumer)
@@ -538,7 +540,7 @@ def check_cells(cells, grid_shape: tuple[int, int] | None = None) -> np.ndarray:
 
     Parameters
     ----------
-    cells : array-like of int, shape (n_electrodes, 2), or None
+    cells : array-like or torch.Tensor of int, shape (n_electrodes, 2), or None
         ``(row, col)`` of each electrode; ``None`` takes :func:`default_cells`.
     grid_shape : tuple of int or None, default=None
         ``(rows, cols)`` of the grid the cells must lie in; ``None`` skips that check.
@@ -547,6 +549,8 @@ def check_cells(cells, grid_shape: tuple[int, int] | None = None) -> np.ndarray:
     -------
     cells : ndarray of int64, shape (n_electrodes, 2)
     """
+    if isinstance(cells, torch.Tensor):
+        cells = cells.detach().cpu().numpy()
     cells_np = default_cells() if cells is None else np.asarray(cells)
     if (cells_np.ndim != 2 or cells_np.shape[1] != 2
             or not np.issubdtype(cells_np.dtype, np.integer)):
@@ -554,9 +558,14 @@ def check_cells(cells, grid_shape: tuple[int, int] | None = None) -> np.ndarray:
             f"cells must be an int array of shape (n_electrodes, 2); got dtype "
             f"{cells_np.dtype} and shape {cells_np.shape}."
         )
+    if cells_np.size and cells_np.min() < 0:
+        raise ValueError(
+            f"cells must be non-negative (row, col) pairs; got {cells_np.min()} (a negative "
+            "index would wrap to the far side of the grid)."
+        )
     if grid_shape is not None and cells_np.size:
         rows, cols = int(grid_shape[0]), int(grid_shape[1])
-        if cells_np.min() < 0 or cells_np[:, 0].max() >= rows or cells_np[:, 1].max() >= cols:
+        if cells_np[:, 0].max() >= rows or cells_np[:, 1].max() >= cols:
             raise ValueError(
                 f"cells must lie inside the {rows}x{cols} grid of the evidence layer; got rows "
                 f"{cells_np[:, 0].min()}..{cells_np[:, 0].max()} and columns "
@@ -566,8 +575,9 @@ def check_cells(cells, grid_shape: tuple[int, int] | None = None) -> np.ndarray:
 
 
 def _cells_tensor(cells, grid_shape, device) -> torch.Tensor:
-    if isinstance(cells, torch.Tensor) and cells.device == device and cells.dtype == torch.long:
-        return cells  # checked once by the caller: the training loop's hot path
+    if isinstance(cells, CheckedCells):
+        # Checked once when training began: the training loop's hot path.
+        return cells.tensor.to(device)
     return torch.as_tensor(check_cells(cells, tuple(grid_shape)), device=device)
 
 
@@ -776,6 +786,15 @@ def _class_indices(estimator, y, n_samples: int) -> np.ndarray | None:
     return y
 
 
+def _check_class_range(targets: np.ndarray, n_classes: int) -> None:
+    outside = np.unique(targets[(targets < 0) | (targets >= n_classes)])
+    if outside.size:
+        raise ValueError(
+            f"y holds class indices {outside.tolist()} outside 0..{n_classes - 1}: the network "
+            f"has {n_classes} classes (outputs); pass one class index per sample in that range."
+        )
+
+
 def _same_device(a: torch.device, b: torch.device) -> bool:
     # "cuda" and "cuda:0" name the same card when the current device is 0.
     if a.type != b.type:
@@ -864,6 +883,11 @@ def guided_gradcam(
     >>> evidence.shape  # doctest: +SKIP
     (n_samples, 32)
     """
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "guided_gradcam needs gradients, which torch.inference_mode() switches off: call "
+            "it outside the inference_mode block (torch.no_grad() around it is fine)."
+        )
     estimator, X = _resolve_model(module, X)
     net = estimator if isinstance(estimator, nn.Module) else estimator.module_
     fitted = {} if isinstance(estimator, nn.Module) else _fitted_evidence(estimator)
@@ -887,6 +911,8 @@ def guided_gradcam(
         # Compute on a copy: the caller's network stays where it is.
         net = copy.deepcopy(net).to(device)
     X = torch.as_tensor(X) if not isinstance(X, torch.Tensor) else X
+    if X.is_inference():
+        X = X.clone()  # a tensor made under inference_mode can never require grad
     if X.dim() < 3:
         raise ValueError(
             f"X must have shape (n_samples, ...) with 3 or 4 axes; got {tuple(X.shape)}."
@@ -921,6 +947,8 @@ def guided_gradcam(
                        else contextlib.nullcontext())
             with torch.enable_grad(), capture, guide:
                 logits = net(batch)
+                if start == 0 and targets is not None:
+                    _check_class_range(targets, logits.shape[1])
                 if target is None:
                     target = logits.detach().argmax(dim=1)
                 source = batch if submodule is None else capture.get()

@@ -22,6 +22,7 @@ from skorch.utils import to_tensor
 from skkgp._training import uncompiled
 from skkgp.classifier import EEGClassifier
 from skkgp.knowledge._autograd import fast_double_backward
+from skkgp.knowledge._cells import CheckedCells
 from skkgp._validation import Options
 from skkgp.knowledge._pooled import ConsumerCapture
 from skkgp.knowledge.evidence import (
@@ -294,7 +295,9 @@ class KnowledgeGuidedClassifier(EEGClassifier):
             # In the evidence's usual dtype, so that the loss need not convert it each step.
             "mask": None if self.region_mask_ is None
             else torch.as_tensor(self.region_mask_, dtype=torch.float32, device=device),
-            "cells": None if self.cells_ is None else torch.as_tensor(self.cells_, device=device),
+            # Checked by _knowledge_setup: the steps index with them unchecked.
+            "cells": None if self.cells_ is None
+            else CheckedCells(torch.as_tensor(self.cells_, device=device)),
         }
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
