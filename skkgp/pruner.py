@@ -119,7 +119,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         Fraction of filters (``lfp``, ``nsfp``, ``sfp`` and the other criteria) or
         weights (``umwp``) removed; a dict gives it per layer (root layer names as in
         ``pruning_report_.kept_channels``; layers it does not name are not pruned;
-        structural methods but ``sfp``, ranked per layer). ``None``: prune to the
+        structural methods but ``sfp``, ranked per layer; a name that is not a
+        prunable layer of a zoo network is refused before the origin trains). ``None``: prune to the
         budget when ``target_macs`` or ``target_params`` is given, else at 0.5.
         Giving both a ratio and a budget is an error.
     method_options : dict or None, default=None
@@ -889,8 +890,11 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
     def _check_method_before_fit(self, X: np.ndarray, y: np.ndarray) -> None:
         """Refuse a method that does not apply before spending time on the origin fit."""
         probe = _probe_module(self.estimator, X, y)
-        if probe is not None:
-            pruning.check_method(self.method, probe)
+        if probe is None:
+            return
+        pruning.check_method(self.method, probe)
+        if isinstance(self.prune_ratio, Mapping):
+            _check_layer_names(self.prune_ratio, probe, X)
 
     def _recovery_net(
         self,
@@ -1030,6 +1034,22 @@ def _probe_module(estimator, X: np.ndarray, y: np.ndarray) -> torch.nn.Module | 
             return module_cls(**kwargs)
     except Exception:  # noqa: BLE001 - a foreign module is checked after the origin fit
         return None
+
+
+def _check_layer_names(ratios: Mapping[str, float], probe: torch.nn.Module, X) -> None:
+    """Refuse per-layer ratios that name no prunable unit of ``probe`` (the network the
+    estimator builds, on the meta device), as pruning would after the origin fit."""
+    device = next((p.device for p in probe.parameters()), torch.device("cpu"))
+    try:
+        units = prunable_widths(probe, torch.zeros((2, *X.shape[1:]), device=device))
+    except Exception:  # noqa: BLE001 - a network that cannot be traced on meta is checked at pruning
+        return
+    unknown = sorted(set(ratios) - set(units))
+    if unknown:
+        raise ValueError(
+            f"prune_ratio names layers {unknown} that are not prunable units of "
+            f"{type(probe).__name__}; its units are {list(units)}."
+        )
 
 
 def _example_inputs(X: np.ndarray, module: torch.nn.Module) -> torch.Tensor:

@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, GroupKFold, LeaveOneGroupOut, cross_val_score
 from sklearn.pipeline import Pipeline
+from skorch.callbacks import Callback
 
 from skkgp import layout
 from skkgp.classifier import EEGClassifier
@@ -445,6 +446,25 @@ def test_bad_budgets_and_schedules(grid, params, match):
     X, y = grid
     with pytest.raises(ValueError, match=match):
         _pruner(**params).fit(X[:8], y[:8])
+
+
+class _RefuseTraining(Callback):
+    def on_train_begin(self, net, **kwargs):
+        raise RuntimeError("the origin started training")
+
+
+@pytest.mark.parametrize("module, ratio, units", [
+    ("ccnn", {"conv9": 0.5, "conv1.1": 0.5}, r"\['conv9'\].*'conv1.1', 'conv2.1'"),
+    ("eegnet", {"conv1.1": 0.5}, r"\['conv1.1'\].*'temporal_conv'"),
+])
+def test_unknown_layer_in_ratio_dict_refused_before_the_origin_trains(
+    grid, raw, module, ratio, units
+):
+    X, y = grid if module == "ccnn" else raw[:2]
+    kgp = _pruner(module, net_kwargs={"callbacks": [("refuse", _RefuseTraining())]},
+                  prune_ratio=ratio)
+    with pytest.raises(ValueError, match="prune_ratio names layers " + units):
+        kgp.fit(X[:8], y[:8])
 
 
 @pytest.mark.parametrize("method", ["lfp", "umwp"])
