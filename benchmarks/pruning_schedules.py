@@ -196,7 +196,9 @@ def _print_summary(results: pd.DataFrame) -> pd.DataFrame:
         print(f"seed {seed}: origin {cell['origin_accuracy'].iloc[0]:.3f}{collapsed}; {line}")
     table = compare(results, settings["steps"])
     pd.set_option("display.width", 250)
-    print(f"\n{settings['model']}, scenario {settings['scenario']}, "
+    # Result files written before --scenario existed hold the default scenario.
+    scenario = settings.get("scenario", "default")
+    print(f"\n{settings['model']}, scenario {scenario}, "
           f"{results['seed'].nunique()} seeds, ratio "
           f"{settings['ratio']}, {settings['steps']} steps, MAC budget {settings['budget']} "
           "x origin; held-out accuracy differences treated - control (mean, bootstrap 95 % "
