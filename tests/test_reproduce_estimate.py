@@ -54,10 +54,45 @@ def test_grid_work_counts_every_step():
         assert group.n_cells == 1
         assert group.knowledge_steps == 2 * steps
         assert group.plain_steps == 2 * steps + 2 * steps + 3 * evidence
-        assert group.predict_batches == 2 * steps + 3 * -(-len(test) // 8)
+        assert group.predict_batches == 4 * steps + 3 * -(-len(test) // 8)
     times = StepTimes(plain=1.0, knowledge=2.0, predict=0.5)
     assert work[0].seconds(times) == (work[0].plain_steps + 2 * work[0].knowledge_steps
                                       + 0.5 * work[0].predict_batches)
+
+
+def test_grid_work_counts_the_batches_a_real_group_runs():
+    import torch
+
+    from skkgp.models import get_model_class
+    from skkgp.reproduce.runner import group_pending, run_group
+
+    config = _config([*ARGS, "--methods", "lfp", "--recovery-epochs", "3"]).replace(folds=2)
+    bunch = load_windows(DataSpec.from_config(config))
+    work = next(w for w in grid_work(config, bunch) if w.fold == 0)
+    group = next(g for g in group_pending(config, [(c, 0) for c in config.cells()]))
+    model = get_model_class("eegnet")
+    counts = {"train": 0, "predict": 0}
+
+    def count(module, inputs):
+        # Batches of one or two samples are the pruner's shape probes, not data batches.
+        if isinstance(module, model) and inputs[0].shape[0] > 2:
+            if module.training:
+                counts["train"] += 1
+            elif not torch.is_grad_enabled():
+                counts["predict"] += 1
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(count)
+    try:
+        run_group(group)
+    finally:
+        handle.remove()
+    # Both pruners score the origin and their recovered network on the training windows,
+    # and the three networks are scored on the test windows.
+    assert counts["predict"] == work.predict_batches
+    # Training steps: the plain ones less the evidence batches counted with them.
+    _, test = fold_indices(config, bunch, 0)
+    evidence = work.n_cells * 3 * -(-min(256, len(test)) // config.batch_size)
+    assert counts["train"] == work.plain_steps - evidence + work.knowledge_steps
 
 
 def test_grid_work_counts_the_ratio_cells_on_one_origin():

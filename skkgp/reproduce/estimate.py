@@ -334,9 +334,10 @@ def grid_work(config: ReproduceConfig, bunch) -> list[GroupWork]:
             # Baseline recovery; and the evidence of 3 networks, a forward and a backward.
             + n_cells * (config.recovery_epochs * steps + 3 * evidence_batches),
             knowledge_steps=n_cells * config.recovery_epochs * steps,
-            # Two pruners score the origin on the training windows; three networks
-            # are scored on the test windows.
-            predict_batches=n_cells * (2 * steps + 3 * test_batches),
+            # Two pruners (baseline, proposed) each score the origin and their
+            # recovered network on the training windows; three networks are scored on
+            # the test windows.
+            predict_batches=n_cells * (4 * steps + 3 * test_batches),
             seed=seed,
         ) for seed in config.seeds]
     return sorted(work, key=lambda group: -group.n_cells)
