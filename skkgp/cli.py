@@ -548,13 +548,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     status : int
-        0 on success, 2 for bad options or data (message on stderr), 130 when
-        interrupted (finished results are kept; rerun to resume).
+        0 on success, 2 for bad options or data (message on stderr), 3 when a
+        ``--workers`` process failed or died (its traceback or exit code on stderr),
+        130 when interrupted (Ctrl-C) and 143 when terminated (SIGTERM) during a
+        ``--workers`` run; finished results are kept in these three cases (rerun to
+        resume).
     """
     args = build_parser().parse_args(argv)
     if args.command == "export":
         return _export(args)
     from skkgp.reproduce.command import reproduce
+    from skkgp.reproduce.parallel import Terminated, WorkerError
 
     try:
         config = config_from_args(args)
@@ -567,6 +571,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                   quiet=args.quiet)
     except ConfigError as error:
         return _error(str(error))
+    except WorkerError as error:
+        _error(str(error))
+        return 3
+    except Terminated as stop:
+        print(f"\n{_PROG} reproduce: terminated; the workers were stopped. Finished results "
+              f"are saved in {args.out}; run the same command again to resume.",
+              file=sys.stderr)
+        return stop.code
     except KeyboardInterrupt:
         print(f"\n{_PROG} reproduce: interrupted. Finished results are saved in {args.out}; "
               "run the same command again to resume.", file=sys.stderr)

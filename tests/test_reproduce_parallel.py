@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -143,9 +146,6 @@ def test_a_run_stopped_early_exits_with_its_tasks_untaken(tmp_path):
     # 300 groups are over 200 kB of tasks, more than a pipe holds: after the first one
     # fails, the rest stay behind, and exiting must not wait to write them into a pipe
     # no worker reads any more (it waited forever).
-    import subprocess
-    import sys
-
     script = tmp_path / "fail_early.py"
     script.write_text(_FAIL_EARLY)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -228,3 +228,100 @@ def test_an_error_while_receiving_stops_the_workers():
     assert time.perf_counter() - start < 30
     assert _zombie_children() <= before[0]
     assert set(multiprocessing.active_children()) <= before[1]
+
+
+# ------------------------------------------------- a parent or a worker that is killed
+# Long enough that no worker finishes on its own while the tests watch.
+_LONG = [
+    "reproduce", "--models", "eegnet", "tsception", "--methods", "lfp", "--folds", "2",
+    "--epochs", "300", "--recovery-epochs", "300", "--n-subjects", "2", "--n-trials", "6",
+    "--trial-seconds", "3", "--batch-size", "16", "--threads", "1", "--quiet",
+    "--workers", "2",
+]
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The multiprocessing workers (not the resource tracker) started by ``pid``."""
+    workers = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in command:
+            workers.append(int(stat.parent.name))
+    return workers
+
+
+def _alive(pids) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def _start_long_run(tmp_path):
+    """A ``--workers 2`` run in its own process, once both its workers run; (process, pids)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skkgp", *_LONG, "--out", str(tmp_path / "out")], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(workers := _workers_of(process.pid)) < 2:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the workers did not start: {process.communicate()[1][-2000:]}")
+        time.sleep(0.2)
+    return process, workers
+
+
+def _wait_gone(pids, seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (alive := _alive(pids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return alive
+
+
+def _kill(pids) -> None:
+    for pid in _alive(pids):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_a_dead_worker_ends_the_run_with_exit_3(tmp_path):
+    process, workers = _start_long_run(tmp_path)
+    try:
+        os.kill(workers[0], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 3, stderr[-2000:]
+        assert "error: a worker process died (exit code -9)" in stderr
+        assert "Traceback" not in stderr
+        assert _wait_gone(workers, 10) == []
+    finally:
+        process.kill()
+        _kill(workers)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_workers_end_with_their_parent(how, tmp_path):
+    process, workers = _start_long_run(tmp_path)
+    try:
+        process.send_signal(getattr(signal, how))
+        _, stderr = process.communicate(timeout=60)
+        if how == "SIGTERM":
+            # The parent stops its workers and says so; what they finished is saved.
+            assert process.returncode == 143, stderr[-2000:]
+            assert "terminated; the workers were stopped" in stderr
+            assert "Traceback" not in stderr
+        # Killed, the parent runs nothing: the workers must end by themselves (each
+        # has minutes of training left).
+        assert _wait_gone(workers, 5) == []
+    finally:
+        process.kill()
+        _kill(workers)

@@ -15,10 +15,14 @@ torch threads as the sequential run (``--threads``).
 
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
 import os
 import queue as queue_module
+import signal
+import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +39,9 @@ __all__ = [
     "check_workers",
     "run_parallel",
     "run_workers",
+    "follow_parent",
+    "parent_alive",
+    "Terminated",
     "WorkerError",
     "CUDA_CONTEXT_BYTES",
 ]
@@ -226,14 +233,60 @@ def check_workers(
     return messages
 
 
+# prctl(2) option: the signal this process gets when the thread that started it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def follow_parent() -> None:
+    """End this worker process when the process that started it ends.
+
+    Called first in a worker's body. The parent stops its daemon workers on its way out,
+    which a parent killed by a signal (the out-of-memory killer, ``kill -9``) never
+    runs: its workers would go on training (holding device memory) for results nobody
+    receives. On Linux the kernel kills this process with its parent
+    (``PR_SET_PDEATHSIG``); elsewhere :func:`parent_alive`, checked before each task,
+    ends it after its current task.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            pass
+    # The parent may have ended before prctl took effect: this process is then adopted.
+    if os.getppid() != parent.pid:
+        os._exit(1)
+
+
+def parent_alive() -> bool:
+    """Whether the process that started this one still runs (true in a main process)."""
+    parent = multiprocessing.parent_process()
+    return parent is None or parent.is_alive()
+
+
+class Terminated(SystemExit):
+    """This process got SIGTERM while its workers ran; they were stopped.
+
+    A :class:`SystemExit` with code 143 (128 + SIGTERM), so that the ``finally``
+    clauses on the way out stop the workers and results already received stay saved.
+    """
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated(128 + signum)
+
+
 def _worker(tasks, results, threads: int) -> None:
     """Body of a worker process: run groups from ``tasks`` until the ``None`` sentinel."""
+    follow_parent()
     import torch
 
     torch.set_num_threads(threads)
     while True:
         item = tasks.get()
-        if item is None:
+        if item is None or not parent_alive():
             return
         index, group = item
         try:
@@ -283,13 +336,21 @@ def run_workers(
         Seconds to wait for a message before looking at the workers' exit codes.
 
     The workers are daemons, stopped (terminated if still alive) and joined before this
-    returns or raises, so that none is left behind.
+    returns or raises, so that none is left behind. Called in the main thread, SIGTERM
+    raises :class:`Terminated` here meanwhile, which stops them too; ``target`` calls
+    :func:`follow_parent` so that they end with this process however it ends.
     """
     processes = [context.Process(target=target, args=args, daemon=True)
                  for _ in range(n_workers)]
-    for process in processes:
-        process.start()
+    started = []
+    # Without a handler SIGTERM ends this process at once, its workers left running.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        for process in processes:
+            process.start()
+            started.append(process)
         ended = False
         while True:
             try:
@@ -308,11 +369,13 @@ def run_workers(
             if receive(message):
                 return
     finally:
-        for process in processes:
+        for process in started:
             if process.is_alive():
                 process.terminate()
-        for process in processes:
+        for process in started:
             process.join()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class WorkerError(RuntimeError):
