@@ -241,8 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_number(int, 1), default=1, metavar="N",
                      help="run N origin groups (model, origin type, fold) at once on this "
                           "machine, each in its own process with its share of the CPU cores "
-                          "(or --threads each), on the same --device; the results are those "
-                          "of --workers 1 (default 1). Device memory is checked first")
+                          "(or --threads each), on the same --device (default 1). The results "
+                          "are those of --workers 1 with the same --threads (bit for bit on a "
+                          "CPU; other thread counts change them by float rounding). Device "
+                          "memory is checked first")
     run.add_argument("--dry-run", action="store_true",
                      help="print the grid, time a few training steps of each model here and "
                           "print the estimated wall time for 1 and N workers; trains nothing "

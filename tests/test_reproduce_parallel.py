@@ -325,3 +325,10 @@ def test_workers_end_with_their_parent(how, tmp_path):
     finally:
         process.kill()
         _kill(workers)
+
+
+def test_workers_help_names_the_threads_condition(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "are those of --workers 1 with the same --threads" in text
