@@ -136,14 +136,16 @@ def test_makespan_deals_tasks_to_the_first_free_worker():
 def test_dry_run_prints_the_grid_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     with redirect_stdout(io.StringIO()) as stdout, redirect_stderr(io.StringIO()):
-        status = main([*ARGS, "--out", str(out), "--workers", "2", "--dry-run"])
+        status = main([*ARGS, "--out", str(out), "--workers", "4", "--dry-run"])
     assert status == 0
     text = stdout.getvalue()
     assert ("grid: 2 cells x 1 seed(s) x 2 folds = 4 (cell, seed, fold) results from 2 origin "
             "trainings") in text
     assert "eegnet-lfp-finetune, eegnet-umwp-finetune" in text
     assert re.search(r"estimated wall time, 1 worker\(s\): [\d.]+ (s|min|h)", text)
-    assert re.search(r"estimated wall time, 2 worker\(s\): [\d.]+ (s|min|h)", text)
+    # Two origin groups: --workers 4 starts two workers, and two are timed.
+    assert re.search(r"estimated wall time, 4 worker\(s\): [\d.]+ (s|min|h) \(worker start "
+                     r"[\d.]+ s; steps timed with 2 workers at once\)", text)
     assert not out.exists()
 
 
@@ -203,3 +205,24 @@ def test_a_release_is_one_data_spec_whatever_the_seed(tmp_path):
     # The simulation is drawn per seed.
     config = _config(["reproduce", "--seeds", "0", "3", "--quiet"])
     assert len({DataSpec.from_config(config.for_seed(seed)) for seed in config.seeds}) == 2
+
+
+def test_dry_run_reports_worker_counts_that_do_not_fit_the_device(tmp_path):
+    from skkgp.reproduce.data import input_shape
+    from skkgp.reproduce.parallel import worker_memory
+
+    # Two seeds x two folds: four origin groups, so three workers would start. The
+    # device has room for two: the count is refused as the run would refuse it, and
+    # not timed (which needs no GPU here).
+    config = _config([*ARGS, "--seeds", "0", "1"]).replace(device="cuda", workers=3)
+    bunch = load_windows(DataSpec.from_config(config))
+    one = worker_memory("eegnet", input_shape("eegnet", bunch), 2, len(bunch.y), 8).total
+    stream = io.StringIO()
+    result = dry_run(config, quiet=True, stream=stream, worker_counts=(3,),
+                     free_bytes=2 * one + 1)
+    assert len(result.work) == 4
+    assert result.estimates == {}
+    assert "Use --workers 2" in result.refused[3]
+    assert re.search(r"estimated wall time, 3 worker\(s\): does not fit \(--workers 3 do not "
+                     r"fit cuda", stream.getvalue())
+

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from skkgp._atomic import atomic_write_text
-from skkgp.reproduce.config import DATASETS, Cell, ConfigError, ReproduceConfig
+from skkgp.reproduce.config import DATASETS, Cell, ConfigError, ReproduceConfig, method_family
 from skkgp.reproduce.data import (
     LEAKAGE_WARNING,
     DataSpec,
@@ -209,7 +209,12 @@ def _check_workers(config: ReproduceConfig, bunch) -> list[str]:
 
     shapes = {model: input_shape(model, bunch, config.dataset) for model in config.models}
     n_classes = int(np.unique(np.asarray(bunch.y)).size)
-    return check_workers(config, config.workers, shapes, n_classes, len(bunch.y))
+    # No more workers start than the grid has origin groups (one per seed, model, origin
+    # type and fold); the results still missing are not known before ``out`` is opened.
+    origins = {(cell.model, method_family(cell.method)) for cell in config.cells()}
+    n_groups = len(config.seeds) * len(origins) * config.folds
+    return check_workers(config, min(config.workers, n_groups), shapes, n_classes,
+                         len(bunch.y))
 
 
 def _compute(groups: list[OriginGroup], store: ResultStore, *, client, quiet: bool,
@@ -234,8 +239,10 @@ def _compute(groups: list[OriginGroup], store: ResultStore, *, client, quiet: bo
         elif config.workers > 1:
             from skkgp.reproduce.parallel import run_parallel, worker_threads
 
-            run_parallel(groups, on_result, config.workers,
-                         threads=worker_threads(config, config.workers))
+            # The cores are shared among the workers that start: one per group at most.
+            workers = min(config.workers, len(groups))
+            run_parallel(groups, on_result, workers,
+                         threads=worker_threads(config, workers))
         else:
             run_sequential(groups, on_result)
     finally:

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 import numpy as np
@@ -483,6 +483,8 @@ def _device_name(device: str) -> str:
 
     parsed = torch.device(device)
     if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            return f"{device} (no CUDA device on this machine)"
         return f"{device} ({torch.cuda.get_device_name(parsed)})"
     from skkgp.reproduce.parallel import available_cores
 
@@ -491,11 +493,16 @@ def _device_name(device: str) -> str:
 
 @dataclass
 class DryRun:
-    """What ``--dry-run`` measured and estimated (one :class:`Estimate` per worker count)."""
+    """What ``--dry-run`` measured and estimated.
+
+    ``estimates`` holds one :class:`Estimate` per worker count that was timed;
+    ``refused`` the device-memory message of each count that does not fit.
+    """
 
     work: list[GroupWork]
     estimates: dict[int, Estimate]
     text: str
+    refused: dict[int, str] = field(default_factory=dict)
 
 
 def dry_run(
@@ -506,10 +513,15 @@ def dry_run(
     steps: int = PROBE_STEPS,
     worker_counts: Sequence[int] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    free_bytes: int | None = None,
 ) -> DryRun:
     """Print the grid of ``config`` and its estimated wall time; train and write nothing.
 
-    The estimate is given for 1 worker and for ``config.workers`` (2 when that is 1).
+    The estimate is given for 1 worker and for ``config.workers`` (2 when that is 1),
+    each printed as soon as its steps are timed. A worker count is timed with as many
+    processes as the run would start (no more than its origin groups), and only if
+    they fit the device (:func:`~skkgp.reproduce.parallel.check_workers`, as the run
+    checks them); a count that does not fit is reported as such.
 
     Parameters
     ----------
@@ -526,11 +538,16 @@ def dry_run(
         What times one worker's steps, the data and the plots: wall-clock seconds by
         default; ``time.process_time`` estimates the CPU seconds of a one-thread run
         instead, which other jobs on the machine do not stretch.
+    free_bytes : int or None, default=None
+        Free device memory for the check of several CUDA workers; ``None`` asks CUDA.
 
     Returns
     -------
     result : DryRun
     """
+    from skkgp.reproduce.config import ConfigError
+    from skkgp.reproduce.parallel import check_workers
+
     stream = sys.stdout if stream is None else stream
     bunch, data_seconds = _data_layout(config, clock)
     work = grid_work(config, bunch)
@@ -538,7 +555,8 @@ def dry_run(
     cells = config.cells()
     shapes = {model: input_shape(model, bunch, config.dataset) for model in config.models}
     knowledge = {model: _knowledge_inputs(config, model, bunch.ch_names)
-             for model in config.models}
+                 for model in config.models}
+    n_classes = int(np.unique(np.asarray(bunch.y)).size)
     if worker_counts is None:
         worker_counts = (1, config.workers if config.workers > 1 else 2)
     counts = sorted(set(worker_counts))
@@ -547,19 +565,14 @@ def dry_run(
         if not quiet:
             print(f"skkgp reproduce --dry-run: {message}", file=sys.stderr, flush=True)
 
-    times_of: dict[int, tuple[dict[str, StepTimes], float]] = {}
-    for workers in counts:
-        note(f"timing {steps} steps of each kind per model with {workers} worker(s) ...")
-        times_of[workers] = measure_steps(config, shapes, knowledge, workers, steps=steps,
-                                          clock=clock)
-    output_seconds = _time_outputs(config, bunch, clock)
-    estimates = {
-        workers: estimate(work, times, workers, startup=startup,
-                          data_seconds=data_seconds, output_seconds=output_seconds)
-        for workers, (times, startup) in times_of.items()
-    }
+    lines: list[str] = []
 
-    lines = [
+    def say(*new: str) -> None:
+        # Printed as it comes: a dry run stopped at a time limit still shows what it timed.
+        lines.extend(new)
+        print("\n".join(new), file=stream, flush=True)
+
+    say(
         f"grid: {len(cells)} cells x {len(config.seeds)} seed(s) x {folds} folds = "
         f"{len(cells) * len(config.seeds) * folds} (cell, seed, fold) results from "
         f"{len(work)} origin trainings",
@@ -572,30 +585,50 @@ def dry_run(
         f"{sum(g.knowledge_steps for g in work):,} knowledge-guided steps in all",
         f"device: {_device_name(config.device)}"
         + (", steps replayed from CUDA graphs" if config.cuda_graphs else ""),
-        "",
-        f"{'model':<10} {'workers':>7} {'plain s/step':>12} {'kg s/step':>10} {'kg/plain':>8} "
-        f"{'predict s/batch':>15}",
-    ]
-    for model in config.models:
-        for workers in counts:
-            t = times_of[workers][0][model]
-            lines.append(f"{model:<10} {workers:>7} {t.plain:>12.4f} {t.knowledge:>10.4f} "
-                         f"{t.knowledge / t.plain:>7.2f}x {t.predict:>15.4f}")
-    lines.append("")
-    by_model: dict[str, float] = {}
-    first = estimates[counts[0]]
-    for group, seconds in zip(work, first.group_seconds, strict=True):
-        by_model[group.model] = by_model.get(group.model, 0.0) + seconds
-    lines.append(f"{counts[0]}-worker training per model: " + ", ".join(
-        f"{model} {_format_seconds(s)}" for model, s in by_model.items())
-        + f"; table and plots {_format_seconds(output_seconds)}")
-    for workers, result in estimates.items():
-        extra = (f" (worker start {result.startup:.1f} s; steps timed with {workers} "
-                 "workers at once)" if workers > 1 else "")
-        lines.append(f"estimated wall time, {workers} worker(s): "
-                     f"{_format_seconds(result.seconds)}{extra}")
-    lines.append("(recovery steps priced at the unpruned network's cost: an upper bound for "
-                 "structured pruning)")
-    text = "\n".join(lines)
-    print(text, file=stream)
-    return DryRun(work, estimates, text)
+    )
+    output_seconds = _time_outputs(config, bunch, clock)
+    say("", f"{'model':<10} {'workers':>7} {'plain s/step':>12} {'kg s/step':>10} "
+            f"{'kg/plain':>8} {'predict s/batch':>15}")
+    estimates: dict[int, Estimate] = {}
+    refused: dict[int, str] = {}
+    measured: dict[int, tuple[dict[str, StepTimes], float]] = {}
+    for workers in counts:
+        # The run starts no more workers than it has origin groups.
+        started = max(1, min(workers, len(work)))
+        if started > 1:
+            try:
+                for message in check_workers(config, started, shapes, n_classes,
+                                             len(bunch.y), free_bytes=free_bytes):
+                    note(f"warning: {message}")
+            except ConfigError as error:
+                refused[workers] = str(error)
+                say(f"estimated wall time, {workers} worker(s): does not fit ({error})")
+                continue
+        if started not in measured:
+            note(f"timing {steps} steps of each kind per model with {started} worker(s) ...")
+            measured[started] = measure_steps(config, shapes, knowledge, started,
+                                              steps=steps, clock=clock)
+        times, startup = measured[started]
+        result = estimates[workers] = estimate(
+            work, times, workers, startup=startup, data_seconds=data_seconds,
+            output_seconds=output_seconds)
+        for model in config.models:
+            t = times[model]
+            say(f"{model:<10} {workers:>7} {t.plain:>12.4f} {t.knowledge:>10.4f} "
+                f"{t.knowledge / t.plain:>7.2f}x {t.predict:>15.4f}")
+        extra = (f" (worker start {result.startup:.1f} s; steps timed with {started} "
+                 "workers at once)" if started > 1 else "")
+        say(f"estimated wall time, {workers} worker(s): "
+            f"{_format_seconds(result.seconds)}{extra}")
+    say("")
+    if estimates:
+        first = min(estimates)
+        by_model: dict[str, float] = {}
+        for group, seconds in zip(work, estimates[first].group_seconds, strict=True):
+            by_model[group.model] = by_model.get(group.model, 0.0) + seconds
+        say(f"{first}-worker training per model: " + ", ".join(
+            f"{model} {_format_seconds(s)}" for model, s in by_model.items())
+            + f"; table and plots {_format_seconds(output_seconds)}")
+    say("(recovery steps priced at the unpruned network's cost: an upper bound for "
+        "structured pruning)")
+    return DryRun(work, estimates, "\n".join(lines), refused)
