@@ -35,6 +35,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 import warnings
@@ -238,6 +239,12 @@ def main(argv=None) -> None:
             # first or last (warm caches, clock boosts).
             shift = repeat % len(runs)
             for which in runs[shift:] + runs[:shift]:
+                # The previous run's network and estimator would count in this run's
+                # peak (the CUDA peak starts from what is allocated): free them first.
+                module = estimator = None
+                gc.collect()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
                 with PeakMemory(device) as peak, warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     if which == "plain":
