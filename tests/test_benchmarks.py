@@ -1,6 +1,6 @@
 """Tests of the benchmarks' options, output files and statistics: ``knowledge_effect.py``,
-``pruning_schedules.py``, ``step_host.py``, and ``int8_accuracy.py``'s statistics (its run
-is tested in ``test_export.py``)."""
+``pruning_schedules.py``, ``step_host.py``, ``int8_accuracy.py``'s statistics (its run
+is tested in ``test_export.py``) and ``full_grid_gpu.py``'s budget and summary."""
 
 from __future__ import annotations
 
@@ -178,3 +178,29 @@ def test_int8_accuracy_leaves_collapsed_origins_out_of_its_statistics(load_bench
     assert summary["seeds whose float file predicts one class"] == 0
     kept = np.array([0.6, 0.7, 0.8])
     assert summary["acc float"] == f"{kept.mean():.3f} ± {kept.std(ddof=1):.3f}"
+
+
+def test_full_grid_gpu_shares_its_budget_and_lists_every_failed_run(load_benchmark, capsys):
+    import sys
+
+    bench = load_benchmark("full_grid_gpu")
+    # The shares fit the default budget, the first stages' most of all.
+    assert sum(sum(shares) for shares in bench.SHARES.values()) <= bench.parse_args([]).budget
+    assert list(bench.SHARES)[:3] == ["graphs", "estimate", "grid"]
+    budget = bench.Budget(1000.0, skip=["grid"])
+    later = sum(sum(s) for name, s in bench.SHARES.items() if name != "grid") - 65
+    # The first run may take what is left less every later run's share.
+    assert abs(budget.next_limit() - (bench.left(1000.0) - 5 - later)) < 1
+    # A run that fails, like one stopped at its limit, is in the summary with its code.
+    bench.SUMMARY.clear()
+    rc, _, _ = bench.run("failing", [sys.executable, "-c", "raise SystemExit(3)"],
+                         bench.Budget(1000.0, skip=[]))
+    assert rc == 3
+    assert bench.SUMMARY and bench.SUMMARY[-1].startswith("failing: exit 3 after ")
+    budget = bench.Budget(0.0, skip=[])
+    budget.owed = [0.0]
+    budget.total = 15.5 - bench.left(0.0)  # a limit of 10.5 s: the shortest a run gets
+    rc, _, seconds = bench.run("slow", [sys.executable, "-c", "import time; time.sleep(60)"],
+                               budget)
+    assert rc == 124 and seconds < 30
+    assert "slow: exit 124 after" in bench.SUMMARY[-1] and "limit" in bench.SUMMARY[-1]
