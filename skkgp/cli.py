@@ -577,9 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(error))
         return 3
     except Terminated as stop:
-        print(f"\n{_PROG} reproduce: terminated; the workers were stopped. Finished results "
-              f"are saved in {args.out}; run the same command again to resume.",
-              file=sys.stderr)
+        print(f"\n{_PROG} reproduce: terminated; the workers were stopped."
+              + ("" if args.dry_run else f" Finished results are saved in {args.out}; run "
+                 "the same command again to resume."), file=sys.stderr)
         return stop.code
     except KeyboardInterrupt:
         print(f"\n{_PROG} reproduce: interrupted. Finished results are saved in {args.out}; "
