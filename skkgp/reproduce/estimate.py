@@ -8,11 +8,14 @@ batch, each on random inputs of the model's shape after a warm-up epoch.
 
 - Origin group: ``epochs x steps`` plain steps, then per cell ``recovery_epochs x
   steps`` plain steps (baseline) and as many knowledge-guided steps (proposed), the
-  predictions that score the three networks, and the evidence of the topomaps.
+  predictions that score the three networks (and, in each of the two pruners, the
+  origin and the recovered network on the training windows), and the evidence of the
+  topomaps.
   Recovery steps are priced at the unpruned network's cost: an upper bound for
   structured pruning (LFP at ``--full``'s ratio 0.1 keeps 81 % of CCNN's MACs).
 - 1 worker: the groups one after the other, plus preparing the data once.
-- N workers: the steps are timed again in N processes at once, each with its share of
+- N workers: the steps are timed again in N processes at once (no more than the
+  groups; none when they do not fit the device's memory), each with its share of
   the cores (the device is shared, so each runs slower than alone); the groups are
   dealt out as :func:`skkgp.reproduce.parallel.run_parallel` deals them (most cells
   first, to the first free worker), and each worker starts and prepares the data
