@@ -5,7 +5,9 @@ import os
 import signal
 import threading
 import time
+from itertools import chain
 
+import dask
 import joblib
 import numpy as np
 import pytest
@@ -23,12 +25,19 @@ def _set_one_thread():
     return torch.get_num_threads()
 
 
+# The active memory manager every 0.1 s rather than every 2 s: were it running during
+# the killed-worker search, it would drop the broadcast copies well before the kill.
+AMM_INTERVAL = 0.1
+
+
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
+    with dask.config.set({"distributed.scheduler.active-memory-manager.interval":
+                          f"{AMM_INTERVAL}s"}):
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
     client = distributed.Client(cluster)
     client.wait_for_workers(2, timeout=60)
     # Same thread count as the sequential run, so that float sums agree bit for bit.
@@ -49,7 +58,9 @@ class _OneThreadPlugin(distributed.WorkerPlugin):
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
-    n = 48
+    # 256 samples: a fold's train and test indices then exceed 1 kB, the size from which
+    # joblib's dask backend scatters an argument by itself (to a single worker).
+    n = 256
     y = np.tile([0, 1], n // 2)
     X = rng.standard_normal((n, 4, 32)).astype("float32")
     X[y == 1, :2] += 0.8
@@ -57,11 +68,12 @@ def data():
     return X, y, groups
 
 
-def _search(n_jobs=1):
+def _search(n_jobs=1, cv=None):
     net = EEGClassifier("eegnet", max_epochs=2, batch_size=16, random_state=0,
                         module__F1=4, module__D=1, module__F2=4)
     grid = {"lr": [1e-3, 1e-2], "max_epochs": [1, 3]}
-    return GridSearchCV(net, grid, cv=GroupKFold(n_splits=2), n_jobs=n_jobs)
+    return GridSearchCV(net, grid, cv=GroupKFold(n_splits=2) if cv is None else cv,
+                        n_jobs=n_jobs)
 
 
 def test_grid_search_on_dask_equals_sequential(client, data):
@@ -90,37 +102,64 @@ def test_cross_val_score_on_dask_equals_sequential(client, data):
     np.testing.assert_array_equal(sequential, on_dask)
 
 
-@pytest.mark.xfail(
-    raises=distributed.client.FutureCancelledError, strict=False,
-    reason="distributed sometimes cancels a joblib batch whose worker was killed "
-           "('already forgotten') instead of rerunning it (scattered data and futures are not "
-           "resilient to worker death, dask/distributed#3149); seen in 2 of about 15 full-suite "
-           "runs on a loaded 2-core machine. Any other failure still fails the test.",
-)
+def _only_copies(dask_scheduler):
+    """Worker address -> scattered keys of which it holds the only copy."""
+    return {
+        worker.address: sorted(str(task.key) for task in worker.has_what
+                               if task.run_spec is None and len(task.who_has) == 1)
+        for worker in dask_scheduler.workers.values()
+    }
+
+
 def test_search_survives_a_killed_worker(client, data):
+    """The pattern of the user guide (docs/user_guide/scaling.rst) outlives a worker.
+
+    Dask cannot recompute scattered data: a batch whose scattered argument loses its
+    last copy is cancelled ("already forgotten"). So the active memory manager is
+    stopped (it would keep one copy of the broadcast data) and the folds' indices are
+    broadcast with the data (joblib would scatter them to one worker each).
+    """
     X, y, groups = data
-    killed = []
+    splits = list(GroupKFold(n_splits=2).split(X, y, groups))
+    n_workers = len(client.scheduler_info()["workers"])
     pids = client.run(os.getpid)
+    killed = {}
 
     def kill_one_worker_when_busy():
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             busy = [addr for addr, tasks in client.processing().items() if tasks]
             if busy:
+                # The busy worker whose death would hurt most: the one holding the only
+                # copy of scattered data, if any worker does.
+                only_copies = client.run_on_scheduler(_only_copies)
+                victim = max(busy, key=lambda addr: len(only_copies.get(addr, ())))
                 # SIGKILL, as a crashed machine would: the worker gets no chance to clean up.
-                os.kill(pids[busy[0]], signal.SIGKILL)
-                killed.append(busy[0])
+                os.kill(pids[victim], signal.SIGKILL)
+                killed[victim] = only_copies.get(victim, [])
                 return
             time.sleep(0.05)
 
     killer = threading.Thread(target=kill_one_worker_when_busy)
-    search = _search(n_jobs=-1)
-    # Broadcasting the data to every worker is what lets the search outlive a worker:
-    # joblib otherwise scatters X to a single worker, and its loss cancels every task.
-    with joblib.parallel_backend("dask", scatter=[X, y]):
-        killer.start()
-        search.fit(X, y, groups=groups)
-    killer.join()
+    search = _search(n_jobs=-1, cv=splits)
+    client.amm.stop()
+    try:
+        with joblib.parallel_backend("dask", scatter=[X, y, *chain.from_iterable(splits)]):
+            # Long enough for the memory manager to have dropped copies, were it running.
+            time.sleep(3 * AMM_INTERVAL)
+            copies = client.who_has()
+            assert len(copies) >= 3 and all(len(holders) == n_workers
+                                            for holders in copies.values()), copies
+            killer.start()
+            try:
+                search.fit(X, y)
+            except distributed.client.FutureCancelledError as error:
+                pytest.fail(f"a batch was cancelled after killing {killed} (worker: the "
+                            f"scattered keys it alone held): {error}")
+            finally:
+                killer.join()
+    finally:
+        client.amm.start()
     assert killed, "no worker was ever busy, so none was killed"
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     reference = _search().fit(X, y, groups=groups)
