@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import sys
+import threading
+import time
 from contextlib import redirect_stderr, redirect_stdout
 
 import pandas as pd
@@ -27,20 +31,43 @@ def _main(argv):
     return status, stdout.getvalue()
 
 
+def _kill_a_busy_worker(client, killed, stop):
+    """SIGKILL the first worker seen running a task (its address goes into ``killed``)."""
+    pids = client.run(os.getpid)
+    while not stop.is_set():
+        busy = [addr for addr, tasks in client.processing().items() if tasks]
+        if busy:
+            os.kill(pids[busy[0]], signal.SIGKILL)
+            killed.append(busy[0])
+            return
+        time.sleep(0.05)
+
+
 def test_dask_cluster_gives_the_sequential_results(tmp_path):
+    """Even when a worker dies mid-run: a task carries its origin group in its own
+    arguments (nothing is scattered), so the scheduler reruns it elsewhere."""
     status, sequential_table = _main([*ARGS, "--out", str(tmp_path / "sequential")])
     assert status == 0
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        status, dask_table = _main(
-            [*ARGS, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]
-        )
-        assert status == 0
-        # The tasks went through the scheduler (not this process).
-        with distributed.Client(cluster) as client:
-            prefixes = client.run_on_scheduler(
-                lambda dask_scheduler: list(dask_scheduler.task_prefixes)
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        killed, stop = [], threading.Event()
+        killer = threading.Thread(target=_kill_a_busy_worker, args=(client, killed, stop))
+        killer.start()
+        try:
+            status, dask_table = _main(
+                [*ARGS, "--out", str(tmp_path / "dask"), "--scheduler",
+                 cluster.scheduler_address]
             )
+        finally:
+            stop.set()
+            killer.join()
+        assert status == 0
+        assert killed, "no worker was ever busy, so none was killed"
+        # The tasks went through the scheduler (not this process).
+        prefixes = client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.task_prefixes)
+        )
         assert "run_group" in prefixes
     timings = ["seconds", "origin_seconds"]
     sequential = pd.read_csv(tmp_path / "sequential" / "results.csv").drop(columns=timings)

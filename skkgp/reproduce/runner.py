@@ -431,7 +431,9 @@ def run_dask(groups: list[OriginGroup], on_result: OnResult, client) -> None:
     The results of a group come back to this process when the group ends, and are
     reported (and stored by the caller) one (cell, fold) at a time: workers need the
     data (a DEAP folder at the same path, or nothing for synthetic data) but no
-    access to ``--out``. An interrupted run loses the groups in flight.
+    access to ``--out``. An interrupted run loses the groups in flight. A worker that
+    dies loses nothing: a task's group is in its own arguments, not scattered data, so
+    the scheduler reruns the task elsewhere.
 
     Parameters
     ----------
