@@ -1,4 +1,4 @@
-"""A cheaper, exact double backward for convolutions and BatchNorm.
+"""A cheaper, exact double backward for convolutions, BatchNorm and activations.
 
 Differentiating Grad-CAM evidence while training differentiates ``G = ds/dA``, i.e. the
 backward pass of every layer after ``A``. PyTorch's double backward of a convolution
@@ -7,7 +7,9 @@ than the weight-gradient kernel of an ordinary backward pass; that of training-m
 BatchNorm runs some thirty elementwise passes where a closed form needs a dozen. Inside
 :func:`fast_double_backward` these layers build their backward pass from custom
 functions whose own backward uses the ordinary kernels and the closed form; gradients
-are the same. Their backward passes skip the weight gradients the pass does not use
+are the same. The activations' double backward leaves out PyTorch's zero-filled
+gradient of the ReLU's output (and the pass that adds it) and the ELUs' longer formula.
+Their backward passes skip the weight gradients the pass does not use
 (the evidence's ``ds/dA`` needs none), asking autograd's engine which gradients it will
 use.
 """
@@ -266,6 +268,105 @@ class _ZeroPadFunction(torch.autograd.Function):
         return _CropFunction.apply(grad_out, ctx.padding), None
 
 
+class _ReluInputGrad(torch.autograd.Function):
+    """``dx`` of a ReLU as a function of ``grad_out``, given the ReLU's output.
+
+    PyTorch's double backward of a ReLU also returns a gradient for the ReLU's output
+    (its mask, whose derivative is 0): a zero-filled map of the layer's size, which
+    autograd then adds to that output's other gradient, a full elementwise pass. This
+    backward returns none: the same gradients, without the two passes.
+    """
+
+    @staticmethod
+    def forward(ctx, grad_out, result):
+        ctx.save_for_backward(result)
+        return torch.ops.aten.threshold_backward(grad_out, result, 0)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_grad):
+        (result,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(grad_grad, result, 0), None
+
+
+class _ReluFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        result = torch.relu(x)
+        ctx.save_for_backward(result)
+        return result
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (result,) = ctx.saved_tensors
+        if not torch.is_grad_enabled():
+            return torch.ops.aten.threshold_backward(grad_out, result, 0)
+        # Only the mask of the output is needed: no edge back to this node.
+        return _ReluInputGrad.apply(grad_out, result.detach())
+
+
+def _fast_relu_forward(layer: nn.ReLU, x):
+    return _ReluFunction.apply(x)
+
+
+class _EluInputGrad(torch.autograd.Function):
+    """``dx`` of an ELU (or SELU) as a function of ``grad_out``, given its input.
+
+    With ``f`` the activation, ``dx = f'(x) g``; its derivatives are ``f'(x) v`` for
+    ``g`` and ``f''(x) g v`` for ``x``, where ``f''(x) = f'(x) * input_scale`` below
+    zero and 0 above. PyTorch's formula for the latter runs six elementwise passes
+    (a comparison, a dtype conversion, four products); this one three.
+    """
+
+    @staticmethod
+    def forward(ctx, grad_out, x, coefficients):
+        ctx.save_for_backward(grad_out, x)
+        ctx.coefficients = coefficients
+        return torch.ops.aten.elu_backward(grad_out, *coefficients, False, x)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, v):
+        grad_out, x = ctx.saved_tensors
+        coefficients = ctx.coefficients
+        need_grad_out, need_x = ctx.needs_input_grad[:2]
+        grad_grad_out = torch.ops.aten.elu_backward(v, *coefficients, False, x)
+        grad_x = None
+        if need_x:
+            input_scale = coefficients[2]
+            # f'(x) v g (input_scale) below zero: the negative branch of f' is its own
+            # derivative up to input_scale.
+            product = grad_grad_out * grad_out
+            if input_scale != 1:
+                product = product * input_scale
+            grad_x = torch.where(x < 0, product, 0.0)
+        return (grad_grad_out if need_grad_out else None), grad_x, None
+
+
+class _EluFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, coefficients):
+        ctx.save_for_backward(x)
+        ctx.coefficients = coefficients
+        return torch.ops.aten.elu(x, *coefficients)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (x,) = ctx.saved_tensors
+        if not torch.is_grad_enabled():
+            return torch.ops.aten.elu_backward(grad_out, *ctx.coefficients, False, x), None
+        return _EluInputGrad.apply(grad_out, x, ctx.coefficients), None
+
+
+# torch.selu's constants (ATen's SELU_ALPHA and SELU_SCALE).
+_SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946, 1.0)
+
+
+def _fast_elu_forward(layer: nn.ELU | nn.SELU, x):
+    coefficients = _SELU if isinstance(layer, nn.SELU) else (float(layer.alpha), 1.0, 1.0)
+    return _EluFunction.apply(x, coefficients)
+
+
 def _fast_zero_pad_forward(layer: nn.ZeroPad2d, x):
     padding = tuple(int(p) for p in layer.padding)
     if x.dim() != 4 or min(padding) < 0:
@@ -275,15 +376,15 @@ def _fast_zero_pad_forward(layer: nn.ZeroPad2d, x):
 
 @contextlib.contextmanager
 def fast_double_backward(module: nn.Module) -> Iterator[None]:
-    """Give the ``Conv2d``, ``BatchNorm2d`` and ``ZeroPad2d`` layers of ``module`` a faster
-    double backward.
+    """Give the ``Conv2d``, ``BatchNorm2d``, ``ZeroPad2d``, ``ReLU``, ``ELU`` and ``SELU``
+    layers of ``module`` a faster double backward.
 
     Forward values, running statistics and gradients are unchanged (up to rounding);
     only the kernels that differentiate the layers' backward passes change (see the
     module docstring). Under autocast, convolutions run in its lower
     precision as they would without the patch. Convolutions with a padding mode other
-    than zeros or a string padding, and BatchNorm in eval mode, without affine
-    parameters or under autocast keep PyTorch's path.
+    than zeros or a string padding, BatchNorm in eval mode, without affine
+    parameters or under autocast, and in-place activations keep PyTorch's path.
 
     Parameters
     ----------
@@ -301,6 +402,14 @@ def fast_double_backward(module: nn.Module) -> Iterator[None]:
             patched.append((layer, "forward"))
         elif isinstance(layer, nn.ZeroPad2d) and "forward" not in vars(layer):
             layer.forward = functools.partial(_fast_zero_pad_forward, layer)
+            patched.append((layer, "forward"))
+        elif (type(layer) is nn.ReLU and not layer.inplace
+                and "forward" not in vars(layer)):
+            layer.forward = functools.partial(_fast_relu_forward, layer)
+            patched.append((layer, "forward"))
+        elif (type(layer) in (nn.ELU, nn.SELU) and not layer.inplace
+                and "forward" not in vars(layer)):
+            layer.forward = functools.partial(_fast_elu_forward, layer)
             patched.append((layer, "forward"))
     try:
         yield

@@ -201,23 +201,28 @@ class ConsumerCapture:
         return PooledPlan(A, output, weight, conv, padding)
 
 
-def pooled_weights(score: torch.Tensor, plan: PooledPlan, *, create_graph: bool = True):
+def pooled_weights(score: torch.Tensor, plan: PooledPlan, *, create_graph: bool = True,
+                   score_gradient: torch.Tensor | None = None):
     """Pooled Grad-CAM weights ``a = mean_hw ds/dA`` through ``plan``'s convolution.
 
     Parameters
     ----------
     score : torch.Tensor
-        The scalar explained (the sum of the explained logits over the batch).
+        The scalar explained (the sum of the explained logits over the batch), or, with
+        ``score_gradient``, the tensor whose gradient that is.
     plan : PooledPlan
     create_graph : bool, default=True
         Keep the graph, to differentiate the weights.
+    score_gradient : torch.Tensor or None, default=None
+        The gradient of the explained scalar with respect to ``score`` (the one-hot rows
+        of the explained classes, for ``score`` the logits); ``None`` for a scalar score.
 
     Returns
     -------
     weights : torch.Tensor, shape (n_samples, K)
     """
     (grad_output,) = torch.autograd.grad(
-        score, plan.output, create_graph=create_graph, retain_graph=True
+        score, plan.output, score_gradient, create_graph=create_graph, retain_graph=True
     )
     out_channels, in_channels, kh, kw = plan.weight.shape
     taps = plan.taps().to(grad_output.dtype)

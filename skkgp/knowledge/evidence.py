@@ -376,7 +376,14 @@ class GuidedBackprop:
             self.active = False
 
 
-def _target_scores(logits: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+def _score_gradient(logits: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """``ds/dlogits`` of the explained score ``s`` (the target logits summed over the batch):
+    one-hot rows, in the logits' dtype.
+
+    Handed to ``torch.autograd.grad`` as the logits' gradient, it gives the gradient of
+    ``s`` without the score itself: no gather and sum forward, and no zero-filled
+    scatter and gradient of ones backward, for the same one-hot rows.
+    """
     if logits.dim() != 2:
         raise ValueError(
             f"logits must have shape (n_samples, n_classes); got {tuple(logits.shape)}."
@@ -384,7 +391,7 @@ def _target_scores(logits: torch.Tensor, target: torch.Tensor | None) -> torch.T
     if target is None:
         target = logits.detach().argmax(dim=1)
     target = torch.as_tensor(target, device=logits.device).long().reshape(-1, 1)
-    return logits.gather(1, target)
+    return torch.zeros_like(logits).scatter_(1, target, 1.0)
 
 
 def _as_maps(tensor: torch.Tensor) -> torch.Tensor:
@@ -455,11 +462,11 @@ def _explained_gradients(
     create_graph: bool,
 ) -> torch.Tensor:
     """``G = ds/dA``, ``s`` the explained logits summed over the batch."""
-    score = _target_scores(logits, target).sum()
     # Summing over the batch gives every sample its own gradient in one backward pass,
     # as the samples of a forward pass in eval mode do not interact.
     (grads,) = torch.autograd.grad(
-        score, activations, create_graph=create_graph, retain_graph=True
+        logits, activations, _score_gradient(logits, target), create_graph=create_graph,
+        retain_graph=True,
     )
     return grads
 
@@ -470,8 +477,8 @@ def _gradcam_weights(
 ) -> torch.Tensor:
     """Grad-CAM's filter weights ``a_k = mean_hw G_k``, shape (n_samples, K)."""
     if consumer is not None and consumer.activations is activations:
-        score = _target_scores(logits, target).sum()
-        return pooled_weights(score, consumer, create_graph=create_graph)
+        return pooled_weights(logits, consumer, create_graph=create_graph,
+                              score_gradient=_score_gradient(logits, target))
     grads = _explained_gradients(logits, activations, target, create_graph=create_graph)
     return _as_maps(grads).mean(dim=(2, 3))
 
@@ -707,9 +714,9 @@ def guided_saliency(
         ``|dX|`` summed over time (raw) or over bands at each electrode's cell (grid).
         Detached: the guided part weights the evidence but is not differentiated.
     """
-    score = _target_scores(logits, target).sum()
     with guide.rectifying():
-        (grads,) = torch.autograd.grad(score, inputs, retain_graph=True)
+        (grads,) = torch.autograd.grad(logits, inputs, _score_gradient(logits, target),
+                                       retain_graph=True)
     magnitude = grads.detach().abs()
     if electrode_axis == "channels":
         if magnitude.dim() == 4:
