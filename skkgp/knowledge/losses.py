@@ -527,16 +527,18 @@ class _FusedKnowledgeLoss(torch.autograd.Function):
         # total is never selected and never differentiated: no safe denominator.
         share = torch.where(alive, (evidence @ mask) / total, mask.mean())
         coefficient = None
+        weighted = ce
         if beta != 0:
             coefficient = ((1 - beta) + beta * _sample_weights(share)).to(ce.dtype)
-            loss = (coefficient * ce).mean()
-        else:
-            loss = ce.mean()
+            weighted = coefficient * ce
         if alpha != 0:
             # Value of the region term: every variant but "literal" counts all-zero
             # evidence as share 0 (its gradient, if any, is the surrogate's).
             kept = share if variant == "literal" else torch.where(alive, share, 0.0)
-            loss = loss + alpha * (1 - kept).mean()
+            # mean_b(c_b CE_b) + alpha mean_b(1 - r_b) as one mean: two passes fewer.
+            loss = torch.sub(weighted, kept, alpha=alpha).mean() + alpha
+        else:
+            loss = weighted.mean()
         return loss, share, ~alive, total, alive, coefficient
 
     @staticmethod
@@ -561,7 +563,7 @@ class _FusedKnowledgeLoss(torch.autograd.Function):
         if torch.is_grad_enabled():
             return (*_composed_gradients(ctx, grad_loss, ce, evidence, scores, mask), *none)
         n = evidence.shape[0]
-        grad_ce = grad_evidence = grad_scores = None
+        grad_ce = None
         if need_ce:
             grad_ce = (grad_loss / n if coefficient is None
                        else coefficient * (grad_loss / n))
@@ -571,19 +573,16 @@ class _FusedKnowledgeLoss(torch.autograd.Function):
         g = grad_loss.to(evidence.dtype) * (-ctx.alpha / n)
         per_sample = torch.where(alive, g / total, 0.0)
         grad_shared = per_sample[:, None] * (mask - share[:, None])
-        if scores is None:
+        if scores is None or ctx.variant == "literal":
             return (grad_ce, grad_shared, None, *none)
-        grad_evidence = grad_shared
+        scale = torch.linalg.vector_norm(scores, 1, dim=1)  # sum_e |z_be|
+        # sum_e |z_be| = 0: the surrogate's denominator is 1, as in region_loss.
+        dead = torch.where(alive, 0.0, g / torch.where(scale > 0, scale, 1.0))[:, None]
         if ctx.variant == "straight_through":
-            grad_scores = grad_shared * mask
-            grad_evidence = grad_shared - grad_scores
-        if ctx.variant != "literal":
-            scale = scores.abs().sum(dim=1)
-            # sum_e |z_be| = 0: the surrogate's denominator is 1, as in region_loss.
-            dead = torch.where(alive, 0.0, g / torch.where(scale > 0, scale, 1.0))
-            surrogate = dead[:, None] * mask
-            grad_scores = surrogate if grad_scores is None else grad_scores + surrogate
-        return (grad_ce, grad_evidence, grad_scores, *none)
+            region_part = grad_shared * mask
+            return (grad_ce, grad_shared - region_part,
+                    torch.addcmul(region_part, dead, mask), *none)
+        return (grad_ce, grad_shared, dead * mask, *none)
 
 
 def _composed_loss(ce, evidence, scores, mask, alpha, beta, variant):

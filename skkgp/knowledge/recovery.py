@@ -377,7 +377,8 @@ class KnowledgeGuidedClassifier(EEGClassifier):
             terms = self._knowledge_loss(Xi, yi, y_pred, source, guide, differentiate, consumer)
             terms.loss.backward()
         self._record_batch_value("train_region_share", terms.share.mean())
-        self._record_batch_value("train_zero_evidence", terms.zero.double().mean())
+        self._record_batch_value("train_zero_evidence",
+                                 torch.mean(terms.zero, dtype=torch.float64))
         return {"loss": terms.loss, "y_pred": y_pred}
 
     def _knowledge_loss(self, Xi, yi, y_pred, source, guide, differentiate, consumer=None):
