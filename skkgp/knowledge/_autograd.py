@@ -174,23 +174,28 @@ class _BatchNormInputGrad(torch.autograd.Function):
         _, sum_gxh, sum_g = _bn_backward(
             grad_out, x, weight, mean, invstd, ctx.eps, [False, True, True]
         )
-        r, mu, gamma = invstd.view(shape), mean.view(shape), weight.view(shape)
-        mv, mvx = (sum_v / n_values).view(shape), (sum_vxh / n_values).view(shape)
-        m1, m2 = (sum_g / n_values).view(shape), (sum_gxh / n_values).view(shape)
-        mvg = (v * grad_out).sum(dims, keepdim=True) / n_values
-        bracket = mvg - m1 * mv - m2 * mvx
+        # The per-channel means as rows of one tensor, so that one division makes all
+        # five and one product the pairs (mv m1, mvx m2): the per-channel algebra is
+        # some twenty operations on C values, each a launch on a GPU.
+        means = torch.stack(
+            [sum_v, sum_vxh, sum_g, sum_gxh, (v * grad_out).sum(dims)]) / n_values
+        mv, mvx, m1, m2, mvg = (means[i] for i in range(5))
+        pairs = means[0:2] * means[2:4]
+        minus_bracket = pairs.sum(0) - mvg  # m1 mv + m2 mvx - mvg
         grad_x = grad_weight = None
         if need_x:
             # -g r^2 [xh (bracket - 2 m2 mvx) + mvx gy + m2 v - mvx m1 - m2 mv], as
-            # c0 + c1 x + c2 gy + c3 v
-            outer = -gamma * r * r
-            coef_xh = outer * (bracket - 2 * m2 * mvx)
-            grad_x = torch.addcmul(
-                outer * (-mvx * m1 - m2 * mv) - coef_xh * r * mu, coef_xh * r, x
-            )
-            grad_x.addcmul_(outer * mvx, grad_out).addcmul_(outer * m2, v)
+            # c0 + c1 x - S mvx gy - S m2 v with S = g r^2, xh = (x - mean) r.
+            scale = torch.mul(weight, invstd).mul_(invstd)
+            coef_x = torch.add(minus_bracket, pairs[1], alpha=2).mul_(scale * invstd)
+            cross = torch.addcmul(mvx * m1, m2, mv)
+            coef_0 = torch.addcmul(scale * cross, coef_x, mean, value=-1)
+            coef_gv = scale * means[1:4:2]  # S mvx, S m2
+            grad_x = torch.addcmul(coef_0.view(shape), coef_x.view(shape), x)
+            grad_x.addcmul_(coef_gv[0].view(shape), grad_out, value=-1)
+            grad_x.addcmul_(coef_gv[1].view(shape), v, value=-1)
         if need_weight:
-            grad_weight = (r * bracket).reshape(-1) * n_values
+            grad_weight = torch.mul(invstd, minus_bracket).mul_(-n_values)
         return grad_grad_out, grad_x, grad_weight, None, None, None
 
 
