@@ -117,17 +117,19 @@ LAYOUTS: dict[str, dict[str, tuple[int, int]]] = {
 
 #: Knowledge regions as electrode names (upper case). ``frontal_left``,
 #: ``frontal_right`` and ``frontal`` are the front-left, front-right and all-front
-#: regions of Rao & Zhong's code on the DEAP grid.
+#: regions of Rao & Zhong's code on the DEAP grid. The older 10-20 names of a site sit
+#: in the region of its 10-10 name: T3/T4 (T7/T8) are temporal, T5/T6 (P7/P8) parietal.
 REGIONS: dict[str, tuple[str, ...]] = {
     "prefrontal": ("FP1", "FPZ", "FP2", "AF7", "AF3", "AFZ", "AF4", "AF8"),
     "frontal_left": ("FP1", "AF3", "F7", "F3"),
     "frontal_right": ("FP2", "AF4", "F4", "F8"),
     "frontal": ("FP1", "FP2", "AF3", "AF4", "F7", "F3", "FZ", "F4", "F8"),
     "temporal": ("FT9", "FT7", "FT8", "FT10", "T9", "T7", "T8", "T10", "TP9", "TP7",
-                 "TP8", "TP10", "T3", "T4", "T5", "T6"),
+                 "TP8", "TP10", "T3", "T4"),
     "central": ("FC5", "FC3", "FC1", "FCZ", "FC2", "FC4", "FC6", "C5", "C3", "C1", "CZ",
                 "C2", "C4", "C6", "CP5", "CP3", "CP1", "CPZ", "CP2", "CP4", "CP6"),
-    "parietal": ("P9", "P7", "P5", "P3", "P1", "PZ", "P2", "P4", "P6", "P8", "P10"),
+    "parietal": ("P9", "P7", "P5", "P3", "P1", "PZ", "P2", "P4", "P6", "P8", "P10", "T5",
+                 "T6"),
     "occipital": ("PO9", "PO7", "PO5", "PO3", "POZ", "PO4", "PO6", "PO8", "PO10", "O9",
                   "O1", "OZ", "O2", "O10", "IZ", "CB1", "CB2"),
 }  # fmt: skip

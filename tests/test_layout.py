@@ -163,3 +163,29 @@ def test_layout_cells_must_be_integer_pairs(cell):
 def test_layout_cells_accept_numpy_integers():
     assert get_layout({"a": (np.int64(1), np.int32(2))}) == {"A": (1, 2)}
     assert all(type(c) is int for c in get_layout({"a": np.array([1, 2])})["A"])
+
+
+def test_old_and_new_names_of_one_site_share_a_region():
+    # 10-20's T3/T4/T5/T6 are 10-10's T7/T8/P7/P8: one place on the head, one region.
+    assert [region_mask("temporal", ["T3", "T7", "O1"]).tolist(),
+            region_mask("parietal", ["T5", "P7", "O1"]).tolist(),
+            region_mask("parietal", ["T6", "P8", "O1"]).tolist()] == [[True, True, False]] * 3
+    members = {name: region for region, names in REGIONS.items() if region not in (
+        "frontal_left", "frontal_right", "frontal") for name in names}
+    by_place = {}
+    for name in members:
+        try:
+            place = tuple(np.round(electrode_positions([name])[0], 6))
+        except ValueError:  # no standard position (CB1/CB2 stand at O9/O10 on plots only)
+            continue
+        by_place.setdefault(place, set()).add(name)
+    shared = [names for names in by_place.values() if len(names) > 1]
+    assert {frozenset(names) for names in shared} >= {frozenset({"T3", "T7"}),
+                                                       frozenset({"T5", "P7"})}
+    for names in shared:
+        assert len({members[name] for name in names}) == 1, names
+    # The DEAP electrodes of these regions are as they were.
+    picked = lambda region: {DEAP_CHANNELS[i] for i in np.flatnonzero(  # noqa: E731
+        region_mask(region, DEAP_CHANNELS))}
+    assert picked("temporal") == {"T7", "T8"}
+    assert picked("parietal") == {"P7", "P3", "Pz", "P4", "P8"}
