@@ -569,3 +569,31 @@ def test_create_graph_takes_numpy_bools(rng):
         torch.testing.assert_close(
             gradcam_map(logits, capture.get(), create_graph=np.bool_(create_graph)),
             gradcam_map(logits, capture.get(), create_graph=create_graph))
+
+
+def test_an_in_place_change_of_the_evidence_layers_output_is_refused(rng):
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(4, 3, 1), nn.ReLU(inplace=True), nn.Flatten(),
+                           nn.Linear(3 * 81, 2))
+    X = _grid(rng)
+    with pytest.raises(RuntimeError, match=r"changed in place.*1 \(ReLU\).*inplace=False"):
+        guided_gradcam(module, X, layer="0", electrode_axis="grid")
+    module[1].inplace = False  # the same network, computed on the layer's own output
+    assert np.any(guided_gradcam(module, X, layer="0", electrode_axis="grid") > 0)
+    # Without the network, the message still says what happened.
+    module[1].inplace = True
+    with ActivationCapture(module[0]) as capture:
+        module(X)
+    with pytest.raises(RuntimeError, match="changed in place"):
+        capture.get()
+
+
+@pytest.mark.parametrize("name", ["ccnn", "fbccnn", "eegnet", "tsception"])
+def test_zoo_evidence_layers_keep_their_output(name, rng):
+    module, X = _zoo(name, rng)
+    layer = module.get_submodule(module.evidence.layer)
+    for training in (False, True):
+        module.train(training)
+        with torch.enable_grad(), ActivationCapture(layer, module) as capture:
+            module(X)
+        assert capture.get().shape[0] == len(X)  # get() refuses a changed output

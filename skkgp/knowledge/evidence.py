@@ -246,10 +246,18 @@ class ActivationCapture:
     Use as a context manager around the forward pass whose prediction the evidence
     explains; the hook is removed on exit.
 
+    The output must keep its values to the end of the pass: :meth:`get` refuses it when
+    a later operation changed it in place (``nn.ReLU(inplace=True)`` right after the
+    layer, say), since the evidence would then be computed on the changed values. The
+    check compares the tensor's version counter on the host, at no cost on the device.
+
     Parameters
     ----------
     layer : torch.nn.Module
         The submodule whose output is kept.
+    network : torch.nn.Module or None, default=None
+        The network ``layer`` belongs to; only used to name its in-place modules when
+        the output was changed in place.
 
     Attributes
     ----------
@@ -264,19 +272,25 @@ class ActivationCapture:
     torch.Size([n, 64, 9, 9])
     """
 
-    def __init__(self, layer: nn.Module):
+    def __init__(self, layer: nn.Module, network: nn.Module | None = None):
         self.layer = layer
+        self.network = network
         self.activations: torch.Tensor | None = None
         self._calls = 0
+        self._version: int | None = None
         self._handle = None
 
     def _hook(self, module, inputs, output):
         self._calls += 1
         self.activations = output
+        # Every in-place write bumps a tensor's version counter (an int on the host).
+        self._version = (output._version if isinstance(output, torch.Tensor)
+                         and not output.is_inference() else None)
 
     def __enter__(self) -> ActivationCapture:
         self.activations = None
         self._calls = 0
+        self._version = None
         self._handle = self.layer.register_forward_hook(self._hook)
         return self
 
@@ -302,7 +316,27 @@ class ActivationCapture:
                 "The evidence layer must output a 4-D tensor (n, filters, rows, cols) or (n, "
                 f"filters, electrodes, times); got shape {tuple(self.activations.shape)}."
             )
+        if self._version is not None and self.activations._version != self._version:
+            raise RuntimeError(self._changed_in_place())
         return self.activations
+
+    def _changed_in_place(self) -> str:
+        grad_fn = self.activations.grad_fn
+        by = "" if grad_fn is None else f" (last by {type(grad_fn).__name__})"
+        inplace = [] if self.network is None else [
+            f"{name or '<network>'} ({type(module).__name__})"
+            for name, module in self.network.named_modules()
+            if getattr(module, "inplace", False) is True
+        ]
+        culprits = (f" The network's in-place modules: {', '.join(inplace)}." if inplace
+                    else "")
+        return (
+            f"The output of the evidence layer {type(self.layer).__name__} was changed in "
+            f"place later in the forward pass{by}, so the evidence would be computed on the "
+            f"changed values, not on the layer's.{culprits} Build those modules with "
+            "inplace=False (e.g. nn.ReLU(inplace=False)) or avoid in-place operations on "
+            "the layer's output."
+        )
 
 
 class GuidedBackprop:
@@ -950,7 +984,7 @@ def guided_gradcam(
                 else torch.as_tensor(targets[start:start + batch_size], device=device)
             )
             guide = GuidedBackprop(net) if guided else contextlib.nullcontext()
-            capture = (ActivationCapture(submodule) if submodule is not None
+            capture = (ActivationCapture(submodule, net) if submodule is not None
                        else contextlib.nullcontext())
             with torch.enable_grad(), capture, guide:
                 logits = net(batch)

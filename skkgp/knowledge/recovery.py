@@ -360,7 +360,7 @@ class KnowledgeGuidedClassifier(EEGClassifier):
             Xi = to_tensor(Xi, device=self.device).detach().requires_grad_(True)
         guide = GuidedBackprop(module) if guided else contextlib.nullcontext()
         capture = (contextlib.nullcontext() if from_input
-                   else ActivationCapture(module.get_submodule(self.evidence_layer_)))
+                   else ActivationCapture(module.get_submodule(self.evidence_layer_), module))
         # Pooled Grad-CAM's weights can skip the backward of the layer's consumer
         # (skkgp.knowledge._pooled); the other kinds need the whole gradient of A.
         pooled = (ConsumerCapture(module, module.get_submodule(self.evidence_layer_))

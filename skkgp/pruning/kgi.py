@@ -81,7 +81,7 @@ def outside_shares(
         for start in range(0, len(batch.inputs), _CHUNK):
             inputs = batch.inputs[start:start + _CHUNK]
             targets = batch.targets[start:start + _CHUNK].to(inputs.device).long()
-            with torch.enable_grad(), ActivationCapture(submodule) as capture:
+            with torch.enable_grad(), ActivationCapture(submodule, module) as capture:
                 logits = module(inputs)
                 terms = filter_contributions(
                     logits, capture.get(), targets, axis, batch.cells
