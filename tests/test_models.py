@@ -1,5 +1,7 @@
 """Tests of the model zoo: sizes by hand, MACs, short windows, evidence layers, torcheeg parity."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -207,3 +209,31 @@ def test_zoo_is_deterministic_under_seed():
     torch.manual_seed(0)
     b = np.concatenate([p.detach().numpy().ravel() for p in EEGNet(128, 4).parameters()])
     np.testing.assert_array_equal(a, b)
+
+
+def test_eegnet_max_norm_writes_weights_only_in_training():
+    from skkgp.knowledge.evidence import guided_gradcam
+
+    torch.manual_seed(0)
+    module = EEGNet(chunk_size=64, num_electrodes=8)
+    spatial = module.spatial_conv
+    with torch.no_grad():
+        spatial.weight.mul_(10.0)  # filters far above max_norm, as after an optimizer step
+    before = spatial.weight.detach().clone()
+    X = torch.randn(4, 8, 64)
+    module.eval()
+    evaluated = module(X)
+    guided_gradcam(module, X)
+    assert torch.equal(spatial.weight, before)  # evaluating and explaining change nothing
+    # Eval mode computes with the projected filters, as after a training step's projection.
+    projected = copy.deepcopy(module)
+    projected.spatial_conv.train()
+    projected.spatial_conv(torch.randn(1, 8, 8, 1))  # a training forward writes them back
+    torch.testing.assert_close(projected.spatial_conv.weight.detach(),
+                               torch.renorm(before, p=2, dim=0, maxnorm=spatial.max_norm),
+                               rtol=0, atol=0)
+    projected.eval()
+    torch.testing.assert_close(projected(X), evaluated)  # to rounding: a product, not renorm
+    # Gradients still reach the weight in eval mode (Taylor importance takes them).
+    module(X).sum().backward()
+    assert spatial.weight.grad is not None and spatial.weight.grad.abs().sum() > 0

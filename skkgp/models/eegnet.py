@@ -13,7 +13,12 @@ __all__ = ["EEGNet", "Conv2dWithConstraint"]
 class Conv2dWithConstraint(nn.Conv2d):
     """``Conv2d`` whose filters are renormalised to an L2 norm of at most ``max_norm``.
 
-    EEGNet applies this max-norm constraint to its depthwise spatial filters.
+    EEGNet applies this max-norm constraint to its depthwise spatial filters. As in the
+    PyTorch ports of EEGNet (braindecode, torcheeg), a forward pass in training mode
+    projects the weights in place first; the original Keras model projects them after
+    each update, which the next training forward does here. In eval mode the forward
+    pass computes with the projected filters without writing them back, so that
+    evaluating a network (predicting, explaining) never changes its weights.
 
     Parameters
     ----------
@@ -36,9 +41,26 @@ class Conv2dWithConstraint(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # An ONNX export traces a copy whose filters were projected beforehand
         # (skkgp.export_onnx): an in-place update of a weight has no ONNX form.
-        if not torch.onnx.is_in_onnx_export():
+        if torch.onnx.is_in_onnx_export():
+            return super().forward(x)
+        if self.training:
             self.constrain_()
-        return super().forward(x)
+            return super().forward(x)
+        return self._conv_forward(x, self._projected_weight(), self.bias)
+
+    def _projected_weight(self) -> torch.Tensor:
+        """``renorm(weight)`` as a product with a constant per-filter scale.
+
+        Gradients still reach ``weight`` (Taylor importance takes them in eval mode),
+        scaled as the projection scales the filter, so that ``weight * grad`` is what it
+        is for the projected weights.
+        """
+        with torch.no_grad():
+            norms = self.weight.flatten(1).norm(dim=1)
+            # torch.renorm's factor, for the filters above max_norm only.
+            scale = torch.where(norms > self.max_norm, self.max_norm / (norms + 1e-7),
+                                torch.ones_like(norms))
+        return self.weight * scale.view(-1, *([1] * (self.weight.dim() - 1)))
 
 
 class EEGNet(ZooModule):
