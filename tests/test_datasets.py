@@ -19,6 +19,7 @@ from skkgp.datasets import (
     SHORTCUT_CHANNELS,
     load_deap,
     make_deap_like,
+    simulate_subject,
     write_deap_like,
 )
 from skkgp.datasets._matfile import read_mat, write_mat
@@ -486,3 +487,26 @@ def test_write_deap_like_refuses_to_overwrite(tmp_path):
     assert _digest(root) == before
     with pytest.raises(ValueError, match="format"):
         write_deap_like(tmp_path, format="csv")
+
+
+def test_simulate_subject_twice_with_one_rng_gives_independent_shortcut_emg():
+    kwargs = dict(n_trials=4, n_samples=512, baseline_samples=128)
+    sites = [DEAP_CHANNELS.index(name) for name in SHORTCUT_CHANNELS]
+    others = np.setdiff1d(np.arange(32), sites)
+    rng, plain_rng = np.random.default_rng(0), np.random.default_rng(0)
+    emg = []
+    for _ in range(2):
+        with_emg, _ = simulate_subject(rng, shortcut_effect=0.9, **kwargs)
+        without, _ = simulate_subject(plain_rng, shortcut_effect=0.0, **kwargs)
+        # The EMG draws none of the main stream: the other channels are the same.
+        np.testing.assert_array_equal(with_emg[:, others], without[:, others])
+        emg.append((with_emg - without)[:, sites].ravel())
+    assert abs(np.corrcoef(emg[0], emg[1])[0, 1]) < 0.1
+
+
+def test_make_deap_like_has_no_file_limit_and_write_deap_like_names_its_own(tmp_path):
+    assert make_deap_like(n_subjects=100, n_trials=1, duration=1.0, window=128,
+                          random_state=0).groups.max() == 100
+    with pytest.raises(ValueError, match=r"at most 99 .*s01\.\.s99"):
+        write_deap_like(tmp_path, n_subjects=100, n_trials=1, duration=1.0)
+    assert not any(tmp_path.iterdir())  # refused before writing anything

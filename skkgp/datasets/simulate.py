@@ -193,7 +193,10 @@ trial_variability : float
         Overall amplitude in microvolts.
     shortcut_effect : float, default=0.0
         Log-amplitude change of the shortcut EMG at the extreme valence ratings (see
-        :func:`make_deap_like`); 0 adds no shortcut (and draws nothing for it).
+        :func:`make_deap_like`); 0 adds no shortcut (and draws nothing for it). The EMG
+        is drawn from a fresh child of ``rng``'s seed sequence at each call, not from
+        ``rng``: its other draws are those of the subject without the shortcut, and two
+        calls with one ``rng`` give two independent EMG signals.
     shortcut_sign : ndarray of int, shape (n_trials,), optional
         +1 where the EMG rises with valence, -1 where it falls; all +1 when omitted.
 
@@ -204,6 +207,36 @@ trial_variability : float
     labels : ndarray of float64, shape (n_trials, 4)
         Ratings 1-9: valence, arousal, dominance, liking.
     """
+    emg_rng = (np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+               if shortcut_effect > 0 else None)
+    return _simulate_subject(
+        rng, emg_rng, n_trials, n_samples, baseline_samples=baseline_samples, sfreq=sfreq,
+        valence_effect=valence_effect, arousal_effect=arousal_effect, noise=noise,
+        subject_variability=subject_variability, blink_rate=blink_rate,
+        trial_variability=trial_variability, scale=scale, shortcut_effect=shortcut_effect,
+        shortcut_sign=shortcut_sign,
+    )
+
+
+def _simulate_subject(
+    rng: np.random.Generator,
+    emg_rng: np.random.Generator | None,
+    n_trials: int = DEAP_N_TRIALS,
+    n_samples: int = DEAP_TRIAL_SAMPLES,
+    *,
+    baseline_samples: int = DEAP_BASELINE_SAMPLES,
+    sfreq: float = DEAP_SFREQ,
+    valence_effect: float = 0.45,
+    arousal_effect: float = 0.3,
+    noise: float = 1.0,
+    subject_variability: float = 0.3,
+    blink_rate: float = 0.3,
+    trial_variability: float = 0.4,
+    scale: float = 10.0,
+    shortcut_effect: float = 0.0,
+    shortcut_sign: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`simulate_subject`, with the shortcut EMG drawn from ``emg_rng``."""
     shape = (n_trials, _N_EEG, n_samples)
     freqs = np.fft.rfftfreq(n_samples, 1.0 / sfreq)
     time = np.arange(n_samples)
@@ -279,7 +312,7 @@ trial_variability : float
             raise ValueError(f"shortcut_sign must hold n_trials={n_trials} values of +1 or "
                              f"-1; got {shortcut_sign!r}.")
         # Its own generator: every other draw of the subject stays as without it.
-        emg = _shaped_noise(_side_generator(rng, 1), shape, _band(freqs, 40.0, 4.0))
+        emg = _shaped_noise(emg_rng, shape, _band(freqs, 40.0, 4.0))
         emg *= (_SHORTCUT_AMPLITUDE * _SHORTCUT_GAIN).astype(np.float32)[None, :, None]
         log_effect = shortcut_effect * effect_gain * sign * v
         emg[..., baseline_samples:] *= np.exp(log_effect).astype(np.float32)[:, None, None]
@@ -324,8 +357,6 @@ def _subject_rngs(random_state, n_subjects: int) -> list[np.random.Generator]:
 def _check_sim_args(n_subjects, n_trials, duration, sfreq, window, params) -> int:
     check_positive_int(n_subjects, "n_subjects")
     check_positive_int(n_trials, "n_trials")
-    if n_subjects > 99:
-        raise ValueError(f"n_subjects must be at most 99 (files s01..s99); got {n_subjects}.")
     try:
         n_stimulus = int(round(float(duration) * sfreq))
     except (TypeError, ValueError):
@@ -344,7 +375,10 @@ def _simulated_subjects(rngs, n_trials, n_samples, params, signs=None
                         ) -> Iterator[tuple[int, np.ndarray, np.ndarray, str]]:
     for number, rng in enumerate(rngs, start=1):
         extra = {} if signs is None else {"shortcut_sign": signs[number - 1]}
-        data, labels = simulate_subject(rng, n_trials, n_samples, **params, **extra)
+        # Each rng here makes one subject: its EMG generator is derived from its seed,
+        # so that a random_state always gives the same data.
+        data, labels = _simulate_subject(rng, _side_generator(rng, 1), n_trials, n_samples,
+                                         **params, **extra)
         yield number, data, labels, f"simulated subject {number}"
 
 
@@ -555,6 +589,9 @@ trial_variability
                   trial_variability=trial_variability,
                   subject_variability=subject_variability, blink_rate=blink_rate)
     n_stimulus = _check_sim_args(n_subjects, n_trials, duration, DEAP_SFREQ, 1, params)
+    if n_subjects > 99:
+        raise ValueError(f"n_subjects must be at most 99 for write_deap_like (DEAP's file names "
+                         f"s01..s99 have two digits); got {n_subjects}.")
     root = Path(os.fspath(directory)).expanduser()
     kinds = ["python", "matlab"] if format == "both" else [format]
     targets = {kind: [root / FOLDERS[kind] / f"s{k:02d}{SUFFIXES[kind]}"
