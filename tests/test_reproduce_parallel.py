@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
 import os
 import signal
@@ -75,6 +76,27 @@ def test_two_workers_give_the_sequential_results_and_resume(tmp_path):
         assert (out / "cells" / name).read_bytes() == content
     assert "computed 1 and reused 7 of 8" in (out / "run.log").read_text().splitlines()[-1]
     assert resumed_table == sequential_table
+
+
+def test_a_resumed_run_without_threads_gives_the_unbroken_results(tmp_path):
+    # Without --threads each worker gets its share of the cores: a resumed run that has
+    # one origin group left must still give it the share of the whole grid's workers,
+    # or torch rounds its sums differently (with 2 or more cores).
+    argv = ["reproduce", "--models", "eegnet", "--methods", "lfp", "--folds", "2",
+            "--epochs", "1", "--recovery-epochs", "1", "--n-subjects", "2", "--n-trials", "6",
+            "--trial-seconds", "3", "--batch-size", "16", "--ratios", "0.3", "--quiet",
+            "--workers", "2", "--out", str(tmp_path / "out")]
+    status, _, stderr = _main(argv)
+    assert status == 0, stderr
+    victim = next((tmp_path / "out" / "cells").glob("*fold1.json"))
+    unbroken = json.loads(victim.read_text())
+    victim.unlink()
+    status, _, stderr = _main(argv)
+    assert status == 0, stderr
+    resumed = json.loads(victim.read_text())
+    for name in TIMINGS:
+        unbroken.pop(name), resumed.pop(name)
+    assert resumed == unbroken
 
 
 def test_workers_with_a_scheduler_are_refused(tmp_path):

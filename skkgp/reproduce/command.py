@@ -209,12 +209,15 @@ def _check_workers(config: ReproduceConfig, bunch) -> list[str]:
 
     shapes = {model: input_shape(model, bunch, config.dataset) for model in config.models}
     n_classes = int(np.unique(np.asarray(bunch.y)).size)
-    # No more workers start than the grid has origin groups (one per seed, model, origin
-    # type and fold); the results still missing are not known before ``out`` is opened.
+    # The results still missing are not known before ``out`` is opened.
+    return check_workers(config, _grid_workers(config), shapes, n_classes, len(bunch.y))
+
+
+def _grid_workers(config: ReproduceConfig) -> int:
+    """Workers the whole grid starts: one per origin group (seed, model, origin type, fold)
+    at most."""
     origins = {(cell.model, method_family(cell.method)) for cell in config.cells()}
-    n_groups = len(config.seeds) * len(origins) * config.folds
-    return check_workers(config, min(config.workers, n_groups), shapes, n_classes,
-                         len(bunch.y))
+    return min(config.workers, len(config.seeds) * len(origins) * config.folds)
 
 
 def _compute(groups: list[OriginGroup], store: ResultStore, *, client, quiet: bool,
@@ -239,10 +242,11 @@ def _compute(groups: list[OriginGroup], store: ResultStore, *, client, quiet: bo
         elif config.workers > 1:
             from skkgp.reproduce.parallel import run_parallel, worker_threads
 
-            # The cores are shared among the workers that start: one per group at most.
-            workers = min(config.workers, len(groups))
-            run_parallel(groups, on_result, workers,
-                         threads=worker_threads(config, workers))
+            # The threads are those of the whole grid's workers, not of the fewer that a
+            # resumed run may start: torch splits its float sums by the thread count, so
+            # other threads would give a recomputed result that differs in rounding.
+            run_parallel(groups, on_result, min(config.workers, len(groups)),
+                         threads=worker_threads(config, _grid_workers(config)))
         else:
             run_sequential(groups, on_result)
     finally:
