@@ -22,6 +22,7 @@ from skkgp.reproduce.parallel import (
     CUDA_CONTEXT_BYTES,
     WorkerError,
     check_workers,
+    follow_parent,
     run_parallel,
     run_workers,
     worker_memory,
@@ -333,10 +334,53 @@ def test_a_dead_worker_ends_the_run_with_exit_3(tmp_path):
         _kill(workers)
 
 
+def _wait_armed(pids, seconds: float = 120) -> None:
+    """Wait until each worker has loaded torch, which it imports after follow_parent."""
+    deadline = time.monotonic() + seconds
+    for pid in pids:
+        while b"libtorch" not in Path(f"/proc/{pid}/maps").read_bytes():
+            assert time.monotonic() < deadline, f"worker {pid} did not import torch"
+            time.sleep(0.2)
+
+
+def test_a_worker_ties_itself_to_its_parent_before_importing_torch():
+    # What a worker of ``python -m skkgp`` imports before its body runs: the main module,
+    # then the body's module. Without torch among them, follow_parent runs within
+    # moments of the worker's start.
+    code = ("import sys, skkgp.__main__, skkgp.reproduce.worker; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def _follow_and_say(results) -> None:
+    follow_parent()
+    results.put("past follow_parent")
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_follow_parent_keeps_a_worker_of_a_live_parent(method):
+    # Under forkserver the worker's kernel parent is the fork server, not this process:
+    # that is no reason to end it.
+    context = multiprocessing.get_context(method)
+    results = context.Queue()
+    process = context.Process(target=_follow_and_say, args=(results,))
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    assert results.get(timeout=10) == "past follow_parent"
+
+
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
 def test_workers_end_with_their_parent(how, tmp_path):
     process, workers = _start_long_run(tmp_path)
     try:
+        if how == "SIGKILL":
+            # Killed once the death signal is armed, it is the kernel that ends them.
+            _wait_armed(workers)
         process.send_signal(getattr(signal, how))
         _, stderr = process.communicate(timeout=60)
         if how == "SIGTERM":
@@ -345,8 +389,9 @@ def test_workers_end_with_their_parent(how, tmp_path):
             assert "terminated; the workers were stopped" in stderr
             assert "Traceback" not in stderr
         # Killed, the parent runs nothing: the workers must end by themselves (each
-        # has minutes of training left).
-        assert _wait_gone(workers, 5) == []
+        # has minutes of training left, far more than this generous wait for a loaded
+        # machine).
+        assert _wait_gone(workers, 60) == []
     finally:
         process.kill()
         _kill(workers)

@@ -213,7 +213,7 @@ def _probe_models(config: ReproduceConfig, shapes, knowledge, steps: int,
 
 
 def _probe_worker(config, shapes, knowledge, steps, threads, barrier, results) -> None:
-    from skkgp.reproduce.parallel import follow_parent
+    from skkgp.reproduce.worker import follow_parent
 
     follow_parent()
     import torch

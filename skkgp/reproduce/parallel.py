@@ -15,21 +15,19 @@ torch threads as the sequential run (``--threads``).
 
 from __future__ import annotations
 
-import ctypes
 import math
 import multiprocessing
 import os
 import queue as queue_module
 import signal
-import sys
 import threading
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from skkgp.reproduce.config import ConfigError, ReproduceConfig
-from skkgp.reproduce.runner import OnResult, OriginGroup, run_group
+from skkgp.reproduce.runner import OnResult, OriginGroup
+from skkgp.reproduce.worker import follow_parent, parent_alive, run_tasks
 
 __all__ = [
     "available_cores",
@@ -233,39 +231,6 @@ def check_workers(
     return messages
 
 
-# prctl(2) option: the signal this process gets when the thread that started it ends.
-_PR_SET_PDEATHSIG = 1
-
-
-def follow_parent() -> None:
-    """End this worker process when the process that started it ends.
-
-    Called first in a worker's body. The parent stops its daemon workers on its way out,
-    which a parent killed by a signal (the out-of-memory killer, ``kill -9``) never
-    runs: its workers would go on training (holding device memory) for results nobody
-    receives. On Linux the kernel kills this process with its parent
-    (``PR_SET_PDEATHSIG``); elsewhere :func:`parent_alive`, checked before each task,
-    ends it after its current task.
-    """
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
-            pass
-    # The parent may have ended before prctl took effect: this process is then adopted.
-    if os.getppid() != parent.pid:
-        os._exit(1)
-
-
-def parent_alive() -> bool:
-    """Whether the process that started this one still runs (true in a main process)."""
-    parent = multiprocessing.parent_process()
-    return parent is None or parent.is_alive()
-
-
 class Terminated(SystemExit):
     """This process got SIGTERM while its workers ran; they were stopped.
 
@@ -276,29 +241,6 @@ class Terminated(SystemExit):
 
 def _terminate(signum, frame) -> None:
     raise Terminated(128 + signum)
-
-
-def _worker(tasks, results, threads: int) -> None:
-    """Body of a worker process: run groups from ``tasks`` until the ``None`` sentinel."""
-    follow_parent()
-    import torch
-
-    torch.set_num_threads(threads)
-    while True:
-        item = tasks.get()
-        if item is None or not parent_alive():
-            return
-        index, group = item
-        try:
-            run_group(group, lambda *args: results.put(("result", index, args)))
-        except BaseException as error:  # noqa: BLE001 - reported to the parent, then stop
-            text = "".join(traceback.format_exception(error))
-            try:
-                results.put(("error", index, (error, text)))
-            except Exception:  # the exception does not pickle: its text does
-                results.put(("error", index, (None, text)))
-            return
-        results.put(("done", index, None))
 
 
 def run_workers(
@@ -444,7 +386,7 @@ def run_parallel(
         )
 
     try:
-        run_workers(context, _worker, (tasks, results, threads), n_workers, results,
+        run_workers(context, run_tasks, (tasks, results, threads), n_workers, results,
                     receive, failure)
     finally:
         # Tasks no worker took (the run stopped early) stay in the queue's pipe; without
