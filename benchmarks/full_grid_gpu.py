@@ -33,7 +33,9 @@ Run from the repository root, with skkgp importable::
 ``--budget`` is the wall time in seconds the whole script may take (540 s fits one
 600-second command). Each stage has a share of it: a stage's limit is what is left
 minus the shares of the stages after it, so a slow stage cannot starve the later ones,
-and what a stage leaves unused goes to the next. ``--smoke`` checks the script on a CPU
+and what a stage leaves unused goes to the next. A budget below the shares' sum (530 s)
+is cut from the last stages' shares first, never from the first stages' for the later
+ones. ``--smoke`` checks the script on a CPU
 (tiny sizes; the CUDA-graph stages are reported as skipped).
 """
 
@@ -94,8 +96,12 @@ class Budget:
 
     def __init__(self, total: float, skip):
         self.total = total
-        self.owed = [share for stage, shares in SHARES.items() if stage not in skip
-                     for share in shares]
+        # A budget below the shares' sum takes from the last runs' shares first: owed
+        # to minor stages, they would leave the first, key stages no time at all.
+        self.owed = []
+        for share in (share for stage, shares in SHARES.items() if stage not in skip
+                      for share in shares):
+            self.owed.append(max(0.0, min(share, total - sum(self.owed))))
 
     def next_limit(self) -> float:
         """The limit of the next run: what is left, less the later runs' shares."""

@@ -180,6 +180,34 @@ def test_int8_accuracy_leaves_collapsed_origins_out_of_its_statistics(load_bench
     assert summary["acc float"] == f"{kept.mean():.3f} ± {kept.std(ddof=1):.3f}"
 
 
+def _full_grid_limits(bench, total: float) -> list[tuple[str, float]]:
+    """Each run's limit when every run that starts takes all of it (the worst case)."""
+    budget, limits = bench.Budget(total, skip=[]), []
+    for stage, shares in bench.SHARES.items():
+        for _ in shares:
+            limit = budget.next_limit()
+            limits.append((stage, limit))
+            if limit >= 10:  # as run() does: a shorter limit skips the run
+                budget.total -= limit
+    return limits
+
+
+@pytest.mark.parametrize("total", [200, 300, 540, 900])
+def test_full_grid_gpu_budget_goes_to_the_first_stages_first(load_benchmark, total):
+    bench = load_benchmark("full_grid_gpu")
+    limits = _full_grid_limits(bench, float(total))
+    shares = [share for shares in bench.SHARES.values() for share in shares]
+    # The key stages run whatever the budget; a share is cut only where the budget is
+    # below the sum of the shares up to it.
+    assert all(limit >= 10 for stage, limit in limits if stage in ("graphs", "estimate"))
+    for (stage, limit), share, reached in zip(limits, shares, np.cumsum(shares), strict=True):
+        if reached <= total:  # 5 s of each limit are the margin, 1 s the clock's advance
+            assert limit >= share - 5 - 1, (stage, limit, share)
+    skipped = [i for i, (_, limit) in enumerate(limits) if limit < 10]
+    # Runs are skipped only at the end.
+    assert skipped == list(range(len(limits) - len(skipped), len(limits)))
+
+
 def test_full_grid_gpu_shares_its_budget_and_lists_every_failed_run(load_benchmark, capsys):
     import sys
 
