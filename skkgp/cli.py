@@ -582,7 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "the same command again to resume."), file=sys.stderr)
         return stop.code
     except KeyboardInterrupt:
-        print(f"\n{_PROG} reproduce: interrupted. Finished results are saved in {args.out}; "
-              "run the same command again to resume.", file=sys.stderr)
+        print(f"\n{_PROG} reproduce: interrupted."
+              + ("" if args.dry_run else f" Finished results are saved in {args.out}; run "
+                 "the same command again to resume."), file=sys.stderr)
         return 130
     return 0

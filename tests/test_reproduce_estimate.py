@@ -226,3 +226,45 @@ def test_dry_run_reports_worker_counts_that_do_not_fit_the_device(tmp_path):
     assert re.search(r"estimated wall time, 3 worker\(s\): does not fit \(--workers 3 do not "
                      r"fit cuda", stream.getvalue())
 
+
+
+def test_ctrl_c_while_timing_a_step_raises_keyboard_interrupt():
+    import os
+    import signal
+
+    import numpy as np
+
+    from skkgp.reproduce.estimate import time_steps
+
+    calls = 0
+
+    def clock() -> float:
+        # Ctrl-C at the end of the first (warm-up) epoch: skorch ends the fit there
+        # without a word, before any timed epoch.
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return time.perf_counter()
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            time_steps("eegnet", (8, 128), np.arange(8) < 4, batch_size=4, steps=2,
+                       clock=clock)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert calls == 2
+
+
+def test_ctrl_c_during_a_dry_run_exits_130_and_claims_no_saved_results(monkeypatch, capsys):
+    import skkgp.reproduce.estimate as estimate
+
+    def interrupted(config, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(estimate, "dry_run", interrupted)
+    assert main([*ARGS, "--dry-run"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err
+    assert "saved" not in err

@@ -46,6 +46,7 @@ from skkgp.reproduce.data import (
     n_folds,
     window_features,
 )
+from skkgp.reproduce.interrupt import InterruptWatch
 
 __all__ = [
     "StepTimes",
@@ -160,7 +161,11 @@ def time_steps(
     ):
         epochs = _epoch_clock(clock)
         net = make().set_params(callbacks=[("epoch_clock", epochs)])
-        net.fit(X, y)
+        # Ctrl-C ends a skorch fit early without a word: stop here, not at its missing
+        # epoch times.
+        with InterruptWatch() as watch:
+            net.fit(X, y)
+        watch.check()
         seconds[name] = statistics.median(epochs.times_[1:]) / steps
         if name == "plain":
             seconds["warmup"] = max(0.0, epochs.times_[0] - seconds[name] * steps)

@@ -22,8 +22,6 @@ so that an under-trained cell is never reported as finished.
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +39,7 @@ from skkgp.reproduce.config import (
     stable_seed,
 )
 from skkgp.reproduce.data import DataSpec, fold_indices, load_windows, model_inputs
+from skkgp.reproduce.interrupt import InterruptWatch
 
 __all__ = [
     "OriginGroup",
@@ -126,43 +125,6 @@ def group_pending(
         OriginGroup(config, model, family, fold, tuple(cells), progress=progress)
         for (model, family, fold), cells in cells_of.items()
     ]
-
-
-class _InterruptWatch:
-    """Note SIGINT in this process while it is entered; :meth:`check` raises it again.
-
-    skorch's ``partial_fit`` catches the ``KeyboardInterrupt`` of Ctrl-C and ends the fit
-    early without a word. The handler here passes the signal on to the one it replaces
-    (Python's, which raises ``KeyboardInterrupt``) and remembers it, so that the code
-    after a fit can tell that the fit was cut short. Signal handlers belong to the main
-    thread: elsewhere (a Dask worker's thread) and where SIGINT is ignored, nothing is
-    installed.
-    """
-
-    def __init__(self) -> None:
-        self.interrupted = False
-        self._previous = None
-
-    def __enter__(self) -> _InterruptWatch:
-        previous = signal.getsignal(signal.SIGINT)
-        if threading.current_thread() is threading.main_thread() and callable(previous):
-            self._previous = previous
-            signal.signal(signal.SIGINT, self._note)
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-    def _note(self, signum, frame) -> None:
-        self.interrupted = True
-        self._previous(signum, frame)
-
-    def check(self) -> None:
-        """Raise ``KeyboardInterrupt`` if SIGINT came since :meth:`__enter__`."""
-        if self.interrupted:
-            raise KeyboardInterrupt
 
 
 def _origin(group: OriginGroup):
@@ -302,7 +264,7 @@ def run_group(group: OriginGroup, on_result: OnResult | None = None) -> list[dic
     data = _FoldData(X_train, y_train, X_test, y_test, list(bunch.ch_names), input_kind)
 
     results = []
-    with _InterruptWatch() as watch:
+    with InterruptWatch() as watch:
         start = time.perf_counter()
         origin = _origin(group).fit(X_train, y_train)
         watch.check()
@@ -330,7 +292,7 @@ class _FoldData:
 
 
 def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData,
-              watch: _InterruptWatch) -> dict[str, Any]:
+              watch: InterruptWatch) -> dict[str, Any]:
     """Prune the fitted ``origin`` for ``cell``, recover it both ways, and score all three."""
     start = time.perf_counter()
     X_train, y_train, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
