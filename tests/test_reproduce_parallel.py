@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -254,6 +255,60 @@ def test_an_error_while_receiving_stops_the_workers():
     assert time.perf_counter() - start < 30
     assert _zombie_children() <= before[0]
     assert set(multiprocessing.active_children()) <= before[1]
+
+
+def test_run_workers_leaves_an_ignored_sigterm_ignored():
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    received = []
+
+    def receive(message) -> bool:
+        if not received:
+            os.kill(os.getpid(), signal.SIGTERM)
+        received.append(message)
+        return len(received) == 2
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        run_workers(context, results.put, ("hello",), 2, results, receive, _refused)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert received == ["hello"] * 2
+
+
+class _SecondSigterm(Exception):
+    pass
+
+
+def test_a_second_sigterm_while_the_workers_are_joined_leaves_none_running():
+    # A worker that ignores SIGTERM, so that the join after the first one waits; the
+    # second reaches the caller's own handler, and the worker is killed on the way out.
+    linger = ("import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              "results.put(os.getpid()); time.sleep(60)")
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = []
+
+    def receive(message) -> bool:
+        workers.append(message)
+        threading.Timer(3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        os.kill(os.getpid(), signal.SIGTERM)
+        return False
+
+    def callers(signum, frame):
+        raise _SecondSigterm
+
+    previous = signal.signal(signal.SIGTERM, callers)
+    try:
+        with pytest.raises(_SecondSigterm):
+            run_workers(context, exec, (linger, {"results": results}), 1, results, receive,
+                        _refused)
+        assert signal.getsignal(signal.SIGTERM) is callers
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(workers) == 1
+    assert _wait_gone(workers, 10) == []
 
 
 # ------------------------------------------------- a parent or a worker that is killed

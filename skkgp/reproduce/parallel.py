@@ -279,15 +279,19 @@ def run_workers(
 
     The workers are daemons, stopped (terminated if still alive) and joined before this
     returns or raises, so that none is left behind. Called in the main thread, SIGTERM
-    raises :class:`Terminated` here meanwhile, which stops them too; ``target`` calls
+    raises :class:`Terminated` here meanwhile (unless the caller ignores SIGTERM), which
+    stops them too; ``target`` calls
     :func:`follow_parent` so that they end with this process however it ends.
     """
     processes = [context.Process(target=target, args=args, daemon=True)
                  for _ in range(n_workers)]
     started = []
-    # Without a handler SIGTERM ends this process at once, its workers left running.
+    # Without a handler SIGTERM ends this process at once, its workers left running. A
+    # caller that ignores SIGTERM keeps it ignored.
     previous = None
-    if threading.current_thread() is threading.main_thread():
+    if (threading.current_thread() is threading.main_thread()
+            and (callable(current := signal.getsignal(signal.SIGTERM))
+                 or current == signal.SIG_DFL)):
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         for process in processes:
@@ -311,13 +315,21 @@ def run_workers(
             if receive(message):
                 return
     finally:
+        # The caller's handler first: a second SIGTERM while the workers are joined then
+        # does what the caller asked, instead of raising from here with ours left behind.
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         for process in started:
             if process.is_alive():
                 process.terminate()
-        for process in started:
-            process.join()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        try:
+            for process in started:
+                process.join()
+        finally:
+            # The join was cut short (by the caller's handler): none is left running.
+            for process in started:
+                if process.is_alive():
+                    process.kill()
 
 
 class WorkerError(RuntimeError):
