@@ -143,6 +143,8 @@ def test_search_survives_a_killed_worker(client, data):
     killer = threading.Thread(target=kill_one_worker_when_busy)
     search = _search(n_jobs=-1, cv=splits)
     earlier_keys = set(client.who_has())
+    # The pattern docs/user_guide/scaling.rst shows.
+    was_running = client.amm.running()
     client.amm.stop()
     try:
         with joblib.parallel_backend("dask", scatter=[X, y, *chain.from_iterable(splits)]):
@@ -162,7 +164,9 @@ def test_search_survives_a_killed_worker(client, data):
             finally:
                 killer.join()
     finally:
-        client.amm.start()
+        if was_running:
+            client.amm.start()
+    assert client.amm.running() == was_running
     assert killed, "no worker was ever busy, so none was killed"
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     reference = _search().fit(X, y, groups=groups)
