@@ -23,7 +23,6 @@ from skkgp.reproduce.parallel import (
     CUDA_CONTEXT_BYTES,
     WorkerError,
     check_workers,
-    follow_parent,
     run_parallel,
     run_workers,
     worker_memory,
@@ -411,18 +410,15 @@ def test_a_worker_ties_itself_to_its_parent_before_importing_torch():
     assert out.strip() == "[]"
 
 
-def _follow_and_say(results) -> None:
-    follow_parent()
-    results.put("past follow_parent")
-
-
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_follow_parent_keeps_a_worker_of_a_live_parent(method):
     # Under forkserver the worker's kernel parent is the fork server, not this process:
     # that is no reason to end it.
     context = multiprocessing.get_context(method)
     results = context.Queue()
-    process = context.Process(target=_follow_and_say, args=(results,))
+    body = ("from skkgp.reproduce.parallel import follow_parent; follow_parent(); "
+            "results.put('past follow_parent')")
+    process = context.Process(target=exec, args=(body, {"results": results}))
     process.start()
     process.join(60)
     assert process.exitcode == 0

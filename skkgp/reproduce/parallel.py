@@ -280,8 +280,8 @@ def run_workers(
     The workers are daemons, stopped (terminated if still alive) and joined before this
     returns or raises, so that none is left behind. Called in the main thread, SIGTERM
     raises :class:`Terminated` here meanwhile (unless the caller ignores SIGTERM), which
-    stops them too; ``target`` calls
-    :func:`follow_parent` so that they end with this process however it ends.
+    stops them too; ``target`` calls :func:`follow_parent` so that they end with this
+    process however it ends.
     """
     processes = [context.Process(target=target, args=args, daemon=True)
                  for _ in range(n_workers)]
