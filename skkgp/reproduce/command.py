@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from skkgp._atomic import atomic_write_text
-from skkgp.reproduce.config import DATASETS, Cell, ConfigError, ReproduceConfig, method_family
+from skkgp.reproduce.config import DATASETS, Cell, ConfigError, ReproduceConfig
 from skkgp.reproduce.data import (
     LEAKAGE_WARNING,
     DataSpec,
@@ -216,8 +216,8 @@ def _check_workers(config: ReproduceConfig, bunch) -> list[str]:
 def _grid_workers(config: ReproduceConfig) -> int:
     """Workers the whole grid starts: one per origin group (seed, model, origin type, fold)
     at most."""
-    origins = {(cell.model, method_family(cell.method)) for cell in config.cells()}
-    return min(config.workers, len(config.seeds) * len(origins) * config.folds)
+    every = [(cell, fold) for cell in config.cells() for fold in range(config.folds)]
+    return min(config.workers, len(config.seeds) * len(group_pending(config, every)))
 
 
 def _compute(groups: list[OriginGroup], store: ResultStore, *, client, quiet: bool,
