@@ -1,8 +1,11 @@
 """Tests of the benchmarks' options, output files and statistics: ``knowledge_effect.py``,
-``pruning_schedules.py``, ``step_host.py``, ``int8_accuracy.py``'s statistics (its run
-is tested in ``test_export.py``) and ``full_grid_gpu.py``'s budget and summary."""
+``pruning_schedules.py``, ``step_host.py``, ``grid_demand.py``, ``int8_accuracy.py``'s
+statistics (its run is tested in ``test_export.py``) and ``full_grid_gpu.py``'s budget and
+summary."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -232,3 +235,46 @@ def test_full_grid_gpu_shares_its_budget_and_lists_every_failed_run(load_benchma
                                budget)
     assert rc == 124 and seconds < 30
     assert "slow: exit 124 after" in bench.SUMMARY[-1] and "limit" in bench.SUMMARY[-1]
+
+
+def test_grid_demand_counts_the_grids_arithmetic_and_kernels(load_benchmark, capsys):
+    import torch
+
+    from skkgp.pruning.counting import count_macs
+
+    demand = load_benchmark("grid_demand")
+    demand.main(["--models", "ccnn", "--n-subjects", "2", "--n-trials", "4",
+                 "--trial-seconds", "10", "--hours", "0.5"])
+    out = capsys.readouterr().out.splitlines()
+    rows = {" ".join(line.split()[:2]): line.split()[2:] for line in out
+            if line.startswith("ccnn ")}
+    assert set(rows) == {"ccnn origin", "ccnn lfp", "ccnn umwp", "ccnn sfp"}
+    plain, kg = float(rows["ccnn origin"][0]), float(rows["ccnn origin"][1])
+    # The knowledge-guided step's exact gradient costs about twice a plain step's
+    # arithmetic, and more kernels.
+    assert 1.5 < kg / plain < 2.5
+    assert int(rows["ccnn origin"][4]) > int(rows["ccnn origin"][3]) > 0
+    # LFP removes filters (less arithmetic); UMWP masks weights (the same dense work).
+    assert float(rows["ccnn lfp"][0]) < plain
+    assert float(rows["ccnn umwp"][0]) == plain
+    # A prediction batch is the forward pass: 2 FLOPs per multiply-accumulate.
+    from skkgp import EEGClassifier
+
+    X = torch.randn(2, 4, 9, 9).numpy()
+    module = EEGClassifier("ccnn", max_epochs=1, batch_size=2, train_split=None,
+                           verbose=0).fit(X, [0, 1]).module_.eval()
+    per_sample = count_macs(module, torch.randn(1, 4, 9, 9))
+    assert float(rows["ccnn origin"][5]) == pytest.approx(2 * per_sample * 64 / 1e9, rel=0.01)
+    # The totals and the rates they ask for agree.
+    grid = next(line for line in out if line.startswith("grid:"))
+    arithmetic = next(line for line in out if line.startswith("arithmetic:"))
+    rate = next(line for line in out if line.startswith("to finish in 0.5 h"))
+    pflop, kernels = float(arithmetic.split()[1]), int(arithmetic.split()[-1].replace(",", ""))
+    assert pflop > 0 and kernels > 0
+    tflops, per_second, every_us = (
+        float(x) for x in re.findall(r"[\d.]+(?= TFLOP/s| M k| us)", rate))
+    assert tflops == pytest.approx(pflop * 1e3 / 1800, rel=1e-3)
+    assert per_second * 1e6 == pytest.approx(kernels / 1800, rel=1e-3)
+    assert every_us * kernels / 1e6 == pytest.approx(1800, rel=1e-3)
+    # The grid line counts the steps --dry-run prices (the script checks them itself).
+    assert "knowledge-guided steps" in grid

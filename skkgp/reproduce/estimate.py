@@ -52,6 +52,7 @@ __all__ = [
     "StepTimes",
     "time_steps",
     "measure_steps",
+    "knowledge_inputs",
     "GroupWork",
     "grid_work",
     "Estimate",
@@ -185,10 +186,26 @@ def _grid_electrodes(config: ReproduceConfig, ch_names: Sequence[str]) -> list[s
     return [name for name in ch_names if name.upper() in cells]
 
 
-def _knowledge_inputs(config: ReproduceConfig, model: str,
+def knowledge_inputs(config: ReproduceConfig, model: str,
                       ch_names: Sequence[str]) -> dict[str, np.ndarray | None]:
     """``region_mask`` and ``cells`` of ``model``'s knowledge-guided classifier, as
-    the run's pruner resolves them for the ``--dataset``."""
+    the run's pruner resolves them for the ``--dataset``.
+
+    Parameters
+    ----------
+    config : ReproduceConfig
+    model : str
+        A zoo name.
+    ch_names : sequence of str
+        The electrodes of the run's windows.
+
+    Returns
+    -------
+    knowledge : dict
+        ``region_mask`` (bool per electrode the model sees) and ``cells`` (grid models:
+        each electrode's grid cell; raw models: ``None``), keyword arguments of
+        :class:`~skkgp.knowledge.recovery.KnowledgeGuidedClassifier`.
+    """
     from skkgp import layout
     from skkgp.models import get_model_class
 
@@ -562,7 +579,7 @@ def dry_run(
     folds = n_folds(config, bunch)
     cells = config.cells()
     shapes = {model: input_shape(model, bunch, config.dataset) for model in config.models}
-    knowledge = {model: _knowledge_inputs(config, model, bunch.ch_names)
+    knowledge = {model: knowledge_inputs(config, model, bunch.ch_names)
                  for model in config.models}
     n_classes = int(np.unique(np.asarray(bunch.y)).size)
     if worker_counts is None:
