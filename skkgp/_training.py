@@ -26,7 +26,7 @@ from skorch.dataset import Dataset, get_len
 from torch import nn
 from torch.utils.data import Subset
 
-from skkgp._graphs import GraphedTrainingStep, batch_key, graph_state
+from skkgp._graphs import GraphedTrainingStep
 
 __all__ = [
     "TensorData",
@@ -303,31 +303,13 @@ class FastTrainingLoop:
     def train_step(self, batch, **fit_params):
         """skorch's training step, replayed from a CUDA graph when ``cuda_graphs`` is on.
 
-        Batches the graph cannot take (another shape, ``fit_params``) and every step
-        when the option is off run skorch's step as it is (:mod:`skkgp._graphs`).
+        Batches the graph cannot take (another shape) and every step when the option is
+        off, or outside ``fit``, run skorch's step as it is (:mod:`skkgp._graphs`).
         """
-        graphed = self._graphed_step(batch, fit_params)
+        graphed = self.__dict__.get("_graphed_step_")
         if graphed is None:
             return super().train_step(batch, **fit_params)
-        return graphed.run(batch, super().train_step)
-
-    def _graphed_step(self, batch, fit_params) -> GraphedTrainingStep | None:
-        if not getattr(self, "cuda_graphs", False) or fit_params:
-            return None
-        key = batch_key(batch)
-        if key is None:
-            return None
-        graphed = getattr(self, "_graphed_step_", None)
-        if graphed is not None and graphed.state == graph_state(self):
-            # The net's graph, unless its capture failed or the batch has another shape
-            # (the last batch of an epoch): those steps run eagerly.
-            if graphed.takes(key):
-                return graphed
-            graphed.eager_steps += 1
-            return None
-        # A new module or optimizer (a new fit): a new graph.
-        self._graphed_step_ = GraphedTrainingStep(self, batch)
-        return self._graphed_step_
+        return graphed.run(batch, fit_params, super().train_step)
 
     def _graph_settings(self) -> tuple:
         """The net's own settings a captured step bakes in: a change recaptures it."""
@@ -340,6 +322,8 @@ class FastTrainingLoop:
         stale = self.__dict__.pop("_graphed_step_", None)
         if stale is not None:
             stale.close()
+        if getattr(self, "cuda_graphs", False):
+            self._graphed_step_ = GraphedTrainingStep(self)
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):

@@ -100,8 +100,9 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
         replay issues the whole step at once. The first three steps run eagerly,
         batches of another shape (the last of an epoch) too, and the step is captured
         again when optimizer settings change (a learning-rate schedule). Adam-style
-        optimizers run with ``capturable=True`` (same updates). Networks with dropout
-        draw their masks in another order than eager steps, so a graphed fit is
+        optimizers run with ``capturable=True`` (same updates; the fitted net, and what
+        ``save_params`` writes during the fit, keep the setting given). Networks with
+        dropout draw their masks in another order than eager steps, so a graphed fit is
         reproducible but not equal to an eager one. A step that cannot be captured
         trains eagerly, with a warning. Not compatible with ``compile=True``.
         Experimental: see :ref:`cuda-graphs`.
@@ -155,9 +156,11 @@ class EEGClassifier(FastTrainingLoop, NeuralNetClassifier):
     history_ : skorch.History
         Per-epoch and per-batch records (``train_loss``, ``dur``...).
     cuda_graph_steps_ : dict
-        With ``cuda_graphs=True``, how the last fit's steps ran: ``"replayed"`` from a
-        graph, ``"eager"`` (warm-up and other batch shapes), ``"captures"`` made, and
-        ``"failure"``, why capture failed (``None`` if it did not).
+        Set by every fit with ``cuda_graphs=True``: how its steps ran, ``"replayed"``
+        from a graph, ``"eager"`` (warm-up, other batch shapes, and every step after a
+        failure), ``"captures"`` made, and ``"failure"``, why the steps stopped being
+        replayed (a step that reads back to the host, an optimizer that counts steps on
+        the host, ``fit_params``, batches that are not CUDA tensors; ``None`` if none).
 
     See Also
     --------

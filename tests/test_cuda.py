@@ -404,7 +404,124 @@ def test_cuda_graphs_fall_back_to_eager_steps_with_a_warning(grid):
                             cuda_graphs=True, random_state=0).fit(X, y)
     steps = net.cuda_graph_steps_
     assert steps["failure"] is not None and steps["replayed"] == 0
+    # The sync check names the place of the read back: this file's forward.
+    assert "test_cuda.py:" in steps["failure"], steps["failure"]
     eager = EEGClassifier(ReadsBack, max_epochs=2, batch_size=5, device="cuda",
                           random_state=0).fit(X, y)
     np.testing.assert_allclose(net.history_[:, "train_loss"], eager.history_[:, "train_loss"],
                                rtol=1e-3)
+
+
+def test_a_graphed_fit_with_checkpoints_ends_with_the_optimizer_as_configured(grid, tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, y = grid
+    # Saved at each better epoch while the graph is on, loaded by load_best after the
+    # graph closed.
+    checkpoint = Checkpoint(monitor="train_loss_best", load_best=True, f_params="params.pt",
+                            f_optimizer="optimizer.pt", f_criterion=None, f_history=None,
+                            dirname=str(tmp_path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        net = EEGClassifier("ccnn", max_epochs=3, batch_size=5, device="cuda",
+                            cuda_graphs=True, random_state=0,
+                            callbacks=[checkpoint]).fit(X, y)
+    assert net.cuda_graph_steps_["replayed"] > 0
+    # PyTorch's note on capturable optimizers stepping outside a capture is expected
+    # at warm-up, and not shown.
+    assert not [w for w in caught if "capturable=True" in str(w.message)]
+    assert net.optimizer_.param_groups[0]["capturable"] is False
+    saved = torch.load(tmp_path / "optimizer.pt", map_location="cpu")
+    assert saved["param_groups"][0]["capturable"] is False
+    # The checkpoint trains on where a capturable optimizer cannot: a CPU.
+    cpu = EEGClassifier("ccnn", max_epochs=1, batch_size=5, random_state=0).fit(X, y)
+    cpu.load_params(f_params=tmp_path / "params.pt", f_optimizer=tmp_path / "optimizer.pt")
+    cpu.partial_fit(X, y)
+    assert np.isfinite(cpu.history_[-1, "train_loss"])
+
+
+def test_an_optimizer_counting_steps_on_the_host_trains_eagerly(grid):
+    X, y = grid
+    kwargs = dict(max_epochs=2, batch_size=5, device="cuda", random_state=0,
+                  module__dropout=0.0, optimizer=torch.optim.Adagrad,
+                  optimizer__lr_decay=0.01)
+    with pytest.warns(RuntimeWarning, match="Adagrad keeps its state 'step' on the host"):
+        net = EEGClassifier("ccnn", cuda_graphs=True, **kwargs).fit(X, y)
+    steps = net.cuda_graph_steps_
+    assert steps["replayed"] == 0 and steps["captures"] == 0 and "Adagrad" in steps["failure"]
+    eager = EEGClassifier("ccnn", **kwargs).fit(X, y)
+    _assert_same_training(net, eager)
+
+
+def test_graph_steps_are_reported_for_every_graphed_fit(grid):
+    X, y = grid
+    common = dict(batch_size=5, device="cuda", cuda_graphs=True, random_state=0)
+    net = EEGClassifier("ccnn", max_epochs=0, **common).fit(X, y)
+    assert net.cuda_graph_steps_ == {"captures": 0, "replayed": 0, "eager": 0,
+                                     "failure": None}
+    from torch.utils.data import DataLoader, default_collate
+
+    def on_the_cpu(samples):
+        return tuple(part.cpu() for part in default_collate(samples))
+
+    # Batches collated on the CPU, which skorch moves to the device in the step.
+    with pytest.warns(RuntimeWarning, match="not CUDA tensors"):
+        net = EEGClassifier("ccnn", max_epochs=1, iterator_train=DataLoader,
+                            iterator_train__collate_fn=on_the_cpu, **common).fit(X, y)
+    steps = net.cuda_graph_steps_
+    assert steps["replayed"] == 0 and steps["eager"] == -(-len(X) // 5)
+    assert "not CUDA tensors" in steps["failure"]
+
+
+def test_parameter_gradients_follow_the_replays_after_an_eager_batch(grid):
+    from skorch.callbacks import Callback
+
+    class GradNorms(Callback):
+        def initialize(self):
+            self.norms_ = []
+            return self
+
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training:
+                self.norms_.append(net.module_.lin2.weight.grad.norm().item())
+
+    X, y = grid
+    graphed, eager = (EEGClassifier("ccnn", max_epochs=3, batch_size=5, device="cuda",
+                                    module__dropout=0.0, cuda_graphs=flag, random_state=0,
+                                    callbacks=[("norms", GradNorms())]).fit(X, y)
+                      for flag in (True, False))
+    assert len(X) % 5  # a smaller, eager, last batch in every epoch
+    np.testing.assert_allclose(graphed.callbacks_[0][1].norms_,
+                               eager.callbacks_[0][1].norms_, rtol=1e-3)
+    # The graph's gradient tensors are released with it.
+    assert all(p.grad is None for p in graphed.module_.parameters())
+
+
+def test_fits_in_threads_of_one_process_each_replay_their_graphs(grid):
+    import threading
+
+    X, y = grid
+    n_full = len(X) // 5
+    nets = [EEGClassifier("ccnn", max_epochs=2, batch_size=5, device="cuda",
+                          cuda_graphs=True, random_state=seed) for seed in range(3)]
+    errors = []
+
+    def fit(net):
+        try:
+            net.fit(X, y)
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        threads = [threading.Thread(target=fit, args=(net,)) for net in nets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert not [w for w in caught if "cannot be replayed" in str(w.message)]
+    for net in nets:
+        assert net.cuda_graph_steps_ == {"captures": 1, "replayed": 2 * n_full - 3,
+                                         "eager": 3 + 2, "failure": None}
+        assert np.isfinite(net.history_[:, "train_loss"]).all()

@@ -9,6 +9,7 @@ before its first capture.
 """
 
 import traceback
+import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from skkgp import layout
+from skkgp._graphs import (GraphedTrainingStep, RecaptureGuard, host_state,
+                           make_capturable, sync_reason)
 from skkgp.classifier import EEGClassifier
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
@@ -111,3 +114,114 @@ def test_host_reads_are_seen():
         torch.arange(3).numpy()
         torch.repeat_interleave(torch.tensor([1, 2]))
     assert [name for name, *_ in reads.reads] == ["tolist", "numpy", "repeat_interleave"]
+
+
+# ------------------------------------------- decisions of the graphed step, on a CPU
+def _small_fit(**kwargs):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((32, 4, 9, 9)).astype(np.float32)
+    y = np.arange(32) % 2
+    return EEGClassifier("ccnn", max_epochs=1, batch_size=8, random_state=0,
+                         **kwargs).fit(X, y), X, y
+
+
+def test_an_optimizer_saved_while_capturable_loads_with_its_own_setting(tmp_path):
+    # What a graphed fit does to Adam at its first step, and what skorch's Checkpoint
+    # (f_optimizer) then writes at an epoch end and loads with load_best.
+    net, X, y = _small_fit()
+    switch = make_capturable(net.optimizer_)
+    assert net.optimizer_.param_groups[0]["capturable"] is True
+    net.save_params(f_optimizer=tmp_path / "optimizer.pt")
+    assert torch.load(tmp_path / "optimizer.pt")["param_groups"][0]["capturable"] is False
+    other, _, _ = _small_fit()
+    other.load_params(f_optimizer=tmp_path / "optimizer.pt")
+    assert other.optimizer_.param_groups[0]["capturable"] is False
+    other.partial_fit(X, y)  # a capturable Adam refuses CPU parameters
+    assert np.isfinite(other.history_[-1, "train_loss"])
+    # Loaded while the fit is graphed, the state is switched too, and counted: its new
+    # state tensors need a new capture.
+    net.load_params(f_optimizer=tmp_path / "optimizer.pt")
+    assert net.optimizer_.param_groups[0]["capturable"] is True
+    assert switch.loads == 1
+    switch.restore()
+    assert net.optimizer_.param_groups[0]["capturable"] is False
+    # Restored, the optimizer saves what it has, a capturable=True its user set included.
+    net.optimizer_.param_groups[0]["capturable"] = True
+    assert net.optimizer_.state_dict()["param_groups"][0]["capturable"] is True
+
+
+def _stepped(optimizer_cls, **kwargs):
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = optimizer_cls([param], lr=0.1, **kwargs)
+    param.grad = torch.ones(3)
+    optimizer.step()
+    return optimizer
+
+
+def test_optimizers_that_count_steps_on_the_host_are_refused():
+    # Adagrad has no capturable option and counts steps in a CPU tensor: a replay would
+    # repeat the captured count, and its learning-rate decay with it.
+    reason = host_state([_stepped(torch.optim.Adagrad, lr_decay=0.01)])
+    assert reason is not None and "Adagrad" in reason and "'step'" in reason
+    assert host_state([_stepped(torch.optim.SGD, momentum=0.9)]) is None
+    adam = _stepped(torch.optim.Adam)
+    assert host_state([adam]) is not None  # its step count, until made capturable
+    make_capturable(adam)
+    assert host_state([adam]) is None
+
+
+def _skorch_step(net):
+    from skorch import NeuralNetClassifier
+
+    def step(batch, **fit_params):
+        return NeuralNetClassifier.train_step(net, batch)
+
+    return step
+
+
+@pytest.mark.parametrize("fit_params", [{}, {"sample_weight": None}],
+                         ids=["cpu-batches", "fit-params"])
+def test_steps_a_graph_cannot_take_are_trained_eagerly_with_a_warning(fit_params):
+    net, X, y = _small_fit()
+    graphed = GraphedTrainingStep(net)
+    batch = (torch.from_numpy(X[:8]), torch.from_numpy(net.encode_labels(y[:8])))
+    reason = "fit_params were given" if fit_params else "not CUDA tensors"
+    with pytest.warns(RuntimeWarning, match=reason):
+        step = graphed.run(batch, fit_params, _skorch_step(net))
+    assert torch.isfinite(step["loss"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per fit
+        graphed.run(batch, fit_params, _skorch_step(net))
+    assert graphed.close() == {"captures": 0, "replayed": 0, "eager": 2,
+                               "failure": graphed.failure}
+    assert reason in graphed.failure
+
+
+def test_graphs_replaced_after_one_batch_each_are_given_up_with_the_right_reason():
+    # One full batch an epoch and a per-epoch schedule: each graph trains one batch.
+    guard = RecaptureGuard()
+    guard.captured()
+    guard.replayed()
+    assert guard.changed() is None
+    guard.captured()
+    guard.replayed()
+    reason = guard.changed()
+    assert reason is not None and "single batch" in reason
+    assert "per-batch" not in reason
+    # Graphs that train several batches each are captured again as often as needed.
+    guard = RecaptureGuard()
+    for _ in range(5):
+        guard.captured()
+        guard.replayed()
+        guard.replayed()
+        assert guard.changed() is None
+
+
+def test_the_sync_check_names_the_place_of_the_step_that_waits():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("called a synchronizing CUDA operation\n(more)", UserWarning)
+        line = traceback.extract_stack()[-1].lineno - 1
+    reason = sync_reason(caught[0])
+    assert "called a synchronizing CUDA operation" in reason and "(more)" not in reason
+    assert f"test_graphs.py:{line}" in reason
