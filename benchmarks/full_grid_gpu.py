@@ -169,6 +169,9 @@ def train_speed(args, budget: Budget, name: str, batches: list[str], *extra: str
     _, out, _ = run(name, [sys.executable, str(ROOT / "benchmarks" / "train_speed.py"),
                            "--device", args.device, *sizes, *extra], budget)
     for line in out.splitlines():
+        if "CUDA graphs" in line:
+            # How each graphed run's steps ran: eager figures must not pass for graphed.
+            SUMMARY.append(f"{name}: {line.strip()}")
         if re.match(r"\s+\d+\s+wall", line):
             fields = line.split()
             SUMMARY.append(f"{name} batch {fields[0]}: plain {fields[2]} s/epoch, "
@@ -232,7 +235,7 @@ def stage_estimate(args, budget: Budget, *, graphs: bool, workers) -> None:
     # The dry run prints each worker count's estimate as soon as it is timed: what a run
     # stopped at its limit measured is here too.
     for line in out.splitlines():
-        if line.startswith(("grid:", "training:", "estimated wall time")):
+        if line.startswith(("grid:", "training:", "estimated wall time", "CUDA graphs")):
             SUMMARY.append(f"full grid (DEAP-sized, {label}): {line}")
 
 

@@ -10,7 +10,9 @@ the ratios to the plain loop, and peak memory (GPU: ``torch.cuda.max_memory_allo
 CPU: the process's peak resident set size, reset before each run through
 ``/proc/self/clear_refs``). With ``--repeats`` above 1 it also prints the wall-clock
 ratios of each repeat, and on CPU the process-CPU-time ``kg/fit`` of each repeat: their
-spread is the noise of the machine.
+spread is the noise of the machine. With ``--cuda-graphs`` each ``fit`` and
+knowledge-guided run also prints how its steps ran (``cuda_graph_steps_``: replayed,
+eager, captures, and why graphs failed if they did, with the fallback's warning).
 
 Targets: ``EEGClassifier`` at most 1.05x the plain loop at every batch size; a
 knowledge-guided step at most 2.0x a ``fit`` step in the same layout (``kg/fit``), what
@@ -45,6 +47,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
+from skkgp._graphs import WARNING_MESSAGE, describe_graph_steps
 from skkgp.classifier import EEGClassifier
 from skkgp.models import get_model_class, infer_module_kwargs
 
@@ -180,11 +183,18 @@ def plain_loop(
     return times
 
 
-def skkgp_fit(estimator, X, y) -> list[tuple[float, float]]:
-    """(wall, CPU) seconds per epoch of ``estimator.fit``."""
+def skkgp_fit(estimator, X, y, label: str) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds per epoch of ``estimator.fit``.
+
+    With ``cuda_graphs=True`` it prints how the steps ran (``label`` names the run):
+    times of eager steps must not pass for graphed ones.
+    """
     clock = EpochClock()
     estimator.set_params(callbacks=[("clock", clock)])
     estimator.fit(X, y)
+    if estimator.cuda_graphs:
+        print(f"{label}: {describe_graph_steps(getattr(estimator, 'cuda_graph_steps_', None))}",
+              flush=True)
     return clock.times_
 
 
@@ -249,6 +259,9 @@ def main(argv=None) -> None:
                     torch.cuda.empty_cache()
                 with PeakMemory(device) as peak, warnings.catch_warnings():
                     warnings.simplefilter("ignore")
+                    # A fit whose steps fall back from CUDA graphs says so.
+                    warnings.filterwarnings("default", message=WARNING_MESSAGE,
+                                            category=RuntimeWarning)
                     if which == "plain":
                         torch.manual_seed(seed)
                         module = cls(**kwargs)
@@ -258,11 +271,13 @@ def main(argv=None) -> None:
                                             epochs=n_epochs, device=device, bf16=args.bf16,
                                             compile_=args.compile, seed=seed)[1:]
                     elif which == "fit":
-                        fit += skkgp_fit(EEGClassifier(args.model, **common), X, y)[1:]
+                        fit += skkgp_fit(EEGClassifier(args.model, **common), X, y,
+                                         f"batch {batch_size} repeat {repeat} fit")[1:]
                     else:
                         estimator = KnowledgeGuidedClassifier(
                             args.model, region_mask=region_mask_for(args.model), **common)
-                        kg += skkgp_fit(estimator, X, y)[1:]
+                        kg += skkgp_fit(estimator, X, y,
+                                        f"batch {batch_size} repeat {repeat} kg")[1:]
                 memory[which] = peak.peak_mib
             last = args.epochs  # this repeat's timed epochs
             p = statistics.median(t[0] for t in plain[-last:])

@@ -47,8 +47,9 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["CAPTURE_LOCK", "CapturableSwitch", "GraphedTrainingStep", "RecaptureGuard",
-           "batch_key", "graph_state", "host_state", "make_capturable", "sync_reason"]
+__all__ = ["CAPTURE_LOCK", "WARNING_MESSAGE", "CapturableSwitch", "GraphedTrainingStep",
+           "RecaptureGuard", "batch_key", "describe_graph_steps", "graph_state", "host_state",
+           "make_capturable", "sync_reason"]
 
 #: Eager steps on a side stream before the first capture: cuBLAS/cuDNN workspaces,
 #: autograd's stream bookkeeping and the optimizer's lazily made state must exist
@@ -63,6 +64,28 @@ CAPTURE_LOCK = threading.Lock()
 #: The start of PyTorch's note that a capturable optimizer steps outside a capture,
 #: which a graphed fit's warm-up and eager steps do by design.
 _UNCAPTURED_STEP = "This instance was constructed with capturable=True"
+
+
+#: What the warning of a fit whose steps cannot be replayed starts with (a
+#: ``warnings.filterwarnings`` message): timing scripts that silence other warnings
+#: keep this one.
+WARNING_MESSAGE = r"\w+\(cuda_graphs=True\): the training step cannot be replayed"
+
+
+def describe_graph_steps(steps: dict | None) -> str:
+    """One line on how a fit's steps ran, from its ``cuda_graph_steps_``.
+
+    ``None`` (a fit without the attribute) is said to be a fit without graphs.
+    """
+    if steps is None:
+        return "CUDA graphs: not used (no cuda_graph_steps_)"
+    counts = (f"{steps['replayed']} steps replayed, {steps['eager']} eager, "
+              f"{steps['captures']} capture(s)")
+    if steps["failure"] is not None:
+        return f"CUDA graphs FAILED, the steps after it ran eagerly ({counts}): {steps['failure']}"
+    if steps["replayed"] == 0:
+        return f"CUDA graphs: no step replayed ({counts})"
+    return f"CUDA graphs: {counts}"
 
 
 class CapturableSwitch:
@@ -533,6 +556,7 @@ class GraphedTrainingStep:
         """Train eagerly from here on, and say why."""
         self.failure = reason
         self._drop_graph()
+        # Starts with WARNING_MESSAGE.
         warnings.warn(
             f"{type(self.net).__name__}(cuda_graphs=True): the training step cannot be "
             f"replayed from a CUDA graph ({reason}); training continues with eager steps.",

@@ -6,6 +6,7 @@ file on a machine with one.
 """
 
 import copy
+import re
 import warnings
 
 import numpy as np
@@ -525,3 +526,27 @@ def test_fits_in_threads_of_one_process_each_replay_their_graphs(grid):
         assert net.cuda_graph_steps_ == {"captures": 1, "replayed": 2 * n_full - 3,
                                          "eager": 3 + 2, "failure": None}
         assert np.isfinite(net.history_[:, "train_loss"]).all()
+
+
+def test_timing_scripts_say_how_the_graphed_steps_ran(capsys, load_benchmark):
+    import io
+
+    from skkgp.cli import build_parser, config_from_args
+    from skkgp.reproduce.estimate import dry_run
+
+    bench = load_benchmark("train_speed")
+    bench.main(["--device", "cuda", "--cuda-graphs", "--model", "eegnet", "--n-samples", "64",
+                "--batch-sizes", "16", "--epochs", "1"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "CUDA graphs" in line]
+    # Two epochs of four batches: three warm-up steps, a capture, five replays.
+    assert lines == [f"batch 16 repeat 0 {run}: CUDA graphs: 5 steps replayed, 3 eager, "
+                     "1 capture(s)" for run in ("fit", "kg")]
+    argv = ["reproduce", "--models", "eegnet", "--methods", "lfp", "--folds", "2",
+            "--n-subjects", "2", "--n-trials", "6", "--trial-seconds", "4",
+            "--batch-size", "8", "--device", "cuda", "--cuda-graphs", "--quiet"]
+    result = dry_run(config_from_args(build_parser().parse_args(argv)),
+                     stream=io.StringIO(), quiet=True, worker_counts=[1])
+    said = [line for line in result.text.splitlines() if line.startswith("CUDA graphs")]
+    assert [line.split(" (eegnet, ")[1] for line in said] == [
+        "plain steps timed)", "knowledge-guided steps timed)"]
+    assert all(re.match(r"CUDA graphs: [1-9]\d* steps replayed, ", line) for line in said)

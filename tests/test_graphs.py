@@ -8,6 +8,7 @@ the graphed steps themselves, and the step checks itself for host synchronisatio
 before its first capture.
 """
 
+import re
 import traceback
 import warnings
 
@@ -17,8 +18,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from skkgp import layout
-from skkgp._graphs import (GraphedTrainingStep, RecaptureGuard, host_state,
-                           make_capturable, sync_reason)
+from skkgp._graphs import (WARNING_MESSAGE, GraphedTrainingStep, RecaptureGuard,
+                           describe_graph_steps, host_state, make_capturable, sync_reason)
 from skkgp.classifier import EEGClassifier
 from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
 
@@ -225,3 +226,27 @@ def test_the_sync_check_names_the_place_of_the_step_that_waits():
     reason = sync_reason(caught[0])
     assert "called a synchronizing CUDA operation" in reason and "(more)" not in reason
     assert f"test_graphs.py:{line}" in reason
+
+
+def test_how_the_steps_ran_is_said_plainly():
+    from skkgp.reproduce.estimate import StepTimes
+
+    replayed = {"captures": 1, "replayed": 9, "eager": 4, "failure": None}
+    failed = {"captures": 0, "replayed": 0, "eager": 13,
+              "failure": "Adagrad keeps its state 'step' on the host"}
+    assert describe_graph_steps(replayed) == (
+        "CUDA graphs: 9 steps replayed, 4 eager, 1 capture(s)")
+    assert describe_graph_steps(failed).startswith("CUDA graphs FAILED")
+    assert "Adagrad" in describe_graph_steps(failed)
+    assert "not used" in describe_graph_steps(None)
+    assert "no step replayed" in describe_graph_steps(dict(replayed, replayed=0))
+    # A dry run's timed steps: one line per kind, after each worker count's times.
+    times = StepTimes(1.0, 2.0, 0.5, graph_steps=(("plain", replayed), ("knowledge", failed)))
+    assert times.graph_lines("ccnn") == [
+        describe_graph_steps(replayed) + " (ccnn, plain steps timed)",
+        describe_graph_steps(failed) + " (ccnn, knowledge-guided steps timed)"]
+    assert StepTimes(1.0, 2.0, 0.5).graph_lines("ccnn") == []
+    # The fallback's warning is what the timing scripts let through.
+    with pytest.warns(RuntimeWarning) as caught:
+        GraphedTrainingStep(_small_fit()[0])._fail("a reason")
+    assert re.match(WARNING_MESSAGE, str(caught[0].message))

@@ -71,13 +71,23 @@ class StepTimes:
 
     ``warmup`` is what the first epoch of a process's first fit of the model takes
     beyond a later one (lazy initialisation, kernel selection): paid once per worker
-    and model.
+    and model. ``graph_steps`` holds, for fits with ``cuda_graphs=True``, each kind's
+    (``"plain"``, ``"knowledge"``) ``cuda_graph_steps_``: how the timed steps ran.
     """
 
     plain: float
     knowledge: float
     predict: float
     warmup: float = 0.0
+    graph_steps: tuple[tuple[str, dict], ...] = ()
+
+    def graph_lines(self, model: str) -> list[str]:
+        """How the timed steps of ``model`` ran, one line per kind (none without graphs)."""
+        from skkgp._graphs import describe_graph_steps
+
+        kinds = {"plain": "plain", "knowledge": "knowledge-guided"}
+        return [f"{describe_graph_steps(steps)} ({model}, {kinds[kind]} steps timed)"
+                for kind, steps in self.graph_steps]
 
 
 def _epoch_clock(clock: Callable[[], float]):
@@ -155,6 +165,7 @@ def time_steps(
     common = dict(max_epochs=1 + _TIMED_EPOCHS, batch_size=batch_size, device=device, lr=lr,
                   cuda_graphs=cuda_graphs, random_state=0)
     seconds = {}
+    graph_steps = []
     for name, make in (
         ("plain", lambda: EEGClassifier(model, **common)),
         ("knowledge", lambda: KnowledgeGuidedClassifier(model, region_mask=region_mask,
@@ -167,6 +178,8 @@ def time_steps(
         with InterruptWatch() as watch:
             net.fit(X, y)
         watch.check()
+        if cuda_graphs:
+            graph_steps.append((name, getattr(net, "cuda_graph_steps_", None)))
         seconds[name] = statistics.median(epochs.times_[1:]) / steps
         if name == "plain":
             seconds["warmup"] = max(0.0, epochs.times_[0] - seconds[name] * steps)
@@ -175,7 +188,7 @@ def time_steps(
     start = clock()
     net.predict_proba(X)
     seconds["predict"] = (clock() - start) / steps
-    return StepTimes(**seconds)
+    return StepTimes(**seconds, graph_steps=tuple(graph_steps))
 
 
 def _grid_electrodes(config: ReproduceConfig, ch_names: Sequence[str]) -> list[str]:
@@ -222,10 +235,15 @@ def _probe_models(config: ReproduceConfig, shapes, knowledge, steps: int,
                   clock: Callable[[], float] = time.perf_counter) -> dict[str, StepTimes]:
     import warnings
 
+    from skkgp._graphs import WARNING_MESSAGE
+
     times = {}
     for model in config.models:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # Timed steps that fall back from CUDA graphs say so.
+            warnings.filterwarnings("default", message=WARNING_MESSAGE,
+                                    category=RuntimeWarning)
             times[model] = time_steps(
                 model, shapes[model], **knowledge[model], batch_size=config.batch_size,
                 device=config.device, cuda_graphs=config.cuda_graphs,
@@ -304,12 +322,21 @@ def measure_steps(
         results.close()
     times = {
         model: StepTimes(*(statistics.median(getattr(m[model], name) for m in measured)
-                           for name in ("plain", "knowledge", "predict", "warmup")))
+                           for name in ("plain", "knowledge", "predict", "warmup")),
+                         graph_steps=_worst_graph_steps([m[model] for m in measured]))
         for model in config.models
     }
     # time.perf_counter is system-wide on Linux (CLOCK_MONOTONIC), comparable across
     # processes.
     return times, max(ready) - start
+
+
+def _worst_graph_steps(times: Sequence[StepTimes]) -> tuple:
+    """The graph steps of a worker whose graphs failed, or else of the first worker."""
+    for one in times:
+        if any(steps is None or steps["failure"] is not None for _, steps in one.graph_steps):
+            return one.graph_steps
+    return times[0].graph_steps
 
 
 @dataclass(frozen=True)
@@ -609,7 +636,8 @@ def dry_run(
         f"{sum(g.plain_steps for g in work):,} plain and "
         f"{sum(g.knowledge_steps for g in work):,} knowledge-guided steps in all",
         f"device: {_device_name(config.device)}"
-        + (", steps replayed from CUDA graphs" if config.cuda_graphs else ""),
+        + (", --cuda-graphs (how the timed steps ran follows each count's times)"
+           if config.cuda_graphs else ""),
     )
     output_seconds = _time_outputs(config, bunch, clock)
     say("", f"{'model':<10} {'workers':>7} {'plain s/step':>12} {'kg s/step':>10} "
@@ -641,6 +669,10 @@ def dry_run(
             t = times[model]
             say(f"{model:<10} {workers:>7} {t.plain:>12.4f} {t.knowledge:>10.4f} "
                 f"{t.knowledge / t.plain:>7.2f}x {t.predict:>15.4f}")
+        graph_lines = [line for model in config.models
+                       for line in times[model].graph_lines(model)]
+        if graph_lines:
+            say(*graph_lines)
         extra = (f" (worker start {result.startup:.1f} s; steps timed with {started} "
                  "workers at once)" if started > 1 else "")
         say(f"estimated wall time, {workers} worker(s): "
