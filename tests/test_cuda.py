@@ -492,8 +492,8 @@ def test_parameter_gradients_follow_the_replays_after_an_eager_batch(grid):
                                     callbacks=[("norms", GradNorms())]).fit(X, y)
                       for flag in (True, False))
     assert len(X) % 5  # a smaller, eager, last batch in every epoch
-    np.testing.assert_allclose(graphed.callbacks_[0][1].norms_,
-                               eager.callbacks_[0][1].norms_, rtol=1e-3)
+    np.testing.assert_allclose(dict(graphed.callbacks_)["norms"].norms_,
+                               dict(eager.callbacks_)["norms"].norms_, rtol=1e-3)
     # The graph's gradient tensors are released with it.
     assert all(p.grad is None for p in graphed.module_.parameters())
 
