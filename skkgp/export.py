@@ -46,6 +46,7 @@ from torch import nn
 
 from skkgp._atomic import atomic_write_bytes, check_destination
 from skkgp._estimators import fitted_net
+from skkgp._input import eeg_input
 from skkgp._training import uncompiled
 from skkgp.pruning.masks import copy_module, fold_masks
 
@@ -497,7 +498,8 @@ def _network_inputs(data: Any, preprocessing: Sequence[tuple[str, Any]],
                     shape: tuple[int, ...], what: str) -> np.ndarray:
     for _, step in preprocessing:
         data = step.transform(data)
-    array = np.asarray(data, dtype=np.float32)
+    # mne.Epochs: the EEG channels fit takes, in microvolts
+    array = np.asarray(eeg_input(data).X, dtype=np.float32)
     if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape:
         raise ValueError(
             f"{what} has shape {array.shape}, but the network takes samples of shape "

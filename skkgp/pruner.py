@@ -745,7 +745,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, ...)
+        X : array-like or mne.Epochs, shape (n_samples, ...)
             Same kind of input as at ``fit``.
 
         Returns
@@ -791,7 +791,7 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, ...)
+        X : array-like or mne.Epochs, shape (n_samples, ...)
             Same kind of input as at ``fit``.
         y : array-like of shape (n_samples,) or None, default=None
             Classes explained; ``None`` explains the predicted ones.

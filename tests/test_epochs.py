@@ -12,6 +12,8 @@ from sklearn.pipeline import make_pipeline
 
 from skkgp import EEGClassifier, KnowledgeGuidedPruner
 from skkgp.datasets import from_epochs, load_moabb
+from skkgp.export import calibration_inputs
+from skkgp.knowledge.evidence import guided_gradcam, mean_region_share
 from skkgp.transforms import BandDifferentialEntropy, ChannelStandardizer
 
 pytestmark = pytest.mark.filterwarnings("ignore::skkgp.pruner.ConstantPredictorWarning")
@@ -136,6 +138,33 @@ def test_pruner_takes_its_electrodes_from_the_epochs():
     assert pruner.electrodes_ == tuple(EEG[:-1])
     assert pruner.region_mask_.tolist() == [False, False, True, True, True]
     assert pruner.score(epochs, epochs.events[:, 2]) >= 0
+
+
+def test_evidence_and_calibration_take_epochs_as_fit_does():
+    # Epochs are converted as at fit (EEG picks, bads dropped, microvolts): the evidence,
+    # the region share and the int8 calibration inputs equal those of the arrays.
+    epochs = _epochs(n_per_subject=8, n_subjects=2)
+    arrays = from_epochs(epochs)
+    codes = epochs.events[:, 2]
+    net = EEGClassifier("eegnet", max_epochs=1, batch_size=16, random_state=0)
+    pruner = KnowledgeGuidedPruner(net, method="lfp", prune_ratio=0.3, region=["C3", "Cz", "C4"],
+                                   random_state=0, recovery_epochs=1).fit(epochs)
+    np.testing.assert_allclose(guided_gradcam(pruner, epochs), guided_gradcam(pruner, arrays.X),
+                               rtol=1e-5, atol=1e-7)
+    for which in ("pruned", "origin"):
+        assert pruner.region_share(epochs, codes, which=which) == pytest.approx(
+            pruner.region_share(arrays.X, codes, which=which), rel=1e-5)
+    pipeline = make_pipeline(ChannelStandardizer(), EEGClassifier(
+        "eegnet", max_epochs=1, batch_size=16, random_state=0)).fit(epochs, codes)
+    np.testing.assert_allclose(mean_region_share(pipeline, epochs, region_mask=[1, 0, 0, 0, 0]),
+                               mean_region_share(pipeline, arrays.X, region_mask=[1, 0, 0, 0, 0]),
+                               rtol=1e-5)
+    for strategy in ("random", "knowledge"):
+        np.testing.assert_allclose(
+            calibration_inputs(pruner, strategy, X=epochs, n_calibration=4),
+            calibration_inputs(pruner, strategy, X=arrays.X, n_calibration=4), rtol=1e-6)
+    np.testing.assert_allclose(calibration_inputs(pruner, epochs),
+                               calibration_inputs(pruner, arrays.X), rtol=1e-6)
 
 
 @pytest.fixture(scope="module")

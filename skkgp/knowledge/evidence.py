@@ -65,6 +65,7 @@ import torch
 from torch import nn
 
 from skkgp._estimators import fitted_net
+from skkgp._input import eeg_input
 from skkgp._modes import eval_mode
 from skkgp.knowledge._cells import CheckedCells
 from skkgp.knowledge._pooled import PooledPlan, pooled_weights
@@ -773,7 +774,8 @@ def _resolve_model(model, X):
     """The net or module that holds the network, and ``X`` as that network takes it.
 
     A :class:`~sklearn.pipeline.Pipeline` transforms ``X`` through its earlier steps; a
-    fitted :class:`~skkgp.KnowledgeGuidedPruner` stands for its pruned, recovered network.
+    fitted :class:`~skkgp.KnowledgeGuidedPruner` stands for its pruned, recovered network;
+    :class:`mne.Epochs` become their arrays as at ``fit``.
     """
     net, preprocessing = fitted_net(model, "guided_gradcam", modules=True)
     for _, step in preprocessing:
@@ -784,7 +786,7 @@ def _resolve_model(model, X):
                 "The pipeline's steps before its last could not transform X "
                 f"({type(error).__name__}: {error}); fit the pipeline first."
             ) from error
-    return net, X
+    return net, eeg_input(X).X  # mne.Epochs: the EEG channels fit takes, in microvolts
 
 
 def _fitted_evidence(estimator) -> dict:
@@ -875,9 +877,11 @@ def guided_gradcam(
         evidence kind, electrodes, grid cells and guidance it was recovered with); or a fitted
         :class:`~sklearn.pipeline.Pipeline` ending in one of these (``X`` then passes
         through the earlier steps first).
-    X : array-like or torch.Tensor, shape (n_samples, ...)
+    X : array-like, torch.Tensor or mne.Epochs, shape (n_samples, ...)
         Inputs: what the network takes (grids ``(n_samples, n_bands, rows, cols)`` or
         raw windows ``(n_samples, n_electrodes, n_times)``), or what the pipeline takes.
+        Epochs are read as ``fit`` reads them (EEG channels not marked bad, in
+        microvolts).
     y : array-like of shape (n_samples,) or None, default=None
         Class explained for each sample: class labels (of ``classes_`` for an estimator,
         indices for a bare module). ``None`` explains the predicted class.
@@ -1025,7 +1029,7 @@ def mean_region_share(
     ----------
     model : KnowledgeGuidedPruner, KnowledgeGuidedClassifier, Pipeline, estimator or module
         Fitted; anything :func:`guided_gradcam` takes.
-    X : array-like, shape (n_samples, ...)
+    X : array-like or mne.Epochs, shape (n_samples, ...)
         Inputs (held-out data, for a held-out share).
     y : array-like of shape (n_samples,) or None, default=None
         Classes explained; ``None`` explains the predicted ones.
