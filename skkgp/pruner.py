@@ -36,6 +36,7 @@ from skkgp.pruning.budget import (
     find_budget_ratio,
     prunable_widths,
     prune_to_budget,
+    refuse_met_budget,
 )
 from skkgp.pruning.masks import store_derived_tensors
 from skkgp.pruning.report import PruningReport
@@ -135,7 +136,8 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         by bisection with :func:`skkgp.pruning.budget.find_budget_ratio`, counting
         pruned copies with :func:`skkgp.pruning.count_macs`: the network found is the
         largest that meets the budget, within one rounding step. A budget the origin
-        already meets, or one that no ratio reaches, is an error.
+        already meets (refused before the origin is trained), or one that no ratio
+        reaches, is an error.
     target_params : float or None, default=None
         Budget: parameters (non-zero ones for ``umwp``), as ``target_macs``; both may
         be given.
@@ -888,13 +890,19 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         return mask
 
     def _check_method_before_fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Refuse a method that does not apply before spending time on the origin fit."""
+        """Refuse a method, per-layer ratios or a budget the unpruned network meets already,
+        before spending time on the origin fit."""
         probe = _probe_module(self.estimator, X, y)
         if probe is None:
             return
         pruning.check_method(self.method, probe)
         if isinstance(self.prune_ratio, Mapping):
             _check_layer_names(self.prune_ratio, probe, X)
+        if self._has_budget():
+            costs = _unpruned_costs(probe, X)
+            if costs is not None:
+                target_macs, target_params = self._budget()
+                refuse_met_budget(costs, target_macs=target_macs, target_params=target_params)
 
     def _recovery_net(
         self,
@@ -1050,6 +1058,17 @@ def _check_layer_names(ratios: Mapping[str, float], probe: torch.nn.Module, X) -
             f"prune_ratio names layers {unknown} that are not prunable units of "
             f"{type(probe).__name__}; its units are {list(units)}."
         )
+
+
+def _unpruned_costs(probe: torch.nn.Module, X) -> tuple[int, int] | None:
+    """Dense MACs per sample and parameters of ``probe`` (the network the estimator
+    builds, on the meta device); ``None`` when it cannot be run there."""
+    device = next((p.device for p in probe.parameters()), torch.device("cpu"))
+    try:
+        inputs = torch.zeros((1, *X.shape[1:]), device=device)
+        return pruning.count_macs(probe, inputs), pruning.count_params(probe)
+    except Exception:  # noqa: BLE001 - a network that cannot run on meta is checked at pruning
+        return None
 
 
 def _example_inputs(X: np.ndarray, module: torch.nn.Module) -> torch.Tensor:

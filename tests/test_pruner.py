@@ -467,6 +467,21 @@ def test_unknown_layer_in_ratio_dict_refused_before_the_origin_trains(
         kgp.fit(X[:8], y[:8])
 
 
+@pytest.mark.parametrize("module, method, budget", [
+    ("ccnn", "lfp", {"target_macs": 1e12}),
+    ("ccnn", "umwp", {"target_params": 1e12}),
+    ("eegnet", "sfp", {"target_macs": 1e12, "target_params": 1e12}),
+])
+def test_budget_the_origin_meets_refused_before_the_origin_trains(grid, raw, module, method,
+                                                                   budget):
+    # The unpruned cost depends on the architecture and the input shape only.
+    X, y = grid if module == "ccnn" else raw[:2]
+    kgp = _pruner(module, net_kwargs={"callbacks": [("refuse", _RefuseTraining())]},
+                  method=method, **budget)
+    with pytest.raises(ValueError, match="not below the unpruned network's cost: it has "):
+        kgp.fit(X[:8], y[:8])
+
+
 @pytest.mark.parametrize("method", ["lfp", "umwp"])
 @pytest.mark.parametrize("recovery", ["finetune", "scratch"])
 def test_finetune_keeps_and_scratch_reinitialises_the_pruned_weights(raw, method, recovery):

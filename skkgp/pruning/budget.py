@@ -48,6 +48,7 @@ __all__ = [
     "find_budget_ratio",
     "prunable_widths",
     "prune_to_budget",
+    "refuse_met_budget",
 ]
 
 #: The finest the search resolves the ratio (reached for masked weights only).
@@ -116,6 +117,24 @@ def _n_prunable(module: nn.Module, method: str, example_inputs) -> int:
     ))
 
 
+def _meets(costs: tuple[int, int], target_macs: int | None, target_params: int | None) -> bool:
+    macs, params = costs
+    return (target_macs is None or macs <= target_macs) and (
+        target_params is None or params <= target_params
+    )
+
+
+def _describe(costs: tuple[int, int], target_macs: int | None,
+              target_params: int | None) -> str:
+    macs, params = costs
+    parts = []
+    if target_macs is not None:
+        parts.append(f"{macs:,} MACs (target_macs={target_macs:,})")
+    if target_params is not None:
+        parts.append(f"{params:,} parameters (target_params={target_params:,})")
+    return " and ".join(parts)
+
+
 class _Budget:
     """A budget for ``method`` on ``module``: trials on deep copies, and its checks."""
 
@@ -136,19 +155,10 @@ class _Budget:
         self.high_ratio = MAX_RATIO
 
     def meets(self, costs: tuple[int, int]) -> bool:
-        macs, params = costs
-        return (self.target_macs is None or macs <= self.target_macs) and (
-            self.target_params is None or params <= self.target_params
-        )
+        return _meets(costs, self.target_macs, self.target_params)
 
     def describe(self, costs: tuple[int, int]) -> str:
-        macs, params = costs
-        parts = []
-        if self.target_macs is not None:
-            parts.append(f"{macs:,} MACs (target_macs={self.target_macs:,})")
-        if self.target_params is not None:
-            parts.append(f"{params:,} parameters (target_params={self.target_params:,})")
-        return " and ".join(parts)
+        return _describe(costs, self.target_macs, self.target_params)
 
     def trial(self, ratio: float) -> tuple[int, int]:
         """The costs of a deep copy pruned at ``ratio``."""
@@ -169,12 +179,8 @@ class _Budget:
             self.high_ratio = error.largest_ratio
             high_costs = self.trial(self.high_ratio)
         origin_costs = budget_costs(self.module, self.example_inputs, self.method)
-        if self.meets(origin_costs):
-            raise ValueError(
-                f"the budget is not below the unpruned network's cost: it has "
-                f"{self.describe(origin_costs)}; nothing to prune. Ask for less, or leave "
-                "the network as it is."
-            )
+        refuse_met_budget(origin_costs, target_macs=self.target_macs,
+                          target_params=self.target_params)
         if not self.meets(high_costs):
             if self.high_ratio < MAX_RATIO:
                 where = (f"ratio {self.high_ratio:g}, the largest at which every layer "
@@ -187,6 +193,40 @@ class _Budget:
                 "more, or use another method or model."
             )
         return origin_costs, high_costs
+
+
+def refuse_met_budget(
+    costs: tuple[int, int],
+    *,
+    target_macs: float | None = None,
+    target_params: float | None = None,
+) -> None:
+    """Refuse a budget that the unpruned network meets already.
+
+    The unpruned cost depends on the architecture and the input shape only (a masked
+    method's non-zero counts are at most the dense ones), so the costs of a freshly
+    built network can refuse a budget before any training.
+
+    Parameters
+    ----------
+    costs : tuple of int
+        The unpruned network's MACs per sample and parameters.
+    target_macs, target_params : number, optional
+        The budget, as for :func:`find_budget_ratio`.
+
+    Raises
+    ------
+    ValueError
+        When ``costs`` are within the budget: there is nothing to prune.
+    """
+    target_macs = _check_budget("target_macs", target_macs)
+    target_params = _check_budget("target_params", target_params)
+    if _meets(costs, target_macs, target_params):
+        raise ValueError(
+            f"the budget is not below the unpruned network's cost: it has "
+            f"{_describe(costs, target_macs, target_params)}; nothing to prune. Ask for "
+            "less, or leave the network as it is."
+        )
 
 
 def check_budget(
