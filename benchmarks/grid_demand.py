@@ -4,7 +4,8 @@
 any device has to do for it, independent of the machine that runs the script: for
 each model, the floating-point operations (FLOPs of convolutions and matrix products,
 PyTorch's ``flop_counter`` rules) and the operations that launch a kernel on a GPU
-(:mod:`step_host`'s count, Adam's multi-tensor update as on a GPU) of
+(:mod:`step_host`'s count, Adam's multi-tensor update as on a GPU; one kernel each, a
+lower bound, since some operations launch more) of
 
 * a plain training step and a knowledge-guided step of the origin network,
 * the same steps of the network each cell's method leaves (``--full``'s ratio 0.1:
