@@ -85,3 +85,54 @@ def test_patched_activation_passes_gradgradcheck(layer):
         assert torch.autograd.gradcheck(layer, (x,))
         assert torch.autograd.gradgradcheck(layer, (x,))
     torch.testing.assert_close(out, type(layer).forward(layer, x), rtol=0, atol=0)
+
+
+class _FrozenBatchNorm(nn.BatchNorm2d):
+    """BatchNorm that normalises with its running statistics even while training."""
+
+    def forward(self, x):
+        return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                        self.bias, False, 0.0, self.eps)
+
+
+class _CenteredConv(nn.Conv2d):
+    """A convolution whose filters are centred before use (weight standardisation)."""
+
+    def _conv_forward(self, x, weight, bias):
+        return super()._conv_forward(x, weight - weight.mean(dim=(1, 2, 3), keepdim=True), bias)
+
+
+class _ScaledPad(nn.ZeroPad2d):
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+class _ShiftedReLU(nn.ReLU):
+    def forward(self, x):
+        return super().forward(x - 0.5)
+
+
+class _ShiftedSELU(nn.SELU):
+    def forward(self, x):
+        return super().forward(x - 0.5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _FrozenBatchNorm(3), lambda: _CenteredConv(3, 3, 3, padding=1),
+    lambda: _ScaledPad((1, 2, 1, 2)), _ShiftedReLU, _ShiftedSELU,
+], ids=["batchnorm", "conv", "pad", "relu", "selu"])
+def test_subclasses_that_override_the_forward_keep_it(make):
+    # A subclass's own forward (or _conv_forward) is what the network computes: the
+    # patch, which re-implements the stock one, leaves such layers alone.
+    torch.manual_seed(0)
+    layer = make().train()
+    if isinstance(layer, nn.BatchNorm2d):
+        layer.running_mean.fill_(3.0)
+    x = torch.randn(4, 3, 6, 6)
+    expected = copy.deepcopy(layer)(x)
+    with fast_double_backward(layer):
+        assert "forward" not in vars(layer) and "_conv_forward" not in vars(layer)
+        got = layer(x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    if isinstance(layer, nn.BatchNorm2d):
+        assert bool((layer.running_mean == 3.0).all()) and int(layer.num_batches_tracked) == 0

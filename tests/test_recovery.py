@@ -358,3 +358,64 @@ def test_evidence_of_a_guided_classifier_is_guided_unless_told_otherwise(raw_dat
     # A plain classifier's evidence stays unguided.
     clf.set_params(guided=False)
     np.testing.assert_array_equal(guided_gradcam(clf, X), plain)
+
+
+class _FrozenBatchNorm(torch.nn.BatchNorm2d):
+    """BatchNorm that normalises with its running statistics even while training."""
+
+    def forward(self, x):
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            False, 0.0, self.eps)
+
+
+class _CountedCenteredConv(torch.nn.Conv2d):
+    """Weight-standardised convolution that counts its calls."""
+
+    calls = 0
+
+    def _conv_forward(self, x, weight, bias):
+        self.calls += 1
+        return super()._conv_forward(x, weight - weight.mean(dim=(1, 2, 3), keepdim=True),
+                                     bias)
+
+
+class _CountedPad(torch.nn.ZeroPad2d):
+    calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return super().forward(x)
+
+
+class _SubclassNet(torch.nn.Module):
+    """Grid input; its own BatchNorm, convolution and pad classes after the evidence layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Sequential(torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.ReLU())
+        self.pad = _CountedPad((1, 1, 1, 1))
+        self.conv2 = _CountedCenteredConv(6, 6, 3)
+        self.bn = _FrozenBatchNorm(6)
+        self.head = torch.nn.Linear(6 * 81, 2)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv2(self.pad(self.conv1(x))))).flatten(1))
+
+
+def test_user_subclasses_of_torch_layers_train_with_their_own_forward(grid_data):
+    # The faster double backward (region_weight > 0) must not swap PyTorch's stock code
+    # in for a subclass's forward: the frozen BatchNorm's statistics stay as set, and the
+    # subclasses' own code runs as often as in the plain cross-entropy training.
+    X, y = grid_data
+    calls = []
+    for region_weight in (0.0, 1.0):
+        module = _SubclassNet()
+        module.bn.running_mean.fill_(3.0)
+        net = KnowledgeGuidedClassifier(module, region_mask=GRID_MASK,
+                                        region_weight=region_weight, evidence_layer="conv1",
+                                        electrode_axis="grid", max_epochs=1, batch_size=12,
+                                        train_split=None, random_state=0).fit(X, y)
+        bn = net.module_.bn
+        assert bool((bn.running_mean == 3.0).all()) and int(bn.num_batches_tracked) == 0
+        calls.append((net.module_.conv2.calls, net.module_.pad.calls))
+    assert calls[0] == calls[1] and calls[0][0] >= 2  # two training batches at least

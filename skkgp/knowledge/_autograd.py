@@ -390,6 +390,9 @@ def fast_double_backward(module: nn.Module) -> Iterator[None]:
     precision as they would without the patch. Convolutions with a padding mode other
     than zeros or a string padding, BatchNorm in eval mode, without affine
     parameters or under autocast, and in-place activations keep PyTorch's path.
+    Subclasses keep their own code: a convolution class that overrides
+    ``_conv_forward``, a BatchNorm or padding class that overrides ``forward``, and any
+    subclass of the activations are left as they are.
 
     Parameters
     ----------
@@ -398,14 +401,20 @@ def fast_double_backward(module: nn.Module) -> Iterator[None]:
     """
     patched = []
     for layer in module.modules():
-        if (isinstance(layer, nn.Conv2d) and layer.padding_mode == "zeros"
-                and not isinstance(layer.padding, str) and "_conv_forward" not in vars(layer)):
+        # The patches re-implement PyTorch's own code: a subclass that overrides it, or a
+        # layer whose instance does, keeps its own.
+        kind = type(layer)
+        if (isinstance(layer, nn.Conv2d) and kind._conv_forward is nn.Conv2d._conv_forward
+                and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
+                and "_conv_forward" not in vars(layer)):
             layer._conv_forward = functools.partial(_fast_conv_forward, layer)
             patched.append((layer, "_conv_forward"))
-        elif isinstance(layer, nn.BatchNorm2d) and "forward" not in vars(layer):
+        elif (isinstance(layer, nn.BatchNorm2d) and kind.forward is nn.BatchNorm2d.forward
+                and "forward" not in vars(layer)):
             layer.forward = functools.partial(_fast_batch_norm_forward, layer)
             patched.append((layer, "forward"))
-        elif isinstance(layer, nn.ZeroPad2d) and "forward" not in vars(layer):
+        elif (isinstance(layer, nn.ZeroPad2d) and kind.forward is nn.ZeroPad2d.forward
+                and "forward" not in vars(layer)):
             layer.forward = functools.partial(_fast_zero_pad_forward, layer)
             patched.append((layer, "forward"))
         elif (type(layer) is nn.ReLU and not layer.inplace
