@@ -9,7 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from skkgp.knowledge._autograd import fast_double_backward
 from skkgp.knowledge._pooled import ConsumerCapture, PooledPlan, pooled_weights
-from skkgp.knowledge.evidence import ActivationCapture
+from skkgp.knowledge.evidence import ActivationCapture, evidence_map
 from skkgp.models import CCNN, FBCCNN
 
 
@@ -144,3 +144,36 @@ def test_the_evidence_gradient_computes_no_weight_gradient(name):
     assert evidence_pass.masks and all(not weight for _, weight in evidence_pass.masks)
     assert any(weight for _, weight in training_pass.masks)
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+class _CenteredConv(nn.Conv2d):
+    """Weight standardisation: the convolution runs with centred filters, not ``weight``."""
+
+    def _conv_forward(self, x, weight, bias):
+        return super()._conv_forward(x, weight - weight.mean(dim=(1, 2, 3), keepdim=True), bias)
+
+
+class _ScaledPad(nn.ZeroPad2d):
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+@pytest.mark.parametrize("consumer", [
+    lambda: [_CenteredConv(6, 6, 3, padding=1)],
+    lambda: [_ScaledPad(1), nn.Conv2d(6, 6, 3)],
+], ids=["conv-subclass", "pad-subclass"])
+def test_a_consumer_with_its_own_code_keeps_the_mean_gradient(consumer):
+    # The plan computes the weights from conv.weight and plain zero padding: a subclass
+    # that transforms either is no such consumer, and the weights come from G itself.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), *consumer(), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(6 * 81, 2)).double()
+    X = torch.randn(5, 4, 9, 9, dtype=torch.float64)
+    with ActivationCapture(net[1]) as capture, ConsumerCapture(net, net[1]) as found:
+        logits = net(X)
+    plan = found.plan(logits)
+    A = capture.get()
+    torch.testing.assert_close(evidence_map(logits, A, create_graph=False, consumer=plan),
+                               evidence_map(logits, A, create_graph=False),
+                               rtol=1e-12, atol=1e-15)
+    assert plan is None

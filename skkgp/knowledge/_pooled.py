@@ -17,7 +17,8 @@ needs about 1.87 instead of 2.0 plain steps of arithmetic. The weights are the s
 function of the network's parameters as the mean of ``G``, with the same gradient.
 
 :class:`ConsumerCapture` finds the convolution during the forward pass and checks, on
-the autograd graph, that nothing else consumes ``A``; where it cannot show that, the
+the autograd graph, that nothing else consumes ``A``; where it cannot show that, or the
+convolution or its padding is a subclass that overrides PyTorch's code for it, the
 caller takes the mean of ``G`` as before.
 """
 
@@ -158,9 +159,14 @@ class ConsumerCapture:
         self._reset()
         self._handles = [self.layer.register_forward_hook(self._on_layer)]
         for sub in self.module.modules():
-            if isinstance(sub, _ZERO_PADS):
+            # The plan is PyTorch's own padding and convolution with ``conv.weight``: a
+            # subclass that overrides that code (weight standardisation, say) is no
+            # consumer it can stand for.
+            kind = type(sub)
+            if isinstance(sub, _ZERO_PADS) and kind.forward is nn.ConstantPad2d.forward:
                 self._handles.append(sub.register_forward_hook(self._on_pad))
-            elif (isinstance(sub, nn.Conv2d) and type(sub).forward is nn.Conv2d.forward
+            elif (isinstance(sub, nn.Conv2d) and kind.forward is nn.Conv2d.forward
+                    and kind._conv_forward is nn.Conv2d._conv_forward
                     and sub.groups == 1 and sub.padding_mode == "zeros"
                     and not isinstance(sub.padding, str)):
                 self._handles.append(sub.register_forward_hook(self._on_conv))
