@@ -136,3 +136,15 @@ def test_subclasses_that_override_the_forward_keep_it(make):
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
     if isinstance(layer, nn.BatchNorm2d):
         assert bool((layer.running_mean == 3.0).all()) and int(layer.num_batches_tracked) == 0
+
+
+@pytest.mark.parametrize("shape, eps", [((1, 3, 1, 1), 1e-5), ((4, 3, 2, 2), 0.0)],
+                         ids=["one-value-per-channel", "zero-eps"])
+def test_training_batchnorm_rejects_what_pytorch_rejects(shape, eps):
+    layer = nn.BatchNorm2d(3, eps=eps).train()
+    x = torch.randn(shape)
+    with pytest.raises(ValueError) as plain:
+        copy.deepcopy(layer)(x)
+    with fast_double_backward(layer), pytest.raises(ValueError) as fast:
+        layer(x)
+    assert str(fast.value) == str(plain.value)

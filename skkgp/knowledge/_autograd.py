@@ -230,7 +230,10 @@ class _BatchNormFunction(torch.autograd.Function):
 
 def _fast_batch_norm_forward(layer: nn.BatchNorm2d, x):
     if (not layer.training or not layer.affine or x.dim() != 4
-            or torch.is_autocast_enabled(x.device.type)):
+            or torch.is_autocast_enabled(x.device.type)
+            # What torch.nn.functional.batch_norm rejects in training (native_batch_norm
+            # does not): PyTorch's path raises its own error. Shapes only, no device read.
+            or x.shape[0] * x.shape[2] * x.shape[3] == 1 or layer.eps <= 0):
         return type(layer).forward(layer, x)
     # The running-statistics bookkeeping of torch.nn.modules.batchnorm._BatchNorm.forward.
     factor = 0.0 if layer.momentum is None else layer.momentum
@@ -389,7 +392,9 @@ def fast_double_backward(module: nn.Module) -> Iterator[None]:
     module docstring). Under autocast, convolutions run in its lower
     precision as they would without the patch. Convolutions with a padding mode other
     than zeros or a string padding, BatchNorm in eval mode, without affine
-    parameters or under autocast, and in-place activations keep PyTorch's path.
+    parameters, under autocast or given input that PyTorch rejects in training (one
+    value per channel, ``eps <= 0``: its error is raised), and in-place activations
+    keep PyTorch's path.
     Subclasses keep their own code: a convolution class that overrides
     ``_conv_forward``, a BatchNorm or padding class that overrides ``forward``, and any
     subclass of the activations are left as they are.
