@@ -19,6 +19,7 @@ from skkgp.knowledge.evidence import (
     GuidedBackprop,
     default_cells,
     evidence_from_activations,
+    evidence_map,
     filter_contributions,
     gradcam_map,
     guided_gradcam,
@@ -318,6 +319,30 @@ def test_bad_arguments_raise_clear_errors(rng):
     with pytest.raises(ValueError, match="electrode_axis='grid'"):
         guided_gradcam(nn.Sequential(nn.Conv2d(4, 2, 1), nn.Flatten(), nn.Linear(162, 2)), X,
                        evidence="input_x_gradient")
+
+
+@pytest.mark.parametrize("target, match", [
+    (torch.tensor([0, 1]), r"shape \(4,\).*got shape \(2,\)"),
+    (torch.tensor([[0, 1], [1, 0]]), r"shape \(4,\).*got shape \(2, 2\)"),
+    (torch.tensor([0.9, 1.2, 0.1, 1.0]), "integer class indices.*float32"),
+    (torch.tensor([True, False, True, False]), "integer class indices.*bool"),
+], ids=["short", "2-d", "float", "bool"])
+@pytest.mark.parametrize("evidence", ["gradcam", "hirescam"])
+def test_a_target_that_is_not_one_class_index_per_sample_is_refused(target, match, evidence):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(6 * 81, 2))
+    with ActivationCapture(net[1]) as capture:
+        logits = net(torch.randn(4, 4, 9, 9))
+    with pytest.raises(ValueError, match=match):
+        evidence_map(logits, capture.get(), target, evidence=evidence)
+    with pytest.raises(ValueError, match=match):
+        evidence_from_activations(logits, capture.get(), target, "grid", default_cells(),
+                                  evidence=evidence)
+    # One index per sample, of any integer dtype or as a list, is explained as given.
+    expected = evidence_map(logits, capture.get(), torch.tensor([0, 1, 1, 0]))
+    for good in (torch.tensor([0, 1, 1, 0], dtype=torch.int32), [0, 1, 1, 0]):
+        torch.testing.assert_close(evidence_map(logits, capture.get(), good), expected)
 
 
 def test_activation_capture_refuses_a_layer_that_runs_twice():

@@ -425,8 +425,19 @@ def _score_gradient(logits: torch.Tensor, target: torch.Tensor | None) -> torch.
         )
     if target is None:
         target = logits.detach().argmax(dim=1)
-    target = torch.as_tensor(target, device=logits.device).long().reshape(-1, 1)
-    return torch.zeros_like(logits).scatter_(1, target, 1.0)
+    target = torch.as_tensor(target, device=logits.device)
+    n_samples = logits.shape[0]
+    if tuple(target.shape) != (n_samples,):
+        raise ValueError(
+            f"target must hold one class index per sample, shape ({n_samples},) as the "
+            f"logits have {n_samples} rows; got shape {tuple(target.shape)}."
+        )
+    if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
+        raise ValueError(
+            f"target must hold integer class indices; got dtype {target.dtype}. Pass the "
+            f"class indices (estimator.classes_ positions), not labels or probabilities."
+        )
+    return torch.zeros_like(logits).scatter_(1, target.long().reshape(-1, 1), 1.0)
 
 
 def _as_maps(tensor: torch.Tensor) -> torch.Tensor:
