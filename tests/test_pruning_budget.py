@@ -2,6 +2,7 @@
 parameter budget, within one rounding step, on every zoo model; step schedules."""
 
 import copy
+import pickle
 
 import pytest
 import torch
@@ -94,6 +95,10 @@ def test_umwp_refuses_to_mask_whole_layers():
                        r"\['conv4\.1', 'lin1\.0'\].* largest ratio .* is 0\.95") as caught:
         prune(net, "umwp", 0.99, x)
     assert caught.value.layers == ["conv4.1", "lin1.0"]
+    # It pickles whole, as a worker process sends it: message and attributes.
+    sent = pickle.loads(pickle.dumps(caught.value))
+    assert (str(sent), sent.layers, sent.largest_ratio) == (
+        str(caught.value), caught.value.layers, caught.value.largest_ratio)
     assert not masked_tensors(net)
     largest = caught.value.largest_ratio
     report = prune(copy.deepcopy(net), "umwp", largest, x)

@@ -6,6 +6,7 @@ import io
 import json
 import multiprocessing
 import os
+import queue as queue_module
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from skkgp.reproduce.parallel import (
     worker_memory,
 )
 from skkgp.reproduce.runner import OriginGroup
+from skkgp.reproduce.worker import pickled_error, run_tasks, unpickled_error
 
 # Two models x 2 folds: four origin groups for two workers, each pruning its origin at
 # two ratios. --threads 1 on both sides:
@@ -151,6 +153,67 @@ def test_a_failing_worker_stops_the_run_with_its_traceback():
     assert seen == []
 
 
+# A ratio that masks whole layers of EEGNet (umwp): the pruner refuses it with a
+# LayerCollapseError, an exception whose __init__ takes more than its message.
+_COLLAPSE = [
+    "reproduce", "--models", "eegnet", "--methods", "umwp", "--prune-ratio", "0.999",
+    "--folds", "2", "--epochs", "1", "--recovery-epochs", "1", "--n-subjects", "2",
+    "--n-trials", "6", "--trial-seconds", "3", "--threads", "1", "--quiet",
+]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_ratio_that_collapses_a_layer_is_a_bad_option_with_or_without_workers(
+        tmp_path, workers):
+    status, _, stderr = _main([*_COLLAPSE, "--workers", workers, "--out", str(tmp_path)])
+    assert status == 2, stderr[-2000:]
+    assert ("skkgp reproduce: error: --prune-ratio 0.999 is too large for eegnet with umwp"
+            in stderr)
+    assert "would mask every weight of" in stderr and "largest ratio" in stderr
+    assert "Traceback" not in stderr
+
+
+class _HoldsALock(RuntimeError):
+    def __init__(self, message):
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+class _NeedsTwoArguments(RuntimeError):
+    def __init__(self, message, detail):
+        super().__init__(message)
+        self.detail = detail
+
+
+def test_worker_errors_pickle_where_they_can_and_are_sent_as_text_otherwise():
+    # A queue pickles in a thread of its own, where a failure is lost: the worker pickles
+    # the error itself, and the receiver unpickles it where it can.
+    assert pickled_error(_HoldsALock("held")) is None
+    assert unpickled_error(pickled_error(_NeedsTwoArguments("two", 2))) is None
+    sent = unpickled_error(pickled_error(ValueError("plain")))
+    assert type(sent) is ValueError and str(sent) == "plain"
+    assert unpickled_error(None) is None
+
+
+def test_a_worker_sends_its_error_pickled_beside_its_traceback():
+    import torch
+
+    config = ReproduceConfig(models=("eegnet",), n_subjects=2, n_trials=6, trial_seconds=3,
+                             epochs=1, recovery_epochs=1, folds=2, batch_size=16, threads=1)
+    from skkgp.reproduce.config import Cell
+
+    bad = OriginGroup(config, "nosuchmodel", "plain", 0, (Cell("nosuchmodel", "lfp", "finetune"),))
+    tasks, results = queue_module.Queue(), queue_module.Queue()
+    tasks.put((0, bad))
+    threads = torch.get_num_threads()
+    run_tasks(tasks, results, threads)  # in this process: no parent to follow
+    assert torch.get_num_threads() == threads
+    kind, index, (data, text) = results.get_nowait()
+    assert (kind, index) == ("error", 0) and "nosuchmodel" in text
+    error = unpickled_error(data)
+    assert isinstance(error, Exception) and "nosuchmodel" in str(error)
+
+
 _FAIL_EARLY = """
 from skkgp.reproduce.config import Cell, ReproduceConfig
 from skkgp.reproduce.parallel import WorkerError, run_parallel
@@ -252,6 +315,23 @@ def test_an_error_while_receiving_stops_the_workers():
         run_workers(context, time.sleep, (60,), 2, results, receive, _refused)
     # Stopped, not waited for.
     assert time.perf_counter() - start < 30
+    assert _zombie_children() <= before[0]
+    assert set(multiprocessing.active_children()) <= before[1]
+
+
+def test_a_message_that_does_not_unpickle_here_stops_the_workers_through_failure():
+    # The worker's object pickles, but unpickling it here raises (an exception class
+    # whose __init__ pickle cannot call back, say): failure decides what to raise.
+    body = ("class Unreadable:\n"
+            "    def __reduce__(self):\n"
+            "        return int, ('not a number',)\n"
+            "results.put(Unreadable())\n")
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    before = _zombie_children(), set(multiprocessing.active_children())
+    with pytest.raises(RuntimeError, match="invalid literal for int"):
+        run_workers(context, exec, (body, {"results": results}), 1, results,
+                    lambda message: False, lambda cause: RuntimeError(repr(cause)), poll=0.1)
     assert _zombie_children() <= before[0]
     assert set(multiprocessing.active_children()) <= before[1]
 

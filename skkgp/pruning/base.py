@@ -49,6 +49,11 @@ class LayerCollapseError(ValueError):
         self.layers = list(layers)
         self.largest_ratio = float(largest_ratio)
 
+    def __reduce__(self):
+        # Pickle rebuilds an exception from its args, which hold the message only: a
+        # worker process that sends this error must send every __init__ argument.
+        return type(self), (str(self), self.layers, self.largest_ratio), self.__dict__
+
 
 @dataclass(frozen=True)
 class TrainingBatch:

@@ -309,7 +309,7 @@ def measure_steps(
         (ready if kind == "ready" else measured).append(payload)
         return len(measured) == workers
 
-    def failure(exitcode: int) -> RuntimeError:
+    def failure(cause: int | BaseException) -> RuntimeError:
         return RuntimeError("a timing worker failed; run --dry-run with --workers 1 to see "
                             "its error.")
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from skkgp.reproduce.config import ConfigError, ReproduceConfig
 from skkgp.reproduce.runner import OnResult, OriginGroup
-from skkgp.reproduce.worker import follow_parent, parent_alive, run_tasks
+from skkgp.reproduce.worker import follow_parent, parent_alive, run_tasks, unpickled_error
 
 __all__ = [
     "available_cores",
@@ -250,7 +250,7 @@ def run_workers(
     n_workers: int,
     results,
     receive: Callable[[Any], bool],
-    failure: Callable[[int], BaseException],
+    failure: Callable[[int | BaseException], BaseException],
     *,
     poll: float = 0.5,
 ) -> None:
@@ -272,8 +272,9 @@ def run_workers(
         Called here with each message, in the order they arrive; returns true once it
         has all it waits for. What it raises stops the workers and propagates.
     failure : callable
-        Given the exit code of a worker that died (non-zero), or 0 when every worker
-        ended before ``receive`` had all it waits for; returns the exception to raise.
+        Given the exit code of a worker that died (non-zero), 0 when every worker
+        ended before ``receive`` had all it waits for, or the exception raised by
+        unpickling a message here (the message is lost); returns the exception to raise.
     poll : float, default=0.5
         Seconds to wait for a message before looking at the workers' exit codes.
 
@@ -312,6 +313,8 @@ def run_workers(
                     # once more before calling their work unfinished.
                     ended = True
                 continue
+            except Exception as error:  # noqa: BLE001 - whatever unpickling the message raised
+                raise failure(error) from error
             if receive(message):
                 return
     finally:
@@ -379,7 +382,8 @@ def run_parallel(
         elif kind == "done":
             remaining.discard(index)
         else:
-            error, text = payload
+            data, text = payload
+            error = unpickled_error(data)
             if isinstance(error, (KeyboardInterrupt, ConfigError)):
                 raise error
             raise WorkerError(
@@ -387,7 +391,13 @@ def run_parallel(
             ) from error
         return not remaining
 
-    def failure(exitcode: int) -> WorkerError:
+    def failure(exitcode: int | BaseException) -> WorkerError:
+        if isinstance(exitcode, BaseException):
+            return WorkerError(
+                f"a worker sent a message this process cannot read ({exitcode!r}); the "
+                "workers were stopped. Finished results are saved: rerun with --workers 1 "
+                "to see the problem."
+            )
         if exitcode == 0:
             return WorkerError("the workers ended with origin groups unfinished.")
         return WorkerError(

@@ -294,6 +294,8 @@ class _FoldData:
 def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData,
               watch: InterruptWatch) -> dict[str, Any]:
     """Prune the fitted ``origin`` for ``cell``, recover it both ways, and score all three."""
+    from skkgp.pruning import LayerCollapseError
+
     start = time.perf_counter()
     X_train, y_train, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
     baseline, proposed = (
@@ -301,7 +303,16 @@ def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData,
         _pruner(group, origin, cell, proposed=True, ch_names=data.ch_names),
     )
     for pruner in (baseline, proposed):
-        pruner.fit(X_train, y_train)
+        try:
+            pruner.fit(X_train, y_train)
+        except LayerCollapseError as error:
+            # The ratio is an option of the run: a bad option, not a crash (exit status 2,
+            # the same in this process, in a --workers process and on Dask).
+            option = "--prune-ratio" if cell.ratio is None else "--ratios"
+            raise ConfigError(
+                f"{option} {group.config.ratio_of(cell):g} is too large for {cell.model} "
+                f"with {cell.method} (seed {group.config.seed}, fold {group.fold}): {error}"
+            ) from error
         watch.check()
 
     picks = np.random.default_rng(group.seed).permutation(len(y_test))[:EVIDENCE_SAMPLES]

@@ -12,11 +12,12 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import traceback
 
-__all__ = ["follow_parent", "parent_alive", "run_tasks"]
+__all__ = ["follow_parent", "parent_alive", "pickled_error", "run_tasks", "unpickled_error"]
 
 # prctl(2) option: the signal this process gets when the thread that started it ends.
 _PR_SET_PDEATHSIG = 1
@@ -58,6 +59,31 @@ def parent_alive() -> bool:
     return parent is None or parent.is_alive()
 
 
+def pickled_error(error: BaseException) -> bytes | None:
+    """``error`` pickled here, or ``None`` where it does not pickle (a lock in an attribute).
+
+    A queue pickles what it is given later, in a thread of its own, where a failure is
+    only printed and the message is lost; pickled here, a failure is seen, and the
+    traceback text still goes. The receiver unpickles with :func:`unpickled_error`.
+    """
+    try:
+        return pickle.dumps(error)
+    except Exception:  # noqa: BLE001 - any attribute may refuse
+        return None
+
+
+def unpickled_error(data: bytes | None) -> BaseException | None:
+    """The exception of :func:`pickled_error`, or ``None`` where it does not unpickle here
+    (an exception class whose ``__init__`` pickle cannot call back, say)."""
+    if data is None:
+        return None
+    try:
+        error = pickle.loads(data)
+    except Exception:  # noqa: BLE001 - whatever its class's __init__ or __setstate__ raises
+        return None
+    return error if isinstance(error, BaseException) else None
+
+
 def run_tasks(tasks, results, threads: int) -> None:
     """Body of a worker process: run origin groups from ``tasks`` until the ``None`` sentinel.
 
@@ -69,7 +95,8 @@ def run_tasks(tasks, results, threads: int) -> None:
     results : multiprocessing.Queue
         Where ``("result", index, args)`` goes for each result
         :func:`~skkgp.reproduce.runner.run_group` reports, then ``("done", index,
-        None)`` for the group, or ``("error", index, (error, traceback text))``.
+        None)`` for the group, or ``("error", index, (pickled error, traceback text))``
+        (the error as :func:`pickled_error` gives it).
     threads : int
         Torch CPU threads of this process.
     """
@@ -88,9 +115,6 @@ def run_tasks(tasks, results, threads: int) -> None:
             run_group(group, lambda *args: results.put(("result", index, args)))
         except BaseException as error:  # noqa: BLE001 - reported to the parent, then stop
             text = "".join(traceback.format_exception(error))
-            try:
-                results.put(("error", index, (error, text)))
-            except Exception:  # the exception does not pickle: its text does
-                results.put(("error", index, (None, text)))
+            results.put(("error", index, (pickled_error(error), text)))
             return
         results.put(("done", index, None))
