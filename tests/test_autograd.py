@@ -87,7 +87,7 @@ def test_patched_activation_passes_gradgradcheck(layer):
     torch.testing.assert_close(out, type(layer).forward(layer, x), rtol=0, atol=0)
 
 
-class _FrozenBatchNorm(nn.BatchNorm2d):
+class FrozenBatchNorm(nn.BatchNorm2d):
     """BatchNorm that normalises with its running statistics even while training."""
 
     def forward(self, x):
@@ -95,14 +95,17 @@ class _FrozenBatchNorm(nn.BatchNorm2d):
                                         self.bias, False, 0.0, self.eps)
 
 
-class _CenteredConv(nn.Conv2d):
-    """A convolution whose filters are centred before use (weight standardisation)."""
+class CenteredConv(nn.Conv2d):
+    """A convolution whose filters are centred before use (weight standardisation): it
+    runs with another weight than ``conv.weight``."""
 
     def _conv_forward(self, x, weight, bias):
         return super()._conv_forward(x, weight - weight.mean(dim=(1, 2, 3), keepdim=True), bias)
 
 
-class _ScaledPad(nn.ZeroPad2d):
+class ScaledPad(nn.ZeroPad2d):
+    """Zero padding, doubled."""
+
     def forward(self, x):
         return 2 * super().forward(x)
 
@@ -118,8 +121,8 @@ class _ShiftedSELU(nn.SELU):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: _FrozenBatchNorm(3), lambda: _CenteredConv(3, 3, 3, padding=1),
-    lambda: _ScaledPad((1, 2, 1, 2)), _ShiftedReLU, _ShiftedSELU,
+    lambda: FrozenBatchNorm(3), lambda: CenteredConv(3, 3, 3, padding=1),
+    lambda: ScaledPad((1, 2, 1, 2)), _ShiftedReLU, _ShiftedSELU,
 ], ids=["batchnorm", "conv", "pad", "relu", "selu"])
 def test_subclasses_that_override_the_forward_keep_it(make):
     # A subclass's own forward (or _conv_forward) is what the network computes: the

@@ -12,6 +12,8 @@ from skkgp.knowledge._pooled import ConsumerCapture, PooledPlan, pooled_weights
 from skkgp.knowledge.evidence import ActivationCapture, evidence_map
 from skkgp.models import CCNN, FBCCNN
 
+from test_autograd import CenteredConv, ScaledPad
+
 
 class SkipNet(nn.Module):
     """The evidence layer's output also reaches the logits around the next convolution."""
@@ -146,21 +148,9 @@ def test_the_evidence_gradient_computes_no_weight_gradient(name):
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
 
 
-class _CenteredConv(nn.Conv2d):
-    """Weight standardisation: the convolution runs with centred filters, not ``weight``."""
-
-    def _conv_forward(self, x, weight, bias):
-        return super()._conv_forward(x, weight - weight.mean(dim=(1, 2, 3), keepdim=True), bias)
-
-
-class _ScaledPad(nn.ZeroPad2d):
-    def forward(self, x):
-        return 2 * super().forward(x)
-
-
 @pytest.mark.parametrize("consumer", [
-    lambda: [_CenteredConv(6, 6, 3, padding=1)],
-    lambda: [_ScaledPad(1), nn.Conv2d(6, 6, 3)],
+    lambda: [CenteredConv(6, 6, 3, padding=1)],
+    lambda: [ScaledPad(1), nn.Conv2d(6, 6, 3)],
 ], ids=["conv-subclass", "pad-subclass"])
 def test_a_consumer_with_its_own_code_keeps_the_mean_gradient(consumer):
     # The plan computes the weights from conv.weight and plain zero padding: a subclass
