@@ -896,13 +896,23 @@ class KnowledgeGuidedPruner(ClassifierMixin, BaseEstimator):
         if probe is None:
             return
         pruning.check_method(self.method, probe)
-        if isinstance(self.prune_ratio, Mapping):
-            _check_layer_names(self.prune_ratio, probe, X)
-        if self._has_budget():
-            costs = _unpruned_costs(probe, X)
-            if costs is not None:
-                target_macs, target_params = self._budget()
-                refuse_met_budget(costs, target_macs=target_macs, target_params=target_params)
+        # The checks below run the probe, and a lazy layer materialises from torch's
+        # global generator: forking it keeps the fit's randomness what it would be
+        # without them.
+        devices = sorted({
+            tensor.device.index or 0
+            for tensor in (*probe.parameters(), *probe.buffers())
+            if tensor.device.type == "cuda"
+        })
+        with torch.random.fork_rng(devices=devices):
+            if isinstance(self.prune_ratio, Mapping):
+                _check_layer_names(self.prune_ratio, probe, X)
+            if self._has_budget():
+                costs = _unpruned_costs(probe, X)
+                if costs is not None:
+                    target_macs, target_params = self._budget()
+                    refuse_met_budget(costs, target_macs=target_macs,
+                                      target_params=target_params)
 
     def _recovery_net(
         self,
@@ -1023,12 +1033,17 @@ def _callback_list(callbacks) -> list:
 
 
 def _probe_module(estimator, X: np.ndarray, y: np.ndarray) -> torch.nn.Module | None:
-    """The network ``estimator`` would build for ``X``, on the meta device (no memory)."""
+    """The network ``estimator`` would build for ``X``: on the meta device (no memory),
+    or a deep copy of a module instance, which the checks may run (and so change: a
+    lazy layer materialises) while the caller's object stays as it was."""
     from skkgp.models import get_model_class, infer_module_kwargs
 
     module = estimator.module
     if isinstance(module, torch.nn.Module):
-        return module
+        try:
+            return copy.deepcopy(module)
+        except Exception:  # noqa: BLE001 - a module that cannot be copied fails the origin's clone
+            return None
     try:
         module_cls = get_model_class(module)
     except (TypeError, ValueError):
@@ -1045,8 +1060,8 @@ def _probe_module(estimator, X: np.ndarray, y: np.ndarray) -> torch.nn.Module | 
 
 
 def _check_layer_names(ratios: Mapping[str, float], probe: torch.nn.Module, X) -> None:
-    """Refuse per-layer ratios that name no prunable unit of ``probe`` (the network the
-    estimator builds, on the meta device), as pruning would after the origin fit."""
+    """Refuse per-layer ratios that name no prunable unit of ``probe`` (see
+    :func:`_probe_module`), as pruning would after the origin fit."""
     device = next((p.device for p in probe.parameters()), torch.device("cpu"))
     try:
         units = prunable_widths(probe, torch.zeros((2, *X.shape[1:]), device=device))
@@ -1061,13 +1076,13 @@ def _check_layer_names(ratios: Mapping[str, float], probe: torch.nn.Module, X) -
 
 
 def _unpruned_costs(probe: torch.nn.Module, X) -> tuple[int, int] | None:
-    """Dense MACs per sample and parameters of ``probe`` (the network the estimator
-    builds, on the meta device); ``None`` when it cannot be run there."""
+    """Dense MACs per sample and parameters of ``probe`` (see :func:`_probe_module`);
+    ``None`` when it cannot be run."""
     device = next((p.device for p in probe.parameters()), torch.device("cpu"))
     try:
         inputs = torch.zeros((1, *X.shape[1:]), device=device)
         return pruning.count_macs(probe, inputs), pruning.count_params(probe)
-    except Exception:  # noqa: BLE001 - a network that cannot run on meta is checked at pruning
+    except Exception:  # noqa: BLE001 - a network that cannot run here is checked at pruning
         return None
 
 

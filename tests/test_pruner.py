@@ -482,6 +482,77 @@ def test_budget_the_origin_meets_refused_before_the_origin_trains(grid, raw, mod
         kgp.fit(X[:8], y[:8])
 
 
+class _LazyHeadNet(torch.nn.Module):
+    """A user's network whose classifier is a lazy layer, sized by its first input."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, (1, 5))
+        self.act = torch.nn.ELU()
+        self.fc = torch.nn.LazyLinear(2)
+
+    def forward(self, x):
+        return self.fc(self.act(self.conv(x.unsqueeze(1))).flatten(1))
+
+
+def _lazy_data():
+    X = np.random.default_rng(0).standard_normal((16, 32, 8)).astype(np.float32)
+    return X, np.array([0, 1] * 8)
+
+
+@pytest.mark.parametrize("options", [
+    {"target_params": 600},
+    {"target_macs": 2000},
+    {"prune_ratio": {"conv": 0.5}},
+])
+def test_fit_leaves_the_users_module_instance_untouched(options):
+    # The checks before the origin fit run a forward pass: on the user's own object it
+    # would materialise the lazy layer from torch's global generator.
+    X, y = _lazy_data()
+    module = _LazyHeadNet()
+    before = _state(module.conv)
+    kgp = KnowledgeGuidedPruner(
+        EEGClassifier(module, max_epochs=1, batch_size=8, random_state=0), method="lfp",
+        recovery_epochs=1, evidence="input_x_gradient", random_state=0, **options,
+    )
+    kgp.fit(X, y)
+    assert isinstance(module.fc, torch.nn.LazyLinear) and module.fc.has_uninitialized_params()
+    _assert_same_state(_state(module.conv), before)
+    assert kgp.pruning_report_.params_after < kgp.pruning_report_.params_before
+
+
+def test_budget_on_a_lazy_module_instance_reproducible_under_any_global_seed():
+    X, y = _lazy_data()
+    probas = []
+    for global_seed in (1, 2):
+        torch.manual_seed(0)
+        module = _LazyHeadNet()
+        torch.manual_seed(global_seed)  # the user's unrelated use of the global generator
+        kgp = KnowledgeGuidedPruner(
+            EEGClassifier(module, max_epochs=1, batch_size=8, random_state=0),
+            method="lfp", target_params=600, recovery_epochs=1,
+            evidence="input_x_gradient", random_state=0,
+        ).fit(X, y)
+        probas.append(kgp.predict_proba(X))
+    np.testing.assert_array_equal(probas[0], probas[1])
+
+
+def test_budget_a_lazy_module_meets_refused_before_the_origin_trains():
+    # Counted on a copy of the user's module, without drawing from the global generator.
+    X, y = _lazy_data()
+    module = _LazyHeadNet()
+    kgp = KnowledgeGuidedPruner(
+        EEGClassifier(module, max_epochs=1, batch_size=8,
+                      callbacks=[("refuse", _RefuseTraining())]),
+        target_params=1e12,
+    )
+    state = torch.random.get_rng_state()
+    with pytest.raises(ValueError, match="not below the unpruned network's cost: it has "):
+        kgp.fit(X, y)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert isinstance(module.fc, torch.nn.LazyLinear) and module.fc.has_uninitialized_params()
+
+
 @pytest.mark.parametrize("method", ["lfp", "umwp"])
 @pytest.mark.parametrize("recovery", ["finetune", "scratch"])
 def test_finetune_keeps_and_scratch_reinitialises_the_pruned_weights(raw, method, recovery):
