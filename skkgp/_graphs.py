@@ -41,6 +41,7 @@ different order than eager steps draw them: a graphed fit is reproducible under
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -64,6 +65,77 @@ CAPTURE_LOCK = threading.Lock()
 #: The start of PyTorch's note that a capturable optimizer steps outside a capture,
 #: which a graphed fit's warm-up and eager steps do by design.
 _UNCAPTURED_STEP = "This instance was constructed with capturable=True"
+
+#: The start of the warning of PyTorch's synchronisation check
+#: (``torch.cuda.set_sync_debug_mode("warn")``).
+_SYNC_WARNING = "called a synchronizing CUDA operation"
+
+#: Per thread, ``caught``: the list the thread's synchronisation warnings go to while
+#: its step is checked.
+_SYNC_RECORDERS = threading.local()
+
+
+class _SyncWarningDispatch:
+    """``warnings.showwarning`` that hands a synchronisation warning of a thread whose
+    step is being checked to that thread's list, and every other warning to the
+    handler it took the place of."""
+
+    def __init__(self, previous):
+        self.previous = previous
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None):
+        caught = getattr(_SYNC_RECORDERS, "caught", None)
+        if caught is not None and str(message).startswith(_SYNC_WARNING):
+            caught.append(warnings.WarningMessage(message, category, filename, lineno,
+                                                  file, line))
+        else:
+            self.previous(message, category, filename, lineno, file, line)
+
+
+@contextlib.contextmanager
+def _filter_entry(action: str, message: str) -> Iterator[None]:
+    """A ``warnings`` filter entry for UserWarnings starting with ``message``, in force
+    inside the block and only there.
+
+    ``warnings.catch_warnings`` would save the process's filters and showwarning and
+    put them back at the end, from this thread: another thread's block that starts
+    inside this one and ends after it would put this block's state back for good, and
+    one that ends inside it would drop this block's changes. The entry is removed by
+    identity, both from the list it went into (which such a block puts back) and from
+    the list in force at the end.
+    """
+    # filterwarnings, not an insert: it tells the warnings registries that the filters
+    # changed, so a warning once ignored at a place is judged again.
+    warnings.filterwarnings(action, message=re.escape(message), category=UserWarning)
+    filters = warnings.filters
+    item = (action, re.compile(re.escape(message), re.I), UserWarning, None, 0)
+    entry = next((existing for existing in filters if existing == item), None)
+    try:
+        yield
+    finally:
+        for current in (filters, warnings.filters):
+            for index, existing in enumerate(current):
+                if existing is entry:
+                    del current[index]
+                    break
+
+
+@contextlib.contextmanager
+def _recorded_sync_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Inside the block, this thread's synchronisation warnings go to the list yielded
+    rather than to the user, whatever the filters say; other threads' warnings, and
+    this thread's others, are shown as they come."""
+    if not isinstance(warnings.showwarning, _SyncWarningDispatch):
+        # Installed once, not swapped back at the end (see _filter_entry): it passes on
+        # every warning of a thread that is not checking its step.
+        warnings.showwarning = _SyncWarningDispatch(warnings.showwarning)
+    caught: list[warnings.WarningMessage] = []
+    _SYNC_RECORDERS.caught = caught
+    try:
+        with _filter_entry("always", _SYNC_WARNING):
+            yield caught
+    finally:
+        _SYNC_RECORDERS.caught = None
 
 
 #: What the warning of a fit whose steps cannot be replayed starts with (a
@@ -355,9 +427,7 @@ class GraphedTrainingStep:
             return self._eager(eager_step, batch, fit_params)
         if self.warmup_left > 0:
             self.warmup_left -= 1
-            with CAPTURE_LOCK, warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=_UNCAPTURED_STEP,
-                                        category=UserWarning)
+            with CAPTURE_LOCK, _filter_entry("ignore", _UNCAPTURED_STEP):
                 if self.warmup_left == 0:
                     return self._checked_warmup(eager_step, batch)
                 return self._side_stream(eager_step, batch)
@@ -405,34 +475,16 @@ class GraphedTrainingStep:
 
         A capture refuses a step that waits for the GPU, with an error that names the
         refusal rather than the operation; here the step runs to its end and the
-        check's warning names the operation. Only this thread's warnings are judged:
-        others are shown as they come.
+        check's warning names the operation. Only this thread's synchronisation
+        warnings are judged (and not shown); others are shown as they come.
         """
-        thread = threading.get_ident()
-        caught: list[warnings.WarningMessage] = []
         previous = torch.cuda.get_sync_debug_mode()
-        with warnings.catch_warnings():
-            show = warnings.showwarning
-
-            def record(message, category, filename, lineno, file=None, line=None):
-                if threading.get_ident() == thread:
-                    caught.append(warnings.WarningMessage(message, category, filename,
-                                                          lineno, file, line))
-                else:
-                    show(message, category, filename, lineno, file, line)
-
-            warnings.showwarning = record
-            warnings.simplefilter("always")
+        with _recorded_sync_warnings() as syncs:
             torch.cuda.set_sync_debug_mode("warn")
             try:
                 step = self._side_stream(eager_step, batch)
             finally:
                 torch.cuda.set_sync_debug_mode(previous)
-        syncs = [w for w in caught if "synchroniz" in str(w.message)]
-        for warning in caught:
-            if warning not in syncs and not str(warning.message).startswith(_UNCAPTURED_STEP):
-                warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                       warning.lineno)
         if syncs:
             self._fail(sync_reason(syncs[0]))
         return step

@@ -9,6 +9,7 @@ before its first capture.
 """
 
 import re
+import threading
 import traceback
 import warnings
 
@@ -226,6 +227,63 @@ def test_the_sync_check_names_the_place_of_the_step_that_waits():
     reason = sync_reason(caught[0])
     assert "called a synchronizing CUDA operation" in reason and "(more)" not in reason
     assert f"test_graphs.py:{line}" in reason
+
+
+def test_the_sync_check_leaves_other_threads_and_later_warnings_alone(monkeypatch):
+    # The two CUDA-only parts are stood in for: the debug mode (the step below warns as
+    # PyTorch's check would) and the side stream. Another thread enters a
+    # warnings.catch_warnings block while the step is checked and leaves it after: the
+    # check must leave nothing of its own that such a block could put back.
+    monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", lambda mode: None)
+    graphed = GraphedTrainingStep(_small_fit()[0])
+    monkeypatch.setattr(graphed, "_side_stream", lambda eager_step, batch: eager_step(batch))
+    checking, other_inside, check_done = threading.Event(), threading.Event(), threading.Event()
+    shown = []
+    places = []
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        shown.append(str(message))
+
+    def eager_step(batch):
+        checking.set()
+        other_inside.wait(10)
+        warnings.warn("called a synchronizing CUDA operation (Triggered internally)")
+        places.append(traceback.extract_stack()[-1].lineno - 1)
+        warnings.warn("a note of the step")
+        return {}
+
+    def other_thread():
+        checking.wait(10)
+        with warnings.catch_warnings():
+            warnings.warn("a note the user silenced")
+            other_inside.set()
+            check_done.wait(10)
+
+    def fitting_thread():
+        graphed._checked_warmup(eager_step, ())
+        check_done.set()
+        other.join()
+        warnings.warn("a later warning of the fitting thread")
+
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        warnings.filterwarnings("ignore", message="a note the user silenced")
+        # The user silenced PyTorch's check; the step's check sees it all the same.
+        warnings.filterwarnings("ignore", message="called a synchronizing")
+        warnings.showwarning = show
+        filters = list(warnings.filters)
+        other = threading.Thread(target=other_thread)
+        fitting = threading.Thread(target=fitting_thread)
+        other.start()
+        fitting.start()
+        fitting.join()
+        assert warnings.filters == filters
+    assert "called a synchronizing CUDA operation" in graphed.failure
+    assert f"test_graphs.py:{places[0]}" in graphed.failure
+    assert shown[0] == "a note of the step"
+    assert re.match(WARNING_MESSAGE, shown[1])
+    assert shown[2:] == ["a later warning of the fitting thread"]
 
 
 def test_how_the_steps_ran_is_said_plainly():
