@@ -252,6 +252,24 @@ def test_skorch_objects_and_optimizer_params_round_trip(tmp_path):
     assert len(loaded.history_) == 4
 
 
+@pytest.mark.parametrize("optimizer", [torch.optim.SGD, torch.optim.AdamW, torch.optim.RMSprop])
+def test_optimizers_and_skorch_callbacks_are_on_the_allow_list(tmp_path, optimizer):
+    from skorch.callbacks import GradientNormClipping, LRScheduler
+
+    X, y = _data(SHAPES["eegnet"])
+    net = _net("eegnet", max_epochs=2, optimizer=optimizer, criterion=nn.CrossEntropyLoss,
+               callbacks=[EpochScoring("accuracy", on_train=True, name="train_acc"),
+                          LRScheduler(policy=torch.optim.lr_scheduler.ReduceLROnPlateau),
+                          GradientNormClipping(1.0)]).fit(X, y)
+    skkgp.save(net, tmp_path / "m.skkgp")
+    loaded = skkgp.load(tmp_path / "m.skkgp")
+    assert type(loaded.optimizer_) is optimizer
+    assert [type(cb) for cb in loaded.callbacks] == [type(cb) for cb in net.callbacks]
+    assert loaded.callbacks[1].policy is torch.optim.lr_scheduler.ReduceLROnPlateau
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+    loaded.partial_fit(X, y)
+
+
 def test_loaded_estimator_clones_and_refits(fitted, tmp_path):
     net, X = fitted["eegnet"]
     skkgp.save(net, tmp_path / "m.skkgp")
@@ -458,7 +476,161 @@ def test_class_path_must_name_the_class_where_it_is_defined(tmp_path):
     path = tmp_path / "forged.skkgp"
     _forged_callback(path, {"__object__": "skkgp.classifier:NeuralNetClassifier",
                             "kwargs": {}})
-    with pytest.raises(ValueError, match="skorch.classifier:NeuralNetClassifier"):
+    with pytest.raises(ValueError, match="skkgp.classifier:NeuralNetClassifier.*allow-list"):
+        skkgp.load(path)
+
+
+def _sgd():
+    return {"__object__": "torch.optim.sgd:SGD",
+            "kwargs": {"params": {"__list__": [{"__tensor__": "t0"}]}, "lr": 0.1}}
+
+
+def _linear(n):
+    return {"__object__": "torch.nn.modules.linear:Linear",
+            "kwargs": {"in_features": n, "out_features": n}}
+
+
+# Classes inside the packages skkgp trusts that skkgp.save never writes: each is refused
+# before it is created, whatever its constructor would do.
+NOT_MODEL_PARTS = [
+    # A results store pointed at a folder of the victim's.
+    ("store", {"__object__": "skkgp.reproduce.store:ResultStore", "kwargs": {"out": "/"}}),
+    # A scheduler that calls a class named in the file while it is being built.
+    ("lambda-lr", {"__object__": "torch.optim.lr_scheduler:LambdaLR", "kwargs": {
+        "optimizer": _sgd(),
+        "lr_lambda": {"__class__": "skkgp.reproduce.store:ResultStore"}}}),
+    ("data-parallel", {"__object__": "torch.nn.parallel.data_parallel:DataParallel",
+                       "kwargs": {"module": _linear(2)}}),
+    ("ddp", {"__object__": "torch.nn.parallel.distributed:DistributedDataParallel",
+             "kwargs": {"module": _linear(2)}}),
+    ("interrupt-watch", {"__object__": "skkgp.reproduce.interrupt:InterruptWatch",
+                         "kwargs": {}}),
+    # 4 TB of weights asked for by a file of a few kB.
+    ("huge-linear", _linear(10**6)),
+    ("lambda-lr-class", {"__class__": "torch.optim.lr_scheduler:LambdaLR"}),
+]
+
+
+@pytest.mark.parametrize(("what", "forged"), NOT_MODEL_PARTS, ids=[n[0] for n in NOT_MODEL_PARTS])
+def test_classes_save_never_writes_are_refused(tmp_path, what, forged):
+    path = tmp_path / "forged.skkgp"
+    _forged_callback(path, forged)
+
+    def add_tensor(payload):
+        payload["tensors"]["t0"] = torch.zeros(1)
+        _reseal(payload)
+
+    _rewrite(path, add_tensor)
+    name = forged.get("__object__", forged.get("__class__"))
+    with pytest.raises(ValueError, match=rf"{re.escape(name)}', which is not on skkgp's allow"):
+        skkgp.load(path)
+
+
+def test_zoo_classes_are_networks_not_objects(tmp_path):
+    # A zoo network is rebuilt from its stored record only, where its weights bound its
+    # size; as a plain object it would be built at whatever size the file says.
+    path = tmp_path / "forged.skkgp"
+    _forged_callback(path, {"__object__": "skkgp.models.ccnn:CCNN",
+                            "kwargs": {"num_classes": 10**12}})
+    with pytest.raises(ValueError, match="skkgp.models.ccnn:CCNN.*network.*not an object"):
+        skkgp.load(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("predict", {"__class__": "skkgp.transforms:ToGrid"}),  # shadows a method
+        ("__class__", {"__class__": "skkgp.transforms:ToGrid"}),  # swaps the class
+        ("_fitted", 1),
+        ("history", 1),  # a skorch property
+    ],
+)
+def test_fitted_attributes_are_only_those_save_writes(eegnet_file, name, value):
+    *_, path = eegnet_file
+
+    def plant(payload):
+        meta = json.loads(payload["meta"])
+        meta["estimator"]["fitted"][name] = value
+        payload["meta"] = json.dumps(meta)
+        _reseal(payload)
+
+    _rewrite(path, plant)
+    with pytest.raises(ValueError, match=rf"fitted attribute {re.escape(name)!r}"):
+        skkgp.load(path)
+
+
+def _resize(path, change):
+    def doctor(payload):
+        meta = json.loads(payload["meta"])
+        change(meta)
+        payload["meta"] = json.dumps(meta)
+        _reseal(payload)
+
+    _rewrite(path, doctor)
+
+
+def test_declared_network_size_is_checked_against_the_stored_weights(fitted, tmp_path):
+    # A CCNN said to have 10**12 classes would need terabytes for its last layer; the
+    # file holds weights for 2. The network is built of shapes only, given the stored
+    # weights' shapes, and allocated only then: as large as the file's weights.
+    net, X = fitted["ccnn"]
+    path = tmp_path / "m.skkgp"
+    skkgp.save(net, path)
+    _resize(path, lambda meta: meta["modules"][0]["kwargs"].update(num_classes=10**12))
+    np.testing.assert_array_equal(skkgp.load(path).predict_proba(X), net.predict_proba(X))
+
+    def layers_too(meta):
+        layers = meta["modules"][0]["layers"]
+        head = next(name for name, layer in layers.items()
+                    if layer["attrs"].get("out_features") == 2)
+        layers[head]["attrs"]["out_features"] = 10**12
+
+    _resize(path, layers_too)
+    with pytest.raises(ValueError, match=r"do not fit.*weight has shape \(2, .*imply "
+                                         r"\(1000000000000, "):
+        skkgp.load(path)
+
+
+def test_network_built_from_parameters_is_never_allocated(fitted, tmp_path):
+    # A fitted net is restored from its stored network; the one its parameters describe
+    # (module__* and the inferred module_kwargs_) is never built, whatever its size.
+    net, X = fitted["ccnn"]
+    path = tmp_path / "m.skkgp"
+    skkgp.save(net, path)
+
+    def huge(meta):
+        meta["estimator"]["params"]["module__num_classes"] = 10**12
+        meta["estimator"]["fitted"]["module_kwargs_"]["__dict__"]["num_classes"] = 10**12
+
+    _resize(path, huge)
+    loaded = skkgp.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        # numpy.void(n) allocates n bytes (up to 2 GB a scalar).
+        ({"__npscalar__": "|V8", "value": 2**31 - 1}, "dtype '|V8'"),
+        ({"__npscalar__": "|O", "value": 1}, "dtype '|O'"),
+        ({"__ndarray_items__": ["a"], "dtype": "<U500000000", "shape": [1]},
+         "dtype '<U500000000'"),
+        ({"__ndarray__": "planted", "dtype": "|V8"}, "dtype '|V8'"),
+    ],
+    ids=["void-scalar", "object-scalar", "wide-strings", "void-array"],
+)
+def test_numpy_dtypes_are_only_those_save_writes(eegnet_file, value, match):
+    *_, path = eegnet_file
+
+    def plant(payload):
+        meta = json.loads(payload["meta"])
+        meta["estimator"]["fitted"]["planted_"] = value
+        payload["meta"] = json.dumps(meta)
+        payload["tensors"]["planted"] = torch.zeros(8, dtype=torch.uint8)
+        _reseal(payload)
+
+    _rewrite(path, plant)
+    with pytest.raises(ValueError, match=re.escape(match)):
         skkgp.load(path)
 
 

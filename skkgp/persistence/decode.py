@@ -9,9 +9,8 @@ its weights. The file layout is described in :mod:`skkgp.persistence`.
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import functools
 import json
-import types
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,33 +24,99 @@ from skkgp._training import lay_out
 from skkgp.persistence.encode import (
     FORMAT,
     LAYER_ATTRIBUTES,
+    NET_BOOKKEEPING,
     VERSION,
     checksum,
     class_path,
 )
-from skkgp.pruning.masks import restore_masks, state_attribute
+from skkgp.pruning.masks import effective_tensor, restore_masks, state_attribute
 
-__all__ = ["Decoder", "check_payload", "first_line", "is_allowed"]
+__all__ = ["Decoder", "allowed_classes", "check_payload", "first_line"]
 
-# Exact classes from skorch and scikit-learn that may be re-created from a file: other
-# skorch callbacks load or write files (LoadInitState, Checkpoint), so no prefix rule.
-_SKORCH_ALLOWED = {
-    "skorch.dataset:Dataset",
-    "skorch.dataset:ValidSplit",
-    "skorch.callbacks.logging:EpochTimer",
-    "skorch.callbacks.logging:PrintLog",
-    "skorch.callbacks.logging:ProgressBar",
-    "skorch.callbacks.scoring:EpochScoring",
-    "skorch.callbacks.scoring:BatchScoring",
-    "skorch.callbacks.scoring:PassthroughScoring",
-    "skorch.callbacks.training:EarlyStopping",
-    "skorch.callbacks.lr_scheduler:LRScheduler",
-    "skorch.callbacks.regularization:GradientNormClipping",
-    "torch.utils.data.dataloader:DataLoader",
-    "sklearn.pipeline:Pipeline",
-}
-# Packages whose classes are safe to construct from plain arguments.
-_ALLOWED_PREFIXES = ("skkgp.", "torch.nn.", "torch.optim.")
+# Learning-rate policies skorch's LRScheduler may name; LambdaLR and MultiplicativeLR
+# call a function of the caller's, and the chaining ones hold other schedulers, so
+# neither kind is ever in a file skkgp.save writes.
+_SCHEDULERS = ("StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
+               "PolynomialLR", "CosineAnnealingLR", "ReduceLROnPlateau", "CyclicLR",
+               "OneCycleLR", "CosineAnnealingWarmRestarts")
+
+# Criteria: torch's losses that hold no layer of their own (LinearCrossEntropyLoss and
+# AdaptiveLogSoftmaxWithLoss build one as large as their arguments say) and call no
+# function of the caller's (TripletMarginWithDistanceLoss does).
+_LOSSES = ("L1Loss", "NLLLoss", "PoissonNLLLoss", "GaussianNLLLoss", "KLDivLoss", "MSELoss",
+           "BCELoss", "BCEWithLogitsLoss", "HingeEmbeddingLoss", "MultiLabelMarginLoss",
+           "SmoothL1Loss", "HuberLoss", "SoftMarginLoss", "CrossEntropyLoss",
+           "MultiLabelSoftMarginLoss", "CosineEmbeddingLoss", "MarginRankingLoss",
+           "MultiMarginLoss", "TripletMarginLoss", "CTCLoss")
+# numpy kinds a file may hold: numbers, and text in arrays of labels. A void dtype
+# (numpy.void(n) allocates n bytes) or an object dtype is never written.
+_SCALAR_KINDS = "biufcUS"
+_ARRAY_KINDS = "biufc"
+_ITEM_KINDS = "UO"
+
+
+@functools.cache
+def allowed_classes() -> dict[str, type]:
+    """Every class :func:`skkgp.save` writes, by path: all that a file may name.
+
+    The zoo's networks, skkgp's estimators, transformers and callbacks, torch's losses,
+    optimizers and learning-rate policies, and the skorch and scikit-learn helpers that
+    skkgp's estimators take. Each was read for what its constructor does: it stores its
+    arguments and nothing else (no files, processes, imports or calls of an argument).
+    A network class is built only from its stored record (see :meth:`Decoder.module`).
+
+    Returns
+    -------
+    classes : dict of str to type
+        ``module:qualname`` -> class.
+    """
+    from skorch.callbacks import (
+        BatchScoring,
+        EarlyStopping,
+        EpochScoring,
+        EpochTimer,
+        GradientNormClipping,
+        LRScheduler,
+        PassthroughScoring,
+        PrintLog,
+        ProgressBar,
+    )
+    from skorch.dataset import Dataset, ValidSplit
+    from sklearn.pipeline import Pipeline
+    from torch.utils.data import DataLoader
+
+    from skkgp._training import TensorBatchIterator, TensorData
+    from skkgp.classifier import EEGClassifier
+    from skkgp.knowledge.recovery import KnowledgeGuidedClassifier
+    from skkgp.models import MODELS
+    from skkgp.pruner import KnowledgeGuidedPruner
+    from skkgp.pruning.nsfp import NetworkSlimming
+    from skkgp.pruning.report import PruningReport
+    from skkgp.pruning.sfp import SoftFilterPruning
+    from skkgp.reproduce.progress import EpochBar
+    from skkgp.transforms import (
+        BandDifferentialEntropy,
+        BaselineRemoval,
+        ChannelStandardizer,
+        ToGrid,
+    )
+
+    losses = [getattr(nn, name) for name in _LOSSES if hasattr(nn, name)]
+    optimizers = [cls for cls in vars(torch.optim).values()
+                  if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)
+                  and cls is not torch.optim.Optimizer]
+    schedulers = [getattr(torch.optim.lr_scheduler, name) for name in _SCHEDULERS
+                  if hasattr(torch.optim.lr_scheduler, name)]
+    classes = [
+        EEGClassifier, KnowledgeGuidedClassifier, KnowledgeGuidedPruner, Pipeline,
+        BandDifferentialEntropy, BaselineRemoval, ChannelStandardizer, ToGrid,
+        *MODELS.values(), *losses, *optimizers, *schedulers,
+        TensorBatchIterator, TensorData, Dataset, ValidSplit, DataLoader,
+        BatchScoring, EarlyStopping, EpochScoring, EpochTimer, GradientNormClipping,
+        LRScheduler, PassthroughScoring, PrintLog, ProgressBar,
+        NetworkSlimming, SoftFilterPruning, EpochBar, PruningReport,
+    ]
+    return {class_path(cls): cls for cls in classes}
 
 
 def first_line(error: BaseException) -> str:
@@ -96,43 +161,6 @@ def check_payload(payload: Any, path: Path) -> dict:
     return meta
 
 
-def is_allowed(path: str) -> bool:
-    """Whether the class at ``path`` (``module:qualname``) may be re-created from a file."""
-    module = path.split(":", 1)[0]
-    if "__main__" in module.split("."):
-        return False  # importing a __main__ module may run a program
-    return path in _SKORCH_ALLOWED or (module + ".").startswith(_ALLOWED_PREFIXES)
-
-
-def import_path(path: str) -> Any:
-    """The class defined at ``path`` (``module:qualname``), looked up without detours.
-
-    Only the module part is imported; the qualname is followed through classes only (a
-    hop through a module, such as ``skkgp.export:np.f2py.subprocess.Popen``, would leave
-    the allow-listed package), and the class found must be defined at ``path`` itself,
-    so the allow-list judges where a class really lives, not where it was imported.
-
-    Raises
-    ------
-    ImportError, AttributeError
-        If the module or an attribute does not exist.
-    LookupError
-        If the path leads through a module or to something that is not a class
-        defined at ``path``.
-    """
-    module_name, _, qualname = path.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-        if isinstance(obj, types.ModuleType):
-            raise LookupError(f"{part!r} is the module {obj.__name__}, not a class")
-    if not isinstance(obj, type):
-        raise LookupError(f"it is a {type(obj).__name__}, not a class")
-    if class_path(obj) != path:
-        raise LookupError(f"it is {class_path(obj)}, imported there")
-    return obj
-
-
 class Decoder:
     """Rebuilds estimators and networks from the tree and tensors of a file."""
 
@@ -148,27 +176,13 @@ class Decoder:
     def resolve(self, path: str, *, base: type | None = None, what: str = "class") -> type:
         if not isinstance(path, str) or ":" not in path:
             raise ValueError(f"The model file is damaged: bad class reference {path!r}.")
-        if path in self.trusted:
-            cls = self.trusted[path]
-        elif is_allowed(path):
-            try:
-                cls = import_path(path)
-            except (ImportError, AttributeError):
-                raise ValueError(
-                    f"The model file names {what} {path!r}, which this installation does "
-                    "not have (saved with another version of skkgp or torch?)."
-                ) from None
-            except LookupError as error:
-                raise ValueError(
-                    f"The model file names {what} {path!r}, which is not on skkgp's "
-                    f"allow-list: {error}. skkgp.save stores every class under the path "
-                    "where it is defined, so this file was edited; nothing was created."
-                ) from None
-        else:
+        cls = self.trusted.get(path) or allowed_classes().get(path)
+        if cls is None:
             raise ValueError(
-                f"The model file names {what} {path!r}, which is not on skkgp's allow-list. "
-                "Loading would import and run it; if you trust this file, pass the class "
-                f"itself: skkgp.load(path, trusted_classes=[{path.split(':')[-1]}])."
+                f"The model file names {what} {path!r}, which is not on skkgp's allow-list "
+                "of the classes skkgp.save writes; nothing was created. If you trust this "
+                "file, pass the class itself: "
+                f"skkgp.load(path, trusted_classes=[{path.split(':')[-1]}])."
             )
         if not isinstance(cls, type) or (base is not None and not issubclass(cls, base)):
             raise ValueError(f"The model file names {path!r} as {what}, but it is not one.")
@@ -192,7 +206,11 @@ class Decoder:
         if tag == "__float__":
             return float(tree[tag])
         if tag == "__npscalar__":
-            return np.dtype(tree[tag]).type(self.value(tree["value"]))
+            dtype = numpy_dtype(tree[tag], _SCALAR_KINDS)
+            value = self.value(tree["value"])
+            if dtype.kind in "US" and not isinstance(value, (str, bytes)):
+                raise ValueError(f"The model file is damaged: a {dtype} scalar of {value!r}.")
+            return dtype.type(value)
         if tag == "__history__":
             from skorch.history import History
 
@@ -204,11 +222,20 @@ class Decoder:
         if tag == "__dict__":
             return {k: self.value(v) for k, v in tree[tag].items()}
         if tag == "__ndarray__":
+            dtype = numpy_dtype(tree["dtype"], _ARRAY_KINDS)
             array = self.tensor(tree[tag]).numpy().copy()
-            return array.astype(np.dtype(tree["dtype"]), copy=False)
+            return array.astype(dtype, copy=False)
         if tag == "__ndarray_items__":
             items = [self.value(v) for v in tree[tag]]
-            dtype = np.dtype(tree["dtype"])
+            dtype = numpy_dtype(tree["dtype"], _ITEM_KINDS)
+            widest = max((len(str(v)) for v in items), default=0)
+            if dtype.kind == "U" and dtype.itemsize > 4 * max(widest, 256):
+                # A label array is as wide as its longest label (or what its author
+                # chose); a width far beyond every item would only allocate memory.
+                raise ValueError(
+                    f"The model file is damaged: text array of dtype {tree['dtype']!r} for "
+                    f"items of at most {widest} characters."
+                )
             if dtype.kind == "O":
                 array = np.empty(len(items), dtype=object)
                 array[:] = items
@@ -237,6 +264,14 @@ class Decoder:
             return cls(**{k: self.value(v) for k, v in tree["fields"].items()})
         if tag == "__object__":
             cls = self.resolve(tree[tag], what="object class")
+            if issubclass(cls, nn.Module):
+                # A network is rebuilt from its record only, where its stored weights
+                # bound its size (see module()); skkgp.save never writes one as an object.
+                raise ValueError(
+                    f"The model file names {tree[tag]!r}, a network, as an object to create "
+                    "from arguments: skkgp.save stores networks as network records, not an "
+                    "object. It was edited; nothing was created."
+                )
             return cls(**{k: self.value(v) for k, v in tree["kwargs"].items()})
         raise ValueError(f"The model file is damaged: unknown entry {sorted(tree)!r}.")
 
@@ -250,12 +285,25 @@ class Decoder:
         try:
             cls = self.resolve(record["class"], base=nn.Module, what="network class")
             kwargs = {k: self.value(v) for k, v in record["kwargs"].items()}
-            module = cls(**kwargs)
             state = {k: self.tensor(v) for k, v in record["state_dict"].items()}
-            reshape_layers(module, record["layers"], state, record["masks"])
+            if record["class"] in self.trusted:
+                # The caller's own class may compute tensors in its constructor, which
+                # a network of shapes only would lose: it is built as it is.
+                module = cls(**kwargs)
+                reshape_layers(module, record["layers"], state, record["masks"])
+            else:
+                # The stored constructor arguments may promise any size: the network is
+                # first built of shapes only, given the stored weights' shapes, and
+                # only then allocated, as large as the weights in the file.
+                with torch.device("meta"):
+                    module = cls(**kwargs)
+                reshape_layers(module, record["layers"], state, record["masks"])
+                check_layer_shapes(module)
+                module = module.to_empty(device="cpu")
             restore_masks(module, record["masks"], state)
             module.load_state_dict(state, strict=True)
             check_layer_shapes(module)
+            check_all_stored(module, record["masks"])
         except KeyError as error:
             raise ValueError(f"The model file is damaged: missing key {error}.") from None
         except RuntimeError as error:
@@ -276,6 +324,8 @@ class Decoder:
             cls = self.resolve(record["class"], what="estimator class")
             if not issubclass(cls, (BaseEstimator, NeuralNet)):
                 raise ValueError(f"The model file names {record['class']!r} as an estimator.")
+            for name in record["fitted"]:
+                check_fitted_name(cls, name)
             params = {k: self.value(v) for k, v in record["params"].items()}
             fitted = {k: self.value(v) for k, v in record["fitted"].items()}
         except KeyError as error:
@@ -310,17 +360,48 @@ class Decoder:
         if "module_" not in record:
             return net
         module = self.value(record["module_"])
-        with warnings.catch_warnings():
-            # Re-initialising a net whose parameters were just set warns in skorch.
-            warnings.simplefilter("ignore")
-            net.initialize()
         # The layout fit would give it (channels_last): predictions round as when saved.
         channels_last = getattr(net, "channels_last", False)
-        module = lay_out(module, channels_last, net.device)
-        net.module_ = net.torch_compile(module.to(device), name="module")
+        module = lay_out(module, channels_last, net.device).to(device)
+
+        def stored_module():
+            net.module_ = module
+            return net
+
+        # initialize() would build the network the net's parameters describe (module__*,
+        # module_kwargs_), at whatever size they say, only to replace it: for this one
+        # call the stored network takes its place.
+        net.initialize_module = stored_module
+        try:
+            with warnings.catch_warnings():
+                # Re-initialising a net whose parameters were just set warns in skorch.
+                warnings.simplefilter("ignore")
+                net.initialize()
+        finally:
+            del net.initialize_module
+        net.module_ = net.torch_compile(module, name="module")
         net.initialize_optimizer()
         net.history_ = self.value(record["history_"])
         return net
+
+
+def check_fitted_name(cls: type, name: Any) -> None:
+    """Refuse a stored fitted attribute of ``cls`` that :func:`skkgp.save` never writes.
+
+    Fitted attributes are the estimator's own public ``name_`` attributes, less the
+    bookkeeping skorch rebuilds; a name of the class itself (a method, a property,
+    ``__class__``) would replace what the estimator does, not what it learned.
+    """
+    from skorch import NeuralNet
+
+    if (not isinstance(name, str) or not name.isidentifier() or not name.endswith("_")
+            or name.startswith("_") or hasattr(cls, name)
+            or (issubclass(cls, NeuralNet) and name in NET_BOOKKEEPING)):
+        raise ValueError(
+            f"The model file sets fitted attribute {name!r} of {cls.__name__}, which "
+            "skkgp.save never writes (fitted attributes are the estimator's own name_ "
+            "attributes): it was edited; nothing was created."
+        )
 
 
 def replay_requests(est: Any, record: Mapping) -> None:
@@ -368,6 +449,20 @@ def replay_requests(est: Any, record: Mapping) -> None:
         set_output(**output)
 
 
+def numpy_dtype(text: Any, kinds: str) -> np.dtype:
+    """The numpy dtype ``text`` names, refused unless its kind is one of ``kinds``."""
+    try:
+        dtype = np.dtype(str(text))
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in kinds:
+        raise ValueError(
+            f"The model file is damaged: it stores a value of dtype {text!r}, which "
+            "skkgp.save never writes there."
+        )
+    return dtype
+
+
 def reshape_layers(module: nn.Module, layers: Mapping, state: Mapping,
                     masks: Mapping) -> None:
     """Give every layer of a freshly built ``module`` the shapes it had when saved."""
@@ -395,7 +490,7 @@ def reshape_layers(module: nn.Module, layers: Mapping, state: Mapping,
         current = getattr(owner, attr, None)
         if not isinstance(current, torch.Tensor) or current.shape == tensor.shape:
             continue
-        replacement = torch.empty(tensor.shape, dtype=current.dtype)
+        replacement = torch.empty(tensor.shape, dtype=current.dtype, device=current.device)
         if isinstance(current, nn.Parameter):
             setattr(owner, attr, nn.Parameter(replacement, requires_grad=current.requires_grad))
         elif attr in owner._buffers:
@@ -424,6 +519,24 @@ def layer_attribute(layer: str, attr: str, value: Any) -> int | tuple[int, ...]:
             "or a tuple of ints belongs."
         )
     return value
+
+
+def check_all_stored(module: nn.Module, masks: Mapping) -> None:
+    """Refuse a network with buffers the file does not hold, and refresh masked tensors.
+
+    A network rebuilt of shapes only holds nothing but what its state dict loaded: a
+    buffer outside it (``persistent=False``) would be uninitialised memory. The masked
+    tensors (``weight = weight_orig * weight_mask``) are computed again from the
+    loaded ones.
+    """
+    stored = set(module.state_dict())
+    for name, _ in module.named_buffers():
+        if name not in stored:
+            raise RuntimeError(f"buffer {name!r} is not stored in the file")
+    for name, tensors in masks.items():
+        layer = module.get_submodule(name)
+        for tensor in tensors:
+            setattr(layer, tensor, effective_tensor(layer, tensor))
 
 
 def check_layer_shapes(module: nn.Module) -> None:

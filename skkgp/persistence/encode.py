@@ -24,8 +24,8 @@ from torch import nn
 from skkgp._training import uncompiled
 from skkgp.pruning.masks import mask_state_keys, masked_tensors
 
-__all__ = ["FORMAT", "VERSION", "LAYER_ATTRIBUTES", "Encoder", "Unrepresentable", "checksum",
-           "class_path"]
+__all__ = ["FORMAT", "VERSION", "LAYER_ATTRIBUTES", "NET_BOOKKEEPING", "Encoder",
+           "Unrepresentable", "checksum", "class_path"]
 
 #: Value of the ``format`` key of every skkgp model file.
 FORMAT = "skkgp"
@@ -50,8 +50,9 @@ LAYER_ATTRIBUTES = (
     "input_size",
 )
 
-# skorch bookkeeping rebuilt by ``initialize()``; not part of what a fit learned.
-_NET_SKIP = {
+#: skorch bookkeeping rebuilt by ``initialize()``: never stored as a fitted attribute
+#: (not part of what a fit learned).
+NET_BOOKKEEPING = frozenset({
     "initialized_",
     "virtual_params_",
     "init_context_",
@@ -62,7 +63,7 @@ _NET_SKIP = {
     "criterion_",
     "optimizer_",
     "history_",
-}
+})
 
 
 def checksum(fmt: str, version: int, kind: str, meta_text: str, tensors: Mapping) -> str:
@@ -158,7 +159,7 @@ class Encoder:
                     )
                     record["history_"] = {"__history__": []}
             names = [n for n in vars(est) if n.endswith("_") and not n.startswith("_")
-                     and n not in _NET_SKIP]
+                     and n not in NET_BOOKKEEPING]
         else:
             names = [n for n in vars(est) if n.endswith("_") and not n.startswith("_")]
         if drop_origin:
