@@ -19,16 +19,18 @@ File layout (a dict)::
     checksum  sha256 of meta and every tensor (name, dtype, shape, bytes)
 
 Classes are stored by the path where they are defined (``module:qualname``) and
-re-created on loading from an allow-list only: the zoo, skkgp's own classes, torch
-losses and optimizers, and a few skorch helpers. A stored path must name the class
-where it is defined (no hops through another module or an import), so an edited path
-cannot reach a class outside the allow-list. Any other class (your own
-``torch.nn.Module``, say) is loaded only when you pass it in ``trusted_classes``; a path
-in a file is never imported on its own.
+re-created on loading only when :func:`skkgp.save` writes them
+(``skkgp.persistence.decode.allowed_classes()``: the zoo, skkgp's estimators,
+transformers and callbacks, torch losses, optimizers and learning-rate policies, a
+few skorch helpers), looked up in that table: a path in a file is never imported.
+Any other class (your own ``torch.nn.Module``, say) is loaded only when you pass it
+in ``trusted_classes``. Networks are built of shapes first and allocated as large as
+their stored weights; fitted attributes and numpy dtypes are only those ``save``
+writes.
 
-The checksum catches damaged and edited files; it is not a signature (whoever edits
-a file can recompute it). Safety against a malicious file comes from the pickle-free
-format and the allow-list, and a file whose weights contradict its layers is refused.
+The checksum catches damaged files; it is not a signature (whoever edits a file can
+recompute it). Safety against a malicious file comes from the pickle-free format and
+these checks.
 The optimizer's state (e.g. Adam's moments) is not stored: training a loaded model
 further starts a fresh optimizer.
 """
@@ -143,10 +145,12 @@ def load(
         ``"cpu"`` (with a warning) when the file was saved on a GPU and none is
         available.
     trusted_classes : type or iterable of type, default=()
-        A class, or classes, outside the allow-list (skkgp's zoo and estimators, torch
-        losses and optimizers, a few skorch helpers) that the file may instantiate, such
-        as your own ``torch.nn.Module`` subclass. Matched by import path; nothing named in the
-        file is imported unless it is allow-listed or given here.
+        A class, or classes, outside the allow-list (the classes :func:`save` writes:
+        skkgp's zoo, estimators, transformers and callbacks, torch losses, optimizers
+        and learning-rate policies, a few skorch helpers) that the file may
+        instantiate, such as your own ``torch.nn.Module`` subclass. Matched by import
+        path; nothing named in the file is imported. A trusted network class is built
+        as its stored arguments say, before its weights are compared.
 
     Returns
     -------
