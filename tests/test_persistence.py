@@ -572,6 +572,38 @@ def test_fitted_attributes_are_only_those_save_writes(eegnet_file, name, value):
         skkgp.load(path)
 
 
+def test_deeply_nested_metadata_fails_clearly(eegnet_file):
+    # JSON nested thousands of levels deep exhausts Python's recursion limit while the
+    # file is read: a damaged file, named as such, not a RecursionError.
+    *_, path = eegnet_file
+    depth = 5000
+
+    def nest(payload):
+        deep = '{"__list__":[' * depth + '"x"' + "]}" * depth
+        payload["meta"] = payload["meta"].replace('"fitted":{', '"fitted":{"deep_":' + deep + ",", 1)
+        _reseal(payload)
+
+    _rewrite(path, nest)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}.*nested too deeply"):
+        skkgp.load(path)
+
+
+def test_network_that_contains_itself_is_refused(fitted, tmp_path):
+    net, _ = fitted["ccnn"]
+    path = tmp_path / "m.skkgp"
+    skkgp.save(net, path)
+
+    def loop(payload):
+        meta = json.loads(payload["meta"])
+        meta["modules"][0]["kwargs"]["dropout"] = {"__module__": 0}
+        payload["meta"] = json.dumps(meta)
+        _reseal(payload)
+
+    _rewrite(path, loop)
+    with pytest.raises(ValueError, match="network 0 contains itself"):
+        skkgp.load(path)
+
+
 def _resize(path, change):
     def doctor(payload):
         meta = json.loads(payload["meta"])

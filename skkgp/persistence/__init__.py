@@ -210,6 +210,8 @@ def load(
     decoder.module_records = meta["modules"]
     try:
         return decoder.estimator(meta["estimator"])
+    except RecursionError:
+        raise ValueError(f"{str(path)!r} is damaged: its metadata is nested too deeply.") from None
     except (TypeError, KeyError, AttributeError, IndexError) as error:
         raise ValueError(
             f"{str(path)!r} is damaged or inconsistent: rebuilding the estimator failed with "

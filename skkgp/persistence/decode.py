@@ -153,6 +153,8 @@ def check_payload(payload: Any, path: Path) -> dict:
         )
     try:
         meta = json.loads(payload["meta"])
+    except RecursionError:
+        raise ValueError(f"{where} is damaged: its metadata is nested too deeply.") from None
     except ValueError as error:
         raise ValueError(f"{where} is damaged: its metadata is not JSON ({error}).") from None
     for key in ("estimator", "modules"):
@@ -171,6 +173,7 @@ class Decoder:
         self.device = None if device is None else str(device)
         self.module_records: list = []
         self._modules: dict[int, nn.Module] = {}
+        self._building: set[int] = set()
 
     # -- classes -------------------------------------------------------------------
     def resolve(self, path: str, *, base: type | None = None, what: str = "class") -> type:
@@ -281,6 +284,9 @@ class Decoder:
             return self._modules[index]
         if not isinstance(index, int) or not 0 <= index < len(self.module_records):
             raise ValueError(f"The model file is damaged: no network number {index!r}.")
+        if index in self._building:
+            raise ValueError(f"The model file is damaged: network {index} contains itself.")
+        self._building.add(index)
         record = self.module_records[index]
         try:
             cls = self.resolve(record["class"], base=nn.Module, what="network class")
