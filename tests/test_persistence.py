@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import warnings
+import zipfile
 
 import joblib
 import numpy as np
@@ -601,6 +602,37 @@ def test_network_that_contains_itself_is_refused(fitted, tmp_path):
 
     _rewrite(path, loop)
     with pytest.raises(ValueError, match="network 0 contains itself"):
+        skkgp.load(path)
+
+
+def test_compressed_archive_entries_are_refused_unopened(eegnet_file, tmp_path):
+    # torch.load inflates deflated zip entries: a file of 100 kB can unpack to 100 MB
+    # of tensors (1000 to 1). skkgp.save stores every entry uncompressed.
+    *_, path = eegnet_file
+    packed = tmp_path / "packed.skkgp"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(packed, "w") as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info.filename),
+                            compress_type=zipfile.ZIP_DEFLATED)
+    with pytest.raises(ValueError, match=r"packed.skkgp.*compressed"):
+        skkgp.load(packed)
+
+
+def test_each_stored_tensor_is_used_once(eegnet_file):
+    # Every reference to a stored tensor makes a copy of it: a file that names its
+    # largest tensor a thousand times would make a thousand copies. skkgp.save writes
+    # a tensor per use.
+    *_, path = eegnet_file
+
+    def repeat(payload):
+        key = max(payload["tensors"], key=lambda k: payload["tensors"][k].numel())
+        meta = json.loads(payload["meta"])
+        meta["estimator"]["fitted"]["copies_"] = {"__list__": [{"__tensor__": key}] * 1000}
+        payload["meta"] = json.dumps(meta)
+        _reseal(payload)
+
+    _rewrite(path, repeat)
+    with pytest.raises(ValueError, match=r"tensor 't\d+' more than once"):
         skkgp.load(path)
 
 

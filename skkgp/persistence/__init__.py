@@ -181,6 +181,21 @@ def load(
             "(skkgp.save writes those; a legacy or plain pickle is refused unopened)."
         )
     try:
+        with zipfile.ZipFile(path) as archive:
+            packed = [entry.filename for entry in archive.infolist()
+                      if entry.compress_type != zipfile.ZIP_STORED]
+    except Exception as error:  # noqa: BLE001 - any failure to list it is a damaged file
+        raise ValueError(
+            f"{str(path)!r} is not a readable skkgp model file (truncated or corrupt "
+            f"archive): {first_line(error)}"
+        ) from None
+    if packed:
+        # torch.load inflates compressed entries: a small file could unpack to any size.
+        raise ValueError(
+            f"{str(path)!r} is not a skkgp model file: it holds compressed entries "
+            f"({packed[0]}, ...), which skkgp.save never writes; refused unopened."
+        )
+    try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ValueError(

@@ -174,6 +174,7 @@ class Decoder:
         self.module_records: list = []
         self._modules: dict[int, nn.Module] = {}
         self._building: set[int] = set()
+        self._used: set[str] = set()
 
     # -- classes -------------------------------------------------------------------
     def resolve(self, path: str, *, base: type | None = None, what: str = "class") -> type:
@@ -195,6 +196,14 @@ class Decoder:
     def tensor(self, key: str) -> torch.Tensor:
         if key not in self.tensors:
             raise ValueError(f"The model file is damaged: tensor {key!r} is missing.")
+        # skkgp.save writes a tensor per use; every use makes a copy, so a file naming
+        # one tensor many times would multiply its size.
+        if key in self._used:
+            raise ValueError(
+                f"The model file is damaged: it uses tensor {key!r} more than once, which "
+                "skkgp.save never writes."
+            )
+        self._used.add(key)
         return self.tensors[key]
 
     def value(self, tree: Any) -> Any:
