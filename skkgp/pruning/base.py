@@ -49,6 +49,12 @@ class LayerCollapseError(ValueError):
         self.layers = list(layers)
         self.largest_ratio = float(largest_ratio)
 
+    @property
+    def usable_ratio(self) -> float:
+        """:attr:`largest_ratio` rounded down to 4 decimals, so that the ratio shown
+        to a user is one that works (0 when none does)."""
+        return math.floor(self.largest_ratio * 1e4) / 1e4 or self.largest_ratio
+
     def __reduce__(self):
         # Pickle rebuilds an exception from its args, which hold the message only: a
         # worker process that sends this error must send every __init__ argument.

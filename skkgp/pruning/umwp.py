@@ -37,7 +37,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-import math
 
 from skkgp.pruning.base import LayerCollapseError, PruningMethod, PruningRequest
 from skkgp.pruning.counting import CONV_LAYER_TYPES, MAC_LAYER_TYPES
@@ -150,17 +149,17 @@ class UMWP(PruningMethod):
 def _collapse_error(ratio: float, emptied: list[str], largest: float,
                     global_pruning: bool) -> LayerCollapseError:
     ranking = "one threshold for all layers" if global_pruning else "a threshold per layer"
+    error = LayerCollapseError("", emptied, largest)
     if largest <= 0:
         advice = "no ratio leaves every layer a weight: these layers have none left."
     else:
-        # Printed rounded down, so that the ratio shown is one that works.
-        shown = math.floor(largest * 1e4) / 1e4 or largest
         advice = (
-            f"the largest ratio at which every layer keeps a weight is {shown:g}; pass at "
-            "most that" + (", or global_pruning=False." if global_pruning else ".")
+            f"the largest ratio at which every layer keeps a weight is "
+            f"{error.usable_ratio:g}; pass at most that"
+            + (", or global_pruning=False." if global_pruning else ".")
         )
-    return LayerCollapseError(
+    error.args = (
         f"method='umwp' at ratio {ratio:g} ({ranking}) would mask every weight of "
         f"{emptied}, which would then output a constant whatever the input: {advice}",
-        emptied, largest,
     )
+    return error

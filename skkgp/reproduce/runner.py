@@ -308,10 +308,15 @@ def _run_cell(group: OriginGroup, origin, cell: Cell, data: _FoldData,
         except LayerCollapseError as error:
             # The ratio is an option of the run: a bad option, not a crash (exit status 2,
             # the same in this process, in a --workers process and on Dask).
+            # Advice in the command line's terms, not the Python API's.
             option = "--prune-ratio" if cell.ratio is None else "--ratios"
+            advice = (f"pass at most {error.usable_ratio:g}" if error.largest_ratio > 0
+                      else "no ratio leaves every layer a weight")
             raise ConfigError(
                 f"{option} {group.config.ratio_of(cell):g} is too large for {cell.model} "
-                f"with {cell.method} (seed {group.config.seed}, fold {group.fold}): {error}"
+                f"with {cell.method} (seed {group.config.seed}, fold {group.fold}): it "
+                f"would mask every weight of {', '.join(error.layers)}, which would then "
+                f"output a constant; {advice}."
             ) from error
         watch.check()
 
