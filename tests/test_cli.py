@@ -699,6 +699,10 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
 
 
 # ---------------------------------------------------------------- Ctrl-C
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("stage", "epochs", "recovery_epochs"), [
     ("origin", "150", "1"),
     ("baseline recovery", "1", "150"),
@@ -715,9 +719,12 @@ def test_ctrl_c_during_a_fit_saves_no_result_and_exits_130(tmp_path, stage, epoc
     stderr_path = tmp_path / "stderr"
     with open(stderr_path, "w") as stderr:
         # A session of its own: SIGINT goes to its process group, as a terminal's Ctrl-C.
+        # SIGINT's default action, as in a terminal's foreground job: run from a shell's
+        # background job (`pytest ... &`), the test would pass on the ignored SIGINT that
+        # such jobs inherit, and Python keeps ignoring it.
         process = subprocess.Popen([sys.executable, "-m", "skkgp", *argv], env=env,
                                    stdout=subprocess.DEVNULL, stderr=stderr,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 120
         # A few epochs of the first fit of that stage have run.
