@@ -173,6 +173,7 @@ def simulate_subject(
     scale: float = 10.0,
     shortcut_effect: float = 0.0,
     shortcut_sign: np.ndarray | None = None,
+    emg_rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One simulated subject in DEAP's layout (see :func:`make_deap_like`).
 
@@ -194,11 +195,13 @@ trial_variability : float
     shortcut_effect : float, default=0.0
         Log-amplitude change of the shortcut EMG at the extreme valence ratings (see
         :func:`make_deap_like`); 0 adds no shortcut (and draws nothing for it). The EMG
-        is drawn from a fresh child of ``rng``'s seed sequence at each call, not from
-        ``rng``: its other draws are those of the subject without the shortcut, and two
-        calls with one ``rng`` give two independent EMG signals.
+        is drawn from ``emg_rng``, not from ``rng``: the other draws are those of the
+        subject without the shortcut.
     shortcut_sign : ndarray of int, shape (n_trials,), optional
         +1 where the EMG rises with valence, -1 where it falls; all +1 when omitted.
+    emg_rng : numpy.random.Generator, optional
+        Source of the shortcut EMG. By default a fresh child of ``rng``'s seed sequence
+        at each call, so two calls with one ``rng`` give two independent EMG signals.
 
     Returns
     -------
@@ -207,36 +210,8 @@ trial_variability : float
     labels : ndarray of float64, shape (n_trials, 4)
         Ratings 1-9: valence, arousal, dominance, liking.
     """
-    emg_rng = (np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
-               if shortcut_effect > 0 else None)
-    return _simulate_subject(
-        rng, emg_rng, n_trials, n_samples, baseline_samples=baseline_samples, sfreq=sfreq,
-        valence_effect=valence_effect, arousal_effect=arousal_effect, noise=noise,
-        subject_variability=subject_variability, blink_rate=blink_rate,
-        trial_variability=trial_variability, scale=scale, shortcut_effect=shortcut_effect,
-        shortcut_sign=shortcut_sign,
-    )
-
-
-def _simulate_subject(
-    rng: np.random.Generator,
-    emg_rng: np.random.Generator | None,
-    n_trials: int = DEAP_N_TRIALS,
-    n_samples: int = DEAP_TRIAL_SAMPLES,
-    *,
-    baseline_samples: int = DEAP_BASELINE_SAMPLES,
-    sfreq: float = DEAP_SFREQ,
-    valence_effect: float = 0.45,
-    arousal_effect: float = 0.3,
-    noise: float = 1.0,
-    subject_variability: float = 0.3,
-    blink_rate: float = 0.3,
-    trial_variability: float = 0.4,
-    scale: float = 10.0,
-    shortcut_effect: float = 0.0,
-    shortcut_sign: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`simulate_subject`, with the shortcut EMG drawn from ``emg_rng``."""
+    if emg_rng is None and shortcut_effect > 0:
+        emg_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
     shape = (n_trials, _N_EEG, n_samples)
     freqs = np.fft.rfftfreq(n_samples, 1.0 / sfreq)
     time = np.arange(n_samples)
@@ -377,8 +352,8 @@ def _simulated_subjects(rngs, n_trials, n_samples, params, signs=None
         extra = {} if signs is None else {"shortcut_sign": signs[number - 1]}
         # Each rng here makes one subject: its EMG generator is derived from its seed,
         # so that a random_state always gives the same data.
-        data, labels = _simulate_subject(rng, _side_generator(rng, 1), n_trials, n_samples,
-                                         **params, **extra)
+        data, labels = simulate_subject(rng, n_trials, n_samples, **params, **extra,
+                                        emg_rng=_side_generator(rng, 1))
         yield number, data, labels, f"simulated subject {number}"
 
 
