@@ -38,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from skkgp import EEGClassifier
@@ -50,7 +49,7 @@ from skkgp.reproduce.data import DataSpec, fold_indices, input_shape, load_windo
 from skkgp.reproduce.estimate import grid_work, knowledge_inputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from step_host import NO_KERNEL  # noqa: E402  (the sibling benchmark module)
+from step_host import OperationCount  # noqa: E402  (the sibling benchmark module)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,26 +64,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class StepCount(TorchDispatchMode):
-    """FLOPs and kernel-launching operations dispatched inside the block."""
+class StepCount(OperationCount):
+    """:class:`step_host.OperationCount`, and the FLOPs of what it counts."""
 
     def __init__(self):
         super().__init__()
         self.flops = 0
-        self.ops: Counter = Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = super().__torch_dispatch__(func, types, args, kwargs)
         formula = flop_registry.get(func._overloadpacket)
         if formula is not None:
             self.flops += formula(*args, **kwargs, out_val=out)
-        self.ops[func.__name__.split(".")[0]] += 1
         return out
-
-    @property
-    def kernels(self) -> int:
-        return sum(n for name, n in self.ops.items() if name not in NO_KERNEL)
 
 
 def _count(function) -> tuple[int, int]:
