@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import types
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,7 +57,8 @@ _ITEM_KINDS = "UO"
 
 
 @functools.cache
-def allowed_classes() -> dict[str, type]:
+@functools.cache
+def allowed_classes() -> Mapping[str, type]:
     """Every class :func:`skkgp.save` writes, by path: all that a file may name.
 
     The zoo's networks, skkgp's estimators, transformers and callbacks, torch's losses,
@@ -67,8 +69,9 @@ def allowed_classes() -> dict[str, type]:
 
     Returns
     -------
-    classes : dict of str to type
-        ``module:qualname`` -> class.
+    classes : mapping of str to type
+        ``module:qualname`` -> class (read-only, built once: every class reference
+        of every file is looked up in it).
     """
     from skorch.callbacks import (
         BatchScoring,
@@ -116,7 +119,7 @@ def allowed_classes() -> dict[str, type]:
         LRScheduler, PassthroughScoring, PrintLog, ProgressBar,
         NetworkSlimming, SoftFilterPruning, EpochBar, PruningReport,
     ]
-    return {class_path(cls): cls for cls in classes}
+    return types.MappingProxyType({class_path(cls): cls for cls in classes})
 
 
 def first_line(error: BaseException) -> str:
